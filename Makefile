@@ -1,0 +1,48 @@
+# One entry point for people and CI. Every target works on a fresh machine:
+# it builds the virtualenv in .venv from nothing before doing anything else.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: all install demo test check bench browser clean
+
+all: check test
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian's Chromium drives the agent-console browser tests; Playwright's own
+# browser download cannot work here, so the system one is used.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+demo: $(STAMP)
+	$(BIN)/datadesk db upgrade
+	$(BIN)/datadesk crm seed-demo
+	$(BIN)/datadesk run --chat
+
+test: $(STAMP) browser
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+check: $(STAMP)
+	$(BIN)/ruff check bot backend tests bench
+	$(BIN)/ruff format --check bot backend tests bench
+	$(BIN)/mypy bot backend
+	$(BIN)/datadesk dialogs check dialogs
+	$(BIN)/datadesk locales check
+
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,74 @@
+"""Assembles the backend's aiohttp application from one module per feature.
+
+Each module in ``ROUTE_MODULES`` exposes ``setup(app)`` which adds its routes.
+Everything under ``/api/`` needs the service token (``Authorization: Bearer``);
+errors are JSON ``{"error": {"code", "message", ...}}`` with a stable code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from backend.api.http import MAX_BODY_BYTES, SERVICES, json_response
+from backend.crypto import constant_time_equal
+from backend.errors import ApiError, PayloadTooLarge, Unauthorized
+from backend.services import Services
+
+log = logging.getLogger(__name__)
+
+ROUTE_MODULES: tuple[str, ...] = ("backend.api.health",)
+
+# Routes under /api/ that answer without the service token.
+PUBLIC_API_PATHS = frozenset({"/api/v1/openapi.yaml"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every failure into a JSON answer with a code; never let one escape as HTML."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return json_response(exc.to_json(), status=exc.status)
+    except web.HTTPRequestEntityTooLarge:
+        err = PayloadTooLarge(f"request body over {MAX_BODY_BYTES} bytes")
+        return json_response(err.to_json(), status=err.status)
+    except web.HTTPException as exc:
+        if not request.path.startswith("/api/") or exc.status < 400:
+            raise
+        code = exc.reason.lower().replace(" ", "_")
+        return json_response({"error": {"code": code, "message": exc.reason}}, status=exc.status)
+    except Exception:
+        # The path, never the body: bodies carry personal data.
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        body = {"error": {"code": "internal_error", "message": "internal error"}}
+        return json_response(body, status=500)
+
+
+@web.middleware
+async def service_token_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Reject /api/ calls without the service token, in constant time."""
+    if request.path.startswith("/api/") and request.path not in PUBLIC_API_PATHS:
+        expected = request.app[SERVICES].settings.service_token
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if not expected or scheme.lower() != "bearer" or not constant_time_equal(token, expected):
+            raise Unauthorized("missing or wrong service token", code="unauthorized")
+    return await handler(request)
+
+
+def create_app(services: Services) -> web.Application:
+    """The backend application for ``services``; start it with any aiohttp runner."""
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES,
+        middlewares=[errors_middleware, service_token_middleware],
+    )
+    app[SERVICES] = services
+    for name in ROUTE_MODULES:
+        importlib.import_module(name).setup(app)
+    return app

@@ -1,0 +1,118 @@
+"""The ``datadesk`` command: one entry point for operators, product teams and CI.
+
+Each sub-command names the function that carries it out as ``module:function``;
+the module is imported only when that command runs, so ``datadesk dialogs
+check`` does not load the database drivers. A command function takes the
+parsed arguments and the settings and returns the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+from backend.settings import Settings, SettingsError
+
+AddArgs = Callable[[argparse.ArgumentParser], None]
+
+
+def _none(_: argparse.ArgumentParser) -> None:
+    return None
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--chat",
+        action="store_true",
+        help="without a Telegram token, open the dialogs in this terminal",
+    )
+    p.add_argument("--concurrency", type=int, default=1, help="requests the worker runs at once")
+
+
+def _worker_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--concurrency", type=int, default=1, help="requests run at once")
+    p.add_argument("--once", action="store_true", help="drain the queue, then exit")
+
+
+def _chat_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lang", default=None, help="locale to start in (en, lv, ru, zh_Hans, zh_Hant)")
+
+
+def _file_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="CRM JSON file (see README)")
+
+
+def _ref_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("ref", help="customer reference, e.g. C-1001")
+
+
+def _dir_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dir", nargs="?", default=None, help="dialogs folder (default: dialogs/)")
+
+
+def _agent_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="login name")
+    p.add_argument("--role", choices=("agent", "supervisor"), default="agent")
+
+
+# (words, help, add-arguments, "module:function")
+COMMANDS: tuple[tuple[tuple[str, ...], str, AddArgs, str], ...] = (
+    (("run",), "backend, worker, bot and console in one process", _run_args, "backend.runner:run_all"),
+    (("backend",), "the backend HTTP API and agent console", _none, "backend.runner:run_backend"),
+    (("worker",), "a worker that carries out queued requests", _worker_args, "backend.runner:run_worker"),
+    (("bot",), "the Telegram channel", _none, "bot.runner:run_bot"),
+    (("chat",), "talk to the dialogs in this terminal", _chat_args, "bot.terminal:chat_command"),
+    (("db", "upgrade"), "migrate the backend and bot databases", _none, "backend.migrate:upgrade_command"),
+    (("crm", "import"), "import customers from a JSON file (all or nothing)", _file_arg, "backend.crm.cli:import_command"),
+    (("crm", "export"), "print one customer's record as JSON", _ref_arg, "backend.crm.cli:export_command"),
+    (("crm", "seed-demo"), "load the demo customers", _none, "backend.crm.cli:seed_demo_command"),
+    (("dialogs", "check"), "validate dialog files", _dir_arg, "bot.dialogs.cli:check_command"),
+    (("dialogs", "test"), "run the scripted dialog tests", _dir_arg, "bot.dialogs.cli:test_command"),
+    (("dialogs", "reload"), "tell running bots to reload dialog files", _none, "bot.dialogs.cli:reload_command"),
+    (("locales", "check"), "check every catalog is complete and consistent", _none, "bot.i18n.check:check_command"),
+    (("agents", "add"), "add a console user; password on stdin", _agent_args, "backend.console.cli:add_agent_command"),
+    (("audit", "verify"), "verify the audit log's hash chain", _none, "backend.audit:verify_command"),
+    (("purge",), "erase held data whose hold has ended", _none, "backend.retention:purge_command"),
+)  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="datadesk", description=__doc__.splitlines()[0])
+    groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
+    top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for words, help_text, add_args, target in COMMANDS:
+        subparsers = top
+        for depth, word in enumerate(words[:-1]):
+            key = " ".join(words[: depth + 1])
+            if key not in groups:
+                group = subparsers.add_parser(word, help=f"{word} commands")
+                groups[key] = group.add_subparsers(dest=f"sub{depth}", required=True, metavar="SUB")
+            subparsers = groups[key]
+        command = subparsers.add_parser(words[-1], help=help_text, description=help_text)
+        add_args(command)
+        command.set_defaults(target=target)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, load settings, run the command; return its exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"datadesk: {exc}", file=sys.stderr)
+        return 2
+    module_name, _, function_name = args.target.partition(":")
+    command: Callable[[argparse.Namespace, Settings], int] = getattr(
+        importlib.import_module(module_name), function_name
+    )
+    try:
+        return command(args, settings)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

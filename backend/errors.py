@@ -1,0 +1,107 @@
+"""The backend's exception tree. Every error shown to a client carries a stable code.
+
+    DatadeskError
+    ├── ApiError            an HTTP answer: status, stable ``code``, developer message, details
+    │   ├── BadRequest      400  (unknown request kind, malformed JSON, …)
+    │   ├── Unauthorized    401  (missing or wrong service token / session token)
+    │   ├── Forbidden       403
+    │   ├── NotFound        404
+    │   ├── Conflict        409
+    │   ├── PayloadTooLarge 413
+    │   ├── Invalid         422  (per-field codes in ``details["fields"]``)
+    │   └── TooManyRequests 429  (``details["retry_after"]`` in seconds)
+    ├── ConfigError         a file an operator or product team edits is wrong (``file:line: …``)
+    └── ConnectorError      the CRM connector failed (network, remote 5xx); retried by workers
+
+Codes are part of the HTTP contract (``docs/backend-api.md``): the bot maps
+them to catalog messages in the customer's language. Messages here are for
+developers and never contain personal data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DatadeskError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class ApiError(DatadeskError):
+    status = 500
+    default_code = "internal_error"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.details = details or {}
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": {"code": self.code, "message": self.message}}
+        if self.details:
+            body["error"].update(self.details)
+        return body
+
+
+class BadRequest(ApiError):
+    status = 400
+    default_code = "bad_request"
+
+
+class Unauthorized(ApiError):
+    status = 401
+    default_code = "unauthorized"
+
+
+class Forbidden(ApiError):
+    status = 403
+    default_code = "forbidden"
+
+
+class NotFound(ApiError):
+    status = 404
+    default_code = "not_found"
+
+
+class Conflict(ApiError):
+    status = 409
+    default_code = "conflict"
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    default_code = "payload_too_large"
+
+
+class Invalid(ApiError):
+    """422 with one code per field: ``details={"fields": {"phone": "invalid_phone"}}``."""
+
+    status = 422
+    default_code = "invalid"
+
+    def __init__(self, fields: dict[str, str], message: str = "some fields are invalid") -> None:
+        super().__init__(message, details={"fields": fields})
+        self.fields = fields
+
+
+class TooManyRequests(ApiError):
+    status = 429
+    default_code = "too_many_requests"
+
+
+class ConfigError(DatadeskError):
+    """A configuration or data file is wrong; ``str(err)`` is ``file:line: what is wrong``."""
+
+    def __init__(self, path: str, line: int | None, message: str) -> None:
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {message}")
+        self.path = path
+        self.line = line
+        self.message = message
+
+
+class ConnectorError(DatadeskError):
+    """The CRM connector could not complete a call; workers retry with back-off."""

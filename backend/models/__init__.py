@@ -1,0 +1,14 @@
+"""Every backend table, one module per feature. Importing this package registers them all.
+
+| module         | tables                                                       | migration          |
+|----------------|--------------------------------------------------------------|--------------------|
+| crm            | customers, phones, emails, addresses, consent, products, …   | 0001_crm           |
+| verification   | one-time-code challenges, rate counters, customer sessions   | 0002_verification  |
+| ledger         | requests (the queue), holds, notifications outbox            | 0003_ledger        |
+| audit          | hash-chained audit entries                                   | 0004_audit         |
+| console        | agents, console sessions, escalated chats, transcripts       | 0005_console       |
+"""
+
+from backend.models import audit, console, crm, ledger, verification
+
+__all__ = ["audit", "console", "crm", "ledger", "verification"]

@@ -1,0 +1,1 @@
+"""Tables of the console feature (see backend/models/__init__.py)."""

@@ -1,0 +1,1 @@
+"""Tables of the ledger feature (see backend/models/__init__.py)."""

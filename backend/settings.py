@@ -1,0 +1,170 @@
+"""Settings read from the ``DATADESK_*`` environment (see ``docs/operators.md``).
+
+The names and defaults are a contract shared with operators and other tools
+(``../shared/DESIGN.md``): add settings, never rename them. ``Settings.from_env``
+is the only place that reads the environment; everything else is handed a
+``Settings``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+PREFIX = "DATADESK_"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+REQUEST_KINDS = ("update_contact", "marketing_opt_out", "erasure")
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names the variable."""
+
+
+def _bool(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise SettingsError(f"{PREFIX}{name}: expected true or false, got {raw!r}")
+
+
+def _int(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{PREFIX}{name}: expected a whole number, got {raw!r}") from None
+
+
+def _choice(name: str, raw: str, allowed: tuple[str, ...]) -> str:
+    if raw not in allowed:
+        raise SettingsError(f"{PREFIX}{name}: expected one of {', '.join(allowed)}, got {raw!r}")
+    return raw
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything an operator can set. Paths are absolute once loaded."""
+
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    bot_database_url: str = ""
+    telegram_token: str | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    telegram_mode: str = "polling"
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    backend_url: str = ""
+    service_token: str = ""
+    sms_gateway: str = "console"
+    sms_gateway_url: str | None = None
+    sms_gateway_token: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "datadesk@localhost"
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    secret_key: str | None = None
+    jurisdiction: str = "EU-LV"
+    dialogs_dir: Path = REPO_ROOT / "dialogs"
+    locales_dir: Path = REPO_ROOT / "locales"
+    # Request kinds that wait in the back-office review queue before running.
+    review_kinds: frozenset[str] = field(default_factory=frozenset)
+    crm: str = "builtin"
+    crm_url: str | None = None
+    crm_token: str | None = None
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from ``environ`` (default ``os.environ``); raise SettingsError."""
+        env = dict(os.environ if environ is None else environ)
+
+        def get(name: str) -> str | None:
+            value = env.get(PREFIX + name)
+            return value if value not in (None, "") else None
+
+        data_dir = Path(get("DATA_DIR") or "var").resolve()
+        http_host = get("HTTP_HOST") or "127.0.0.1"
+        http_port = _int("HTTP_PORT", get("HTTP_PORT") or "8080")
+        review = get("REVIEW_KINDS") or ""
+        review_kinds = frozenset(k.strip() for k in review.split(",") if k.strip())
+        for kind in review_kinds:
+            if kind not in REQUEST_KINDS:
+                raise SettingsError(
+                    f"{PREFIX}REVIEW_KINDS: unknown request kind {kind!r}; "
+                    f"expected any of {', '.join(REQUEST_KINDS)}"
+                )
+        settings = cls(
+            data_dir=data_dir,
+            database_url=get("DATABASE_URL")
+            or f"sqlite+aiosqlite:///{data_dir / 'backend.sqlite3'}",
+            bot_database_url=get("BOT_DATABASE_URL")
+            or f"sqlite+aiosqlite:///{data_dir / 'bot.sqlite3'}",
+            telegram_token=get("TELEGRAM_TOKEN"),
+            telegram_api_url=(get("TELEGRAM_API_URL") or "https://api.telegram.org").rstrip("/"),
+            telegram_mode=_choice(
+                "TELEGRAM_MODE", get("TELEGRAM_MODE") or "polling", ("polling", "webhook")
+            ),
+            webhook_url=get("WEBHOOK_URL"),
+            webhook_secret=get("WEBHOOK_SECRET"),
+            http_host=http_host,
+            http_port=http_port,
+            backend_url=(get("BACKEND_URL") or f"http://{http_host}:{http_port}").rstrip("/"),
+            service_token=get("SERVICE_TOKEN") or "",
+            sms_gateway=_choice(
+                "SMS_GATEWAY", get("SMS_GATEWAY") or "console", ("console", "http")
+            ),
+            sms_gateway_url=get("SMS_GATEWAY_URL"),
+            sms_gateway_token=get("SMS_GATEWAY_TOKEN"),
+            smtp_host=get("SMTP_HOST"),
+            smtp_port=_int("SMTP_PORT", get("SMTP_PORT") or "25"),
+            smtp_from=get("SMTP_FROM") or "datadesk@localhost",
+            smtp_user=get("SMTP_USER"),
+            smtp_password=get("SMTP_PASSWORD"),
+            smtp_starttls=_bool("SMTP_STARTTLS", get("SMTP_STARTTLS") or "false"),
+            secret_key=get("SECRET_KEY"),
+            jurisdiction=get("JURISDICTION") or "EU-LV",
+            dialogs_dir=Path(get("DIALOGS_DIR") or REPO_ROOT / "dialogs").resolve(),
+            locales_dir=Path(get("LOCALES_DIR") or REPO_ROOT / "locales").resolve(),
+            review_kinds=review_kinds,
+            crm=_choice("CRM", get("CRM") or "builtin", ("builtin", "http")),
+            crm_url=get("CRM_URL"),
+            crm_token=get("CRM_TOKEN"),
+            log_level=(get("LOG_LEVEL") or "INFO").upper(),
+        )
+        if settings.sms_gateway == "http" and not settings.sms_gateway_url:
+            raise SettingsError(f"{PREFIX}SMS_GATEWAY=http needs {PREFIX}SMS_GATEWAY_URL")
+        if settings.crm == "http" and not settings.crm_url:
+            raise SettingsError(f"{PREFIX}CRM=http needs {PREFIX}CRM_URL")
+        if settings.telegram_mode == "webhook" and not settings.webhook_url:
+            raise SettingsError(f"{PREFIX}TELEGRAM_MODE=webhook needs {PREFIX}WEBHOOK_URL")
+        return settings
+
+    def with_service_token(self) -> Settings:
+        """Return settings whose service token is set, generating one into DATA_DIR once.
+
+        The embedded default runs bot and backend in one process, so a token
+        generated on first run and kept beside the data is enough; at scale the
+        operator sets ``DATADESK_SERVICE_TOKEN`` on every process.
+        """
+        if self.service_token:
+            return self
+        path = self.data_dir / "service-token"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return replace(self, service_token=path.read_text().strip())
+
+    @property
+    def email_enabled(self) -> bool:
+        """Whether one-time codes can go out by email (an SMTP host is set)."""
+        return self.smtp_host is not None

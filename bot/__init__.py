@@ -1,0 +1,1 @@
+"""datadesk bot: the chat channel. It holds conversation state and talks to the backend over HTTP."""

@@ -1,0 +1,106 @@
+"""What a channel (Telegram, the terminal) hands the conversation core, and what it gets back.
+
+A channel turns its platform's updates into ``Event`` values, passes them to
+``bot.conversation.Conversations.handle(chat, event)``, and carries out the
+returned ``Outgoing`` values on its platform. Nothing here knows Telegram.
+Texts in ``Reply`` are already in the customer's language and are plain text:
+the channel escapes them for its markup.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Start:
+    """The customer opened the chat (``/start``); ``language_code`` as the platform reports it."""
+
+    language_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Text:
+    """A typed message."""
+
+    text: str
+    message_id: int | None = None
+    language_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Press:
+    """A button press; ``option_id`` is the option's stable id (callback data without prefix)."""
+
+    option_id: str
+    message_id: int | None = None
+    language_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A shared contact; ``own`` is true only when it is the sender's own number."""
+
+    phone: str
+    own: bool
+    message_id: int | None = None
+    language_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Command:
+    """A global command: ``cancel``, ``back``, ``help``, ``language``, ``status``, ``agent``."""
+
+    name: str
+    args: str = ""
+    message_id: int | None = None
+    language_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """Something the dialogs cannot read: a sticker, photo, voice note, document, …"""
+
+    kind: str
+    message_id: int | None = None
+    language_code: str | None = None
+
+
+Event = Start | Text | Press | Contact | Command | Unsupported
+
+
+@dataclass(frozen=True)
+class Button:
+    """An inline option: ``data`` is what comes back in ``Press.option_id`` (≤ 64 bytes)."""
+
+    data: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A message to the customer, with inline options and/or a share-contact button."""
+
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    contact_button: str | None = None
+    remove_keyboard: bool = False
+
+
+@dataclass(frozen=True)
+class Delete:
+    """Delete one of the customer's messages (it held a code, a card number, …)."""
+
+    message_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class SetCommands:
+    """Set the platform's command menu for a locale (label per command name)."""
+
+    locale: str
+    commands: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+
+Outgoing = Reply | Delete
