@@ -1,0 +1,1 @@
+"""The CRM: where customers' data lives. ``connector`` is the interface; ``builtin`` the default."""
