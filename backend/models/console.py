@@ -1,1 +1,102 @@
-"""Tables of the console feature (see backend/models/__init__.py)."""
+"""Tables of the console feature (see backend/models/__init__.py).
+
+- ``agents``: people who log in to the console, with an argon2id password hash.
+- ``console_sessions``: server-side login sessions; the cookie holds a random
+  token and the row only its keyed digest, so a copy of the table logs no one in.
+- ``console_login_failures``: failed logins, counted per name and per address
+  to rate-limit guessing.
+- ``escalations``: a chat handed to people: waiting → taken → handed_back |
+  closed. At most one open (waiting or taken) escalation per chat, enforced by
+  a partial unique index on both engines.
+- ``transcript_entries``: what was said in a chat, already masked, encrypted at rest.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.crypto import Encrypted
+from backend.db import Base, UTCDateTime
+
+ROLES = ("agent", "supervisor")
+REASONS = ("asked", "lockout", "misunderstanding", "failed_request")
+OPEN_STATES = ("waiting", "taken")
+STATES = (*OPEN_STATES, "handed_back", "closed")
+DIRECTIONS = ("in", "out", "agent")
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ConsoleSession(Base):
+    __tablename__ = "console_sessions"
+
+    # keyring.mac("console-session", token): the token itself lives only in the cookie.
+    token_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class LoginFailure(Base):
+    __tablename__ = "console_login_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # "name:<login>" or "addr:<remote address>"
+    key: Mapped[str] = mapped_column(String(160))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_console_login_failures_key_at", "key", "at"),)
+
+
+class Escalation(Base):
+    __tablename__ = "escalations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    chat: Mapped[str] = mapped_column(String(128), index=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    locale: Mapped[str] = mapped_column(String(16))
+    verified: Mapped[bool]
+    customer_ref: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    taken_by: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    resume: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    taken_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index(
+            "uq_escalations_open_chat",
+            "chat",
+            unique=True,
+            sqlite_where=text("state IN ('waiting', 'taken')"),
+            postgresql_where=text("state IN ('waiting', 'taken')"),
+        ),
+        Index("ix_escalations_state_created_at", "state", "created_at"),
+    )
+
+
+class TranscriptEntry(Base):
+    __tablename__ = "transcript_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chat: Mapped[str] = mapped_column(String(128))
+    direction: Mapped[str] = mapped_column(String(8))
+    text: Mapped[str] = mapped_column(Encrypted())
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_transcript_entries_chat_id", "chat", "id"),)

@@ -1,0 +1,195 @@
+"""Escalated chats: opening them, the transcript, and an agent's take-over.
+
+An escalation moves ``waiting → taken → handed_back``, or ``waiting → closed``
+when it is dismissed before anyone takes it. At most one escalation per chat is
+open (waiting or taken) at a time; opening another returns that one. While an
+escalation is taken the chat's ``agent_active`` is true and the bot stays quiet.
+
+Every function here works inside the caller's session and does not commit, so
+the worker can open an escalation in the same transaction that fails a request.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.masking import mask_email, mask_iban, mask_pan, mask_phone
+from backend.models.console import OPEN_STATES, Escalation, TranscriptEntry
+
+MAX_TEXT = 4096  # Telegram's own limit for one message
+
+
+@dataclass(frozen=True)
+class Opened:
+    """The escalation for a chat, and whether this call created it."""
+
+    id: str
+    state: str
+    created: bool
+
+
+def new_escalation_id() -> str:
+    """An opaque, unguessable escalation id: ``es_`` and 16 url-safe characters."""
+    return "es_" + secrets.token_urlsafe(12)
+
+
+async def open_for_chat(session: AsyncSession, chat: str) -> Escalation | None:
+    """The chat's open (waiting or taken) escalation, if any."""
+    found = await session.scalars(
+        select(Escalation).where(Escalation.chat == chat, Escalation.state.in_(OPEN_STATES))
+    )
+    return found.first()
+
+
+async def open_or_reuse(
+    session: AsyncSession,
+    *,
+    chat: str,
+    reason: str,
+    locale: str,
+    verified: bool,
+    customer_ref: str | None,
+    at: datetime,
+) -> Opened:
+    """Open an escalation for ``chat``, or return the one already open."""
+    existing = await open_for_chat(session, chat)
+    if existing is not None:
+        if customer_ref and existing.customer_ref is None:
+            # The customer verified after asking; the agent should see that.
+            existing.customer_ref = customer_ref
+            existing.verified = True
+        return Opened(existing.id, existing.state, created=False)
+    row = Escalation(
+        id=new_escalation_id(),
+        chat=chat,
+        reason=reason,
+        locale=locale,
+        verified=verified,
+        customer_ref=customer_ref,
+        state="waiting",
+        created_at=at,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        # Another process opened one between our look and our insert; the
+        # partial unique index on open escalations per chat made us lose.
+        winner = await open_for_chat(session, chat)
+        if winner is None:
+            raise
+        return Opened(winner.id, winner.state, created=False)
+    return Opened(row.id, row.state, created=True)
+
+
+async def open_escalation(
+    session: AsyncSession,
+    *,
+    chat: str,
+    reason: str,
+    locale: str,
+    verified: bool,
+    customer_ref: str | None,
+    at: datetime,
+) -> str:
+    """Open an escalation for ``chat`` (or reuse the open one) and return its id."""
+    opened = await open_or_reuse(
+        session,
+        chat=chat,
+        reason=reason,
+        locale=locale,
+        verified=verified,
+        customer_ref=customer_ref,
+        at=at,
+    )
+    return opened.id
+
+
+async def agent_active(session: AsyncSession, chat: str) -> bool:
+    """Whether an agent has taken ``chat``, so the bot must not answer it."""
+    found = await session.scalar(
+        select(Escalation.id).where(Escalation.chat == chat, Escalation.state == "taken")
+    )
+    return found is not None
+
+
+async def record_message(
+    session: AsyncSession,
+    *,
+    chat: str,
+    direction: str,
+    text: str,
+    at: datetime,
+    agent_id: int | None = None,
+) -> TranscriptEntry:
+    """Add one message to the chat's transcript, masked again on the way in."""
+    entry = TranscriptEntry(
+        chat=chat,
+        direction=direction,
+        text=mask_personal_data(text)[:MAX_TEXT],
+        agent_id=agent_id,
+        at=at,
+    )
+    session.add(entry)
+    await session.flush()
+    return entry
+
+
+# Defence in depth: the bot masks before sending, but a message it did not
+# recognise (a card number typed mid-sentence) must still not be stored in clear.
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_DIGITS = re.compile(r"(?<![\w•])\+?\d[\d ().-]{6,}\d(?![\w•])")
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        n = int(ch)
+        if i % 2:
+            n = n * 2 - 9 if n > 4 else n * 2
+        total += n
+    return total % 10 == 0
+
+
+def _mask_digits(match: re.Match[str]) -> str:
+    raw = match.group(0)
+    digits = re.sub(r"\D", "", raw)
+    if 13 <= len(digits) <= 19 and _luhn(digits):
+        return mask_pan(digits)
+    if len(digits) >= 7:
+        return mask_phone(digits)
+    return raw
+
+
+def mask_personal_data(text: str) -> str:
+    """Mask anything in ``text`` that still looks like an IBAN, card, email or phone."""
+    text = _IBAN.sub(lambda m: mask_iban(m.group(0)), text)
+    text = _EMAIL.sub(lambda m: mask_email(m.group(0)), text)
+    return _DIGITS.sub(_mask_digits, text)
+
+
+async def take(session: AsyncSession, escalation_id: str, *, agent_id: int, at: datetime) -> bool:
+    """Give a waiting escalation to ``agent_id``; False when someone else was first.
+
+    One conditional UPDATE decides: whichever transaction changes the row wins,
+    on SQLite and PostgreSQL alike, so two agents can never both take a chat.
+    """
+    result = await session.execute(
+        update(Escalation)
+        .where(
+            Escalation.id == escalation_id,
+            Escalation.state == "waiting",
+            Escalation.taken_by.is_(None),
+        )
+        .values(state="taken", taken_by=agent_id, taken_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
