@@ -1,14 +1,180 @@
-"""Conversation state kept in the bot database (see bot/migrations)."""
+"""Conversation state kept in the bot database (see bot/migrations).
+
+One row per chat holds the engine's state and the action context (session
+token, pending verification, proof token), both encrypted with the
+deployment's keyring because they carry personal data the customer typed. A
+``version`` column gives optimistic concurrency: a writer that read version
+``n`` only succeeds if the row is still at ``n``. Shown notification ids are
+kept per chat so a redelivered notification is not shown twice.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
-from backend.db import NAMING
+from sqlalchemy import BigInteger, MetaData, String, Text, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from backend.crypto import CryptoError, Keyring
+from backend.db import NAMING, UTCDateTime, make_engine, make_sessionmaker
 
 
 class BotBase(DeclarativeBase):
     """Declarative base of the bot's own tables; they live apart from the backend's."""
 
     metadata = MetaData(naming_convention=NAMING)
+
+
+class ConversationRow(BotBase):
+    """One chat's conversation: engine state and action context, both encrypted."""
+
+    __tablename__ = "conversations"
+
+    chat: Mapped[str] = mapped_column(String(128), primary_key=True)
+    state: Mapped[str] = mapped_column(Text)
+    context: Mapped[str] = mapped_column(Text)
+    agent_active: Mapped[bool]
+    version: Mapped[int]
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ShownNotificationRow(BotBase):
+    """A backend notification already shown in a chat (delivery is at least once)."""
+
+    __tablename__ = "shown_notifications"
+
+    chat: Mapped[str] = mapped_column(String(128), primary_key=True)
+    notification_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    shown_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StaleState(Exception):
+    """Another writer saved this chat since it was loaded; load again and retry."""
+
+
+@dataclass
+class ChatRecord:
+    """What the store keeps for one chat; ``version`` 0 means never saved."""
+
+    chat: str
+    state: dict[str, Any] | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    agent_active: bool = False
+    version: int = 0
+
+
+class StateStore:
+    """Loads and saves ``ChatRecord``s in the bot database (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: AsyncEngine, keyring: Keyring) -> None:
+        self.engine = engine
+        self.sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(engine)
+        self.keyring = keyring
+
+    @classmethod
+    def open(cls, url: str, keyring: Keyring) -> StateStore:
+        """A store on the (already migrated) database at ``url``."""
+        return cls(make_engine(url), keyring)
+
+    async def close(self) -> None:
+        """Release the database connections."""
+        await self.engine.dispose()
+
+    def _seal(self, value: dict[str, Any] | None) -> str:
+        return self.keyring.encrypt(json.dumps(value, ensure_ascii=False, sort_keys=True))
+
+    def _open(self, sealed: str) -> Any:
+        return json.loads(self.keyring.decrypt(sealed))
+
+    async def load(self, chat: str) -> ChatRecord:
+        """The chat's record, or a fresh one; unreadable state starts over rather than crash."""
+        async with self.sessions() as session:
+            row = await session.get(ConversationRow, chat)
+        if row is None:
+            return ChatRecord(chat=chat)
+        try:
+            state = self._open(row.state)
+            context = self._open(row.context)
+        except (CryptoError, ValueError):
+            # A changed secret key or a damaged row: the customer starts again
+            # (keeping the version so the next save still detects races).
+            return ChatRecord(chat=chat, agent_active=row.agent_active, version=row.version)
+        return ChatRecord(
+            chat=chat,
+            state=state if isinstance(state, dict) else None,
+            context=context if isinstance(context, dict) else {},
+            agent_active=row.agent_active,
+            version=row.version,
+        )
+
+    async def save(self, record: ChatRecord, now: datetime | None = None) -> None:
+        """Write ``record`` if nobody else did since it was loaded; bump its version."""
+        values = {
+            "state": self._seal(record.state),
+            "context": self._seal(record.context),
+            "agent_active": record.agent_active,
+            "version": record.version + 1,
+            "updated_at": now or datetime.now(UTC),
+        }
+        async with self.sessions() as session:
+            if record.version == 0:
+                try:
+                    await session.execute(
+                        insert(ConversationRow).values(chat=record.chat, **values)
+                    )
+                    await session.commit()
+                except IntegrityError as exc:
+                    raise StaleState(record.chat) from exc
+            else:
+                result = await session.execute(
+                    update(ConversationRow)
+                    .where(ConversationRow.chat == record.chat)
+                    .where(ConversationRow.version == record.version)
+                    .values(**values)
+                )
+                await session.commit()
+                if result.rowcount != 1:  # type: ignore[attr-defined]
+                    raise StaleState(record.chat)
+        record.version += 1
+
+    async def mark_shown(
+        self, chat: str, notification_id: int, now: datetime | None = None
+    ) -> bool:
+        """Record a notification as shown; False if it already was."""
+        async with self.sessions() as session:
+            try:
+                await session.execute(
+                    insert(ShownNotificationRow).values(
+                        chat=chat,
+                        notification_id=notification_id,
+                        shown_at=now or datetime.now(UTC),
+                    )
+                )
+                await session.commit()
+            except IntegrityError:
+                return False
+        return True
+
+    async def was_shown(self, chat: str, notification_id: int) -> bool:
+        """Whether a notification was already shown in the chat."""
+        async with self.sessions() as session:
+            found = await session.scalar(
+                select(ShownNotificationRow.notification_id)
+                .where(ShownNotificationRow.chat == chat)
+                .where(ShownNotificationRow.notification_id == notification_id)
+            )
+        return found is not None
+
+    async def forget(self, chat: str) -> None:
+        """Delete everything kept for a chat (its conversation and shown notifications)."""
+        async with self.sessions() as session:
+            await session.execute(delete(ConversationRow).where(ConversationRow.chat == chat))
+            await session.execute(
+                delete(ShownNotificationRow).where(ShownNotificationRow.chat == chat)
+            )
+            await session.commit()
