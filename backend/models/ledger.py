@@ -1,1 +1,99 @@
-"""Tables of the ledger feature (see backend/models/__init__.py)."""
+"""Tables of the ledger feature (see backend/models/__init__.py).
+
+``requests`` is both the record of what a customer asked for and the work
+queue: a row's ``state``, lease and ``next_run_at`` are its place in the queue,
+so submitting a request and queueing it are one write. ``erasure_previews``
+keeps the plan a customer was shown, so the worker carries out exactly that.
+``notifications`` is the outbox the bot long-polls.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Date, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.crypto import Encrypted
+from backend.db import Base, UTCDateTime
+
+# Request states, in the order a request moves through them.
+SUBMITTED = "submitted"
+AWAITING_REVIEW = "awaiting_review"
+QUEUED = "queued"
+RUNNING = "running"
+DONE = "done"
+PARTLY_DONE = "partly_done"
+REJECTED = "rejected"
+FAILED = "failed"
+OPEN_STATES = (SUBMITTED, AWAITING_REVIEW, QUEUED, RUNNING)
+FINAL_STATES = (DONE, PARTLY_DONE, REJECTED, FAILED)
+
+
+class Request(Base):
+    """One customer request: its content, its state and its place in the queue."""
+
+    __tablename__ = "requests"
+    __table_args__ = (
+        UniqueConstraint("customer_ref", "idempotency_key", name="uq_requests_idempotency"),
+        Index("ix_requests_queue", "state", "next_run_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(16), unique=True)
+    customer_ref: Mapped[str] = mapped_column(String(64), index=True)
+    chat: Mapped[str] = mapped_column(String(128), index=True)
+    locale: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
+    # JSON; holds new phones, emails and addresses, hence encrypted at rest.
+    payload: Mapped[str] = mapped_column(Encrypted())
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    body_hash: Mapped[str] = mapped_column(String(64))
+    # The first answer given, replayed byte for byte for a repeated key (JSON).
+    response: Mapped[str] = mapped_column(Text)
+    # What a reviewer sees: masked values only (JSON).
+    review_preview: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(default=0)
+    max_attempts: Mapped[int] = mapped_column(default=5)
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    due_date: Mapped[date] = mapped_column(Date())
+    # Outcome details (categories erased, holds), JSON; no raw personal values.
+    result: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class ErasurePreview(Base):
+    """A retention plan as shown to the customer; an erasure request names one."""
+
+    __tablename__ = "erasure_previews"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    customer_ref: Mapped[str] = mapped_column(String(64), index=True)
+    jurisdiction: Mapped[str] = mapped_column(String(16))
+    # The plan as JSON; names product ids that keep data, hence encrypted.
+    plan: Mapped[str] = mapped_column(Encrypted())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_by: Mapped[str | None] = mapped_column(String(16))
+
+
+class Notification(Base):
+    """One message for a chat, held until the channel acknowledges it."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chat: Mapped[str] = mapped_column(String(128), index=True)
+    locale: Mapped[str] = mapped_column(String(16))
+    type: Mapped[str] = mapped_column(String(32))
+    reference: Mapped[str | None] = mapped_column(String(16))
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    # JSON; may carry an agent's message text, hence encrypted.
+    details: Mapped[str | None] = mapped_column(Encrypted())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)

@@ -1,0 +1,200 @@
+"""The notifications outbox: messages for a chat, held until the channel acknowledges them.
+
+Anything that wants to tell a customer something (a request's outcome, an
+agent joining) calls ``enqueue`` inside its own transaction, so the message
+exists exactly when the change it reports does. Channels long-poll ``lease``:
+returned notifications are theirs for ``LEASE_SECONDS``; unacknowledged, they
+are handed out again (at least once). ``ack`` removes them.
+
+Waking a long poll: ``enqueue`` sets an in-process event, so a poller in the
+same process wakes at once; pollers also re-check the table every
+``POLL_SECONDS``, so several backend processes on one database work without
+extra parts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backend.clock import Clock
+from backend.models.ledger import Notification
+
+LEASE_SECONDS = 60
+POLL_SECONDS = 0.2
+TYPES = frozenset(
+    {"request_outcome", "request_escalated", "agent_joined", "agent_message", "agent_left"}
+)
+
+# One event per event loop (tests run many loops): set whenever this process
+# enqueues, so long polls in this process wake at once.
+_events: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _wakeup() -> asyncio.Event:
+    loop = asyncio.get_running_loop()
+    event = _events.get(loop)
+    if event is None:
+        event = _events[loop] = asyncio.Event()
+    return event
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    chat: str,
+    locale: str,
+    type: str,
+    at: datetime,
+    reference: str | None = None,
+    outcome: str | None = None,
+    reason: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> int:
+    """Add a notification inside the caller's transaction; return its id."""
+    if type not in TYPES:
+        raise ValueError(f"unknown notification type {type!r}")
+    row = Notification(
+        chat=chat,
+        locale=locale,
+        type=type,
+        reference=reference,
+        outcome=outcome,
+        reason=reason,
+        details=json.dumps(dict(details), ensure_ascii=False) if details is not None else None,
+        created_at=at,
+        leased_until=None,
+    )
+    session.add(row)
+    await session.flush()
+    _wakeup().set()
+    return row.id
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A notification as the API hands it out."""
+
+    id: int
+    chat: str
+    locale: str
+    type: str
+    reference: str | None
+    outcome: str | None
+    reason: str | None
+    details: dict[str, Any]
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract's JSON shape (``docs/backend-api.md``)."""
+        return {
+            "id": self.id,
+            "chat": self.chat,
+            "locale": self.locale,
+            "type": self.type,
+            "reference": self.reference,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "details": self.details,
+            "created_at": self.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+
+
+def _escape_like(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def lease(
+    session: AsyncSession, *, now: datetime, limit: int = 100, prefix: str | None = None
+) -> list[Outgoing]:
+    """Lease up to ``limit`` due notifications to the caller and commit; oldest first."""
+    due = or_(Notification.leased_until.is_(None), Notification.leased_until <= now)
+    query = select(Notification.id).where(due)
+    if prefix:
+        query = query.where(Notification.chat.like(_escape_like(prefix) + "%", escape="\\"))
+    # SKIP LOCKED: two pollers on PostgreSQL never lease the same row (ignored on SQLite,
+    # where the single UPDATE below is atomic anyway).
+    picked = query.order_by(Notification.id).limit(limit).with_for_update(skip_locked=True)
+    until = now + timedelta(seconds=LEASE_SECONDS)
+    ids = [
+        int(i)
+        for i in (
+            await session.execute(
+                update(Notification)
+                .where(and_(Notification.id.in_(picked.scalar_subquery()), due))
+                .values(leased_until=until)
+                .returning(Notification.id)
+            )
+        ).scalars()
+    ]
+    rows = (
+        (
+            await session.execute(
+                select(Notification).where(Notification.id.in_(ids)).order_by(Notification.id)
+            )
+        )
+        .scalars()
+        .all()
+        if ids
+        else []
+    )
+    await session.commit()
+    return [
+        Outgoing(
+            id=row.id,
+            chat=row.chat,
+            locale=row.locale,
+            type=row.type,
+            reference=row.reference,
+            outcome=row.outcome,
+            reason=row.reason,
+            details=json.loads(row.details) if row.details else {},
+            created_at=row.created_at,
+        )
+        for row in rows
+    ]
+
+
+async def wait_and_lease(
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    *,
+    wait: float,
+    limit: int = 100,
+    prefix: str | None = None,
+) -> list[Outgoing]:
+    """Long-poll: lease what is due now, or wait up to ``wait`` seconds for something."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max(0.0, wait)
+    while True:
+        _wakeup().clear()
+        async with sessions() as session:
+            found = await lease(session, now=clock.now(), limit=limit, prefix=prefix)
+        remaining = deadline - loop.time()
+        if found or remaining <= 0:
+            return found
+        try:
+            await asyncio.wait_for(_wakeup().wait(), timeout=min(POLL_SECONDS, remaining))
+            # The enqueuing transaction may not have committed yet; give it a moment.
+            await asyncio.sleep(0.01)
+        except TimeoutError:
+            pass
+
+
+async def ack(session: AsyncSession, ids: Sequence[int]) -> int:
+    """Remove acknowledged notifications and commit; return how many there were."""
+    if not ids:
+        return 0
+    result = await session.execute(delete(Notification).where(Notification.id.in_(list(ids))))
+    await session.commit()
+    return int(getattr(result, "rowcount", 0) or 0)
