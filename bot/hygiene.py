@@ -1,0 +1,148 @@
+"""Spotting personal data a customer should not have typed into a chat.
+
+``scan(text, sensitive=…)`` finds, in one message, a Luhn-valid card number
+(13–19 digits, spaces or dashes allowed), an IBAN, a national id (Latvian
+personas kods, Chinese resident id) and, on a step that asks for a one-time
+code, the code. It answers what was found (kinds only, never the values) and
+the text with each finding masked: cards as BIN + last 4, IBANs as country +
+last 4, national ids and codes as ``••••``. The conversation deletes such a
+message from the chat, tells the customer why, and keeps only the masked text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from stdnum import iban as stdnum_iban
+from stdnum import luhn
+from stdnum.cn import ric as cn_ric
+from stdnum.lv import pvn as lv_pvn
+
+from backend.masking import DOT, mask_iban, mask_pan
+
+# Order matters: a span claimed by an earlier kind is not looked at again.
+KINDS = ("card", "iban", "national_id", "code")
+
+# Runs of digits with single spaces or dashes between them; a card hides in a window of one.
+_DIGIT_RUN = re.compile(r"(?<![\w+-])\d+(?:[ -]\d+)*(?![\w-])")
+# Runs of space-separated letter/digit tokens; an IBAN starts at a token like "LV80".
+_TOKEN_RUN = re.compile(r"(?<!\w)[A-Za-z0-9]+(?: [A-Za-z0-9]+)*(?!\w)")
+_IBAN_START = re.compile(r"[A-Za-z]{2}\d{2}")
+_LV_ID = re.compile(r"(?<![\w-])\d{6}-?\d{5}(?![\w-])")
+_CN_ID = re.compile(r"(?<![\w-])\d{17}[\dXx](?![\w-])")
+_CODE = re.compile(r"(?<![\w-])\d(?:[ -]?\d){3,7}(?![\w-])")
+# New-style Latvian codes (from 2017) start with 32 and carry no checksum;
+# only the written form with its dash is specific enough to claim.
+_LV_NEW = re.compile(r"^32\d{4}-\d{5}$")
+
+Span = tuple[int, int, str, str]  # start, end, kind, masked replacement
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What one message held: the kinds found (in ``KINDS`` order) and its masked text."""
+
+    kinds: tuple[str, ...]
+    masked: str
+
+    @property
+    def found(self) -> bool:
+        """Whether anything needs deleting."""
+        return bool(self.kinds)
+
+
+def _digits(value: str) -> str:
+    return re.sub(r"\D", "", value)
+
+
+def _windows(text: str, run: re.Match[str], separator: str) -> list[tuple[int, int]]:
+    """Every contiguous window of a run's tokens as (start, end), longest first."""
+    tokens = [
+        (m.start() + run.start(), m.end() + run.start())
+        for m in re.finditer(separator, run.group(0))
+    ]
+    spans = [
+        (tokens[i][0], tokens[j][1]) for i in range(len(tokens)) for j in range(i, len(tokens))
+    ]
+    return sorted(spans, key=lambda s: s[0] - s[1])
+
+
+def _cards(text: str) -> list[Span]:
+    found: list[Span] = []
+    for run in _DIGIT_RUN.finditer(text):
+        for start, end in _windows(text, run, r"\d+"):
+            digits = _digits(text[start:end])
+            if 13 <= len(digits) <= 19 and luhn.is_valid(digits):
+                found.append((start, end, "card", mask_pan(digits)))
+    return found
+
+
+def _ibans(text: str) -> list[Span]:
+    found: list[Span] = []
+    for run in _TOKEN_RUN.finditer(text):
+        for start, end in _windows(text, run, r"[A-Za-z0-9]+"):
+            candidate = text[start:end]
+            compact = candidate.replace(" ", "")
+            if (
+                15 <= len(compact) <= 34
+                and _IBAN_START.match(compact)
+                and stdnum_iban.is_valid(compact)
+            ):
+                found.append((start, end, "iban", mask_iban(compact)))
+    return found
+
+
+def _is_lv_personal_code(candidate: str) -> bool:
+    digits = _digits(candidate)
+    # lv.pvn also validates company VAT numbers (first digit above 3): not a person's id.
+    if len(digits) != 11 or digits[0] not in "0123":
+        return False
+    return bool(_LV_NEW.match(candidate)) or bool(lv_pvn.is_valid(digits))
+
+
+def _national_ids(text: str) -> list[Span]:
+    found: list[Span] = [
+        (m.start(), m.end(), "national_id", DOT * 4)
+        for m in _LV_ID.finditer(text)
+        if _is_lv_personal_code(m.group(0))
+    ]
+    found += [
+        (m.start(), m.end(), "national_id", DOT * 4)
+        for m in _CN_ID.finditer(text)
+        if cn_ric.is_valid(m.group(0))
+    ]
+    return found
+
+
+def _codes(text: str) -> list[Span]:
+    return [(m.start(), m.end(), "code", DOT * 4) for m in _CODE.finditer(text)]
+
+
+def scan(text: str, *, sensitive: bool = False) -> Scan:
+    """Find cards, IBANs, national ids (and on ``sensitive`` steps codes) in ``text``."""
+    detectors: list[Callable[[str], list[Span]]] = [_cards, _ibans, _national_ids]
+    if sensitive:
+        detectors.append(_codes)
+    claimed: list[Span] = []
+    for detect in detectors:
+        for span in detect(text):
+            if all(span[1] <= s[0] or span[0] >= s[1] for s in claimed):
+                claimed.append(span)
+    masked = text
+    for start, end, _kind, replacement in sorted(claimed, reverse=True):
+        masked = masked[:start] + replacement + masked[end:]
+    kinds = {span[2] for span in claimed}
+    return Scan(kinds=tuple(k for k in KINDS if k in kinds), masked=masked)
+
+
+def looks_like_code(text: str) -> bool:
+    """A bare one-time code (4–8 digits): never kept in a transcript, whatever the step."""
+    return bool(_CODE.fullmatch(text.strip()))
+
+
+def mask_for_transcript(text: str, *, sensitive: bool = False) -> str:
+    """The form of a customer's message that may be stored and shown to agents."""
+    masked = scan(text, sensitive=sensitive).masked
+    return DOT * 4 if looks_like_code(masked) else masked
