@@ -20,6 +20,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend import audit, notifications
+from backend.errors import Conflict, Forbidden, Invalid, NotFound
 from backend.masking import mask_email, mask_iban, mask_pan, mask_phone
 from backend.models.console import OPEN_STATES, Escalation, TranscriptEntry
 
@@ -193,3 +195,173 @@ async def take(session: AsyncSession, escalation_id: str, *, agent_id: int, at: 
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def actor(agent_id: int) -> str:
+    """How an agent is named in the audit log: an internal id, never a name."""
+    return f"agent:{agent_id}"
+
+
+async def get(session: AsyncSession, escalation_id: str) -> Escalation:
+    """The escalation with this id, or 404 not_found."""
+    row = await session.get(Escalation, escalation_id)
+    if row is None:
+        raise NotFound("no such escalation", code="not_found")
+    return row
+
+
+async def take_over(
+    session: AsyncSession, escalation_id: str, *, agent_id: int, at: datetime
+) -> Escalation:
+    """Take a waiting chat, tell the customer a person joined; 409 already_taken if late."""
+    # The UPDATE comes first, so on SQLite the transaction starts by taking
+    # the write lock rather than reading a snapshot that might go stale.
+    taken = await take(session, escalation_id, agent_id=agent_id, at=at)
+    row = await get(session, escalation_id)
+    if not taken:
+        await audit.record(
+            session,
+            action="escalation.take",
+            actor=actor(agent_id),
+            subject=escalation_id,
+            outcome="already_taken",
+            at=at,
+        )
+        raise Conflict("someone else took this chat first", code="already_taken")
+    await session.refresh(row)
+    await notifications.enqueue(
+        session, chat=row.chat, locale=row.locale, type="agent_joined", at=at
+    )
+    await audit.record(
+        session,
+        action="escalation.take",
+        actor=actor(agent_id),
+        subject=escalation_id,
+        outcome="taken",
+        data={"reason": row.reason},
+        at=at,
+    )
+    return row
+
+
+async def _held_by(session: AsyncSession, escalation_id: str, agent_id: int) -> Escalation:
+    row = await get(session, escalation_id)
+    if row.state != "taken":
+        raise Conflict("this chat is not taken", code="not_taken")
+    if row.taken_by != agent_id:
+        raise Forbidden("another agent holds this chat", code="not_your_chat")
+    return row
+
+
+async def reply(
+    session: AsyncSession, escalation_id: str, *, agent_id: int, text: str, at: datetime
+) -> TranscriptEntry:
+    """Send the agent's ``text`` to the customer and keep it (masked) in the transcript."""
+    text = text.strip()
+    if not text:
+        raise Invalid({"text": "empty"})
+    if len(text) > MAX_TEXT:
+        raise Invalid({"text": "too_long"})
+    row = await _held_by(session, escalation_id, agent_id)
+    entry = await record_message(
+        session, chat=row.chat, direction="agent", text=text, at=at, agent_id=agent_id
+    )
+    # The customer gets the words as typed: a hotline number is not a leak.
+    await notifications.enqueue(
+        session,
+        chat=row.chat,
+        locale=row.locale,
+        type="agent_message",
+        at=at,
+        details={"text": text},
+    )
+    await audit.record(
+        session,
+        action="escalation.reply",
+        actor=actor(agent_id),
+        subject=escalation_id,
+        data={"entry": entry.id},
+        at=at,
+    )
+    return entry
+
+
+RESUME = ("where_left_off", "menu")
+
+
+async def hand_back(
+    session: AsyncSession, escalation_id: str, *, agent_id: int, resume: str, at: datetime
+) -> Escalation:
+    """Give the chat back to the bot, which resumes ``where_left_off`` or at the ``menu``."""
+    if resume not in RESUME:
+        raise Invalid({"resume": "invalid_resume"})
+    row = await _held_by(session, escalation_id, agent_id)
+    row.state, row.resume, row.closed_at = "handed_back", resume, at
+    await notifications.enqueue(
+        session,
+        chat=row.chat,
+        locale=row.locale,
+        type="agent_left",
+        at=at,
+        details={"resume": resume},
+    )
+    await audit.record(
+        session,
+        action="escalation.hand_back",
+        actor=actor(agent_id),
+        subject=escalation_id,
+        outcome=resume,
+        at=at,
+    )
+    return row
+
+
+async def close(
+    session: AsyncSession, escalation_id: str, *, agent_id: int, at: datetime
+) -> Escalation:
+    """Dismiss a waiting escalation nobody took; the bot carries on where it was."""
+    result = await session.execute(
+        update(Escalation)
+        .where(Escalation.id == escalation_id, Escalation.state == "waiting")
+        .values(state="closed", closed_at=at, resume="where_left_off")
+        .execution_options(synchronize_session=False)
+    )
+    row = await get(session, escalation_id)
+    if getattr(result, "rowcount", 0) != 1:
+        raise Conflict("only a waiting chat can be closed", code="not_waiting")
+    await session.refresh(row)
+    await notifications.enqueue(
+        session,
+        chat=row.chat,
+        locale=row.locale,
+        type="agent_left",
+        at=at,
+        details={"resume": "where_left_off"},
+    )
+    await audit.record(
+        session, action="escalation.close", actor=actor(agent_id), subject=escalation_id, at=at
+    )
+    return row
+
+
+async def open_escalations(session: AsyncSession) -> list[Escalation]:
+    """Waiting and taken escalations, the longest-waiting first."""
+    found = await session.scalars(
+        select(Escalation)
+        .where(Escalation.state.in_(OPEN_STATES))
+        .order_by(Escalation.created_at, Escalation.id)
+    )
+    return list(found)
+
+
+async def transcript(
+    session: AsyncSession, chat: str, *, after: int = 0, limit: int = 500
+) -> list[TranscriptEntry]:
+    """The chat's transcript entries after entry id ``after``, oldest first."""
+    found = await session.scalars(
+        select(TranscriptEntry)
+        .where(TranscriptEntry.chat == chat, TranscriptEntry.id > after)
+        .order_by(TranscriptEntry.id)
+        .limit(limit)
+    )
+    return list(found)

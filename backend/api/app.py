@@ -20,7 +20,10 @@ from backend.services import Services
 
 log = logging.getLogger(__name__)
 
-ROUTE_MODULES: tuple[str, ...] = ("backend.api.health",)
+ROUTE_MODULES: tuple[str, ...] = (
+    "backend.api.health",
+    "backend.api.escalations",
+)
 
 # Routes under /api/ that answer without the service token.
 PUBLIC_API_PATHS = frozenset({"/api/v1/openapi.yaml"})

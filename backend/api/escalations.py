@@ -1,0 +1,139 @@
+"""Agent hand-over for channels: open an escalation, keep the transcript (``docs/backend-api.md``).
+
+``POST /api/v1/escalations`` opens (or returns) a chat's escalation;
+``POST /api/v1/chats/{chat}/messages`` adds one masked message to the
+transcript and tells the channel whether an agent holds the chat, in which
+case the channel does not run the dialog for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from backend import audit, escalations
+from backend.api.http import json_response, read_json, services
+from backend.errors import Invalid
+from backend.models.console import REASONS
+
+log = logging.getLogger(__name__)
+
+LOCALES = ("en", "lv", "ru", "zh_Hans", "zh_Hant")
+MAX_CHAT = 128
+# Transcript lines from the bot may be several Telegram messages long.
+MAX_TRANSCRIPT_TEXT = 16 * 1024
+
+
+def _chat(value: Any) -> str | None:
+    if isinstance(value, str) and 0 < len(value) <= MAX_CHAT and value.isprintable():
+        return value
+    return None
+
+
+async def _customer_ref(request: web.Request, token: str | None) -> str | None:
+    """The customer a live session token belongs to, when verification can tell."""
+    if not token:
+        return None
+    try:
+        from backend import verification
+    except ImportError:
+        return None
+    lookup = getattr(verification, "customer_for_session", None)
+    if lookup is None:
+        return None
+    svc = services(request)
+    try:
+        async with svc.sessions() as session:
+            ref = await lookup(session, token, at=svc.clock.now())
+    except Exception:
+        # An expired or unknown token still deserves an agent, just unverified.
+        return None
+    return ref if isinstance(ref, str) else None
+
+
+async def create_escalation(request: web.Request) -> web.Response:
+    """Open an escalation for a chat; 201 when new, 200 with the open one otherwise."""
+    body = await read_json(request)
+    fields: dict[str, str] = {}
+    chat = _chat(body.get("chat"))
+    if chat is None:
+        fields["chat"] = "invalid_chat"
+    reason = body.get("reason")
+    if reason not in REASONS:
+        fields["reason"] = "invalid_reason"
+    locale = body.get("locale")
+    if locale not in LOCALES:
+        fields["locale"] = "invalid_locale"
+    verified = body.get("verified", False)
+    if not isinstance(verified, bool):
+        fields["verified"] = "invalid_bool"
+    token = body.get("session_token")
+    if token is not None and not isinstance(token, str):
+        fields["session_token"] = "invalid_token"  # noqa: S105 (a code, not a secret)
+    if fields:
+        raise Invalid(fields)
+    assert chat is not None
+    assert isinstance(reason, str)
+    assert isinstance(locale, str)
+    customer_ref = await _customer_ref(request, token)
+    svc = services(request)
+    now = svc.clock.now()
+    async with svc.sessions() as session, session.begin():
+        opened = await escalations.open_or_reuse(
+            session,
+            chat=chat,
+            reason=reason,
+            locale=locale,
+            verified=verified or customer_ref is not None,
+            customer_ref=customer_ref,
+            at=now,
+        )
+        if opened.created:
+            await audit.record(
+                session,
+                action="escalation.open",
+                actor="bot",
+                subject=opened.id,
+                data={"reason": reason, "verified": verified},
+                at=now,
+            )
+    if opened.created:
+        log.info("escalation %s opened (%s)", opened.id, reason)
+    body_out = {"escalation_id": opened.id, "state": opened.state}
+    return json_response(body_out, status=201 if opened.created else 200)
+
+
+async def add_message(request: web.Request) -> web.Response:
+    """Add a masked message to a chat's transcript; answer whether an agent holds the chat."""
+    chat = _chat(request.match_info["chat"])
+    body = await read_json(request)
+    fields: dict[str, str] = {}
+    if chat is None:
+        fields["chat"] = "invalid_chat"
+    direction = body.get("direction")
+    if direction not in ("in", "out"):
+        fields["direction"] = "invalid_direction"
+    text = body.get("text")
+    if not isinstance(text, str) or not text.strip():
+        fields["text"] = "empty"
+    elif len(text) > MAX_TRANSCRIPT_TEXT:
+        fields["text"] = "too_long"
+    if fields:
+        raise Invalid(fields)
+    assert chat is not None
+    assert isinstance(direction, str)
+    assert isinstance(text, str)
+    svc = services(request)
+    async with svc.sessions() as session, session.begin():
+        await escalations.record_message(
+            session, chat=chat, direction=direction, text=text, at=svc.clock.now()
+        )
+        active = await escalations.agent_active(session, chat)
+    return json_response({"agent_active": active}, status=201)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/api/v1/escalations", create_escalation)
+    app.router.add_post("/api/v1/chats/{chat}/messages", add_message)
