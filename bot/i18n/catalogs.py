@@ -1,0 +1,238 @@
+"""Translation catalogs read straight from the ``.po`` files, and a translator per locale.
+
+``Catalogs.load`` parses ``locales/<locale>/LC_MESSAGES/<domain>.po`` with
+Babel's ``read_po`` and builds gettext ``Translations`` in memory: there is no
+compile step, so a stale ``.mo`` can never be served. Fuzzy and empty entries
+are left out, so the customer sees the English source rather than a guess
+(``datadesk locales check`` fails on both). Plurals follow the locale's real
+rules from CLDR, whatever the file's ``Plural-Forms`` header says.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import gettext
+import io
+import logging
+import string
+from collections.abc import Iterable
+from pathlib import Path
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date, format_datetime
+from babel.messages.catalog import Catalog, Message
+from babel.messages.mofile import write_mo
+from babel.messages.plurals import get_plural
+from babel.messages.pofile import PoFileError, read_po
+from babel.numbers import format_decimal
+from babel.support import Translations
+
+from backend.errors import ConfigError
+from bot.i18n.negotiation import DEFAULT_LOCALE, SHIPPED_LOCALES, negotiate
+
+log = logging.getLogger(__name__)
+
+Number = int | float | decimal.Decimal
+
+# gettext keys a message with a context as "context\x04message".
+_CONTEXT_GLUE = "\x04"
+
+
+def display_path(path: Path) -> str:
+    """``path`` relative to the working directory when it lies inside it, as people type it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def read_catalog(path: Path, locale: str, domain: str = "messages") -> Catalog:
+    """Parse one ``.po`` file strictly; raise ConfigError ``file:line: …`` when it is broken."""
+    where = display_path(path)
+    try:
+        with path.open("rb") as fileobj:
+            return read_po(fileobj, locale=locale, domain=domain, abort_invalid=True)
+    except PoFileError as exc:
+        # Babel appends " on <0-based line>" to its message; the line is reported separately.
+        message = str(exc).rsplit(" on ", 1)[0]
+        raise ConfigError(where, exc.lineno + 1, message) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(where, None, f"not valid UTF-8 ({exc.reason})") from exc
+    except (UnknownLocaleError, ValueError) as exc:
+        raise ConfigError(where, None, f"cannot be read: {exc}") from exc
+
+
+def is_translated(message: Message) -> bool:
+    """Whether an entry has a usable translation: not fuzzy, and every form filled in."""
+    if message.fuzzy:
+        return False
+    if isinstance(message.string, tuple | list):
+        return bool(message.string) and all(message.string)
+    return bool(message.string)
+
+
+def message_key(message_id: str, context: str | None) -> str:
+    """The gettext lookup key of a message id in a context."""
+    return f"{context}{_CONTEXT_GLUE}{message_id}" if context else message_id
+
+
+class _LocaleFormatter(string.Formatter):
+    """``str.format`` for catalog templates: locale-aware values, plain ``{name}`` fields only."""
+
+    def __init__(self, locale: Locale) -> None:
+        self.locale = locale
+
+    def format_field(self, value: object, format_spec: str) -> str:
+        """Format dates and numbers the way the locale writes them."""
+        try:
+            if isinstance(value, datetime.datetime):
+                return str(format_datetime(value, format_spec or "medium", locale=self.locale))
+            if isinstance(value, datetime.date):
+                return str(format_date(value, format_spec or "long", locale=self.locale))
+            if isinstance(value, int | float | decimal.Decimal) and not isinstance(value, bool):
+                return str(format_decimal(value, format_spec or None, locale=self.locale))
+        except (ValueError, TypeError, decimal.InvalidOperation):
+            log.warning("format spec %r does not fit a %s value", format_spec, type(value).__name__)
+            return str(value)
+        return str(super().format_field(value, format_spec))
+
+    def render(self, template: str, params: dict[str, object]) -> str:
+        """Fill ``{name}`` fields; an unknown or unsafe field is left as written and logged."""
+        try:
+            parts = list(self.parse(template))
+        except ValueError:
+            # A stray brace: show the text as written rather than fail the conversation.
+            log.warning("template has unbalanced braces; shown unformatted")
+            return template
+        out: list[str] = []
+        for literal, field, spec, conversion in parts:
+            out.append(literal)
+            if field is None:
+                continue
+            # Only plain names: a translated template must never reach into attributes.
+            if not field.isidentifier() or field not in params:
+                log.warning("template placeholder %r has no value; left as written", field)
+                out.append(
+                    "{"
+                    + field
+                    + (f"!{conversion}" if conversion else "")
+                    + (f":{spec}" if spec else "")
+                    + "}"
+                )
+                continue
+            value = params[field]
+            if conversion:
+                value = self.convert_field(value, conversion)
+            out.append(self.format_field(value, spec or ""))
+        return "".join(out)
+
+
+class Translator:
+    """Translations and formats for one locale; a missing translation shows the English source."""
+
+    def __init__(
+        self, locale: str, translations: gettext.NullTranslations, known: frozenset[str]
+    ) -> None:
+        self.locale = locale
+        self.babel_locale = Locale.parse(locale)
+        self._translations = translations
+        self._known = known
+        self._formatter = _LocaleFormatter(self.babel_locale)
+
+    def gettext(self, message: str, context: str | None = None) -> str:
+        """The translation of ``message`` (in ``context``), or ``message`` itself."""
+        if not message:
+            # gettext("") is the catalog header, never what a caller wants.
+            return message
+        if context:
+            return self._translations.pgettext(context, message)
+        return self._translations.gettext(message)
+
+    def ngettext(self, singular: str, plural: str, n: int, context: str | None = None) -> str:
+        """The form of a plural message that fits ``n`` under the locale's plural rules."""
+        count = int(n)
+        if context:
+            return self._translations.npgettext(context, singular, plural, count)
+        return self._translations.ngettext(singular, plural, count)
+
+    def has(self, message: str, context: str | None = None) -> bool:
+        """Whether ``message`` has a reviewed translation (not missing, not fuzzy)."""
+        return message_key(message, context) in self._known
+
+    def format_date(self, value: datetime.date, format: str = "long") -> str:
+        """A date as the locale writes it (``long``: 1 March 2026, 2026. gada 1. marts, 2026年3月1日)."""
+        if isinstance(value, datetime.datetime):
+            return str(format_datetime(value, format, locale=self.babel_locale))
+        return str(format_date(value, format, locale=self.babel_locale))
+
+    def format_number(self, value: Number) -> str:
+        """A number with the locale's decimal and grouping signs."""
+        return str(format_decimal(value, locale=self.babel_locale))
+
+    def format(self, template: str, /, **params: object) -> str:
+        """Fill ``{name}`` placeholders; dates and numbers are formatted for the locale."""
+        return self._formatter.render(template, params)
+
+
+def _translator(locale: str, catalog: Catalog) -> Translator:
+    """Build the in-memory gettext translations for one parsed catalog."""
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog, use_fuzzy=False)
+    buffer.seek(0)
+    translations = Translations(fp=buffer, domain=catalog.domain)
+    # The locale's own rules, not the file's header: a wrong header must not pick wrong forms.
+    rule = gettext.c2py(get_plural(locale).plural_expr)
+    translations.plural = lambda n: rule(int(n))
+    known = frozenset(
+        message_key(m.id if isinstance(m.id, str) else m.id[0], m.context)
+        for m in catalog
+        if m.id and is_translated(m)
+    )
+    return Translator(locale, translations, known)
+
+
+def _locale_dirs(locales_dir: Path, domain: str) -> Iterable[tuple[str, Path]]:
+    """(locale id, .po path) for every locale folder holding the domain's catalog."""
+    for entry in sorted(locales_dir.iterdir()):
+        po = entry / "LC_MESSAGES" / f"{domain}.po"
+        if entry.is_dir() and po.is_file():
+            yield entry.name, po
+
+
+class Catalogs:
+    """Every locale's catalog under one ``locales/`` folder."""
+
+    def __init__(self, translators: dict[str, Translator]) -> None:
+        self._translators = translators
+        shipped = [loc for loc in SHIPPED_LOCALES if loc in translators]
+        self.locales: tuple[str, ...] = (*shipped, *sorted(set(translators) - set(shipped)))
+        self._fallback = translators.get(DEFAULT_LOCALE) or Translator(
+            DEFAULT_LOCALE, gettext.NullTranslations(), frozenset()
+        )
+
+    @classmethod
+    def load(cls, locales_dir: Path, domain: str = "messages") -> Catalogs:
+        """Read every ``<locale>/LC_MESSAGES/<domain>.po``; a broken file raises ConfigError."""
+        if not locales_dir.is_dir():
+            raise ConfigError(display_path(locales_dir), None, "no such locales folder")
+        translators: dict[str, Translator] = {}
+        for locale, path in _locale_dirs(locales_dir, domain):
+            try:
+                Locale.parse(locale)
+            except (UnknownLocaleError, ValueError) as exc:
+                raise ConfigError(display_path(path), None, f"unknown locale {locale!r}") from exc
+            translators[locale] = _translator(locale, read_catalog(path, locale, domain))
+        return cls(translators)
+
+    def translator(self, locale: str) -> Translator:
+        """The translator for ``locale``; an unknown one gets its negotiated or the default locale."""
+        found = self._translators.get(locale)
+        if found is not None:
+            return found
+        return self._translators.get(negotiate(locale, self.locales), self._fallback)
+
+    def has(self, locale: str, message: str, context: str | None = None) -> bool:
+        """Whether ``locale`` has a reviewed translation of ``message`` (not missing, not fuzzy)."""
+        found = self._translators.get(locale)
+        return found is not None and found.has(message, context)
