@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal, Protocol
 
+from backend.errors import DatadeskError
+
 Category = Literal["contact", "marketing", "chat_history", "identity", "products", "transactions"]
 CATEGORIES: tuple[Category, ...] = (
     "contact",
@@ -27,6 +29,10 @@ CATEGORIES: tuple[Category, ...] = (
 )
 MarketingChannel = Literal["email", "sms", "phone", "post"]
 MARKETING_CHANNELS: tuple[MarketingChannel, ...] = ("email", "sms", "phone", "post")
+
+
+class CustomerNotFound(DatadeskError):
+    """The CRM has no customer with this ref; a change to them cannot be applied."""
 
 
 @dataclass(frozen=True)
