@@ -46,3 +46,16 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+# Translation catalogs (see locales/README.md): extract every customer-facing
+# text into locales/messages.pot, create any missing shipped catalog, merge the
+# template into every catalog (changed texts become fuzzy), then check.
+LOCALES := en lv ru zh_Hans zh_Hant
+.PHONY: locales
+locales: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -o locales/messages.pot --add-comments=TRANSLATORS: \
+	  --project=datadesk --copyright-holder=datadesk .
+	for l in $(LOCALES); do test -f locales/$$l/LC_MESSAGES/messages.po || \
+	  $(BIN)/pybabel init -i locales/messages.pot -d locales -D messages -l $$l; done
+	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --previous
+	-$(BIN)/datadesk locales check
