@@ -1,0 +1,301 @@
+"""The Telegram channel: one PTB Application, polling or webhook, feeding ``Conversations``.
+
+Every update goes through one handler: read it into a ``bot.channel`` event
+(``events.read_update``), let the conversation service decide, carry out its
+``Reply``/``Delete`` values here (``render``). Updates of one chat run in order,
+different chats concurrently (``processor``). PTB's ``AIORateLimiter`` keeps
+within Telegram's flood limits and retries calls answered with ``RetryAfter``.
+
+Life cycle: ``async with channel:`` (or ``await channel.run()`` until cancelled)
+checks the token (getMe), sets the command menu per language, then starts
+fetching updates and delivering the backend's outcome notifications.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Protocol
+
+from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram.constants import ParseMode, UpdateType
+from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
+from telegram.ext import AIORateLimiter, Application, ContextTypes, Defaults, TypeHandler
+
+from bot.channel import Delete, Event, Outgoing, Press, Reply
+from bot.telegram.events import read_update
+from bot.telegram.notifications import NotificationSource, deliver_notifications
+from bot.telegram.processor import PerChatUpdateProcessor
+from bot.telegram.render import render
+from bot.telegram.webhook import WebhookServer
+
+log = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = (UpdateType.MESSAGE, UpdateType.CALLBACK_QUERY)
+
+# Telegram's setMyCommands takes ISO 639-1 codes, so it cannot tell Simplified
+# from Traditional Chinese: "zh" gets zh_Hans, the script most Chinese-language
+# Telegram users read; zh_Hant readers still get their own dialogs (negotiated
+# from zh-TW/zh-HK). "" is the menu for every other language: English, the
+# fallback locale.
+MENU_LOCALES: tuple[tuple[str, str], ...] = (
+    ("", "en"),
+    ("en", "en"),
+    ("lv", "lv"),
+    ("ru", "ru"),
+    ("zh", "zh_Hans"),
+)
+
+
+class ConversationService(Protocol):
+    """What the channel needs of ``bot.conversation.Conversations``."""
+
+    async def handle(self, chat: str, event: Event) -> list[Outgoing]: ...
+
+    async def notify(self, notification: dict[str, Any]) -> list[Outgoing]: ...
+
+    def commands(self, locale: str) -> list[tuple[str, str]]: ...
+
+
+@dataclass(frozen=True)
+class ChannelOptions:
+    """How the channel reaches Telegram and how much it does at once."""
+
+    mode: str = "polling"  # or "webhook"
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = 8443
+    workers: int = 64  # updates handled at once, across chats
+    rate_limit: bool = True  # Telegram's flood limits; off only against a stand-in
+    max_retries: int = 3  # RetryAfter retries per call
+    poll_timeout: float = 10.0  # getUpdates long-poll
+    notifications_wait: float = 30.0  # backend outbox long-poll
+    remove_pressed_keyboard: bool = True
+
+
+class TelegramChannel:
+    """Runs one bot token against a conversation service until stopped."""
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        api_url: str,
+        conversations: ConversationService,
+        notifications: NotificationSource | None = None,
+        options: ChannelOptions | None = None,
+    ) -> None:
+        self.options = options or ChannelOptions()
+        self.conversations = conversations
+        self.notifications = notifications
+        self.processor = PerChatUpdateProcessor(self.options.workers)
+        api = api_url.rstrip("/")
+        builder = (
+            Application.builder()
+            .token(token)
+            .base_url(f"{api}/bot")
+            .base_file_url(f"{api}/file/bot")
+            .concurrent_updates(self.processor)
+            .defaults(
+                Defaults(
+                    parse_mode=ParseMode.HTML,
+                    link_preview_options=LinkPreviewOptions(is_disabled=True),
+                )
+            )
+            .connection_pool_size(max(8, self.options.workers))
+        )
+        if self.options.rate_limit:
+            limiter = AIORateLimiter(max_retries=self.options.max_retries)
+            # PTB types the builder by its rate limiter's per-call argument; none is used here.
+            builder = builder.rate_limiter(limiter)  # type: ignore[arg-type]
+        if self.options.mode == "webhook":
+            builder = builder.updater(None)
+        self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
+        self.application.add_handler(TypeHandler(Update, self._on_update))
+        self.application.add_error_handler(self._on_error)
+        self._webhook: WebhookServer | None = None
+        self._notifier: asyncio.Task[None] | None = None
+
+    # ---- updates in -------------------------------------------------------
+
+    async def _on_update(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
+        """Read one update, let the conversation service answer, show the answer."""
+        incoming = read_update(update)
+        if update.callback_query is not None:
+            # Always answered, stale or not, so the customer's button stops spinning.
+            await self._answer_callback(update.callback_query.id)
+        if incoming is None:
+            return
+        outgoing = await self.conversations.handle(incoming.chat, incoming.event)
+        await self.deliver(incoming.chat_id, outgoing)
+        event = incoming.event
+        if isinstance(event, Press) and event.message_id and self.options.remove_pressed_keyboard:
+            # A pressed keyboard is spent: taking it away stops a second "confirm".
+            await self._remove_keyboard(incoming.chat_id, event.message_id)
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The one place failures end up: logged with the traceback and ids only."""
+        update_id = update.update_id if isinstance(update, Update) else None
+        chat = (
+            update.effective_chat.id
+            if isinstance(update, Update) and update.effective_chat
+            else None
+        )
+        log.error("update %s in chat %s failed", update_id, chat, exc_info=context.error)
+
+    async def _answer_callback(self, query_id: str) -> None:
+        try:
+            await self.application.bot.answer_callback_query(query_id)
+        except BadRequest as exc:
+            # Too old (the bot was down longer than Telegram waits): nothing to do.
+            log.info("callback query %s not answered: %s", query_id, exc.message)
+
+    async def _remove_keyboard(self, chat_id: int, message_id: int) -> None:
+        try:
+            await self.application.bot.edit_message_reply_markup(
+                chat_id, message_id, reply_markup=None
+            )
+        except BadRequest as exc:
+            # Already without buttons, or gone: the wanted state either way.
+            log.debug(
+                "keyboard of message %s in chat %s kept: %s", message_id, chat_id, exc.message
+            )
+
+    # ---- replies out ------------------------------------------------------
+
+    async def deliver(self, chat_id: int, outgoing: list[Outgoing]) -> None:
+        """Carry out ``outgoing`` in ``chat_id`` in order; a failed send raises."""
+        bot = self.application.bot
+        for item in outgoing:
+            if isinstance(item, Delete):
+                try:
+                    await bot.delete_message(chat_id, item.message_id)
+                except (BadRequest, Forbidden) as exc:
+                    # Too old or already gone: the customer's copy is what mattered.
+                    log.warning(
+                        "message %s in chat %s not deleted (%s): %s",
+                        item.message_id,
+                        chat_id,
+                        item.reason,
+                        exc.message,
+                    )
+                continue
+            if isinstance(item, Reply):
+                for part in render(item):
+                    await bot.send_message(chat_id, part.html, reply_markup=part.markup)
+
+    async def set_commands(self) -> None:
+        """The command menu in each language Telegram can tell apart."""
+        for language_code, locale in MENU_LOCALES:
+            commands = [
+                BotCommand(name, label) for name, label in self.conversations.commands(locale)
+            ]
+            try:
+                await self.application.bot.set_my_commands(
+                    commands, language_code=language_code or None
+                )
+            except TelegramError as exc:
+                log.error("command menu for %r not set: %s", language_code or "default", exc)
+
+    # ---- life cycle -------------------------------------------------------
+
+    async def _initialize(self) -> None:
+        """getMe until Telegram answers: a network blip at start must not end the process."""
+        delay = 1.0
+        while True:
+            try:
+                await self.application.initialize()
+                return
+            except NetworkError as exc:
+                log.warning("Bot API unreachable at start (%s); retrying in %.0fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+
+    async def start(self) -> None:
+        """Check the token, set the menus, start taking updates and notifications."""
+        await self._initialize()
+        await self.set_commands()
+        await self.application.start()
+        if self.options.mode == "webhook":
+            await self._start_webhook()
+        else:
+            updater = self.application.updater
+            assert updater is not None
+            await updater.start_polling(
+                timeout=timedelta(seconds=self.options.poll_timeout),
+                allowed_updates=list(ALLOWED_UPDATES),
+            )
+        if self.notifications is not None:
+            self._notifier = asyncio.create_task(
+                deliver_notifications(
+                    self.notifications,
+                    self.conversations,
+                    self.deliver,
+                    self.processor,
+                    wait=self.options.notifications_wait,
+                ),
+                name="telegram-notifications",
+            )
+        log.info("Telegram channel started in %s mode", self.options.mode)
+
+    async def _start_webhook(self) -> None:
+        opts = self.options
+        if not opts.webhook_url or not opts.webhook_secret:
+            raise ValueError("webhook mode needs DATADESK_WEBHOOK_URL and DATADESK_WEBHOOK_SECRET")
+        self._webhook = WebhookServer(
+            self.application,
+            url=opts.webhook_url,
+            secret=opts.webhook_secret,
+            host=opts.webhook_host,
+            port=opts.webhook_port,
+        )
+        await self._webhook.start()
+        await self.application.bot.set_webhook(
+            opts.webhook_url,
+            secret_token=opts.webhook_secret,
+            allowed_updates=list(ALLOWED_UPDATES),
+            max_connections=min(100, max(1, opts.workers)),
+        )
+
+    async def stop(self) -> None:
+        """Stop taking updates, finish the ones running, release connections."""
+        if self._notifier is not None:
+            self._notifier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._notifier
+            self._notifier = None
+        updater = self.application.updater
+        if updater is not None and updater.running:
+            await updater.stop()
+        if self._webhook is not None:
+            await self._webhook.stop()
+            self._webhook = None
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()
+        log.info("Telegram channel stopped")
+
+    async def run(self) -> None:
+        """Serve until cancelled."""
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.shield(self.stop())
+
+    async def __aenter__(self) -> TelegramChannel:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

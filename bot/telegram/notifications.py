@@ -1,0 +1,112 @@
+"""Delivers the backend's notifications (outcomes, agent messages) to Telegram chats.
+
+Long-polls ``GET /api/v1/notifications?prefix=tg:``, lets the conversation
+service render each one in the customer's language, sends it in the chat's
+turn (so it never overtakes an answer being given), then acknowledges. A
+notification that could not be sent is not acknowledged: the backend hands it
+out again when its lease ends, and the conversation service shows each id
+once. The backend or Telegram being down only slows this loop, never ends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+from telegram.error import Forbidden, TelegramError
+
+from bot.channel import Outgoing
+from bot.telegram.events import telegram_chat_id
+
+log = logging.getLogger(__name__)
+
+PREFIX = "tg:"
+MAX_BACKOFF = 60.0
+
+
+class NotificationSource(Protocol):
+    """The outbox side of ``bot.backend_client.BackendClient``."""
+
+    async def poll_notifications(
+        self, *, prefix: str, wait: float = 30
+    ) -> list[dict[str, Any]]: ...
+
+    async def ack_notifications(self, ids: list[int]) -> None: ...
+
+
+class Renderer(Protocol):
+    async def notify(self, notification: dict[str, Any]) -> list[Outgoing]: ...
+
+
+class ChatTurns(Protocol):
+    def serialized(self, key: int | None) -> AbstractAsyncContextManager[None]: ...
+
+
+Deliver = Callable[[int, list[Outgoing]], Awaitable[None]]
+
+
+async def deliver_one(
+    notification: dict[str, Any], renderer: Renderer, deliver: Deliver, turns: ChatTurns
+) -> bool:
+    """Show one notification; True when it is done with (shown, or can never be)."""
+    ident = notification.get("id")
+    chat_id = telegram_chat_id(str(notification.get("chat", "")))
+    if chat_id is None:
+        log.error("notification %s names no Telegram chat; dropped", ident)
+        return True
+    try:
+        async with turns.serialized(chat_id):
+            await deliver(chat_id, await renderer.notify(notification))
+    except Forbidden:
+        # The customer blocked the bot: no retry will reach them.
+        log.warning("notification %s: chat %s blocked the bot", ident, chat_id)
+        return True
+    except TelegramError as exc:
+        log.warning("notification %s to chat %s not sent (%s); will retry", ident, chat_id, exc)
+        return False
+    except Exception:
+        log.exception("notification %s to chat %s failed; will retry", ident, chat_id)
+        return False
+    return True
+
+
+async def deliver_notifications(
+    source: NotificationSource,
+    renderer: Renderer,
+    deliver: Deliver,
+    turns: ChatTurns,
+    *,
+    wait: float = 30.0,
+    prefix: str = PREFIX,
+) -> None:
+    """Poll, show, acknowledge, until cancelled."""
+    delay = 1.0
+    while True:
+        try:
+            batch = await source.poll_notifications(prefix=prefix, wait=wait)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # Jitter spreads many bot processes' retries after a backend restart.
+            pause = delay * random.uniform(0.5, 1.0)  # noqa: S311 - not a secret
+            log.warning(
+                "notifications unavailable (%s); retrying in %.1fs", type(exc).__name__, pause
+            )
+            await asyncio.sleep(pause)
+            delay = min(delay * 2, MAX_BACKOFF)
+            continue
+        delay = 1.0
+        done = [n["id"] for n in batch if await deliver_one(n, renderer, deliver, turns)]
+        if not done:
+            continue
+        try:
+            await source.ack_notifications(done)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # Redelivered after the lease; shown once all the same.
+            log.warning("ack of %d notifications failed (%s)", len(done), type(exc).__name__)
