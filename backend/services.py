@@ -8,8 +8,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend import crypto
 from backend.clock import Clock, SystemClock
+from backend.crm.connector import CrmConnector
 from backend.db import make_engine, make_sessionmaker
+from backend.mailer import Mailer, SmtpMailer
 from backend.settings import Settings
+from backend.sms import ConsoleSmsGateway, HttpSmsGateway, SmsGateway
 
 
 @dataclass
@@ -21,6 +24,9 @@ class Services:
     sessions: async_sessionmaker[AsyncSession]
     keyring: crypto.Keyring
     clock: Clock = field(default_factory=SystemClock)
+    crm: CrmConnector = field(kw_only=True)
+    sms: SmsGateway = field(kw_only=True)
+    mailer: Mailer | None = field(kw_only=True, default=None)
 
     async def close(self) -> None:
         """Release connections; the object is unusable afterwards."""
@@ -32,10 +38,35 @@ async def open_services(settings: Settings, *, clock: Clock | None = None) -> Se
     keyring = crypto.load_keyring(settings.secret_key, settings.data_dir)
     crypto.install(keyring)
     engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    clock = clock or SystemClock()
     return Services(
         settings=settings,
         engine=engine,
-        sessions=make_sessionmaker(engine),
+        sessions=sessions,
         keyring=keyring,
-        clock=clock or SystemClock(),
+        clock=clock,
+        crm=_crm(settings, sessions, clock),
+        sms=_sms(settings),
+        mailer=SmtpMailer.from_settings(settings),
     )
+
+
+def _crm(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], clock: Clock
+) -> CrmConnector:
+    """The configured CRM connector: the built-in one, or a bank's over HTTP."""
+    if settings.crm == "http" and settings.crm_url:
+        from backend.crm.http import HttpCrm
+
+        return HttpCrm(settings.crm_url, settings.crm_token)
+    from backend.crm.builtin import BuiltinCrm
+
+    return BuiltinCrm(sessions, clock)
+
+
+def _sms(settings: Settings) -> SmsGateway:
+    """The configured SMS gateway: the console for the demo, HTTP for a bank's gateway."""
+    if settings.sms_gateway == "http" and settings.sms_gateway_url:
+        return HttpSmsGateway(settings.sms_gateway_url, settings.sms_gateway_token)
+    return ConsoleSmsGateway()

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 ROUTE_MODULES: tuple[str, ...] = (
     "backend.api.health",
+    "backend.api.verification",
+    "backend.api.customer",
     "backend.api.escalations",
 )
 

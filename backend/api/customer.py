@@ -1,0 +1,75 @@
+"""The verified customer: ``GET /api/v1/me`` (masked only) and ``POST /api/v1/contact-proofs``.
+
+Both need ``X-Customer-Session`` from a successful code check; ``customer_ref``
+is the one helper every route about one customer uses to read it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from backend.api.http import json_response, read_json, services
+from backend.api.verification import send_later, verifier
+from backend.crm.connector import Address
+from backend.errors import ConnectorError, NotFound, Unauthorized
+from backend.masking import DOT, mask_email, mask_phone
+from backend.verification import ServiceUnavailable, customer_for_session
+
+SESSION_HEADER = "X-Customer-Session"
+
+
+async def customer_ref(request: web.Request) -> str:
+    """The ref of the customer whose session this request carries; else 401 session_expired."""
+    svc = services(request)
+    token = request.headers.get(SESSION_HEADER, "")
+    async with svc.sessions() as session:
+        ref = await customer_for_session(session, svc.keyring, token, svc.clock.now())
+    if ref is None:
+        raise Unauthorized("missing, wrong or expired customer session", code="session_expired")
+    return ref
+
+
+def mask_address(address: Address) -> str:
+    """House and flat numbers hidden, the rest kept so the owner recognises it."""
+    lines = [address.line1, address.line2]
+    masked = [re.sub(r"\d+", DOT, line) for line in lines if line]
+    return ", ".join([*masked, address.city, address.postcode, address.country])
+
+
+async def me(request: web.Request) -> web.Response:
+    """What the bot may show the verified customer: masked contacts, consent, open products."""
+    ref = await customer_ref(request)
+    try:
+        record = await services(request).crm.get(ref)
+    except ConnectorError as exc:
+        raise ServiceUnavailable("the CRM is not reachable", code="crm_unavailable") from exc
+    if record is None:
+        raise NotFound("the customer is no longer on file", code="customer_not_found")
+    return json_response(
+        {
+            "language": record.language,
+            "phones": [{"masked": mask_phone(n), "primary": p} for n, p in record.phones],
+            "emails": [{"masked": mask_email(a), "primary": p} for a, p in record.emails],
+            "address": {"masked": mask_address(record.address)} if record.address else None,
+            "marketing": dict(record.marketing),
+            "open_products": sum(1 for p in record.products if p.closed is None),
+        }
+    )
+
+
+async def contact_proof(request: web.Request) -> web.Response:
+    """Send a code to a new phone or email; checking it yields a ``proof_token``."""
+    ref = await customer_ref(request)
+    body = await read_json(request)
+    started = await verifier(request).start_proof(
+        ref, body.get("kind"), body.get("value"), body.get("locale")
+    )
+    send_later(request, started)
+    return json_response(started.to_json(), status=202)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/v1/me", me)
+    app.router.add_post("/api/v1/contact-proofs", contact_proof)

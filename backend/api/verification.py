@@ -1,0 +1,83 @@
+"""``/api/v1/verifications``: start, resend and check one-time codes (``docs/backend-api.md``).
+
+The answer never waits on the SMS gateway or the mail server: codes go out in
+background tasks the application tracks and awaits on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from backend.api.http import json_response, read_json, services
+from backend.verification import Started, Verifier
+
+
+class Deliveries:
+    """Code deliveries still running, kept so none is lost or collected mid-flight."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[None]] = set()
+
+
+DELIVERIES = web.AppKey("code_deliveries", Deliveries)
+
+
+def verifier(request: web.Request) -> Verifier:
+    """The verification operations for this request's services."""
+    return Verifier(services(request))
+
+
+def send_later(request: web.Request, started: Started) -> None:
+    """Hand the code's delivery to a background task (nothing to do for unknown numbers)."""
+    if started.delivery is None:
+        return
+    tasks = request.app[DELIVERIES].tasks
+    task = asyncio.create_task(verifier(request).deliver(started.delivery))
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
+async def start_verification(request: web.Request) -> web.Response:
+    """Send a code to the contact on file for a phone number; the same answer if there is none."""
+    body = await read_json(request)
+    started = await verifier(request).start(
+        body.get("chat"),
+        body.get("phone"),
+        body.get("channel"),
+        body.get("locale"),
+        body.get("shared_contact") is True,
+    )
+    send_later(request, started)
+    return json_response(started.to_json(), status=202)
+
+
+async def resend_code(request: web.Request) -> web.Response:
+    """Send a new code for the same verification, after the cooldown."""
+    body = await read_json(request)
+    started = await verifier(request).resend(request.match_info["id"], body.get("locale"))
+    send_later(request, started)
+    return json_response(started.to_json(), status=202)
+
+
+async def check_code(request: web.Request) -> web.Response:
+    """Check a code: a session token, a proof token, or the reason it failed."""
+    body = await read_json(request)
+    result = await verifier(request).check(request.match_info["id"], body.get("code"))
+    return json_response(result)
+
+
+async def _drain(app: web.Application) -> None:
+    """Let codes already promised go out before the process stops."""
+    tasks = list(app[DELIVERIES].tasks)
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def setup(app: web.Application) -> None:
+    app[DELIVERIES] = Deliveries()
+    app.on_cleanup.append(_drain)
+    app.router.add_post("/api/v1/verifications", start_verification)
+    app.router.add_post("/api/v1/verifications/{id}/resend", resend_code)
+    app.router.add_post("/api/v1/verifications/{id}/check", check_code)

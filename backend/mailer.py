@@ -1,0 +1,89 @@
+"""Sending one-time codes by email over SMTP (``DATADESK_SMTP_*``).
+
+``smtplib`` runs in a worker thread so the event loop never waits on the
+mail server. STARTTLS and login are used when the settings ask for them.
+Failures raise ``MailDeliveryError`` naming the reference only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import ssl
+from email.message import EmailMessage
+from typing import Protocol
+
+from backend.errors import DatadeskError
+from backend.settings import Settings
+
+
+class MailDeliveryError(DatadeskError):
+    """The SMTP server did not take a message; ``reference`` names it."""
+
+    def __init__(self, reference: str, reason: str) -> None:
+        super().__init__(f"email {reference} not accepted: {reason}")
+        self.reference = reference
+
+
+class Mailer(Protocol):
+    async def send(self, to: str, subject: str, body: str, reference: str) -> None:
+        """Deliver a plain-text message; raise ``MailDeliveryError``."""
+        ...
+
+
+class SmtpMailer:
+    """An SMTP client configured from settings."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        sender: str,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        starttls: bool = False,
+        timeout: float = 15.0,
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._sender = sender
+        self._user = user
+        self._password = password
+        self._starttls = starttls
+        self._timeout = timeout
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmtpMailer | None:
+        """A mailer when ``SMTP_HOST`` is set, else None (the email channel is off)."""
+        if settings.smtp_host is None:
+            return None
+        return cls(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_from,
+            user=settings.smtp_user,
+            password=settings.smtp_password,
+            starttls=settings.smtp_starttls,
+        )
+
+    async def send(self, to: str, subject: str, body: str, reference: str) -> None:
+        """Send in a thread; the message carries ``reference`` in an ``X-Datadesk-Reference`` header."""
+        message = EmailMessage()
+        message["From"] = self._sender
+        message["To"] = to
+        message["Subject"] = subject
+        message["X-Datadesk-Reference"] = reference
+        message.set_content(body)
+        try:
+            await asyncio.to_thread(self._deliver, message)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise MailDeliveryError(reference, type(exc).__name__) from exc
+
+    def _deliver(self, message: EmailMessage) -> None:
+        with smtplib.SMTP(self._host, self._port, timeout=self._timeout) as client:
+            if self._starttls:
+                client.starttls(context=ssl.create_default_context())
+            if self._user and self._password:
+                client.login(self._user, self._password)
+            client.send_message(message)

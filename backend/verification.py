@@ -1,0 +1,547 @@
+"""One-time codes: verifying a chat as a customer, and proving a new phone or email.
+
+Limits (issue 2, ``docs/backend-api.md``): 6-digit codes from pyotp, valid
+5 minutes; 5 checks per code; 30 s between codes of one challenge; at most 5
+codes per rolling hour per chat and per customer, then ``locked_out`` with an
+agent offered. A code is never stored: only ``keyring.mac(challenge_id,
+code)``, compared in constant time. A successful check yields a session token
+(15 minutes, one customer) or a proof token (15 minutes, redeemable once).
+
+Anti-enumeration: a number that is not on file gets the same challenge row,
+the same rate-limit rows and the same audit entry as a known one, and the
+same answer; only the delivery differs, and delivery runs after the answer
+(``Delivery`` handed to a background task), so timing does not tell either.
+Per-customer limits key on ``subject``: ``mac("customer", ref)`` for a known
+customer, ``mac("phone", e164)`` for a number not on file, so both lock out
+alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pyotp
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend import audit, messages
+from backend.crypto import Keyring, constant_time_equal
+from backend.errors import ApiError, ConnectorError, Invalid, NotFound, TooManyRequests
+from backend.masking import mask_email, mask_phone
+from backend.models.verification import Challenge, CodeIssue, ContactProof, CustomerSession
+from backend.services import Services
+from backend.validation import (
+    INVALID_EMAIL,
+    INVALID_PHONE,
+    LOCALES,
+    SAME_AS_CURRENT,
+    email_key,
+    normalize_email,
+    normalize_phone,
+)
+
+log = logging.getLogger(__name__)
+
+CODE_TTL = 300
+MAX_CHECKS = 5
+RESEND_AFTER = 30
+CODES_PER_HOUR = 5
+WINDOW = timedelta(hours=1)
+SESSION_TTL = 900
+PROOF_TTL = 900
+CHANNELS = ("sms", "email")
+
+
+class ServiceUnavailable(ApiError):
+    """503: a part the answer needs (the CRM) is not reachable; try again."""
+
+    status = 503
+    default_code = "unavailable"
+
+
+class Expired(ApiError):
+    """410: the code's five minutes are over; ask for a new one."""
+
+    status = 410
+    default_code = "expired"
+
+
+class WrongCode(ApiError):
+    """422: the code does not match; ``attempts_left`` says how many checks remain."""
+
+    status = 422
+    default_code = "wrong_code"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A code to send after the answer: to the customer on file, or to a new contact."""
+
+    reference: str
+    channel: str
+    locale: str
+    template: str
+    code: str
+    customer_ref: str | None = None  # whose code it is
+    to: str | None = None  # where it goes; None: the customer's contact on file
+
+
+@dataclass(frozen=True)
+class Started:
+    """A code was issued (or pretended issued): what the API answers and what to send."""
+
+    verification_id: str
+    channel: str
+    delivery: Delivery | None
+    masked: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The 202 body; identical in shape whether or not anything is sent."""
+        body: dict[str, Any] = {
+            "verification_id": self.verification_id,
+            "channel": self.channel,
+            "expires_in": CODE_TTL,
+            "resend_after": RESEND_AFTER,
+        }
+        if self.masked is not None:
+            body["masked"] = self.masked
+        return body
+
+
+def new_code() -> str:
+    """A fresh 6-digit code from a one-off pyotp secret; the secret is never kept."""
+    return str(pyotp.HOTP(pyotp.random_base32(), digits=6).at(0))
+
+
+def _seconds(delta: timedelta) -> int:
+    return max(1, math.ceil(delta.total_seconds()))
+
+
+def locked_out(retry_after: int) -> TooManyRequests:
+    """The lockout answer: the bot offers an agent."""
+    return TooManyRequests(
+        "too many codes in the last hour",
+        code="locked_out",
+        details={"retry_after": retry_after, "offer_agent": True},
+    )
+
+
+async def _window(session: AsyncSession, column: Any, value: str, now: datetime) -> list[datetime]:
+    rows = await session.execute(
+        select(CodeIssue.issued_at)
+        .where(column == value, CodeIssue.issued_at > now - WINDOW)
+        .order_by(CodeIssue.issued_at)
+    )
+    return list(rows.scalars())
+
+
+async def lockout_retry_after(
+    session: AsyncSession, chat: str | None, subject: str, now: datetime
+) -> int | None:
+    """Seconds until a code may be sent again, when the chat or customer used up the hour."""
+    waits = []
+    for column, value in ((CodeIssue.chat, chat), (CodeIssue.subject, subject)):
+        if value is None:
+            continue
+        issued = await _window(session, column, value, now)
+        if len(issued) >= CODES_PER_HOUR:
+            waits.append(_seconds(issued[len(issued) - CODES_PER_HOUR] + WINDOW - now))
+    return max(waits) if waits else None
+
+
+async def customer_for_session(
+    session: AsyncSession, keyring: Keyring, session_token: str, now: datetime
+) -> str | None:
+    """The customer ref a session token is scoped to, or None when wrong or expired."""
+    if not session_token or len(session_token) > 200:
+        return None
+    row = await session.get(CustomerSession, keyring.mac("session", session_token))
+    if row is None or row.expires_at <= now:
+        return None
+    return row.customer_ref
+
+
+async def redeem_proof(
+    session: AsyncSession, keyring: Keyring, proof_token: str, customer_ref: str, now: datetime
+) -> tuple[str, str]:
+    """Spend a proof token of ``customer_ref``: (kind, value); else ``Invalid`` on proof_token.
+
+    Runs in the caller's transaction, so the token is spent only if the request
+    that carries it is stored.
+    """
+    invalid = Invalid({"proof_token": "invalid_proof"}, "proof token unknown, spent or expired")
+    if not isinstance(proof_token, str) or not proof_token or len(proof_token) > 200:
+        raise invalid
+    token_mac = keyring.mac("proof", proof_token)
+    spent = await session.execute(
+        update(ContactProof)
+        .where(
+            ContactProof.token_mac == token_mac,
+            ContactProof.customer_ref == customer_ref,
+            ContactProof.redeemed_at.is_(None),
+            ContactProof.expires_at > now,
+        )
+        .values(redeemed_at=now)
+    )
+    if spent.rowcount != 1:  # type: ignore[attr-defined]
+        raise invalid
+    proof = await session.get(ContactProof, token_mac)
+    assert proof is not None
+    return proof.kind, proof.value
+
+
+class Verifier:
+    """The verification operations over the process's services; see the module docstring."""
+
+    def __init__(self, services: Services) -> None:
+        self._s = services
+
+    def _now(self) -> datetime:
+        return self._s.clock.now()
+
+    async def start(
+        self, chat: Any, phone: Any, channel: Any, locale: Any, shared_contact: bool
+    ) -> Started:
+        """Issue a code for ``phone`` to the customer on file, or pretend to when there is none."""
+        fields = {}
+        if not isinstance(chat, str) or not chat.strip() or len(chat) > 128:
+            fields["chat"] = "invalid_chat"
+        e164 = normalize_phone(phone)
+        if e164 is None:
+            fields["phone"] = INVALID_PHONE
+        channel = channel or "sms"
+        if channel not in CHANNELS:
+            fields["channel"] = "invalid_channel"
+        elif channel == "email" and self._s.mailer is None:
+            fields["channel"] = "email_unavailable"
+        if fields:
+            raise Invalid(fields)
+        assert e164 is not None
+        try:
+            ref = await self._s.crm.find_by_phone(e164)
+        except ConnectorError as exc:
+            raise ServiceUnavailable("the CRM is not reachable", code="crm_unavailable") from exc
+        keyring = self._s.keyring
+        subject = keyring.mac("customer", ref) if ref else keyring.mac("phone", e164)
+        return await self._issue(
+            purpose="customer",
+            chat=chat,
+            customer_ref=ref,
+            subject=subject,
+            channel=channel,
+            locale=locale if locale in LOCALES else "en",
+            # Kept (encrypted) only for a customer on file, so a resend reaches the same phone.
+            target_kind="phone",
+            target=e164 if ref else None,
+            template=f"{channel}_code",
+            action="verification.start",
+            extra={"shared_contact": bool(shared_contact)},
+        )
+
+    async def start_proof(self, customer_ref: str, kind: Any, value: Any, locale: Any) -> Started:
+        """Issue a code to a new phone or email the verified customer wants on file."""
+        if kind not in ("phone", "email"):
+            raise Invalid({"kind": "invalid_kind"})
+        normalized = normalize_phone(value) if kind == "phone" else normalize_email(value)
+        if normalized is None:
+            raise Invalid({"value": INVALID_PHONE if kind == "phone" else INVALID_EMAIL})
+        if kind == "email" and self._s.mailer is None:
+            raise Invalid({"value": "email_unavailable"})
+        try:
+            on_file = await self._s.crm.contact_on_file(customer_ref)
+        except ConnectorError as exc:
+            raise ServiceUnavailable("the CRM is not reachable", code="crm_unavailable") from exc
+        current = on_file.phone if kind == "phone" else on_file.email
+        if current is not None and email_key(current) == email_key(normalized):
+            raise Invalid({"value": SAME_AS_CURRENT})
+        channel = "sms" if kind == "phone" else "email"
+        return await self._issue(
+            purpose="proof",
+            chat=None,
+            customer_ref=customer_ref,
+            subject=self._s.keyring.mac("customer", customer_ref),
+            channel=channel,
+            locale=locale if locale in LOCALES else on_file.language,
+            target_kind=kind,
+            target=normalized,
+            template=f"{channel}_proof_code",
+            action="contact_proof.start",
+            extra={"kind": kind},
+            masked=mask_phone(normalized) if kind == "phone" else mask_email(normalized),
+        )
+
+    async def _issue(
+        self,
+        *,
+        purpose: str,
+        chat: str | None,
+        customer_ref: str | None,
+        subject: str,
+        channel: str,
+        locale: str,
+        target_kind: str | None,
+        target: str | None,
+        template: str,
+        action: str,
+        extra: dict[str, str | bool],
+        masked: str | None = None,
+    ) -> Started:
+        now = self._now()
+        vid = "vf_" + secrets.token_urlsafe(18)
+        code = new_code()
+        async with self._s.sessions() as session, session.begin():
+            wait = await lockout_retry_after(session, chat, subject, now)
+            outcome = "locked_out" if wait is not None else "sent"
+            if wait is None:
+                session.add(
+                    Challenge(
+                        id=vid,
+                        purpose=purpose,
+                        chat=chat,
+                        customer_ref=customer_ref,
+                        subject=subject,
+                        channel=channel,
+                        target_kind=target_kind,
+                        target=target,
+                        locale=locale,
+                        code_mac=self._s.keyring.mac(vid, code),
+                        attempts=0,
+                        sent_at=now,
+                        expires_at=now + timedelta(seconds=CODE_TTL),
+                        verified_at=None,
+                        created_at=now,
+                    )
+                )
+                session.add(CodeIssue(challenge_id=vid, chat=chat, subject=subject, issued_at=now))
+            await audit.record(
+                session,
+                action=action,
+                actor=f"chat:{chat}" if chat else f"customer:{customer_ref}",
+                subject=vid if wait is None else None,
+                outcome=outcome,
+                data={"customer": customer_ref, "channel": channel, **extra},
+                at=now,
+            )
+        if wait is not None:
+            raise locked_out(wait)
+        delivery = None
+        if customer_ref is not None:
+            delivery = Delivery(
+                reference=vid,
+                channel=channel,
+                locale=locale,
+                template=template,
+                code=code,
+                customer_ref=customer_ref,
+                to=target if purpose == "proof" or channel == "sms" else None,
+            )
+        return Started(vid, channel, delivery, masked)
+
+    async def resend(self, vid: str, locale: Any) -> Started:
+        """A new code for the same challenge, after the cooldown and within the hourly limits."""
+        now = self._now()
+        code = new_code()
+        async with self._s.sessions() as session, session.begin():
+            challenge = await session.get(Challenge, vid)
+            if challenge is None or challenge.verified_at is not None:
+                raise NotFound("no such verification", code="not_found")
+            if locale in LOCALES:
+                challenge.locale = locale
+            ready_at = challenge.sent_at + timedelta(seconds=RESEND_AFTER)
+            wait = await lockout_retry_after(session, challenge.chat, challenge.subject, now)
+            outcome = "sent"
+            if now < ready_at:
+                outcome = "resend_cooldown"
+            elif wait is not None:
+                outcome = "locked_out"
+            else:
+                challenge.code_mac = self._s.keyring.mac(vid, code)
+                challenge.sent_at = now
+                challenge.expires_at = now + timedelta(seconds=CODE_TTL)
+                challenge.attempts = 0
+                session.add(
+                    CodeIssue(
+                        challenge_id=vid,
+                        chat=challenge.chat,
+                        subject=challenge.subject,
+                        issued_at=now,
+                    )
+                )
+            await audit.record(
+                session,
+                action="verification.resend",
+                actor=f"chat:{challenge.chat}"
+                if challenge.chat
+                else f"customer:{challenge.customer_ref}",
+                subject=vid,
+                outcome=outcome,
+                data={"customer": challenge.customer_ref, "channel": challenge.channel},
+                at=now,
+            )
+        if outcome == "resend_cooldown":
+            raise TooManyRequests(
+                "a code was sent less than 30 s ago",
+                code="resend_cooldown",
+                details={"retry_after": _seconds(ready_at - now)},
+            )
+        if wait is not None:
+            raise locked_out(wait)
+        masked = None
+        if challenge.purpose == "proof" and challenge.target is not None:
+            is_phone = challenge.target_kind == "phone"
+            masked = mask_phone(challenge.target) if is_phone else mask_email(challenge.target)
+        delivery = None
+        if challenge.customer_ref is not None:
+            prefix = (
+                f"{challenge.channel}_proof" if challenge.purpose == "proof" else challenge.channel
+            )
+            delivery = Delivery(
+                reference=vid,
+                channel=challenge.channel,
+                locale=challenge.locale,
+                template=f"{prefix}_code",
+                code=code,
+                customer_ref=challenge.customer_ref,
+                to=challenge.target
+                if challenge.purpose == "proof" or challenge.channel == "sms"
+                else None,
+            )
+        return Started(vid, challenge.channel, delivery, masked)
+
+    async def check(self, vid: str, code: Any) -> dict[str, Any]:
+        """Check a code: a session or proof token, or the error that says why not."""
+        if not isinstance(code, str) or len(code) > 32:
+            raise Invalid({"code": "invalid_code"})
+        now = self._now()
+        keyring = self._s.keyring
+        async with self._s.sessions() as session, session.begin():
+            challenge = await session.get(Challenge, vid)
+            if challenge is None or challenge.verified_at is not None:
+                raise NotFound("no such verification", code="not_found")
+            error: ApiError | None = None
+            body: dict[str, Any] = {}
+            if now >= challenge.expires_at:
+                outcome = "expired"
+                error = Expired("the code has expired")
+            else:
+                # One atomic step both counts the attempt and refuses a spent code.
+                counted = await session.execute(
+                    update(Challenge)
+                    .where(Challenge.id == vid, Challenge.attempts < MAX_CHECKS)
+                    .values(attempts=Challenge.attempts + 1)
+                    .returning(Challenge.attempts)
+                )
+                attempts = counted.scalar_one_or_none()
+                if attempts is None:
+                    wait = await lockout_retry_after(
+                        session, challenge.chat, challenge.subject, now
+                    )
+                    outcome = "locked_out" if wait is not None else "too_many_attempts"
+                    error = (
+                        locked_out(wait)
+                        if wait is not None
+                        else TooManyRequests("this code is spent", code="too_many_attempts")
+                    )
+                elif (
+                    constant_time_equal(keyring.mac(vid, code.strip()), challenge.code_mac)
+                    and challenge.customer_ref is not None
+                ):
+                    outcome = "verified"
+                    challenge.verified_at = now
+                    body = await self._grant(session, challenge, now)
+                else:
+                    outcome = "wrong_code"
+                    error = WrongCode(
+                        "wrong code", details={"attempts_left": MAX_CHECKS - attempts}
+                    )
+            await audit.record(
+                session,
+                action="verification.check",
+                actor=f"chat:{challenge.chat}"
+                if challenge.chat
+                else f"customer:{challenge.customer_ref}",
+                subject=vid,
+                outcome=outcome,
+                data={"customer": challenge.customer_ref, "purpose": challenge.purpose},
+                at=now,
+            )
+        if error is not None:
+            raise error
+        if challenge.purpose == "customer":
+            assert challenge.customer_ref is not None
+            try:
+                language = (await self._s.crm.contact_on_file(challenge.customer_ref)).language
+            except ConnectorError:
+                language = challenge.locale
+            body["customer"] = {"language": language}
+        return body
+
+    async def _grant(
+        self, session: AsyncSession, challenge: Challenge, now: datetime
+    ) -> dict[str, Any]:
+        """Store the token a correct code earns; return the answer's body."""
+        assert challenge.customer_ref is not None
+        token = secrets.token_urlsafe(32)
+        if challenge.purpose == "customer":
+            session.add(
+                CustomerSession(
+                    token_mac=self._s.keyring.mac("session", token),
+                    customer_ref=challenge.customer_ref,
+                    chat=challenge.chat,
+                    challenge_id=challenge.id,
+                    created_at=now,
+                    expires_at=now + timedelta(seconds=SESSION_TTL),
+                )
+            )
+            return {"session_token": token, "expires_in": SESSION_TTL}
+        assert challenge.target is not None
+        assert challenge.target_kind is not None
+        session.add(
+            ContactProof(
+                token_mac=self._s.keyring.mac("proof", token),
+                customer_ref=challenge.customer_ref,
+                kind=challenge.target_kind,
+                value=challenge.target,
+                challenge_id=challenge.id,
+                created_at=now,
+                expires_at=now + timedelta(seconds=PROOF_TTL),
+                redeemed_at=None,
+            )
+        )
+        is_phone = challenge.target_kind == "phone"
+        masked = mask_phone(challenge.target) if is_phone else mask_email(challenge.target)
+        return {"proof_token": token, "kind": challenge.target_kind, "masked": masked}
+
+    async def deliver(self, delivery: Delivery) -> None:
+        """Send a code; failures are logged with the reference only, never raised."""
+        try:
+            to = delivery.to
+            if to is None and delivery.customer_ref is not None:
+                on_file = await self._s.crm.contact_on_file(delivery.customer_ref)
+                to = on_file.phone if delivery.channel == "sms" else on_file.email
+            if to is None:
+                log.info("verification %s: no %s on file", delivery.reference, delivery.channel)
+                return
+            text = messages.render(delivery.locale, delivery.template, code=delivery.code)
+            if delivery.channel == "sms":
+                await self._s.sms.send(to, text, delivery.reference)
+            elif self._s.mailer is not None:
+                subject = messages.render(delivery.locale, "email_subject")
+                await self._s.mailer.send(to, subject, text, delivery.reference)
+        except Exception:
+            log.exception("verification %s: code not delivered", delivery.reference)
+
+
+async def count_codes(session: AsyncSession, subject: str, now: datetime) -> int:
+    """Codes issued for ``subject`` in the last hour (for tests and the console)."""
+    result = await session.execute(
+        select(func.count())
+        .select_from(CodeIssue)
+        .where(CodeIssue.subject == subject, CodeIssue.issued_at > now - WINDOW)
+    )
+    return int(result.scalar_one())
