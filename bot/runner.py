@@ -1,0 +1,140 @@
+"""Runs the Telegram channel: ``datadesk bot`` alone, or inside ``datadesk run``.
+
+``start_bot(settings)`` serves until cancelled: it opens the conversation
+service, the backend client and the channel, and closes them again on the
+way out. While it runs, ``DATA_DIR/bot.pid`` holds the process id and SIGHUP
+re-reads the dialog files (``datadesk dialogs reload`` sends it); a broken set
+is refused and the last good one kept (``Conversations.reload``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+from backend.logs import configure
+from backend.settings import Settings
+from bot.backend_client import BackendClient
+from bot.conversation import Conversations
+from bot.telegram.app import ChannelOptions, TelegramChannel
+
+log = logging.getLogger(__name__)
+
+# Telegram delivers webhooks to ports 443, 80, 88 and 8443; without a port in
+# WEBHOOK_URL the bot listens on 8443 behind the TLS proxy.
+DEFAULT_WEBHOOK_PORT = 8443
+
+
+def channel_options(settings: Settings) -> ChannelOptions:
+    """The channel's options from the operator's settings.
+
+    In webhook mode the bot listens on ``HTTP_HOST`` at the port named in
+    ``WEBHOOK_URL`` (8443 when it names none), on the same path; a reverse
+    proxy terminates TLS and forwards there.
+    """
+    port = DEFAULT_WEBHOOK_PORT
+    if settings.webhook_url:
+        port = urlsplit(settings.webhook_url).port or DEFAULT_WEBHOOK_PORT
+    return ChannelOptions(
+        mode=settings.telegram_mode,
+        webhook_url=settings.webhook_url,
+        webhook_secret=settings.webhook_secret,
+        webhook_host=settings.http_host,
+        webhook_port=port,
+    )
+
+
+def pid_file(settings: Settings) -> str:
+    """Where a running bot leaves its process id for ``datadesk dialogs reload``."""
+    return str(settings.data_dir / "bot.pid")
+
+
+@contextlib.contextmanager
+def _reload_on_sighup(conversations: Conversations, settings: Settings) -> Iterator[None]:
+    """SIGHUP → reload the dialogs; the pid file names this process meanwhile."""
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[bool]] = set()
+
+    def reload() -> None:
+        log.info("SIGHUP: reloading dialog files")
+        task = loop.create_task(conversations.reload())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    installed = False
+    try:
+        loop.add_signal_handler(signal.SIGHUP, reload)
+        installed = True
+    except (NotImplementedError, RuntimeError, ValueError):
+        # Not the main thread (tests, embedding): reload stays available as a call.
+        log.debug("SIGHUP reload not installed outside the main thread")
+    path = pid_file(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        handle.write(f"{os.getpid()}\n")
+    try:
+        yield None
+    finally:
+        if installed:
+            loop.remove_signal_handler(signal.SIGHUP)
+        with contextlib.suppress(OSError):
+            with open(path) as handle:
+                mine = handle.read().strip() == str(os.getpid())
+            if mine:
+                os.remove(path)
+
+
+async def start_bot(settings: Settings, *, options: ChannelOptions | None = None) -> None:
+    """Serve the Telegram channel for ``settings`` until cancelled."""
+    token = settings.telegram_token
+    if not token:
+        raise ValueError("DATADESK_TELEGRAM_TOKEN is not set; there is no Telegram channel to run")
+    settings = settings.with_service_token()
+    backend = BackendClient(settings.backend_url, settings.service_token)
+    try:
+        conversations = await Conversations.open(settings, backend=backend)
+        try:
+            channel = TelegramChannel(
+                token=token,
+                api_url=settings.telegram_api_url,
+                conversations=conversations,
+                notifications=backend,
+                options=options or channel_options(settings),
+            )
+            with _reload_on_sighup(conversations, settings):
+                await channel.run()
+        finally:
+            await conversations.close()
+    finally:
+        await backend.close()
+
+
+async def _serve_until_signalled(settings: Settings) -> None:
+    """``start_bot`` until SIGTERM or SIGINT, then a clean stop."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await start_bot(settings)
+
+
+def run_bot(args: argparse.Namespace, settings: Settings) -> int:
+    """``datadesk bot``: the Telegram channel in this process; exit status."""
+    configure(settings.log_level)
+    if not settings.telegram_token:
+        log.error("DATADESK_TELEGRAM_TOKEN is not set; nothing to serve")
+        return 2
+    try:
+        asyncio.run(_serve_until_signalled(settings))
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
