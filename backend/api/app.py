@@ -25,6 +25,9 @@ ROUTE_MODULES: tuple[str, ...] = (
     "backend.api.verification",
     "backend.api.customer",
     "backend.api.escalations",
+    "backend.api.requests",
+    "backend.api.notifications",
+    "backend.api.openapi",
 )
 
 # Routes under /api/ that answer without the service token.

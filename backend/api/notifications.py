@@ -1,0 +1,59 @@
+"""Routes of the notifications outbox: long-poll and acknowledge (``docs/backend-api.md``)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from backend import notifications
+from backend.api.http import json_response, read_json, services
+from backend.errors import Invalid
+
+MAX_WAIT = 30.0
+MAX_LIMIT = 100
+MAX_ACK = 1000
+
+
+def _number(raw: str | None, default: float, low: float, high: float, name: str) -> float:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise Invalid({name: "invalid_number"}) from None
+    if not low <= value <= high:
+        raise Invalid({name: "out_of_range"})
+    return value
+
+
+async def poll(request: web.Request) -> web.Response:
+    """``GET /api/v1/notifications?wait=30&limit=100&prefix=tg:``: lease what is due."""
+    wait = _number(request.query.get("wait"), 0, 0, MAX_WAIT, "wait")
+    limit = int(_number(request.query.get("limit"), MAX_LIMIT, 1, MAX_LIMIT, "limit"))
+    prefix = request.query.get("prefix") or None
+    svc = services(request)
+    found = await notifications.wait_and_lease(
+        svc.sessions, svc.clock, wait=wait, limit=limit, prefix=prefix
+    )
+    return json_response({"notifications": [n.to_json() for n in found]})
+
+
+async def acknowledge(request: web.Request) -> web.Response:
+    """``POST /api/v1/notifications/ack`` with ``{"ids": [...]}``: done with these."""
+    body = await read_json(request)
+    ids = body.get("ids")
+    if (
+        not isinstance(ids, list)
+        or len(ids) > MAX_ACK
+        or any(not isinstance(i, int) or isinstance(i, bool) for i in ids)
+    ):
+        raise Invalid({"ids": "invalid_ids"})
+    svc = services(request)
+    async with svc.sessions() as session:
+        await notifications.ack(session, ids)
+    return web.Response(status=204)
+
+
+def setup(app: web.Application) -> None:
+    """Add the outbox's routes."""
+    app.router.add_get("/api/v1/notifications", poll)
+    app.router.add_post("/api/v1/notifications/ack", acknowledge)

@@ -1,0 +1,100 @@
+"""``GET /api/v1/openapi.yaml``: the API description, assembled from one fragment per feature.
+
+Each ``backend/api/openapi/*.yaml`` holds the ``paths`` (and any
+``components``) of one route module; this module merges them under a common
+header, in file-name order, and refuses two fragments that describe the same
+path or component (``file: … defined twice``). Public: no token needed.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from backend.errors import ConfigError
+
+FRAGMENTS = Path(__file__).resolve().parent / "openapi"
+
+HEADER: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "datadesk backend API",
+        "version": "1",
+        "description": "The HTTP contract between channels (the bot, the terminal chat) and "
+        "the backend; the prose version is docs/backend-api.md.",
+    },
+    "servers": [{"url": "/"}],
+    "security": [{"serviceToken": []}],
+    "components": {
+        "securitySchemes": {
+            "serviceToken": {"type": "http", "scheme": "bearer"},
+            "customerSession": {"type": "apiKey", "in": "header", "name": "X-Customer-Session"},
+        },
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "required": ["code", "message"],
+                        "properties": {
+                            "code": {"type": "string"},
+                            "message": {"type": "string"},
+                            "fields": {
+                                "type": "object",
+                                "additionalProperties": {"type": "string"},
+                            },
+                            "retry_after": {"type": "integer"},
+                        },
+                    }
+                },
+            }
+        },
+    },
+    "paths": {},
+}
+
+
+def assemble(folder: Path = FRAGMENTS) -> dict[str, Any]:
+    """The whole document: the header plus every fragment's paths and components."""
+    document: dict[str, Any] = yaml.safe_load(yaml.safe_dump(HEADER))
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            fragment = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise ConfigError(path.name, mark.line + 1 if mark else None, str(exc)) from exc
+        if not isinstance(fragment, dict):
+            raise ConfigError(path.name, 1, "a fragment must be a mapping with 'paths'")
+        for route, item in (fragment.get("paths") or {}).items():
+            if route in document["paths"]:
+                raise ConfigError(path.name, None, f"path {route} defined twice")
+            document["paths"][route] = item
+        for section, entries in (fragment.get("components") or {}).items():
+            target = document["components"].setdefault(section, {})
+            for name, value in (entries or {}).items():
+                if name in target:
+                    raise ConfigError(path.name, None, f"components.{section}.{name} defined twice")
+                target[name] = value
+    return document
+
+
+@cache
+def document_text() -> str:
+    """The assembled description as YAML text, built once per process."""
+    return yaml.safe_dump(assemble(), sort_keys=False, allow_unicode=True)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """Serve the assembled description."""
+    return web.Response(text=document_text(), content_type="application/yaml")
+
+
+def setup(app: web.Application) -> None:
+    """Add the description's route."""
+    app.router.add_get("/api/v1/openapi.yaml", openapi)

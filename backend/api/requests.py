@@ -1,0 +1,118 @@
+"""Routes of the requests ledger: erasure previews, submitting requests, listing open ones.
+
+See ``docs/backend-api.md`` ("Requests"). The customer is whoever the
+``X-Customer-Session`` token was issued to; chats are opaque strings.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from backend import ledger
+from backend.api.http import json_response, read_json, services
+from backend.crm.connector import CATEGORIES
+from backend.erasure import make_preview, plan_to_api
+from backend.errors import BadRequest, Invalid, NotFound, Unauthorized
+from backend.settings import REQUEST_KINDS
+
+MAX_KEY = 128
+MAX_CHAT = 128
+LOCALES = ("en", "lv", "ru", "zh_Hans", "zh_Hant")
+
+
+async def customer_ref(request: web.Request) -> str:
+    """The customer of the request's session token, or ``401 session_expired``."""
+    from backend.verification import customer_for_session
+
+    token = request.headers.get("X-Customer-Session", "")
+    svc = services(request)
+    if token:
+        async with svc.sessions() as session:
+            ref: str | None = await customer_for_session(
+                session, svc.keyring, token, svc.clock.now()
+            )
+            await session.commit()
+        if ref is not None:
+            return ref
+    raise Unauthorized("missing, wrong or expired customer session", code="session_expired")
+
+
+async def erasure_preview(request: web.Request) -> web.Response:
+    """``POST /api/v1/erasure-preview``: the customer's plan for a scope, stored."""
+    ref = await customer_ref(request)
+    body = await read_json(request)
+    scope = body.get("scope")
+    if (
+        not isinstance(scope, list)
+        or not scope
+        or any(s not in (*CATEGORIES, "all") for s in scope)
+    ):
+        raise Invalid({"scope": "invalid_scope"})
+    svc = services(request)
+    record = await ledger.connector(svc).get(ref)
+    if record is None:
+        raise NotFound("the session's customer is no longer on file", code="customer_not_found")
+    async with svc.sessions() as session:
+        preview_id, plan = await make_preview(
+            session,
+            record=record,
+            scope=[str(s) for s in scope],
+            jurisdiction=svc.settings.jurisdiction,
+            at=svc.clock.now(),
+        )
+        await session.commit()
+    return json_response(plan_to_api(plan, preview_id), status=201)
+
+
+async def submit_request(request: web.Request) -> web.Response:
+    """``POST /api/v1/requests``: store a request once per Idempotency-Key."""
+    ref = await customer_ref(request)
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key:
+        raise BadRequest("the Idempotency-Key header is required", code="missing_idempotency_key")
+    if len(key) > MAX_KEY:
+        raise Invalid({"idempotency_key": "too_long"})
+    body = await read_json(request)
+    kind = body.get("kind")
+    if not isinstance(kind, str) or kind not in REQUEST_KINDS:
+        raise BadRequest("unknown request kind", code="unknown_kind")
+    fields: dict[str, str] = {}
+    chat, locale = body.get("chat"), body.get("locale")
+    if not isinstance(chat, str) or not chat or len(chat) > MAX_CHAT:
+        fields["chat"] = "invalid_chat"
+    if locale not in LOCALES:
+        fields["locale"] = "invalid_locale"
+    if not isinstance(body.get("payload"), dict):
+        fields["payload"] = "invalid"
+    if fields:
+        raise Invalid(fields)
+    assert isinstance(chat, str)
+    assert isinstance(locale, str)
+    submitted = await ledger.submit(
+        services(request),
+        customer_ref=ref,
+        chat=chat,
+        locale=locale,
+        kind=kind,
+        payload=body["payload"],
+        idempotency_key=key,
+    )
+    return json_response(submitted.body, status=201 if submitted.created else 200)
+
+
+async def list_requests(request: web.Request) -> web.Response:
+    """``GET /api/v1/requests?chat=``: the open requests of the chat's customer(s)."""
+    chat = request.query.get("chat", "")
+    if not chat or len(chat) > MAX_CHAT:
+        raise Invalid({"chat": "invalid_chat"})
+    svc = services(request)
+    async with svc.sessions() as session:
+        found = await ledger.open_requests(session, chat)
+    return json_response({"requests": found})
+
+
+def setup(app: web.Application) -> None:
+    """Add the ledger's routes."""
+    app.router.add_post("/api/v1/erasure-preview", erasure_preview)
+    app.router.add_post("/api/v1/requests", submit_request)
+    app.router.add_get("/api/v1/requests", list_requests)

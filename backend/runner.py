@@ -1,0 +1,162 @@
+"""The long-running processes: backend API, worker, and everything in one (``datadesk run``).
+
+Each entry point takes the parsed command-line arguments and the settings and
+returns an exit status (``backend/cli.py``). They stop gracefully on SIGTERM
+and SIGINT: the HTTP server stops accepting, workers finish the request in
+hand (its lease protects it if they cannot), connections are released.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from backend.clock import Clock, FakeClock
+from backend.logs import configure
+from backend.services import Services, open_services
+from backend.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        # Not the main thread, or not POSIX: the caller stops us some other way.
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+async def serve_backend(services: Services, stop: asyncio.Event) -> None:
+    """Serve the API and console on HTTP_HOST:HTTP_PORT until ``stop`` is set."""
+    from backend.api.app import create_app
+
+    runner = web.AppRunner(create_app(services), access_log=None)
+    await runner.setup()
+    settings = services.settings
+    site = web.TCPSite(runner, settings.http_host, settings.http_port)
+    await site.start()
+    log.info("backend listening on http://%s:%d/", settings.http_host, settings.http_port)
+    try:
+        await stop.wait()
+    finally:
+        # Long polls answer promptly on shutdown rather than holding it up for 30 s.
+        await runner.shutdown()
+        await runner.cleanup()
+
+
+async def _with_services(
+    settings: Settings,
+    body: Callable[[Services, asyncio.Event], Awaitable[int]],
+    clock: Clock | None = None,
+) -> int:
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    services = await open_services(settings.with_service_token(), clock=clock)
+    try:
+        return await body(services, stop)
+    finally:
+        await services.close()
+
+
+def run_backend(args: argparse.Namespace, settings: Settings) -> int:
+    """``datadesk backend``: the HTTP API and the agent console."""
+    configure(settings.log_level)
+
+    async def body(services: Services, stop: asyncio.Event) -> int:
+        await serve_backend(services, stop)
+        return 0
+
+    return asyncio.run(_with_services(settings, body))
+
+
+async def _workers(services: Services, stop: asyncio.Event, concurrency: int, once: bool) -> int:
+    from backend.ledger import connector
+    from backend.worker import run_workers
+
+    count = await run_workers(
+        services, connector(services), concurrency=concurrency, stop=stop, once=once
+    )
+    log.info("worker stopped after %d requests", count)
+    return 0
+
+
+def run_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """``datadesk worker [--concurrency N] [--once]``: carry out queued requests."""
+    configure(settings.log_level)
+    concurrency = int(getattr(args, "concurrency", 1) or 1)
+    once = bool(getattr(args, "once", False))
+    clock: Clock | None = None
+    if getattr(args, "now", None):
+        clock = FakeClock(datetime.fromisoformat(args.now))
+
+    async def body(services: Services, stop: asyncio.Event) -> int:
+        return await _workers(services, stop, concurrency, once)
+
+    return asyncio.run(_with_services(settings, body, clock))
+
+
+def worker_main(args: argparse.Namespace) -> int:
+    """``python -m backend.worker``: ``run_worker`` with settings from the environment."""
+    return run_worker(args, Settings.from_env())
+
+
+async def _run_all(args: argparse.Namespace, settings: Settings) -> int:
+    from backend.db import upgrade
+    from backend.migrate import BOT_MIGRATIONS
+
+    await upgrade(settings.database_url)
+    await upgrade(settings.bot_database_url, BOT_MIGRATIONS)
+
+    async def body(services: Services, stop: asyncio.Event) -> int:
+        concurrency = int(getattr(args, "concurrency", 1) or 1)
+        tasks: list[asyncio.Task[Any]] = [
+            asyncio.create_task(serve_backend(services, stop), name="backend"),
+            asyncio.create_task(_workers(services, stop, concurrency, False), name="worker"),
+        ]
+        print(
+            f"agent console: http://{settings.http_host}:{settings.http_port}/console/", flush=True
+        )
+        channel: asyncio.Task[Any] | None = None
+        if settings.telegram_token:
+            from bot.runner import start_bot
+
+            channel = asyncio.create_task(start_bot(services.settings), name="bot")
+        elif getattr(args, "chat", False):
+            from bot.terminal import run_chat
+
+            channel = asyncio.create_task(run_chat(services.settings), name="chat")
+        waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait(), name="stop")]
+        if channel is not None:
+            waiters.append(channel)
+        # Wait for a signal, the end of the terminal chat, or any part failing.
+        finished, _ = await asyncio.wait([*tasks, *waiters], return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        status = 0
+        for task in finished:
+            if task.cancelled() or task.get_name() == "stop":
+                continue
+            error = task.exception()
+            if error is not None:
+                log.error("%s stopped with an error", task.get_name(), exc_info=error)
+                status = 1
+        if channel is not None and not channel.done():
+            channel.cancel()
+        await asyncio.gather(*tasks, *waiters, return_exceptions=True)
+        return status
+
+    return await _with_services(settings, body)
+
+
+def run_all(args: argparse.Namespace, settings: Settings) -> int:
+    """``datadesk run``: migrate, then backend, worker(s) and the chosen channel in one process."""
+    configure(settings.log_level)
+    return asyncio.run(_run_all(args, settings))
