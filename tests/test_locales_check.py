@@ -1,0 +1,195 @@
+"""``datadesk locales check`` as a product team runs it: one ``file:line: message`` per problem.
+
+Each broken case lives in ``tests/fixtures/locales_<case>/`` as only the files
+that differ from ``tests/fixtures/locales_clean/``; a test lays them over a copy
+of the clean project and runs the real command in it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from backend.cli import main
+from backend.settings import REPO_ROOT
+
+FIXTURES = Path(__file__).parent / "fixtures"
+LV = "locales/lv/LC_MESSAGES/messages.po"
+RU = "locales/ru/LC_MESSAGES/messages.po"
+ZH_HANS = "locales/zh_Hans/LC_MESSAGES/messages.po"
+ZH_HANT = "locales/zh_Hant/LC_MESSAGES/messages.po"
+
+
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str | None = None) -> Path:
+    """A copy of the clean fixture project with ``case``'s files laid over it; the cwd."""
+    root = tmp_path / "project"
+    shutil.copytree(FIXTURES / "locales_clean", root)
+    if case is not None:
+        shutil.copytree(FIXTURES / f"locales_{case}", root, dirs_exist_ok=True)
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("DATADESK_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("DATADESK_LOCALES_DIR", str(root / "locales"))
+    monkeypatch.setenv("DATADESK_DIALOGS_DIR", str(root / "dialogs"))
+    return root
+
+
+def check(capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
+    """Run ``datadesk locales check``; return the exit status and the lines it printed."""
+    status = main(["locales", "check"])
+    out = capsys.readouterr()
+    return status, [*out.out.splitlines(), *out.err.splitlines()]
+
+
+def test_complete_catalogs_pass_with_a_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project(tmp_path, monkeypatch)
+    status, lines = check(capsys)
+    assert status == 0
+    assert lines == [
+        "locales check: 5 locales (en, lv, ru, zh_Hans, zh_Hant), 4 messages each, all translated"
+    ]
+
+
+def test_a_missing_translation_fails_with_its_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project(tmp_path, monkeypatch, "missing")
+    status, lines = check(capsys)
+    assert status == 1
+    assert lines == [
+        f'{LV}:37: missing translation of "What would you like to do?"',
+        "locales check: 1 problem(s)",
+    ]
+
+
+def test_a_misspelt_placeholder_fails_naming_both_spellings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project(tmp_path, monkeypatch, "placeholder")
+    status, lines = check(capsys)
+    assert status == 1
+    assert lines[0] == (
+        f'{RU}:25: translation of "Your request {{reference}} is due on {{due_date}}." has '
+        "placeholders {due_date}, {referense}; the source has {due_date}, {reference}"
+    )
+    assert len(lines) == 2
+
+
+def test_a_fuzzy_translation_fails_until_someone_reviews_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project(tmp_path, monkeypatch, "fuzzy")
+    status, lines = check(capsys)
+    assert status == 1
+    assert lines == [
+        f'{ZH_HANT}:24: fuzzy translation of "Your request {{reference}} is due on {{due_date}}.": '
+        "review it, then remove the fuzzy flag",
+        "locales check: 1 problem(s)",
+    ]
+
+
+def test_a_plural_with_the_wrong_number_of_forms_fails_and_says_which_numbers_use_which(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project(tmp_path, monkeypatch, "plural")
+    status, lines = check(capsys)
+    assert status == 1
+    assert lines[:2] == [
+        f'{LV}:30: "You have {{count}} open request." has 2 plural forms; Latvian needs 3: '
+        "[0] 1, 21, 31…; [1] 2, 3, 4…; [2] 0…",
+        f'{ZH_HANS}:29: "You have {{count}} open request." has 2 plural forms; Chinese (Simplified) needs 1: '
+        "[0] 0, 1, 2…",
+    ]
+
+
+def test_a_plural_forms_header_that_disagrees_with_the_locale_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project(tmp_path, monkeypatch)
+    po = root / RU
+    text = po.read_text(encoding="utf-8")
+    start = text.index('"Plural-Forms:')
+    end = text.index('"MIME-Version')
+    po.write_text(
+        text[:start] + '"Plural-Forms: nplurals=2; plural=(n != 1);\\n"\n' + text[end:],
+        encoding="utf-8",
+    )
+    status, lines = check(capsys)
+    assert status == 1
+    assert lines[0].startswith(f"{RU}:15: Plural-Forms says nplurals=2; write ")
+
+
+def test_a_text_added_to_the_dialogs_fails_until_the_catalogs_are_updated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project(tmp_path, monkeypatch, "outdated")
+    status, lines = check(capsys)
+    assert status == 1
+    for po in ("locales/en/LC_MESSAGES/messages.po", LV, RU, ZH_HANS, ZH_HANT):
+        assert f'dialogs/status.yaml:19: "Thank you." is not in {po}; run `make locales`' in lines
+    assert (
+        "locales/messages.pot: out of date with the sources (1 new, 0 gone); run `make locales`"
+        in lines
+    )
+
+
+def test_an_entry_the_dialogs_no_longer_have_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project(tmp_path, monkeypatch)
+    dialog = root / "dialogs" / "status.yaml"
+    dialog.write_text(
+        dialog.read_text(encoding="utf-8").replace('text: "What would you like to do?"', ""),
+        encoding="utf-8",
+    )
+    status, lines = check(capsys)
+    assert status == 1
+    assert (
+        f'{LV}:37: "What would you like to do?" is no longer in the sources; run `make locales`'
+        in lines
+    )
+
+
+def test_a_broken_catalog_is_reported_with_its_line_and_the_others_are_still_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project(tmp_path, monkeypatch, "broken")
+    (tmp_path / "project" / "locales/ru/LC_MESSAGES/messages.po").unlink()
+    status, lines = check(capsys)
+    assert status == 1
+    assert lines[:2] == [
+        f"{LV}:39: Unknown or misformatted keyword",
+        f"{RU}: no catalog for shipped locale ru; create it with "
+        "`pybabel init -i locales/messages.pot -d locales -l ru`",
+    ]
+
+
+def test_a_dialog_file_that_is_not_yaml_is_reported_with_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project(tmp_path, monkeypatch)
+    (root / "dialogs" / "broken.yaml").write_text('steps:\n  - text: "unclosed\n', encoding="utf-8")
+    status, lines = check(capsys)
+    assert status == 1
+    assert lines[0].startswith("dialogs/broken.yaml:3: not valid YAML")
+
+
+def test_the_shipped_catalogs_pass_the_check() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATADESK_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "backend.cli", "locales", "check"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "5 locales (en, lv, ru, zh_Hans, zh_Hant)" in done.stdout
