@@ -1,0 +1,365 @@
+"""The conversation service: one customer event in, the chat's answers out.
+
+``Conversations.handle(chat, event)`` loads the chat's state, screens the
+message (``bot.hygiene``), appends it masked to the backend transcript, runs
+the pure dialog engine, carries out the actions it asks for
+(``bot.actions``) feeding each outcome back until none remain, saves the
+state and returns what the channel should send or delete. While an agent
+holds the chat the engine does not run: the message only reaches the agent.
+``notify`` renders one backend notification (``bot.notices``) once per chat.
+
+The engine is reached through ``bot.engine_adapter.EngineAdapter`` so this
+plumbing can be tested with a small stand-in; ``DialogEngine`` binds the real one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from backend.clock import Clock, SystemClock
+from backend.crypto import load_keyring
+from backend.settings import Settings
+from bot import hygiene, notices
+from bot.actions import ActionContext, run_action
+from bot.backend_client import BackendClient, BackendError
+from bot.channel import (
+    Button,
+    Command,
+    Contact,
+    Delete,
+    Event,
+    Outgoing,
+    Press,
+    Reply,
+    Start,
+    Text,
+)
+from bot.engine_adapter import DialogEngine, EngineAdapter, OutMessage, PlainMessage
+from bot.i18n import Catalogs, negotiate
+from bot.state import ChatRecord, StaleState, StateStore
+
+log = logging.getLogger(__name__)
+
+COMMANDS = ("start", "cancel", "back", "help", "language", "status", "agent")
+# Each event may set off a chain of actions; a dialog looping on actions is a bug, not a wait.
+MAX_ACTIONS_PER_EVENT = 20
+SAVE_ATTEMPTS = 3
+# The backend keeps at most 16 KiB per entry; a longer message is kept cut short.
+TRANSCRIPT_LIMIT = 8000
+
+
+def describe(event: Event) -> str:
+    """The event as the transcript shows it (before masking)."""
+    if isinstance(event, Text):
+        return event.text
+    if isinstance(event, Press):
+        return f"[{event.option_id}]"
+    if isinstance(event, Contact):
+        return event.phone
+    if isinstance(event, Command):
+        return f"/{event.name} {event.args}".strip()
+    if isinstance(event, Start):
+        return "/start"
+    return f"[{event.kind}]"
+
+
+def _replies(messages: Sequence[OutMessage]) -> list[Outgoing]:
+    return [
+        Reply(
+            text=m.text,
+            buttons=tuple(
+                tuple(Button(data=i, label=label) for i, label in row) for row in m.options
+            ),
+            contact_button=m.contact_button,
+            remove_keyboard=m.remove_keyboard,
+        )
+        for m in messages
+    ]
+
+
+class Conversations:
+    """Every chat's conversation; safe to call concurrently, across processes too."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: StateStore,
+        backend: BackendClient,
+        catalogs: Catalogs,
+        engine: EngineAdapter,
+        dialogs: Any,
+        owns_backend: bool,
+        clock: Clock | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.backend = backend
+        self.catalogs = catalogs
+        self.engine = engine
+        self.dialogs = dialogs
+        self.clock = clock or SystemClock()
+        self._owns_backend = owns_backend
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @classmethod
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        backend: BackendClient | None = None,
+        engine: EngineAdapter | None = None,
+        clock: Clock | None = None,
+    ) -> Conversations:
+        """Load catalogs and dialogs (broken files raise here) and open the state store."""
+        if engine is None:
+            engine = DialogEngine()
+        catalogs = await asyncio.to_thread(Catalogs.load, settings.locales_dir)
+        dialogs = await asyncio.to_thread(engine.load, settings.dialogs_dir, catalogs)
+        keyring = load_keyring(settings.secret_key, settings.data_dir)
+        owns = backend is None
+        if backend is None:
+            token = settings.with_service_token().service_token
+            backend = BackendClient(settings.backend_url, token)
+        return cls(
+            settings,
+            store=StateStore.open(settings.bot_database_url, keyring),
+            backend=backend,
+            catalogs=catalogs,
+            engine=engine,
+            dialogs=dialogs,
+            owns_backend=owns,
+            clock=clock,
+        )
+
+    async def close(self) -> None:
+        """Close the state store (and the backend client when this object made it)."""
+        await self.store.close()
+        if self._owns_backend:
+            await self.backend.close()
+
+    @asynccontextmanager
+    async def _chat_lock(self, chat: str) -> AsyncIterator[None]:
+        # One event at a time per chat in this process; the version check covers other processes.
+        lock, users = self._locks.get(chat, (asyncio.Lock(), 0))
+        self._locks[chat] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[chat]
+            if users <= 1:
+                del self._locks[chat]
+            else:
+                self._locks[chat] = (lock, users - 1)
+
+    def _state(self, record: ChatRecord, event: Event | None) -> Any:
+        """The chat's engine state; a new chat starts in the locale its platform reports."""
+        if record.state is not None:
+            try:
+                return self.engine.state_from_json(record.state)
+            except Exception:
+                log.warning(
+                    "chat %s: stored state unreadable, starting again", record.chat, exc_info=True
+                )
+        return self.engine.new_state(negotiate(getattr(event, "language_code", None)))
+
+    def say(self, locale: str, message_id: str, **params: Any) -> str:
+        """A named message in ``locale``."""
+        return self.engine.say(self.dialogs, self.catalogs, locale, message_id, **params)
+
+    async def _transcript(self, chat: str, direction: str, text: str) -> bool | None:
+        """Append to the backend transcript; the agent_active answer, or None if unreachable."""
+        text = text.strip() or "[…]"
+        if len(text) > TRANSCRIPT_LIMIT:
+            text = text[:TRANSCRIPT_LIMIT] + "…"
+        try:
+            return await self.backend.append_message(chat, direction=direction, text=text)
+        except BackendError:
+            log.warning("chat %s: transcript not appended (%s)", chat, direction)
+            return None
+
+    async def handle(self, chat: str, event: Event) -> list[Outgoing]:
+        """Answer one customer event; never raises for bad input or an unreachable backend."""
+        async with self._chat_lock(chat):
+            record = await self.store.load(chat)
+            state = self._state(record, event)
+            locale = self.engine.locale(state)
+            sensitive = not record.agent_active and self._sensitive(state)
+            text = describe(event)
+            screened = hygiene.scan(text, sensitive=sensitive) if isinstance(event, Text) else None
+            masked = hygiene.mask_for_transcript(text, sensitive=sensitive)
+            agent = await self._transcript(chat, "in", masked)
+            out: list[Outgoing] = []
+            message_id = getattr(event, "message_id", None)
+            if screened is not None and screened.found and message_id is not None:
+                out.append(Delete(message_id, screened.kinds[0]))
+            notices_shown = self._hygiene_notices(screened, locale)
+            agent_active = record.agent_active if agent is None else agent
+            blocked = screened is not None and any(k != "code" for k in screened.kinds)
+            if agent_active or blocked:
+                # The agent reads it, or it held data that must not be acted on.
+                record.agent_active = agent_active
+                out += notices_shown
+                await self._save(record, state)
+                await self._post_out(chat, notices_shown)
+                return out
+            record.agent_active = False
+            replies = await self._run(chat, record, state, event, out, notices_shown)
+            return replies
+
+    def _sensitive(self, state: Any) -> bool:
+        try:
+            return bool(self.engine.sensitive(self.dialogs, state))
+        except Exception:
+            return False
+
+    def _hygiene_notices(self, screened: hygiene.Scan | None, locale: str) -> list[Outgoing]:
+        if screened is None:
+            return []
+        return [Reply(self.say(locale, f"hygiene.{kind}")) for kind in screened.kinds]
+
+    async def _run(
+        self,
+        chat: str,
+        record: ChatRecord,
+        state: Any,
+        event: Event,
+        deletes: list[Outgoing],
+        notices_shown: list[Outgoing],
+    ) -> list[Outgoing]:
+        """Step the engine (retrying if another process saved the chat meanwhile) and persist."""
+        for attempt in range(SAVE_ATTEMPTS):
+            if attempt:
+                record = await self.store.load(chat)
+                state = self._state(record, event)
+            memory = dict(record.context)
+            locale = self.engine.locale(state)
+            messages, state, delete_input = await self._step(chat, state, event, memory, locale)
+            record.context = memory
+            try:
+                await self._save(record, state)
+            except StaleState:
+                log.info("chat %s: saved elsewhere meanwhile, stepping again", chat)
+                continue
+            out = list(deletes)
+            message_id = getattr(event, "message_id", None)
+            if delete_input and message_id is not None and not out:
+                out.append(Delete(message_id, "code"))
+                notices_shown = [Reply(self.say(self.engine.locale(state), "hygiene.code"))]
+            replies = [*notices_shown, *_replies(messages)]
+            await self._post_out(chat, replies)
+            return out + replies
+        log.error("chat %s: could not save after %d attempts", chat, SAVE_ATTEMPTS)
+        return [*deletes, Reply(self.say(self.engine.locale(state), "engine.error"))]
+
+    async def _step(
+        self, chat: str, state: Any, event: Any, memory: dict[str, Any], locale: str
+    ) -> tuple[list[OutMessage], Any, bool]:
+        """Run the engine on ``event`` and every action it asks for; (messages, state, delete)."""
+        shared = event.phone if isinstance(event, Contact) and event.own else None
+        try:
+            result = self.engine.step(self.dialogs, state, event, self.catalogs)
+            messages, delete_input = list(result.messages), result.delete_input
+            state = result.state
+            queue = deque(result.actions)
+            escalation = result.escalate
+            for _ in range(MAX_ACTIONS_PER_EVENT):
+                if escalation is not None:
+                    ctx = ActionContext(chat, self.engine.locale(state), memory, shared)
+                    await run_action(self.backend, ctx, "escalate", {"reason": escalation})
+                    escalation = None
+                if not queue:
+                    break
+                call = queue.popleft()
+                ctx = ActionContext(chat, self.engine.locale(state), memory, shared)
+                outcome, data = await run_action(self.backend, ctx, call.name, dict(call.args))
+                log.info("chat %s: action %s → %s", chat, call.name, outcome)
+                event_back = self.engine.action_result(call.name, outcome, data)
+                result = self.engine.step(self.dialogs, state, event_back, self.catalogs)
+                messages += result.messages
+                state = result.state
+                queue.extend(result.actions)
+                escalation = result.escalate
+            else:
+                log.error(
+                    "chat %s: more than %d actions for one event", chat, MAX_ACTIONS_PER_EVENT
+                )
+            return messages, state, delete_input
+        except Exception:
+            # A bug in a dialog or the engine must not strand the customer: start over.
+            log.exception("chat %s: engine failed; conversation restarted", chat)
+            fresh = self.engine.new_state(locale)
+            return [PlainMessage(self.say(locale, "engine.error"))], fresh, False
+
+    async def _save(self, record: ChatRecord, state: Any) -> None:
+        record.state = self.engine.state_to_json(state)
+        await self.store.save(record, self.clock.now())
+
+    async def _post_out(self, chat: str, replies: Sequence[Outgoing]) -> None:
+        for reply in replies:
+            if isinstance(reply, Reply):
+                await self._transcript(chat, "out", reply.text)
+
+    async def notify(self, notification: dict[str, Any]) -> list[Outgoing]:
+        """Render one backend notification for its chat; [] if already shown or unknown."""
+        chat, nid = notification.get("chat"), notification.get("id")
+        if not isinstance(chat, str) or not isinstance(nid, int):
+            log.warning("notification without chat or id ignored")
+            return []
+        async with self._chat_lock(chat):
+            if await self.store.was_shown(chat, nid):
+                return []
+            for _ in range(SAVE_ATTEMPTS):
+                record = await self.store.load(chat)
+                state = self._state(record, None)
+                if record.state is None and isinstance(notification.get("locale"), str):
+                    state = self.engine.new_state(negotiate(str(notification["locale"])))
+                locale = self.engine.locale(state)
+                translator = self.catalogs.translator(locale)
+                texts = notices.render(
+                    notification, functools.partial(self.say, locale), translator
+                )
+                replies: list[Outgoing] = [Reply(t) for t in texts]
+                kind = notification.get("type")
+                if kind == "agent_joined":
+                    record.agent_active = True
+                elif kind == "agent_left":
+                    record.agent_active = False
+                    details = notification.get("details") or {}
+                    menu = isinstance(details, dict) and details.get("resume") == "menu"
+                    resumed = self.engine.resume(self.dialogs, state, self.catalogs, menu=menu)
+                    state = resumed.state
+                    replies += _replies(resumed.messages)
+                try:
+                    await self._save(record, state)
+                except StaleState:
+                    continue
+                if not await self.store.mark_shown(chat, nid, self.clock.now()):
+                    return []
+                if kind != "agent_message":
+                    await self._post_out(chat, replies)
+                return replies
+        return []
+
+    def commands(self, locale: str) -> list[tuple[str, str]]:
+        """The command menu in ``locale``: (command, description) for setMyCommands."""
+        return [(name, self.say(locale, f"command_menu.{name}")) for name in COMMANDS]
+
+    async def reload(self) -> bool:
+        """Re-read catalogs and dialogs; on any error keep the last good ones and log why."""
+        try:
+            catalogs = await asyncio.to_thread(Catalogs.load, self.settings.locales_dir)
+            dialogs = await asyncio.to_thread(self.engine.load, self.settings.dialogs_dir, catalogs)
+        except Exception as exc:
+            log.error("dialogs not reloaded, keeping the last good set:\n%s", exc)
+            return False
+        self.catalogs, self.dialogs = catalogs, dialogs
+        log.info("dialogs reloaded")
+        return True

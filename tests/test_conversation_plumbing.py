@@ -1,0 +1,276 @@
+"""The conversation service's plumbing, with a stand-in engine and the real backend and bot DB.
+
+State, restarts, concurrency, hygiene, the transcript, agent hand-over and
+notifications are the service's own work, so they are tested here with
+``fakes.dialog_engine.FakeEngine``; the journeys with the real engine and
+dialogs are in ``test_conversation_journeys.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import SERVICE_TOKEN, LiveBackend
+from fakes.dialog_engine import FakeEngine
+
+from backend import escalations
+from backend.models.console import Agent
+from backend.settings import Settings
+from bot.backend_client import BackendClient
+from bot.channel import Command, Delete, Press, Reply, Start, Text
+from bot.conversation import Conversations
+
+Opener = Callable[[], Awaitable[Conversations]]
+CARD = "4111 1111 1111 1111"
+
+
+@pytest.fixture
+def bot_settings(
+    settings: Settings, backend: LiveBackend, bot_db_url: str, tmp_path: Path
+) -> Settings:
+    dialogs = tmp_path / "dialogs"
+    dialogs.mkdir()
+    return replace(
+        settings, backend_url=backend.url, bot_database_url=bot_db_url, dialogs_dir=dialogs
+    )
+
+
+@pytest.fixture
+async def open_conversations(bot_settings: Settings) -> AsyncIterator[Opener]:
+    """Opens Conversations like a (re)started bot process would; all are closed at the end."""
+    opened: list[tuple[Conversations, BackendClient]] = []
+
+    async def open_one() -> Conversations:
+        client = BackendClient(bot_settings.backend_url, SERVICE_TOKEN)
+        conversations = await Conversations.open(bot_settings, backend=client, engine=FakeEngine())
+        opened.append((conversations, client))
+        return conversations
+
+    yield open_one
+    for conversations, client in opened:
+        await conversations.close()
+        await client.close()
+
+
+def texts(out: list[Any]) -> list[str]:
+    return [o.text for o in out if isinstance(o, Reply)]
+
+
+async def transcript(backend: LiveBackend, chat: str) -> list[tuple[str, str]]:
+    async with backend.services.sessions() as session:
+        return [(e.direction, e.text) for e in await escalations.transcript(session, chat)]
+
+
+async def test_a_restarted_process_resumes_every_conversation_at_its_step(
+    open_conversations: Opener,
+) -> None:
+    first = await open_conversations()
+    await first.handle("term:a", Start(language_code="lv"))
+    await first.handle("term:b", Start(language_code="ru"))
+    await first.handle("term:a", Press("opt_out"))
+    await first.close()
+
+    second = await open_conversations()
+    assert texts(await second.handle("term:a", Press("opt_out"))) == ["stale at ask_phone"]
+    assert texts(await second.handle("term:b", Press("count"))) == ["count 1"]
+
+
+async def test_events_for_one_chat_at_once_are_all_counted_even_across_processes(
+    open_conversations: Opener,
+) -> None:
+    one, two = await open_conversations(), await open_conversations()
+    await one.handle("term:c", Start())
+    presses = [c.handle("term:c", Press("count")) for c in (one, two) for _ in range(5)]
+    await asyncio.gather(*presses)
+    assert texts(await one.handle("term:c", Press("count"))) == ["count 11"]
+
+
+async def test_a_card_number_typed_mid_flow_is_deleted_explained_and_masked(
+    open_conversations: Opener, backend: LiveBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    conversations = await open_conversations()
+    await conversations.handle("term:d", Start(language_code="lv"))
+    out = await conversations.handle("term:d", Text(f"my card is {CARD}", message_id=41))
+    assert out[0] == Delete(41, "card")
+    assert texts(out) == ["hygiene.card[lv]"]
+    # The engine never saw it: the conversation is where it was.
+    assert texts(await conversations.handle("term:d", Press("count"))) == ["count 1"]
+    inbound = [t for d, t in await transcript(backend, "term:d") if d == "in"]
+    assert "my card is 411111••••••1111" in inbound
+    assert not any("1111 1111" in t for _, t in await transcript(backend, "term:d"))
+    assert "1111 1111" not in caplog.text
+    assert "4111111111111111" not in caplog.text
+
+
+async def test_an_iban_or_national_id_is_deleted_and_kept_masked(
+    open_conversations: Opener, backend: LiveBackend
+) -> None:
+    conversations = await open_conversations()
+    await conversations.handle("term:e", Start(language_code="en"))
+    iban = await conversations.handle("term:e", Text("LV80 BANK 0000 4351 9500 1", message_id=5))
+    personal = await conversations.handle("term:e", Text("my code 161175-19997", message_id=6))
+    assert iban[0] == Delete(5, "iban")
+    assert texts(iban) == ["hygiene.iban[en]"]
+    assert personal[0] == Delete(6, "national_id")
+    inbound = [t for d, t in await transcript(backend, "term:e") if d == "in"]
+    assert "LV80 •••• 5001" in inbound
+    assert "my code ••••" in inbound
+
+
+async def test_a_plain_message_is_kept_as_typed_in_the_transcript_with_the_answer(
+    open_conversations: Opener, backend: LiveBackend
+) -> None:
+    conversations = await open_conversations()
+    await conversations.handle("term:f", Start())
+    await conversations.handle("term:f", Text("hello there", message_id=1))
+    assert await transcript(backend, "term:f") == [
+        ("in", "/start"),
+        ("out", "menu"),
+        ("in", "hello there"),
+        ("out", "noted hello there"),
+    ]
+
+
+async def _agent(backend: LiveBackend) -> int:
+    async with backend.services.sessions() as session, session.begin():
+        agent = Agent(
+            name="anna",
+            password_hash="-",
+            role="agent",
+            created_at=backend.services.clock.now(),
+        )
+        session.add(agent)
+    return agent.id
+
+
+async def test_while_an_agent_holds_the_chat_messages_reach_the_agent_not_the_dialogs(
+    open_conversations: Opener, backend: LiveBackend
+) -> None:
+    conversations = await open_conversations()
+    await conversations.handle("term:g", Start(language_code="lv"))
+    await conversations.handle("term:g", Command("agent"))
+    agent_id, now = await _agent(backend), backend.services.clock.now()
+    async with backend.services.sessions() as session, session.begin():
+        found = await escalations.open_for_chat(session, "term:g")
+        assert found is not None
+        await escalations.take_over(session, found.id, agent_id=agent_id, at=now)
+    joined = await conversations.notify(
+        {"id": 1, "chat": "term:g", "locale": "lv", "type": "agent_joined", "details": {}}
+    )
+    assert texts(joined) == ["agent.joined_anonymous[lv]"]
+    assert await conversations.handle("term:g", Text("is anyone there?", message_id=9)) == []
+    said = await conversations.notify(
+        {"id": 2, "chat": "term:g", "type": "agent_message", "details": {"text": "Labdien!"}}
+    )
+    assert texts(said) == ["Labdien!"]
+    async with backend.services.sessions() as session, session.begin():
+        await escalations.hand_back(
+            session, found.id, agent_id=agent_id, resume="where_left_off", at=now
+        )
+    left = await conversations.notify(
+        {"id": 3, "chat": "term:g", "type": "agent_left", "details": {"resume": "where_left_off"}}
+    )
+    assert texts(left) == ["agent.left[lv]", "at menu"]
+    assert texts(await conversations.handle("term:g", Press("count"))) == ["count 1"]
+    assert ("in", "is anyone there?") in await transcript(backend, "term:g")
+
+
+async def test_a_notification_delivered_twice_is_shown_once(open_conversations: Opener) -> None:
+    first = await open_conversations()
+    note = {
+        "id": 17,
+        "chat": "term:h",
+        "locale": "lv",
+        "type": "request_outcome",
+        "reference": "DD-7K2Q9M",
+        "outcome": "done",
+        "details": {},
+    }
+    assert texts(await first.notify(note)) == ["outcome.done[lv] reference=DD-7K2Q9M"]
+    assert await first.notify(note) == []
+    restarted = await open_conversations()
+    assert await restarted.notify(note) == []
+
+
+async def test_a_partly_done_erasure_says_what_was_kept_why_and_until_when_in_the_locale(
+    open_conversations: Opener,
+) -> None:
+    conversations = await open_conversations()
+    await conversations.handle("term:i", Start(language_code="lv"))
+    out = await conversations.notify(
+        {
+            "id": 18,
+            "chat": "term:i",
+            "locale": "lv",
+            "type": "request_outcome",
+            "reference": "DD-7K2Q9M",
+            "outcome": "partly_done",
+            "details": {
+                "erased": ["marketing"],
+                "holds": [
+                    {"category": "transactions", "basis": "eu_aml_records", "until": "2029-06-30"},
+                    {"category": "products", "basis": "product_open", "until": None},
+                ],
+            },
+        }
+    )
+    [text] = texts(out)
+    assert "outcome.partly_done[lv] reference=DD-7K2Q9M" in text
+    assert "until=2029. gada 30. jūnijs" in text
+    assert "outcome.hold_while_open[lv]" in text
+
+
+async def test_a_rejection_names_its_reason(open_conversations: Opener) -> None:
+    conversations = await open_conversations()
+    out = await conversations.notify(
+        {
+            "id": 19,
+            "chat": "term:j",
+            "locale": "en",
+            "type": "request_outcome",
+            "reference": "DD-AAAAAA",
+            "outcome": "rejected",
+            "reason": "review_rejected:no_basis",
+        }
+    )
+    assert texts(out) == [
+        "outcome.rejected[en] reason=reason.review_rejected[en] reference=DD-AAAAAA"
+    ]
+
+
+async def test_asking_for_an_agent_opens_an_escalation(
+    open_conversations: Opener, backend: LiveBackend
+) -> None:
+    conversations = await open_conversations()
+    await conversations.handle("term:k", Start(language_code="ru"))
+    await conversations.handle("term:k", Command("agent"))
+    async with backend.services.sessions() as session:
+        found = await escalations.open_for_chat(session, "term:k")
+    assert found is not None
+    assert (found.reason, found.locale) == ("asked", "ru")
+
+
+async def test_a_broken_dialog_folder_on_reload_keeps_the_last_good_one(
+    open_conversations: Opener, bot_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    conversations = await open_conversations()
+    (bot_settings.dialogs_dir / "broken.yaml").write_text("nonsense")
+    assert await conversations.reload() is False
+    assert "broken.yaml:1: unknown step kind" in caplog.text
+    assert texts(await conversations.handle("term:l", Start())) == ["menu"]
+    (bot_settings.dialogs_dir / "broken.yaml").unlink()
+    assert await conversations.reload() is True
+
+
+async def test_the_command_menu_is_localised(open_conversations: Opener) -> None:
+    conversations = await open_conversations()
+    menu = conversations.commands("zh_Hant")
+    assert ("status", "command_menu.status[zh_Hant]") in menu
+    assert [name for name, _ in menu][:3] == ["start", "cancel", "back"]
