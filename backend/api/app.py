@@ -25,6 +25,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "backend.api.verification",
     "backend.api.customer",
     "backend.api.escalations",
+    "backend.console.web",
     "backend.api.requests",
     "backend.api.notifications",
     "backend.api.openapi",

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from backend import audit, escalations
+from backend import audit, escalations, verification
 from backend.api.http import json_response, read_json, services
 from backend.errors import Invalid
 from backend.models.console import REASONS
@@ -33,24 +33,14 @@ def _chat(value: Any) -> str | None:
 
 
 async def _customer_ref(request: web.Request, token: str | None) -> str | None:
-    """The customer a live session token belongs to, when verification can tell."""
+    """The customer a live session token belongs to; None when absent, wrong or expired."""
     if not token:
         return None
-    try:
-        from backend import verification
-    except ImportError:
-        return None
-    lookup = getattr(verification, "customer_for_session", None)
-    if lookup is None:
-        return None
     svc = services(request)
-    try:
-        async with svc.sessions() as session:
-            ref = await lookup(session, token, at=svc.clock.now())
-    except Exception:
-        # An expired or unknown token still deserves an agent, just unverified.
-        return None
-    return ref if isinstance(ref, str) else None
+    async with svc.sessions() as session:
+        return await verification.customer_for_session(
+            session, svc.keyring, token, svc.clock.now()
+        )
 
 
 async def create_escalation(request: web.Request) -> web.Response:

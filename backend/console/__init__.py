@@ -1,0 +1,14 @@
+"""The agent console: server-rendered pages under ``/console/`` with a websocket for live updates.
+
+| module   | does                                                              |
+|----------|-------------------------------------------------------------------|
+| web      | the sub-application, its guard (session, role, CSRF, origin)      |
+| auth     | argon2id passwords, server-side sessions, CSRF tokens, login limits |
+| pages    | login/logout, the queue, a chat: take over, reply, reveal, hand back |
+| review   | the supervisors' review queue: approve, reject with a reason code |
+| live     | the websocket: queue changes and a chat's new messages            |
+| canned   | canned responses per locale from ``canned.yaml``                  |
+| cli      | ``datadesk agents add NAME --role agent|supervisor``              |
+
+``backend.console.web`` is listed in ``backend.api.app.ROUTE_MODULES``.
+"""

@@ -1,0 +1,305 @@
+"""Console pages for agents: log in and out, the queue of escalated chats, one chat.
+
+Handlers are thin: they read a form, call ``backend.escalations`` inside one
+transaction (which writes the audit entry and the customer's notification),
+and redirect back to the page (post/redirect/get), so a reload never resends.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from backend import audit, escalations
+from backend.api.http import SERVICES
+from backend.console import auth
+from backend.console.web import CANNED, LOGIN_PATH, PREFIX, me, page, refuse, set_cookie
+from backend.errors import ApiError
+from backend.masking import mask_email, mask_phone, mask_text
+from backend.models.console import Escalation, TranscriptEntry
+from backend.services import Services
+
+log = logging.getLogger(__name__)
+
+REVEALABLE = ("name", "phone", "email", "address")
+MIN_REASON = 10
+
+
+def _svc(request: web.Request) -> Services:
+    return request.config_dict[SERVICES]
+
+
+def waited(since: datetime, now: datetime) -> str:
+    """How long a chat has waited, as an agent reads it at a glance: ``4 min``, ``2 h 5 min``."""
+    minutes = max(int((now - since).total_seconds() // 60), 0)
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60} min"
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """One line of the queue, as the template shows it."""
+
+    id: str
+    reason: str
+    locale: str
+    verified: bool
+    waited: str
+    state: str
+    mine: bool
+
+
+async def queue_rows(request: web.Request) -> list[QueueRow]:
+    """The open escalations, the longest-waiting first."""
+    svc, current = _svc(request), me(request)
+    now = svc.clock.now()
+    async with svc.sessions() as session:
+        rows = await escalations.open_escalations(session)
+    return [
+        QueueRow(
+            id=row.id,
+            reason=row.reason,
+            locale=row.locale,
+            verified=row.verified,
+            waited=waited(row.created_at, now),
+            state=row.state,
+            mine=row.taken_by == current.id,
+        )
+        for row in rows
+    ]
+
+
+async def login_form(request: web.Request) -> web.Response:
+    """The login form, with a one-off CSRF token bound to a cookie (double submit)."""
+    token = secrets.token_urlsafe(24)
+    response = page(
+        request,
+        "login.html",
+        {"login_csrf": token, "next": request.query.get("next", ""), "failed": None},
+    )
+    set_cookie(response, request, auth.LOGIN_COOKIE, token)
+    return response
+
+
+def _safe_next(target: str) -> str:
+    # Only paths inside the console: never an open redirect to another site.
+    if target.startswith(f"{PREFIX}/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return f"{PREFIX}/"
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    """Check name and password; start a session or show why not."""
+    form = await request.post()
+    cookie = request.cookies.get(auth.LOGIN_COOKIE)
+    submitted = form.get("csrf")
+    if cookie is None or not isinstance(submitted, str) or not auth.csrf_ok(cookie, submitted):
+        return refuse(request, 403, "csrf")
+    name, password = str(form.get("name", "")), str(form.get("password", ""))
+    svc = _svc(request)
+    address = request.remote or "unknown"
+    try:
+        token, agent = await auth.log_in(svc, name, password, address)
+    except auth.LoginRefused as refused:
+        log.info("console login refused (%s)", refused.code)
+        fresh = secrets.token_urlsafe(24)
+        status = 429 if refused.code == "too_many_attempts" else 401
+        context = {"login_csrf": fresh, "next": form.get("next", ""), "failed": refused.code}
+        response = page(request, "login.html", context, status=status)
+        set_cookie(response, request, auth.LOGIN_COOKIE, fresh)
+        return response
+    now = svc.clock.now()
+    async with svc.sessions() as session, session.begin():
+        await audit.record(
+            session, action="console.login", actor=escalations.actor(agent.id), at=now
+        )
+    log.info("agent %s logged in", agent.id)
+    response = web.HTTPFound(_safe_next(str(form.get("next", ""))))
+    set_cookie(response, request, auth.COOKIE, token)
+    response.del_cookie(auth.LOGIN_COOKIE, path=PREFIX)
+    raise response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    """End the session and go back to the login form."""
+    svc, current = _svc(request), me(request)
+    await auth.log_out(svc, current)
+    async with svc.sessions() as session, session.begin():
+        await audit.record(
+            session,
+            action="console.logout",
+            actor=escalations.actor(current.id),
+            at=svc.clock.now(),
+        )
+    response = web.HTTPFound(LOGIN_PATH)
+    response.del_cookie(auth.COOKIE, path=PREFIX)
+    raise response
+
+
+async def queue(request: web.Request) -> web.Response:
+    """The queue of escalated chats."""
+    return page(request, "queue.html", {"rows": await queue_rows(request)})
+
+
+async def queue_fragment(request: web.Request) -> web.Response:
+    """Just the queue table, for the live page to swap in."""
+    return page(request, "queue_rows.html", {"rows": await queue_rows(request)})
+
+
+async def _escalation(request: web.Request) -> Escalation:
+    async with _svc(request).sessions() as session:
+        return await escalations.get(session, request.match_info["id"])
+
+
+async def _customer(request: web.Request, row: Escalation) -> Any:
+    if not row.customer_ref:
+        return None
+    crm = getattr(_svc(request), "crm", None)
+    return await crm.get(row.customer_ref) if crm is not None else None
+
+
+def _masked_fields(record: Any) -> dict[str, str]:
+    if record is None:
+        return {}
+    phones, emails = dict(record.phones), dict(record.emails)
+    primary_phone = next((p for p, primary in record.phones if primary), next(iter(phones), None))
+    primary_email = next((e for e, primary in record.emails if primary), next(iter(emails), None))
+    address = record.address
+    return {
+        "name": mask_text(record.name),
+        "phone": mask_phone(primary_phone) if primary_phone else "",
+        "email": mask_email(primary_email) if primary_email else "",
+        "address": mask_text(f"{address.line1}, {address.city}, {address.postcode}")
+        if address
+        else "",
+    }
+
+
+def _clear_field(record: Any, field: str) -> str:
+    if field == "name":
+        return str(record.name)
+    if field == "phone":
+        return next((p for p, primary in record.phones if primary), "")
+    if field == "email":
+        return next((e for e, primary in record.emails if primary), "")
+    address = record.address
+    if address is None:
+        return ""
+    parts = [address.line1, address.line2, address.city, address.postcode, address.country]
+    return ", ".join(p for p in parts if p)
+
+
+async def chat_page(
+    request: web.Request,
+    *,
+    revealed: dict[str, str] | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> web.Response:
+    """One escalated chat: transcript (masked), customer fields, reply, hand back."""
+    row = await _escalation(request)
+    async with _svc(request).sessions() as session:
+        entries: list[TranscriptEntry] = await escalations.transcript(session, row.chat)
+    record = await _customer(request, row)
+    canned = [(c.id, c.title, c.text[row.locale]) for c in request.config_dict[CANNED]]
+    context = {
+        "es": row,
+        "entries": entries,
+        "last_id": entries[-1].id if entries else 0,
+        "fields": _masked_fields(record),
+        "revealed": revealed or {},
+        "canned": canned,
+        "mine": row.state == "taken" and row.taken_by == me(request).id,
+        "waited": waited(row.created_at, _svc(request).clock.now()),
+        "error": error,
+    }
+    return page(request, "chat.html", context, status=status)
+
+
+async def show_chat(request: web.Request) -> web.Response:
+    """GET the chat page."""
+    return await chat_page(request)
+
+
+def _back(request: web.Request) -> web.HTTPFound:
+    return web.HTTPFound(f"{PREFIX}/chats/{request.match_info['id']}")
+
+
+async def _act(request: web.Request, action: str, form: Any) -> None:
+    svc, current = _svc(request), me(request)
+    es_id, now = request.match_info["id"], svc.clock.now()
+    async with svc.sessions() as session, session.begin():
+        if action == "take":
+            await escalations.take_over(session, es_id, agent_id=current.id, at=now)
+        elif action == "reply":
+            text = str(form.get("text", ""))
+            canned_id = form.get("canned")
+            if canned_id:
+                row = await escalations.get(session, es_id)
+                chosen = {c.id: c for c in request.config_dict[CANNED]}.get(str(canned_id))
+                text = chosen.text[row.locale] if chosen else text
+            await escalations.reply(session, es_id, agent_id=current.id, text=text, at=now)
+        elif action == "hand_back":
+            resume = str(form.get("resume", "where_left_off"))
+            await escalations.hand_back(session, es_id, agent_id=current.id, resume=resume, at=now)
+        elif action == "close":
+            await escalations.close(session, es_id, agent_id=current.id, at=now)
+
+
+def _action(name: str) -> Any:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        try:
+            await _act(request, name, form)
+        except ApiError as exc:
+            return await chat_page(request, error=exc.code, status=exc.status)
+        if name in ("hand_back", "close"):
+            raise web.HTTPFound(f"{PREFIX}/")
+        raise _back(request)
+
+    handler.__doc__ = f"POST: {name.replace('_', ' ')} this chat, then show it again."
+    return handler
+
+
+async def reveal(request: web.Request) -> web.Response:
+    """Show one customer field in clear, once, for a typed reason that goes to the audit log."""
+    form = await request.post()
+    field, reason = str(form.get("field", "")), str(form.get("reason", "")).strip()
+    if field not in REVEALABLE:
+        return await chat_page(request, error="invalid_field", status=422)
+    if len(reason) < MIN_REASON:
+        return await chat_page(request, error="reason_required", status=422)
+    row = await _escalation(request)
+    record = await _customer(request, row)
+    if record is None:
+        return await chat_page(request, error="customer_unknown", status=409)
+    svc, current = _svc(request), me(request)
+    async with svc.sessions() as session, session.begin():
+        await audit.record(
+            session,
+            action="console.reveal",
+            actor=escalations.actor(current.id),
+            subject=row.customer_ref,
+            data={"field": field, "escalation": row.id, "reason": reason[:200]},
+            at=svc.clock.now(),
+        )
+    log.info("agent %s revealed %s on %s", current.id, field, row.id)
+    return await chat_page(request, revealed={field: _clear_field(record, field)})
+
+
+def setup(console: web.Application) -> None:
+    console.router.add_get("/login", login_form)
+    console.router.add_post("/login", login)
+    console.router.add_post("/logout", logout)
+    console.router.add_get("/", queue)
+    console.router.add_get("/queue", queue_fragment)
+    console.router.add_get("/chats/{id}", show_chat)
+    for name in ("take", "reply", "hand_back", "close"):
+        console.router.add_post(f"/chats/{{id}}/{name.replace('_', '-')}", _action(name))
+    console.router.add_post("/chats/{id}/reveal", reveal)
