@@ -1,0 +1,483 @@
+"""Read a dialogs folder into ``Dialogs``, collecting every schema error as ``file:line: message``.
+
+The schema (``dialogs/README.md`` has it for product teams)::
+
+    flows:
+      <flow>:
+        start: <step id>        # optional: the first step by default
+        home: <step id>         # the start flow only: where journeys return
+        steps:
+          - id: <step id>
+            say | ask | action | branch | goto | call | end: …
+            next: <step id>     # optional: the following step by default
+    messages:
+      <message id>: {text: …, comment: …, context: …}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bot.engine.model import (
+    STEP_KINDS,
+    Case,
+    Condition,
+    Dialogs,
+    Flow,
+    Option,
+    Step,
+    Text,
+    Transition,
+    Where,
+)
+from bot.engine.yamlsrc import LineDict, LineList, YamlError, load_yaml
+
+
+class DialogErrors(Exception):
+    """The dialog files are wrong; ``errors`` lists every problem as ``file:line: message``."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+_STEP_KEYS = {*STEP_KINDS, "id", "next", "args", "on", "comment"}
+_ASK_KEYS = {
+    "text", "context", "comment", "options", "validator", "save", "sensitive",
+    "max_tries", "contact_button", "columns",
+}  # fmt: skip
+_SAY_KEYS = {"text", "context", "comment", "message", "render"}
+_OPTION_KEYS = {
+    "id",
+    "label",
+    "literal",
+    "context",
+    "comment",
+    "next",
+    "goto",
+    "call",
+    "end",
+    "set",
+}
+_TRANSITION_KEYS = {"next", "goto", "call", "end", "set"}
+_OPS = {"eq", "ne", "in", "set", "gt", "lt"}
+
+
+class _Reader:
+    """Builds the model for one file, noting errors instead of stopping at the first."""
+
+    def __init__(self, path: Path, errors: list[str]) -> None:
+        self.file = path.as_posix()
+        self.errors = errors
+
+    def at(self, line: int) -> Where:
+        return Where(self.file, line)
+
+    def error(self, line: int, message: str) -> None:
+        self.errors.append(f"{self.file}:{line}: {message}")
+
+    def unknown_keys(self, data: LineDict, allowed: set[str], what: str) -> None:
+        for key in data:
+            if key not in allowed:
+                self.error(data.line_of(key), f"unknown key {key!r} in {what}")
+
+    def text(self, owner: LineDict, key: str, what: str) -> Text | None:
+        """A ``text``/``label`` value: a string, or a plural mapping {one, other, count}."""
+        value = owner.get(key)
+        line = owner.line_of(key)
+        context = owner.get("context")
+        context = context if isinstance(context, str) else None
+        if isinstance(value, str):
+            if not value.strip():
+                self.error(line, f"{what}: {key} is empty")
+            return Text(self.at(line), value, context=context)
+        if isinstance(value, LineDict):
+            self.unknown_keys(value, {"one", "other", "count"}, f"{what} plural {key}")
+            one, other, count = value.get("one"), value.get("other"), value.get("count")
+            if not (isinstance(one, str) and isinstance(other, str) and isinstance(count, str)):
+                self.error(line, f"{what}: a plural {key} needs text 'one', 'other' and 'count'")
+                return None
+            return Text(self.at(line), one, plural=other, count=count, context=context)
+        self.error(line, f"{what}: {key} must be text")
+        return None
+
+    def transition(self, data: LineDict, what: str) -> Transition:
+        """The target keys of a mapping (option, case, outcome): next / goto / call / end / set."""
+        targets = [k for k in ("goto", "end") if k in data]
+        if "call" in data:
+            targets.append("call")
+        elif "next" in data:
+            targets.append("next")
+        if len(targets) > 1:
+            self.error(data.line, f"{what}: choose one of next, goto, call, end")
+        values: dict[str, str | None] = {}
+        for key in ("next", "goto", "call"):
+            raw = data.get(key)
+            if raw is not None and not isinstance(raw, str):
+                self.error(data.line_of(key), f"{what}: {key} must be a step or flow name")
+                raw = None
+            values[key] = raw
+        end = data.get("end", False)
+        if end is not True and "end" in data:
+            self.error(data.line_of("end"), f"{what}: end must be true")
+        sets = data.get("set", {})
+        if not isinstance(sets, dict) or not all(isinstance(k, str) for k in sets):
+            self.error(data.line_of("set"), f"{what}: set must map names to values")
+            sets = {}
+        return Transition(
+            self.at(data.line),
+            next=values["next"],
+            goto=values["goto"],
+            call=values["call"],
+            end=end is True,
+            set=dict(sets),
+        )
+
+    def target(self, raw: Any, line: int, what: str) -> Transition:
+        """An outcome's target: a step id, or a mapping like an option's."""
+        if isinstance(raw, str):
+            return Transition(self.at(line), next=raw)
+        if isinstance(raw, LineDict):
+            self.unknown_keys(raw, _TRANSITION_KEYS, what)
+            return self.transition(raw, what)
+        self.error(line, f"{what}: expected a step id or a mapping with next/goto/call/end")
+        return Transition(self.at(line), end=True)
+
+    def options(self, ask: LineDict, what: str) -> tuple[Option, ...]:
+        if "options" not in ask:
+            return ()
+        raw = ask["options"]
+        if not isinstance(raw, LineList):
+            self.error(ask.line_of("options"), f"{what}: options must be a list")
+            return ()
+        options: list[Option] = []
+        seen: dict[str, int] = {}
+        for item, line in zip(raw, raw.item_lines, strict=True):
+            if not isinstance(item, LineDict):
+                self.error(line, f"{what}: an option must be a mapping with id and label")
+                continue
+            self.unknown_keys(item, _OPTION_KEYS, f"{what} option")
+            option_id = item.get("id")
+            if not isinstance(option_id, str) or not option_id:
+                self.error(line, f"{what}: option without an id (ids are what buttons send back)")
+                continue
+            label_what = f"{what} option {option_id!r}"
+            if option_id in seen:
+                self.error(
+                    line,
+                    f"{what}: duplicate option id {option_id!r} (first on line {seen[option_id]})",
+                )
+            seen[option_id] = line
+            if "literal" in item:
+                literal = item["literal"]
+                if not isinstance(literal, str) or not literal:
+                    self.error(item.line_of("literal"), f"{label_what}: literal must be text")
+                    continue
+                label = Text(self.at(item.line_of("literal")), literal, literal=True)
+            elif "label" in item:
+                found = self.text(item, "label", label_what)
+                if found is None:
+                    continue
+                label = found
+            else:
+                self.error(line, f"{label_what}: needs a label")
+                continue
+            options.append(
+                Option(self.at(line), option_id, label, self.transition(item, label_what))
+            )
+        return tuple(options)
+
+    def condition(self, path: str, raw: Any) -> Condition | None:
+        if isinstance(raw, LineDict):
+            if len(raw) != 1 or next(iter(raw)) not in _OPS:
+                return None
+            op = next(iter(raw))
+            return Condition(path, op, raw[op])
+        return Condition(path, "eq", raw)
+
+    def cases(self, raw: Any, line: int, what: str) -> tuple[Case, ...]:
+        if not isinstance(raw, LineList) or not raw:
+            self.error(line, f"{what}: branch must be a list of cases")
+            return ()
+        cases: list[Case] = []
+        for item, item_line in zip(raw, raw.item_lines, strict=True):
+            if not isinstance(item, LineDict):
+                self.error(item_line, f"{what}: a case must be a mapping")
+                continue
+            self.unknown_keys(item, {"when", *_TRANSITION_KEYS}, f"{what} case")
+            when = item.get("when", LineDict())
+            conditions: list[Condition] = []
+            if not isinstance(when, LineDict):
+                self.error(item.line_of("when"), f"{what}: when must map names to values")
+            else:
+                for path, value in when.items():
+                    condition = self.condition(path, value)
+                    if condition is None:
+                        self.error(
+                            when.line_of(path),
+                            f"{what}: condition on {path!r} must be a value or one of {sorted(_OPS)}",
+                        )
+                    else:
+                        conditions.append(condition)
+            then = self.transition(item, f"{what} case")
+            if then.empty:
+                self.error(item_line, f"{what}: a case needs next, goto, call or end")
+            cases.append(Case(self.at(item_line), tuple(conditions), then))
+        if cases and cases[-1].conditions:
+            self.error(raw.line, f"{what}: the last case must have no 'when' (the default)")
+        return tuple(cases)
+
+    def step(self, data: LineDict, line: int, flow: str) -> Step | None:
+        step_id = data.get("id")
+        if not isinstance(step_id, str) or not step_id:
+            self.error(line, f"flow {flow!r}: a step needs an id")
+            return None
+        what = f"step {flow}.{step_id}"
+        self.unknown_keys(data, _STEP_KEYS, what)
+        kinds = [k for k in STEP_KINDS if k in data]
+        if len(kinds) != 1:
+            self.error(line, f"{what}: needs exactly one of {', '.join(STEP_KINDS)}")
+            return None
+        kind = kinds[0]
+        body = data[kind]
+        body_line = data.line_of(kind)
+        where = self.at(line)
+        nxt = data.get("next")
+        if nxt is not None and not isinstance(nxt, str):
+            self.error(data.line_of("next"), f"{what}: next must be a step id")
+            nxt = None
+        common: dict[str, Any] = {"where": where, "id": step_id, "kind": kind, "after": nxt}
+        if kind == "say":
+            if not isinstance(body, LineDict):
+                self.error(body_line, f"{what}: say needs text, message or render")
+                return None
+            self.unknown_keys(body, _SAY_KEYS, what)
+            sources = [k for k in ("text", "message", "render") if k in body]
+            if len(sources) != 1:
+                self.error(body_line, f"{what}: say needs exactly one of text, message, render")
+                return None
+            if "text" in body:
+                return Step(**common, text=self.text(body, "text", what))
+            ref = body[sources[0]]
+            if not isinstance(ref, str):
+                self.error(body.line_of(sources[0]), f"{what}: {sources[0]} must be a name")
+                return None
+            if sources[0] == "message":
+                return Step(**common, message=ref)
+            return Step(**common, render=ref)
+        if kind == "ask":
+            return self.ask(body, body_line, what, common)
+        if kind == "action":
+            if not isinstance(body, str):
+                self.error(body_line, f"{what}: action must be an action name")
+                return None
+            on: dict[str, Transition] = {}
+            raw_on = data.get("on", LineDict())
+            if not isinstance(raw_on, LineDict):
+                self.error(data.line_of("on"), f"{what}: on must map outcomes to steps")
+            else:
+                for outcome, target in raw_on.items():
+                    on[outcome] = self.target(
+                        target, raw_on.line_of(outcome), f"{what} on {outcome}"
+                    )
+            return Step(**common, action=body, args=data.get("args", {}), on=on)
+        if kind == "branch":
+            return Step(**common, cases=self.cases(body, body_line, what))
+        if kind in ("goto", "call"):
+            if not isinstance(body, str):
+                self.error(body_line, f"{what}: {kind} must be a flow name")
+                return None
+            return Step(**common, target=body)
+        if body is not True:
+            self.error(body_line, f"{what}: end must be true")
+        return Step(**common)
+
+    def ask(self, body: Any, line: int, what: str, common: dict[str, Any]) -> Step | None:
+        if not isinstance(body, LineDict):
+            self.error(line, f"{what}: ask needs text and options or a validator")
+            return None
+        self.unknown_keys(body, _ASK_KEYS, what)
+        text = self.text(body, "text", what) if "text" in body else None
+        if text is None and "text" not in body:
+            self.error(line, f"{what}: ask needs text")
+        options = self.options(body, what)
+        validator = body.get("validator")
+        if validator is not None and not isinstance(validator, str):
+            self.error(body.line_of("validator"), f"{what}: validator must be a name")
+            validator = None
+        if not options and validator is None and "options" not in body:
+            self.error(line, f"{what}: ask needs options or a validator")
+        save = body.get("save")
+        if save is not None and not isinstance(save, str):
+            self.error(body.line_of("save"), f"{what}: save must be a name")
+            save = None
+        max_tries = body.get("max_tries", 3)
+        if not isinstance(max_tries, int) or isinstance(max_tries, bool) or max_tries < 1:
+            self.error(
+                body.line_of("max_tries"), f"{what}: max_tries must be a whole number of at least 1"
+            )
+            max_tries = 3
+        columns = body.get("columns", 1)
+        if not isinstance(columns, int) or isinstance(columns, bool) or not 1 <= columns <= 4:
+            self.error(body.line_of("columns"), f"{what}: columns must be 1 to 4")
+            columns = 1
+        sensitive = body.get("sensitive", False)
+        if not isinstance(sensitive, bool):
+            self.error(body.line_of("sensitive"), f"{what}: sensitive must be true or false")
+            sensitive = False
+        button = None
+        raw_button = body.get("contact_button")
+        if raw_button is not None:
+            if isinstance(raw_button, LineDict) and "label" in raw_button:
+                self.unknown_keys(
+                    raw_button, {"label", "context", "comment"}, f"{what} contact_button"
+                )
+                button = self.text(raw_button, "label", f"{what} contact_button")
+            else:
+                self.error(body.line_of("contact_button"), f"{what}: contact_button needs a label")
+        return Step(
+            **common,
+            text=text,
+            options=options,
+            validator=validator,
+            save=save,
+            sensitive=sensitive,
+            max_tries=max_tries,
+            contact_button=button,
+            columns=columns,
+        )
+
+    def flow(self, name: str, data: Any, line: int) -> Flow | None:
+        if not isinstance(data, LineDict):
+            self.error(line, f"flow {name!r}: expected a mapping with steps")
+            return None
+        self.unknown_keys(data, {"steps", "start", "home", "comment"}, f"flow {name!r}")
+        raw_steps = data.get("steps")
+        if not isinstance(raw_steps, LineList) or not raw_steps:
+            self.error(data.line_of("steps"), f"flow {name!r}: needs a non-empty list of steps")
+            return None
+        steps: list[Step] = []
+        seen: dict[str, int] = {}
+        for item, item_line in zip(raw_steps, raw_steps.item_lines, strict=True):
+            if not isinstance(item, LineDict):
+                self.error(item_line, f"flow {name!r}: a step must be a mapping")
+                continue
+            step = self.step(item, item_line, name)
+            if step is None:
+                continue
+            if step.id in seen:
+                self.error(
+                    item_line,
+                    f"flow {name!r}: duplicate step id {step.id!r} (first on line {seen[step.id]})",
+                )
+                continue
+            seen[step.id] = item_line
+            steps.append(step)
+        if not steps:
+            return None
+        # A step without ``next`` goes on to the one below it; the last one ends the flow.
+        ordered: dict[str, Step] = {}
+        for index, step in enumerate(steps):
+            follows = steps[index + 1].id if index + 1 < len(steps) else None
+            if step.after is None and step.kind in ("say", "ask", "action", "call"):
+                step = _replace_after(step, follows)
+            ordered[step.id] = step
+        start = data.get("start", steps[0].id)
+        home = data.get("home")
+        for key, value in (("start", start), ("home", home)):
+            if value is not None and (not isinstance(value, str) or value not in ordered):
+                self.error(
+                    data.line_of(key), f"flow {name!r}: {key} {value!r} is not a step of this flow"
+                )
+        return Flow(
+            self.at(line),
+            name,
+            ordered,
+            start if isinstance(start, str) and start in ordered else steps[0].id,
+            home if isinstance(home, str) and home in ordered else None,
+        )
+
+    def messages(self, data: Any, line: int) -> dict[str, Text]:
+        if not isinstance(data, LineDict):
+            self.error(line, "messages must map message ids to {text: …}")
+            return {}
+        found: dict[str, Text] = {}
+        for message_id, body in data.items():
+            at = data.line_of(message_id)
+            if (
+                not isinstance(body, LineDict)
+                or len([k for k in ("text", "label") if k in body]) != 1
+            ):
+                self.error(at, f"message {message_id!r}: needs text (or label)")
+                continue
+            self.unknown_keys(
+                body, {"text", "label", "context", "comment"}, f"message {message_id!r}"
+            )
+            text = self.text(body, "text" if "text" in body else "label", f"message {message_id!r}")
+            if text is not None:
+                found[message_id] = text
+        return found
+
+
+def _replace_after(step: Step, after: str | None) -> Step:
+    from dataclasses import replace
+
+    return replace(step, after=after)
+
+
+def _display(path: Path) -> Path:
+    """Paths relative to the working directory when possible: shorter, clickable errors."""
+    try:
+        return path.resolve().relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
+def read_dialogs(directory: Path) -> tuple[Dialogs, list[str]]:
+    """Read every ``*.yaml`` in ``directory`` (not its ``tests/``); return the model and errors."""
+    errors: list[str] = []
+    flows: dict[str, Flow] = {}
+    messages: dict[str, Text] = {}
+    files = sorted(directory.glob("*.yaml")) if directory.is_dir() else []
+    if not files:
+        errors.append(f"{_display(directory).as_posix()}: no dialog files (*.yaml) here")
+    for path in files:
+        reader = _Reader(_display(path), errors)
+        try:
+            data = load_yaml(path.read_text(encoding="utf-8"))
+        except YamlError as exc:
+            reader.error(exc.line, exc.message)
+            continue
+        except (OSError, UnicodeDecodeError) as exc:
+            reader.error(1, f"cannot read: {exc}")
+            continue
+        if not isinstance(data, LineDict):
+            reader.error(1, "expected a mapping with 'flows' and/or 'messages'")
+            continue
+        reader.unknown_keys(data, {"flows", "messages"}, "a dialog file")
+        if "messages" in data:
+            for message_id, text in reader.messages(
+                data["messages"], data.line_of("messages")
+            ).items():
+                if message_id in messages:
+                    reader.error(
+                        text.where.line,
+                        f"duplicate message id {message_id!r} (also {messages[message_id].where})",
+                    )
+                messages[message_id] = text
+        if "flows" not in data:
+            continue
+        raw_flows = data["flows"]
+        if not isinstance(raw_flows, LineDict):
+            reader.error(data.line_of("flows"), "flows must map flow names to flows")
+            continue
+        for name, body in raw_flows.items():
+            flow = reader.flow(name, body, raw_flows.line_of(name))
+            if flow is None:
+                continue
+            if name in flows:
+                reader.error(flow.where.line, f"duplicate flow {name!r} (also {flows[name].where})")
+                continue
+            flows[name] = flow
+    return Dialogs(directory, flows, messages), errors

@@ -1,0 +1,138 @@
+"""The dialog definitions as loaded from ``dialogs/*.yaml``: immutable, with YAML line numbers.
+
+Every object remembers the file and line it came from, so that ``dialogs
+check`` and the engine's own errors can say ``file:line: what is wrong``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STEP_KINDS = ("say", "ask", "action", "branch", "goto", "call", "end")
+
+
+@dataclass(frozen=True)
+class Where:
+    """A place in a dialog file."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Text:
+    """A customer-facing text: an English msgid (maybe plural), or a literal never translated."""
+
+    where: Where
+    source: str
+    plural: str | None = None
+    count: str | None = None
+    context: str | None = None
+    literal: bool = False
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Where to go: a step of this flow, another flow (``goto``/``call``), or the end."""
+
+    where: Where
+    next: str | None = None
+    goto: str | None = None
+    call: str | None = None
+    end: bool = False
+    set: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        """True when the transition names no target (the step's default applies)."""
+        return self.next is None and self.goto is None and self.call is None and not self.end
+
+
+@dataclass(frozen=True)
+class Option:
+    """A button: stable ``id`` (the callback data), a label, and where pressing it leads."""
+
+    where: Where
+    id: str
+    label: Text
+    then: Transition
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One test over a value: ``op`` is ``eq``, ``ne``, ``in``, ``set``, ``gt`` or ``lt``."""
+
+    path: str
+    op: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Case:
+    """A branch case: every condition holds (none: always) → transition."""
+
+    where: Where
+    conditions: tuple[Condition, ...]
+    then: Transition
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a flow; which fields matter depends on ``kind``."""
+
+    where: Where
+    id: str
+    kind: str
+    text: Text | None = None
+    message: str | None = None
+    render: str | None = None
+    options: tuple[Option, ...] = ()
+    validator: str | None = None
+    save: str | None = None
+    sensitive: bool = False
+    max_tries: int = 3
+    contact_button: Text | None = None
+    columns: int = 1
+    action: str | None = None
+    args: Any = None
+    on: dict[str, Transition] = field(default_factory=dict)
+    cases: tuple[Case, ...] = ()
+    target: str | None = None
+    # Where the flow goes after this step when nothing else says: ``next:`` or the following step.
+    after: str | None = None
+
+    def option(self, option_id: str) -> Option | None:
+        """The option with this id, if the step has one."""
+        for option in self.options:
+            if option.id == option_id:
+                return option
+        return None
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A named flow: its steps in file order, where it starts and (for ``start``) its home step."""
+
+    where: Where
+    name: str
+    steps: dict[str, Step]
+    start: str
+    home: str | None = None
+
+
+@dataclass(frozen=True)
+class Dialogs:
+    """Every flow and named message of one dialogs folder."""
+
+    directory: Path
+    flows: dict[str, Flow]
+    messages: dict[str, Text]
+
+    def step(self, flow: str, step: str) -> Step:
+        """The step ``step`` of flow ``flow`` (KeyError when absent)."""
+        return self.flows[flow].steps[step]

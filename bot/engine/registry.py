@@ -1,0 +1,116 @@
+"""What dialog files may name: actions and their outcomes, validators, renderers, commands.
+
+``dialogs check`` refuses any other name, and every declared outcome of an
+action must be handled where the action is used. ``bot/actions.py`` carries
+out each action against the backend and answers one of these outcomes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """An action's arguments (for documentation) and every outcome it can answer."""
+
+    args: tuple[str, ...]
+    outcomes: tuple[str, ...]
+
+
+ACTIONS: dict[str, ActionSpec] = {
+    "start_verification": ActionSpec(
+        ("phone", "channel", "shared_contact"),
+        ("sent", "invalid_phone", "email_unavailable", "locked_out", "error"),
+    ),
+    "resend_code": ActionSpec((), ("sent", "cooldown", "locked_out", "error")),
+    "check_code": ActionSpec(
+        ("code",),
+        ("verified", "wrong_code", "expired", "too_many_attempts", "locked_out", "error"),
+    ),
+    "load_profile": ActionSpec((), ("ok", "session_expired", "error")),
+    "start_contact_proof": ActionSpec(
+        ("kind", "value"), ("sent", "invalid", "same_as_current", "session_expired", "error")
+    ),
+    "check_proof_code": ActionSpec(
+        ("code",), ("proved", "wrong_code", "expired", "too_many_attempts", "error")
+    ),
+    "preview_erasure": ActionSpec(("scope",), ("ok", "session_expired", "error")),
+    "submit_request": ActionSpec(
+        ("kind", "payload"), ("submitted", "invalid", "session_expired", "error")
+    ),
+    "list_requests": ActionSpec((), ("ok", "error")),
+    "escalate": ActionSpec(("reason",), ("ok", "error")),
+}
+
+# The action and outcome that make a chat verified; ``session_expired`` from any action undoes it.
+VERIFYING_ACTION, VERIFIED_OUTCOME = "check_code", "verified"
+SESSION_EXPIRED = "session_expired"
+# Where data-changing requests are submitted; ``dialogs check`` guards every path to it.
+SUBMIT_ACTION = "submit_request"
+GUARDED_KINDS = ("erasure", "update_contact")
+
+# What a step must render (``say: {render: …}``) before a guarded kind is confirmed.
+PREVIEW_RENDER = {"erasure": "erasure_preview", "update_contact": "contact_change"}
+
+VALIDATORS = ("phone", "email", "postal_address", "code", "yes_no")
+
+RENDERERS = ("contact_change", "marketing_state", "erasure_preview", "request_list")
+
+# Commands that work at every step; a press of one of these ids that is not an
+# option of the current step runs the command (e.g. the "Talk to a person" offer).
+GLOBAL_COMMANDS = ("cancel", "back", "help", "language", "status", "agent", "start")
+
+# Flows the engine itself enters: the menu (with its ``home`` step) and the global commands.
+REQUIRED_FLOWS = ("start", "language", "status", "agent")
+
+# Named messages (``dialogs/messages.yaml``) that Python renders; they must exist.
+ENGINE_MESSAGES = (
+    "input.empty",
+    "input.too_long",
+    "input.binary",
+    "input.emoji_only",
+    "input.unsupported",
+    "input.stale_button",
+    "input.choose_option",
+    "input.contact_not_own",
+    "input.contact_unexpected",
+    "tries.offer_agent",
+    "option.agent",
+    "engine.error",
+    "command.help",
+    "command.cancelled",
+    "command.nothing_to_go_back_to",
+    *(f"command_menu.{name}" for name in GLOBAL_COMMANDS),
+    "invalid.phone",
+    "invalid.email",
+    "invalid.address_format",
+    "invalid.address_postcode",
+    "invalid.address_country",
+    "invalid.code",
+    "invalid.yes_no",
+    "change.phone",
+    "change.email",
+    "change.address",
+    "change.not_on_file",
+    "marketing.header",
+    "marketing.on",
+    "marketing.off",
+    *(f"channel.{c}" for c in ("email", "sms", "phone", "post")),
+    *(
+        f"category.{c}"
+        for c in ("contact", "marketing", "chat_history", "identity", "products", "transactions")
+    ),
+    "basis.unknown",
+    "product.other",
+    "preview.header",
+    "preview.erase",
+    "preview.keep_until",
+    "preview.keep_while_open",
+    "preview.restricted",
+    "status.none",
+    "status.header",
+    "status.line",
+    "kind.erasure",
+    "state.submitted",
+)
