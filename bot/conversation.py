@@ -269,12 +269,8 @@ class Conversations:
             messages, delete_input = list(result.messages), result.delete_input
             state = result.state
             queue = deque(result.actions)
-            escalation = result.escalate
+            self._offered(chat, result.escalate)
             for _ in range(MAX_ACTIONS_PER_EVENT):
-                if escalation is not None:
-                    ctx = ActionContext(chat, self.engine.locale(state), memory, shared)
-                    await run_action(self.backend, ctx, "escalate", {"reason": escalation})
-                    escalation = None
                 if not queue:
                     break
                 call = queue.popleft()
@@ -286,7 +282,7 @@ class Conversations:
                 messages += result.messages
                 state = result.state
                 queue.extend(result.actions)
-                escalation = result.escalate
+                self._offered(chat, result.escalate)
             else:
                 log.error(
                     "chat %s: more than %d actions for one event", chat, MAX_ACTIONS_PER_EVENT
@@ -297,6 +293,12 @@ class Conversations:
             log.exception("chat %s: engine failed; conversation restarted", chat)
             fresh = self.engine.new_state(locale)
             return [PlainMessage(self.say(locale, "engine.error"))], fresh, False
+
+    def _offered(self, chat: str, reason: str | None) -> None:
+        # The engine only offers a person here; the hand-over is the dialogs'
+        # ``escalate`` action, run when the customer accepts the offer.
+        if reason is not None:
+            log.info("chat %s: a person offered (%s)", chat, reason)
 
     async def _save(self, record: ChatRecord, state: Any) -> None:
         record.state = self.engine.state_to_json(state)

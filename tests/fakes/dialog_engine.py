@@ -98,7 +98,7 @@ class FakeEngine:
         if isinstance(event, Start):
             return self._menu(state)
         if isinstance(event, Command) and event.name == "agent":
-            return Result(state, [Msg("agent asked")], escalate="asked")
+            return Result(state, actions=[Call("escalate", {"reason": "asked"})])
         if isinstance(event, Outcome):
             return self._outcome(state, event)
         if isinstance(event, Press) and event.option_id == "count":
