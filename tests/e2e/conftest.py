@@ -1,0 +1,249 @@
+"""The whole of datadesk on loopback, driven from the customer's side of a Telegram chat.
+
+``stack`` starts, per test and per database engine (SQLite, PostgreSQL):
+the Bot API stand-in, the SMS gateway sink and an SMTP server, the real
+backend API and one real worker on the test's backend database (clock: the
+test's ``FakeClock``), and the real bot pieces (``Conversations`` on the test's
+bot database, ``BackendClient``, ``TelegramChannel``) pointed at all of them.
+Customers come from a small CRM import; their codes are read from what the
+SMS sink and the SMTP server received, the way a phone would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from backend.clock import FakeClock
+from backend.crm import importer
+from backend.services import Services, open_services
+from backend.settings import Settings
+from bot.backend_client import BackendClient
+from bot.conversation import Conversations
+from bot.i18n import Catalogs
+from bot.telegram.app import ChannelOptions, TelegramChannel
+from fakes.botapi import TOKEN, BotApiStandIn, SentMessage
+
+SMS_TOKEN = "sms-gateway-test-token"
+
+CUSTOMERS: dict[str, Any] = {
+    "customers": [
+        {
+            "ref": "C-1001",
+            "name": "Anna Bērziņa",
+            "language": "lv",
+            "phones": [{"number": "+37120000001", "primary": True}],
+            "emails": [{"address": "anna@example.lv", "primary": True}],
+            "address": {"line1": "Brīvības iela 1", "city": "Rīga", "postcode": "LV-1010", "country": "LV"},
+            "marketing": {"email": True, "sms": True, "phone": False, "post": True},
+            "products": [
+                {"kind": "current_account", "id": "LV80BANK0000435195001", "opened": "2015-03-01", "closed": None},
+                {"kind": "loan", "id": "L-77", "opened": "2020-01-10", "closed": "2024-06-30"},
+            ],
+            "transactions": [{"date": "2024-05-02", "amount": "-12.50", "currency": "EUR", "product": "LV80BANK0000435195001"}],
+            "documents": [{"kind": "passport_copy", "collected": "2015-03-01"}],
+        },
+        {
+            "ref": "C-1002",
+            "name": "Ivan Petrov",
+            "language": "ru",
+            "phones": [{"number": "+37120000002", "primary": True}],
+            "emails": [{"address": "ivan@example.lv", "primary": True}],
+            "address": {"line1": "Elizabetes iela 20", "city": "Rīga", "postcode": "LV-1050", "country": "LV"},
+            "marketing": {"email": True, "sms": True, "phone": True, "post": True},
+            "products": [{"kind": "loan", "id": "L-88", "opened": "2012-01-10", "closed": "2016-06-30"}],
+            "transactions": [{"date": "2016-05-02", "amount": "-100.00", "currency": "EUR", "product": "L-88"}],
+            "documents": [{"kind": "passport_copy", "collected": "2012-01-10"}],
+        },
+        {
+            "ref": "C-1003",
+            "name": "Emma Wood",
+            "language": "en",
+            "phones": [{"number": "+37120000003", "primary": True}],
+            "emails": [{"address": "emma@example.com", "primary": True}],
+            "address": {"line1": "Tērbatas iela 5", "city": "Rīga", "postcode": "LV-1011", "country": "LV"},
+            "marketing": {"email": True, "sms": False, "phone": False, "post": False},
+            "products": [{"kind": "savings_account", "id": "LV97BANK0000435195002", "opened": "2019-03-01", "closed": None}],
+            "transactions": [],
+            "documents": [],
+        },
+    ]
+}  # fmt: skip
+
+
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    """Serve ``app`` on a free loopback port."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server = site._server
+    assert server is not None
+    port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+@dataclass
+class Stack:
+    """Every part of datadesk, running; the test plays the customer through ``api``."""
+
+    api: BotApiStandIn
+    sms: Any
+    mail: Any
+    services: Services
+    settings: Settings
+    clock: FakeClock
+    catalogs: Catalogs
+    channel: TelegramChannel | None = None
+    conversations: Conversations | None = None
+    backend_client: BackendClient | None = None
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    # ---- the bot process --------------------------------------------------
+
+    async def start_bot(self) -> None:
+        """Start the bot pieces as ``datadesk bot`` does (state from the bot database)."""
+        self.backend_client = BackendClient(self.settings.backend_url, self.settings.service_token)
+        self.conversations = await Conversations.open(self.settings, backend=self.backend_client)
+        self.channel = TelegramChannel(
+            token=TOKEN,
+            api_url=self.api.url,
+            conversations=self.conversations,
+            notifications=self.backend_client,
+            options=ChannelOptions(rate_limit=False, poll_timeout=1, notifications_wait=1),
+        )
+        await self.channel.start()
+
+    async def stop_bot(self) -> None:
+        """Stop the bot pieces, keeping the backend, worker and databases."""
+        if self.channel is not None:
+            await self.channel.stop()
+        if self.conversations is not None:
+            await self.conversations.close()
+        if self.backend_client is not None:
+            await self.backend_client.close()
+        self.channel = self.conversations = self.backend_client = None
+
+    # ---- what the customer's phone and mailbox received --------------------
+
+    def codes_sent_to(self, phone: str) -> list[str]:
+        """Six-digit codes in the SMS texts the gateway accepted for ``phone``, oldest first."""
+        return [
+            code
+            for to, text in sms_messages(self.sms)
+            if to == phone
+            for code in re.findall(r"\b(\d{6})\b", text)
+        ]
+
+    def sms_count(self) -> int:
+        return len(sms_messages(self.sms))
+
+    async def code_for(self, phone: str, after: int = 0) -> str:
+        """The newest code sent to ``phone`` once more than ``after`` codes have arrived."""
+        async with asyncio.timeout(10):
+            while len(self.codes_sent_to(phone)) <= after:
+                await asyncio.sleep(0.02)
+        return self.codes_sent_to(phone)[-1]
+
+    # ---- the customer's words, in their language ----------------------------
+
+    def t(self, locale: str, message: str) -> str:
+        """What ``message`` reads as in ``locale``: the text before its first placeholder."""
+        text = self.catalogs.translator(locale).gettext(message)
+        return text.split("{", 1)[0].strip()
+
+
+def sms_messages(sink: Any) -> list[tuple[str, str]]:
+    """(to, text) of every SMS the sink accepted."""
+    return [(m["to"], m["text"]) for m in sink.messages]
+
+
+@pytest.fixture
+async def stack(
+    tmp_path: Path, backend_db_url: str, bot_db_url: str, clock: FakeClock
+) -> AsyncIterator[Stack]:
+    """The running system for one test; stopped afterwards in reverse order."""
+    from backend.api.app import create_app
+    from backend.ledger import connector
+    from backend.worker import run_workers
+    from fakes.sms_sink import SmsSink
+    from fakes.smtp import SmtpCapture
+
+    async with contextlib.AsyncExitStack() as stack_exit:
+        api = await stack_exit.enter_async_context(BotApiStandIn())
+        sms = await stack_exit.enter_async_context(SmsSink(token=SMS_TOKEN))
+        mail = await stack_exit.enter_async_context(SmtpCapture())
+        settings = replace(
+            Settings.from_env({}),
+            data_dir=tmp_path / "var",
+            database_url=backend_db_url,
+            bot_database_url=bot_db_url,
+            service_token="e2e-service-token",
+            secret_key="e2e-secret-key-not-for-production",
+            telegram_token=TOKEN,
+            telegram_api_url=api.url,
+            sms_gateway="http",
+            sms_gateway_url=sms.url,
+            sms_gateway_token=SMS_TOKEN,
+            smtp_host=mail.host,
+            smtp_port=mail.port,
+        )
+        services = await open_services(settings, clock=clock)
+        stack_exit.push_async_callback(services.close)
+        customers, problems = importer.validate(CUSTOMERS)
+        assert problems == []
+        await importer.apply(services.sessions, customers, clock)
+        runner, url = await serve(create_app(services))
+        stack_exit.push_async_callback(runner.cleanup)
+        settings = replace(settings, backend_url=url)
+        services.settings = settings
+        stop = asyncio.Event()
+        worker = asyncio.create_task(
+            run_workers(services, connector(services), concurrency=1, stop=stop, purge=False)
+        )
+
+        async def stop_worker() -> None:
+            stop.set()
+            await worker
+
+        stack_exit.push_async_callback(stop_worker)
+        catalogs = Catalogs.load(settings.locales_dir)
+        running = Stack(api, sms, mail, services, settings, clock, catalogs)
+        stack_exit.push_async_callback(running.stop_bot)
+        await running.start_bot()
+        yield running
+
+
+# ---- journeys' shared steps, as a customer walks them -------------------------
+
+
+async def start(stack: Stack, chat: int, language_code: str) -> SentMessage:
+    """/start; the main menu."""
+    await stack.api.send_text(chat, "/start", language_code=language_code)
+    return await stack.api.wait_for_message(chat, buttons="update_contact")
+
+
+async def verify(stack: Stack, chat: int, phone: str, *, share: bool = True) -> None:
+    """From the share-contact question to "you're verified", with the code the SMS brought."""
+    api = stack.api
+    asking = await api.wait_for_message(chat, buttons=None)
+    del asking
+    await api.wait_until(lambda: any(m.contact_button for m in api.messages(chat)))
+    before = len(stack.codes_sent_to(phone))
+    if share:
+        await api.share_contact(chat, phone.lstrip("+"), own=True)
+    else:
+        await api.send_text(chat, phone)
+    await api.wait_for_message(chat, buttons="sms")
+    await api.press_button(chat, "sms")
+    code = await stack.code_for(phone, after=before)
+    typed = await api.send_text(chat, code)
+    await api.wait_for_deleted(chat, typed)
