@@ -1,0 +1,52 @@
+"""``GET /api/v1/me``: what the bot may show a verified customer, masked."""
+
+from __future__ import annotations
+
+from fakes.verification_world import ANNA, DMITRY, World, world
+
+from backend.masking import mask_phone
+
+__all__ = ["world"]
+
+
+async def test_me_shows_masked_contacts_consent_and_open_products(world: World):
+    token = await world.verify(ANNA)
+    status, me = await world.call("GET", "/api/v1/me", session=token)
+    assert status == 200
+    assert me == {
+        "language": "lv",
+        "phones": [{"masked": mask_phone(ANNA), "primary": True}],
+        "emails": [{"masked": "a•••@example.lv", "primary": True}],
+        "address": {"masked": "Brīvības iela •, Rīga, LV-1010, LV"},
+        "marketing": {"email": True, "sms": True, "phone": False, "post": True},
+        "open_products": 1,
+    }
+    assert "anna@example.lv" not in str(me)
+    assert ANNA not in str(me)
+
+
+async def test_me_for_a_customer_without_email_lists_none(world: World):
+    token = await world.verify(DMITRY)
+    _, me = await world.call("GET", "/api/v1/me", session=token)
+    assert me["emails"] == []
+    assert me["address"] == {"masked": "Dzirnavu iela •-•, Rīga, LV-1010, LV"}
+    assert me["marketing"] == {"email": False, "sms": True, "phone": True, "post": False}
+    assert me["open_products"] == 2
+
+
+async def test_me_without_a_session_is_refused(world: World):
+    for session in (None, "", "x" * 500, "forged"):
+        status, body = await world.call("GET", "/api/v1/me", session=session)
+        assert status == 401
+        assert body["error"]["code"] == "session_expired"
+
+
+async def test_me_needs_the_service_token_too(world: World):
+    import aiohttp
+
+    token = await world.verify(ANNA)
+    async with aiohttp.ClientSession() as anonymous:
+        headers = {"X-Customer-Session": token}
+        async with anonymous.get(world.backend.api("/api/v1/me"), headers=headers) as resp:
+            assert resp.status == 401
+            assert (await resp.json())["error"]["code"] == "unauthorized"

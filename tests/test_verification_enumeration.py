@@ -1,0 +1,109 @@
+"""A number that is not on file looks, to the caller, exactly like one that is."""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+
+import pytest
+from fakes.verification_world import ANNA, DMITRY, UNKNOWN, World, world
+
+__all__ = ["world"]
+
+
+def _shape(body: dict[str, object]) -> dict[str, type]:
+    return {key: type(value) for key, value in body.items()}
+
+
+async def test_known_and_unknown_numbers_get_the_same_answer_and_only_known_get_a_code(
+    world: World,
+):
+    status_unknown, unknown = await world.start(UNKNOWN, chat="tg:1")
+    status_known, known = await world.start(ANNA, chat="tg:2")
+    assert status_unknown == status_known == 202
+    assert _shape(unknown) == _shape(known)
+    assert unknown["expires_in"] == known["expires_in"]
+    assert unknown["resend_after"] == known["resend_after"]
+    assert unknown["channel"] == known["channel"]
+    assert len(str(unknown["verification_id"])) == len(str(known["verification_id"]))
+    # Deliveries run in order; once Anna's code is in, any code for the unknown
+    # number would have arrived before it.
+    await world.sink.wait_for(1)
+    assert [m.to for m in world.sink.messages] == [ANNA]
+    assert world.sink.codes_for(UNKNOWN) == []
+
+
+async def test_checks_on_an_unknown_number_say_wrong_code_and_count_attempts_alike(world: World):
+    _, unknown = await world.start(UNKNOWN, chat="tg:1")
+    _, known = await world.start(ANNA, chat="tg:2")
+    for left in (4, 3, 2, 1, 0):
+        status_u, body_u = await world.check(unknown["verification_id"], "123456")
+        status_k, body_k = await world.check(known["verification_id"], "1234567")
+        assert status_u == status_k == 422
+        assert body_u == body_k
+        assert body_u["error"]["attempts_left"] == left
+    status_u, body_u = await world.check(unknown["verification_id"], "123456")
+    status_k, body_k = await world.check(known["verification_id"], "123456")
+    assert status_u == status_k == 429
+    assert body_u == body_k
+
+
+async def test_resends_and_lockouts_of_an_unknown_number_behave_alike(world: World):
+    _, unknown = await world.start(UNKNOWN, chat="tg:1")
+    _, known = await world.start(DMITRY, chat="tg:2")
+    assert (await world.resend(unknown["verification_id"])) == (
+        429,
+        {
+            "error": {
+                "code": "resend_cooldown",
+                "message": "a code was sent less than 30 s ago",
+                "retry_after": 30,
+            }
+        },
+    )
+    assert (await world.resend(known["verification_id"]))[1]["error"]["retry_after"] == 30
+    for n in range(4):
+        await world.start(UNKNOWN, chat=f"tg:u{n}")
+        await world.start(DMITRY, chat=f"tg:k{n}")
+    status_u, body_u = await world.start(UNKNOWN, chat="tg:u9")
+    status_k, body_k = await world.start(DMITRY, chat="tg:k9")
+    assert status_u == status_k == 429
+    assert body_u == body_k
+
+
+async def _median_start_seconds(world: World, phone: str, label: str, runs: int) -> float:
+    timings = []
+    for n in range(runs):
+        # A fresh chat and an hour later each time, so no limit is reached.
+        world.clock.advance(3601)
+        began = time.perf_counter()
+        status, _ = await world.start(phone, chat=f"tg:{label}{n}")
+        timings.append(time.perf_counter() - began)
+        assert status == 202
+    return statistics.median(timings)
+
+
+async def test_known_and_unknown_numbers_take_the_same_time_to_answer(world: World):
+    # Even a slow gateway must not slow the answer: deliveries run after it.
+    world.sink.fail_next(1000, status=503)
+    await _median_start_seconds(world, ANNA, "warm", 5)
+    known = await _median_start_seconds(world, ANNA, "k", 30)
+    unknown = await _median_start_seconds(world, UNKNOWN, "u", 30)
+    known_again = await _median_start_seconds(world, ANNA, "k2", 30)
+    ratio = statistics.mean([known, known_again]) / unknown
+    assert 0.5 < ratio < 2.0, (known, unknown, known_again)
+
+
+async def test_no_code_or_phone_reaches_the_logs(world: World, caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.DEBUG)
+    world.sink.fail_next(2)
+    _, started = await world.start(ANNA, chat="tg:1")
+    await world.start(UNKNOWN, chat="tg:2")
+    code = await world.code_for(ANNA)
+    await world.check(started["verification_id"], "000000" if code != "000000" else "111111")
+    await world.check(started["verification_id"], code)
+    text = caplog.text
+    assert started["verification_id"] in text  # the retries were logged, by reference
+    for secret in (code, ANNA, ANNA[1:], "20000001", UNKNOWN, UNKNOWN[1:]):
+        assert secret not in text
