@@ -1,0 +1,252 @@
+"""An agent works escalated chats in the console: queue, take over, reply, reveal, hand back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from conftest import LiveBackend
+from fakes.console import ConsoleClient, add_agent, audit_actions
+from fakes.ledger import add_customers, customer, session_token
+from sqlalchemy import select
+
+from backend.clock import FakeClock
+from backend.masking import mask_phone
+from backend.models.audit import AuditEntry
+from backend.models.ledger import Notification
+from backend.services import Services
+
+
+@pytest.fixture
+async def alice(backend: LiveBackend, services: Services) -> AsyncIterator[ConsoleClient]:
+    await add_agent(services, "alice")
+    client = ConsoleClient(backend.url)
+    await client.log_in("alice")
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def bob(backend: LiveBackend, services: Services) -> AsyncIterator[ConsoleClient]:
+    await add_agent(services, "bob")
+    client = ConsoleClient(backend.url)
+    await client.log_in("bob")
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def escalate(backend: LiveBackend, chat: str = "tg:42", **fields: Any) -> str:
+    body = {"chat": chat, "reason": "asked", "locale": "lv", "verified": False, **fields}
+    async with backend.client.post(backend.api("/api/v1/escalations"), json=body) as resp:
+        assert resp.status in (200, 201)
+        return str((await resp.json())["escalation_id"])
+
+
+async def say(backend: LiveBackend, chat: str, text: str, direction: str = "in") -> bool:
+    async with backend.client.post(
+        backend.api(f"/api/v1/chats/{chat}/messages"), json={"direction": direction, "text": text}
+    ) as resp:
+        assert resp.status == 201
+        return bool((await resp.json())["agent_active"])
+
+
+async def sent_to(services: Services, chat: str) -> list[tuple[str, dict[str, Any]]]:
+    async with services.sessions() as session:
+        rows = await session.scalars(
+            select(Notification).where(Notification.chat == chat).order_by(Notification.id)
+        )
+        return [(n.type, json.loads(n.details) if n.details else {}) for n in rows]
+
+
+async def test_the_queue_shows_why_how_long_which_language_and_whether_verified(
+    backend: LiveBackend, alice: ConsoleClient, clock: FakeClock
+) -> None:
+    await escalate(backend, "tg:1", reason="lockout", locale="ru")
+    clock.advance(minutes=3)
+    await escalate(backend, "tg:2", reason="failed_request", locale="zh_Hant", verified=True)
+    clock.advance(minutes=4)
+    status, page = await alice.get("/console/")
+    assert status == 200
+    first, second = page.index("Locked out of verification"), page.index("A request failed")
+    assert first < second  # the longest-waiting first
+    assert "7 min" in page[first:second]
+    assert "Русский" in page[first:second]
+    assert "not verified" in page[first:second]
+    assert "4 min" in page[second:]
+    assert "繁體中文" in page[second:]
+    assert ">verified<" in page[second:]
+
+
+async def test_taking_over_tells_the_customer_and_silences_the_bot(
+    backend: LiveBackend, services: Services, alice: ConsoleClient
+) -> None:
+    es = await escalate(backend)
+    await say(backend, "tg:42", "Man vajag cilvēku, mans e-pasts anna@example.lv")
+    status, page = await alice.get(f"/console/chats/{es}")
+    assert status == 200
+    assert "a•••@example.lv" in page
+    assert "anna@example.lv" not in page
+    status, where = await alice.post(f"/console/chats/{es}/take")
+    assert (status, where) == (302, f"/console/chats/{es}")
+    assert await sent_to(services, "tg:42") == [("agent_joined", {})]
+    assert await say(backend, "tg:42", "Sveiki?") is True
+    _, page = await alice.get(f"/console/chats/{es}")
+    assert "Sveiki?" in page
+    assert 'id="send"' in page
+
+
+async def test_a_second_agent_cannot_take_a_taken_chat(
+    backend: LiveBackend, services: Services, alice: ConsoleClient, bob: ConsoleClient
+) -> None:
+    es = await escalate(backend)
+    await alice.get(f"/console/chats/{es}")
+    await bob.get(f"/console/chats/{es}")
+    await alice.post(f"/console/chats/{es}/take")
+    status, page = await bob.post(f"/console/chats/{es}/take")
+    assert status == 409
+    assert "Another agent took this chat first" in page
+    status, page = await bob.post(f"/console/chats/{es}/reply", {"text": "Hello from Bob"})
+    assert status == 403
+    assert [t for t, _ in await sent_to(services, "tg:42")] == ["agent_joined"]
+
+
+async def test_a_reply_reaches_the_customer_and_the_transcript(
+    backend: LiveBackend, services: Services, alice: ConsoleClient
+) -> None:
+    es = await escalate(backend)
+    await alice.get(f"/console/chats/{es}")
+    await alice.post(f"/console/chats/{es}/take")
+    status, _ = await alice.post(
+        f"/console/chats/{es}/reply", {"text": "Labdien! Kā varu palīdzēt?"}
+    )
+    assert status == 302
+    assert (await sent_to(services, "tg:42"))[-1] == (
+        "agent_message",
+        {"text": "Labdien! Kā varu palīdzēt?"},
+    )
+    _, page = await alice.get(f"/console/chats/{es}")
+    assert 'class="msg agent"' in page
+    assert "Kā varu palīdzēt?" in page
+
+
+async def test_a_canned_response_goes_out_in_the_customers_language(
+    backend: LiveBackend, services: Services, alice: ConsoleClient
+) -> None:
+    es = await escalate(backend, locale="ru")
+    _, page = await alice.get(f"/console/chats/{es}")
+    await alice.post(f"/console/chats/{es}/take")
+    _, page = await alice.get(f"/console/chats/{es}")
+    assert "Вас приветствует служба поддержки" in page  # the buttons carry the Russian text
+    await alice.post(f"/console/chats/{es}/reply", {"text": "", "canned": "greeting"})
+    kind, details = (await sent_to(services, "tg:42"))[-1]
+    assert kind == "agent_message"
+    assert details["text"].startswith("Здравствуйте!")
+
+
+async def test_an_empty_reply_is_refused_and_nothing_is_sent(
+    backend: LiveBackend, services: Services, alice: ConsoleClient
+) -> None:
+    es = await escalate(backend)
+    await alice.get(f"/console/chats/{es}")
+    await alice.post(f"/console/chats/{es}/take")
+    status, page = await alice.post(f"/console/chats/{es}/reply", {"text": "   "})
+    assert status == 422
+    assert "empty or too long" in page
+    assert [t for t, _ in await sent_to(services, "tg:42")] == ["agent_joined"]
+
+
+async def test_handing_back_resumes_the_bot_as_the_agent_chose(
+    backend: LiveBackend, services: Services, alice: ConsoleClient
+) -> None:
+    es = await escalate(backend)
+    await alice.get(f"/console/chats/{es}")
+    await alice.post(f"/console/chats/{es}/take")
+    status, where = await alice.post(f"/console/chats/{es}/hand-back", {"resume": "menu"})
+    assert (status, where) == (302, "/console/")
+    assert (await sent_to(services, "tg:42"))[-1] == ("agent_left", {"resume": "menu"})
+    assert await say(backend, "tg:42", "Paldies") is False
+    _, queue = await alice.get("/console/")
+    assert "No chat is waiting for a person" in queue
+    actions = [(a, o) for a, _, o in await audit_actions(services)]
+    assert ("escalation.take", "taken") in actions
+    assert ("escalation.hand_back", "menu") in actions
+
+
+async def test_a_waiting_chat_can_be_closed_and_the_bot_carries_on(
+    backend: LiveBackend, services: Services, alice: ConsoleClient
+) -> None:
+    es = await escalate(backend)
+    await alice.get(f"/console/chats/{es}")
+    status, where = await alice.post(f"/console/chats/{es}/close")
+    assert (status, where) == (302, "/console/")
+    assert await sent_to(services, "tg:42") == [("agent_left", {"resume": "where_left_off"})]
+
+
+async def test_revealing_a_field_needs_a_reason_and_is_audited(
+    backend: LiveBackend, services: Services, alice: ConsoleClient
+) -> None:
+    await add_customers(services, customer("C-1001", phone="+37120000001"))
+    token = await session_token(services, "C-1001")
+    es = await escalate(backend, verified=True, session_token=token)
+    _, page = await alice.get(f"/console/chats/{es}")
+    assert mask_phone("+37120000001") in page
+    assert "+37120000001" not in page
+    status, page = await alice.post(
+        f"/console/chats/{es}/reveal", {"field": "phone", "reason": "short"}
+    )
+    assert status == 422
+    assert "+37120000001" not in page
+    reason = "Customer asks which number we have on file"
+    status, page = await alice.post(
+        f"/console/chats/{es}/reveal", {"field": "phone", "reason": reason}
+    )
+    assert status == 200
+    assert '<strong class="revealed" id="revealed-phone">+37120000001</strong>' in page
+    async with services.sessions() as session:
+        entry = await session.scalar(
+            select(AuditEntry).where(AuditEntry.action == "console.reveal")
+        )
+    assert entry is not None
+    assert entry.subject == "C-1001"
+    assert json.loads(entry.data) == {"escalation": es, "field": "phone", "reason": reason}
+    # Shown once: the next page load is masked again.
+    _, page = await alice.get(f"/console/chats/{es}")
+    assert "+37120000001" not in page
+
+
+async def test_the_live_socket_brings_new_messages_and_queue_changes(
+    backend: LiveBackend, services: Services, alice: ConsoleClient
+) -> None:
+    es = await escalate(backend)
+    await say(backend, "tg:42", "first")
+    url = f"{backend.url}/console/live?chat={es}&after=0"
+    async with alice.http.ws_connect(url) as ws:
+        event = await ws.receive_json(timeout=10)
+        assert event["type"] == "entries"
+        assert [e["text"] for e in event["entries"]] == ["first"]
+        await say(backend, "tg:42", "card 4111111111111111 please")
+        event = await ws.receive_json(timeout=10)
+        assert event["type"] == "entries"
+        assert event["entries"][0]["text"] == "card 411111••••••1111 please"
+        await escalate(backend, "tg:99")
+        event = await ws.receive_json(timeout=10)
+        assert event == {"type": "queue"}
+
+
+async def test_the_live_socket_refuses_without_a_session(backend: LiveBackend) -> None:
+    client = ConsoleClient(backend.url)
+    try:
+        async with client.http.get(
+            f"{backend.url}/console/live",
+            headers={"Upgrade": "websocket", "Connection": "Upgrade"},
+            allow_redirects=False,
+        ) as resp:
+            assert resp.status == 401
+    finally:
+        await client.close()
