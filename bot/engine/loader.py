@@ -426,7 +426,7 @@ def _replace_after(step: Step, after: str | None) -> Step:
     return replace(step, after=after)
 
 
-def _display(path: Path) -> Path:
+def display_path(path: Path) -> Path:
     """Paths relative to the working directory when possible: shorter, clickable errors."""
     try:
         return path.resolve().relative_to(Path.cwd())
@@ -441,9 +441,9 @@ def read_dialogs(directory: Path) -> tuple[Dialogs, list[str]]:
     messages: dict[str, Text] = {}
     files = sorted(directory.glob("*.yaml")) if directory.is_dir() else []
     if not files:
-        errors.append(f"{_display(directory).as_posix()}: no dialog files (*.yaml) here")
+        errors.append(f"{display_path(directory).as_posix()}: no dialog files (*.yaml) here")
     for path in files:
-        reader = _Reader(_display(path), errors)
+        reader = _Reader(display_path(path), errors)
         try:
             data = load_yaml(path.read_text(encoding="utf-8"))
         except YamlError as exc:

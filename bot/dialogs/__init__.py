@@ -1,0 +1,1 @@
+"""Tools for people who edit dialog files: ``dialogs check``, ``dialogs test``, ``dialogs reload``."""

@@ -1,0 +1,113 @@
+"""``datadesk dialogs check | test | reload``: what product teams run after editing dialogs.
+
+- ``check [DIR]`` lists every problem as ``file:line: message`` and exits 1,
+  or prints a one-line summary and exits 0;
+- ``test [DIR]`` plays every script in ``DIR/tests/*.yaml``;
+- ``reload`` checks the dialogs, then sends SIGHUP to the bots recorded in
+  ``DATA_DIR/bot.pid`` (see ``bot.dialogs.pidfile``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+from backend.errors import ConfigError
+from backend.settings import Settings
+from bot.dialogs.pidfile import PID_FILE, bot_pids, unregister_bot
+from bot.dialogs.testing import iter_results, load_scripts
+from bot.engine import check_dialogs
+from bot.i18n import Catalogs
+
+
+def _directory(args: argparse.Namespace, settings: Settings) -> Path:
+    raw = getattr(args, "dir", None)
+    return Path(raw) if raw else settings.dialogs_dir
+
+
+def _catalogs(settings: Settings) -> tuple[Catalogs | None, list[str]]:
+    try:
+        return Catalogs.load(settings.locales_dir), []
+    except ConfigError as exc:
+        return None, [str(exc)]
+
+
+def _check(directory: Path, settings: Settings) -> list[str]:
+    catalogs, errors = _catalogs(settings)
+    _, found = check_dialogs(directory, catalogs)
+    return errors + found
+
+
+def check_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Validate the dialog files (schema, meaning, translations, safety paths)."""
+    directory = _directory(args, settings)
+    errors = _check(directory, settings)
+    for error in errors:
+        print(error)
+    if errors:
+        print(f"dialogs check: {len(errors)} problem(s) in {directory}", file=sys.stderr)
+        return 1
+    dialogs, _ = check_dialogs(directory)
+    assert dialogs is not None
+    steps = sum(len(f.steps) for f in dialogs.flows.values())
+    print(
+        f"dialogs check: OK, {len(dialogs.flows)} flows, {steps} steps, {len(dialogs.messages)} messages in {directory}"
+    )
+    return 0
+
+
+def test_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Play the scripted conversations in ``DIR/tests``; exit 1 on any failure."""
+    directory = _directory(args, settings)
+    dialogs, errors = check_dialogs(directory)
+    catalogs, catalog_errors = _catalogs(settings)
+    scripts, script_errors = load_scripts(directory / "tests")
+    problems = errors + catalog_errors + script_errors
+    if dialogs is None or catalogs is None or problems:
+        for problem in problems:
+            print(problem)
+        return 1
+    if not scripts:
+        print(f"dialogs test: no scripts in {directory / 'tests'}", file=sys.stderr)
+        return 1
+    failed = 0
+    for script, failure in iter_results(dialogs, catalogs, scripts):
+        if failure is None:
+            print(f"ok    {script.where} {script.name}")
+        else:
+            failed += 1
+            print(f"FAIL  {script.where} {script.name}\n  {failure}")
+    print(f"dialogs test: {len(scripts) - failed} passed, {failed} failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def reload_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Check the dialogs, then ask every running bot (``DATA_DIR/bot.pid``) to reload them."""
+    errors = _check(settings.dialogs_dir, settings)
+    if errors:
+        for error in errors:
+            print(error)
+        print("dialogs reload: not sent; the bots keep their current dialogs", file=sys.stderr)
+        return 1
+    signalled = 0
+    for pid in bot_pids(settings.data_dir):
+        try:
+            os.kill(pid, signal.SIGHUP)
+        except ProcessLookupError:
+            unregister_bot(settings.data_dir, pid)
+            continue
+        except PermissionError:
+            print(f"dialogs reload: not allowed to signal bot process {pid}", file=sys.stderr)
+            continue
+        signalled += 1
+    if not signalled:
+        print(
+            f"dialogs reload: no running bot found in {settings.data_dir / PID_FILE}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"dialogs reload: asked {signalled} bot process(es) to reload {settings.dialogs_dir}")
+    return 0
