@@ -192,3 +192,19 @@ def test_a_missing_locales_folder_is_refused(tmp_path: Path) -> None:
 def test_the_shipped_catalogs_load_and_cover_every_shipped_locale() -> None:
     catalogs = Catalogs.load(REPO_ROOT / "locales")
     assert catalogs.locales == SHIPPED_LOCALES
+
+
+def test_a_list_is_joined_the_way_each_locale_joins_lists(catalogs: Catalogs) -> None:
+    items = ["A", "B", "C"]
+    joined = {loc: catalogs.translator(loc).format_list(items) for loc in SHIPPED_LOCALES}
+    assert joined == {
+        "en": "A, B, and C",
+        "lv": "A, B un C",
+        "ru": "A, B и C",
+        "zh_Hans": "A、B和C",
+        "zh_Hant": "A、B和C",
+    }
+    lv = catalogs.translator("lv")
+    assert lv.format("Dzēstie dati: {items}.", items=("Darījumi", "Sarunu vēsture")) == (
+        "Dzēstie dati: Darījumi un Sarunu vēsture."
+    )

@@ -16,11 +16,13 @@ import gettext
 import io
 import logging
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Literal
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
+from babel.lists import format_list
 from babel.messages.catalog import Catalog, Message
 from babel.messages.mofile import write_mo
 from babel.messages.plurals import get_plural
@@ -32,6 +34,19 @@ from backend.errors import ConfigError
 from bot.i18n.negotiation import DEFAULT_LOCALE, SHIPPED_LOCALES, negotiate
 
 log = logging.getLogger(__name__)
+
+ListStyle = Literal[
+    "standard", "standard-short", "or", "or-short", "unit", "unit-short", "unit-narrow"
+]
+LIST_STYLES: tuple[ListStyle, ...] = (
+    "standard",
+    "standard-short",
+    "or",
+    "or-short",
+    "unit",
+    "unit-short",
+    "unit-narrow",
+)
 
 Number = int | float | decimal.Decimal
 
@@ -92,6 +107,12 @@ class _LocaleFormatter(string.Formatter):
                 return str(format_date(value, format_spec or "long", locale=self.locale))
             if isinstance(value, int | float | decimal.Decimal) and not isinstance(value, bool):
                 return str(format_decimal(value, format_spec or None, locale=self.locale))
+            if isinstance(value, list | tuple):
+                items = [self.format_field(item, "") for item in value]
+                style = format_spec or "standard"
+                if style not in LIST_STYLES:
+                    raise ValueError(style)
+                return str(format_list(items, style, locale=self.locale))
         except (ValueError, TypeError, decimal.InvalidOperation):
             log.warning("format spec %r does not fit a %s value", format_spec, type(value).__name__)
             return str(value)
@@ -170,8 +191,12 @@ class Translator:
         """A number with the locale's decimal and grouping signs."""
         return str(format_decimal(value, locale=self.babel_locale))
 
+    def format_list(self, items: Sequence[str], style: ListStyle = "standard") -> str:
+        """Items joined as the locale joins them (A, B and C; A, B un C; A、B和C)."""
+        return str(format_list(list(items), style, locale=self.babel_locale))
+
     def format(self, template: str, /, **params: object) -> str:
-        """Fill ``{name}`` placeholders; dates and numbers are formatted for the locale."""
+        """Fill ``{name}`` placeholders; dates, numbers and lists are formatted for the locale."""
         return self._formatter.render(template, params)
 
 
