@@ -1,0 +1,126 @@
+"""Files and commands around the console: canned responses product teams edit, ``agents add``."""
+
+from __future__ import annotations
+
+import io
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from backend.console import canned
+from backend.console.auth import password_matches
+from backend.console.cli import add_agent_command
+from backend.errors import ConfigError
+from backend.models.audit import AuditEntry
+from backend.models.console import Agent
+from backend.services import open_services
+from backend.settings import Settings
+
+GOOD = """\
+responses:
+  - id: hello
+    title: Hello
+    text:
+      en: Hello
+      lv: Labdien
+      ru: Здравствуйте
+      zh_Hans: 您好
+      zh_Hant: 您好
+"""
+
+
+def test_the_shipped_canned_responses_cover_every_locale() -> None:
+    responses = canned.load()
+    assert len(responses) >= 3
+    for response in responses:
+        assert set(response.text) == set(canned.LOCALES)
+        assert all(text.strip() for text in response.text.values())
+
+
+@pytest.mark.parametrize(
+    ("broken", "where", "what"),
+    [
+        (GOOD.replace("      ru: Здравствуйте\n", ""), 5, "no text for ru"),
+        (GOOD.replace("id: hello", "id: Hello There"), 2, "id must be"),
+        (GOOD + GOOD.split("\n", 1)[1], 10, "duplicate id 'hello'"),
+        (GOOD.replace("      en: Hello", "      de: Hallo"), 5, "unknown locale 'de'"),
+        (GOOD.replace("      lv: Labdien", "      lv: ''"), 6, "empty lv text"),
+        (GOOD.replace("title: Hello", "titel: Hello"), 2, "without 'title'"),
+        ("responses: [\n", 2, "not valid YAML"),
+    ],
+)
+def test_a_broken_canned_file_is_reported_with_file_and_line(
+    tmp_path: Path, broken: str, where: int, what: str
+) -> None:
+    path = tmp_path / "canned.yaml"
+    path.write_text(broken, encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        canned.load(path)
+    assert str(error.value).startswith(f"{path}:{where}: ")
+    assert what in str(error.value)
+
+
+def _run(monkeypatch: pytest.MonkeyPatch, settings: Settings, stdin: str, *argv: str) -> int:
+    import argparse
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    name, role = argv
+    return add_agent_command(argparse.Namespace(name=name, role=role), settings)
+
+
+async def _agents(settings: Settings) -> list[Agent]:
+    svc = await open_services(settings)
+    try:
+        async with svc.sessions() as session:
+            return list(await session.scalars(select(Agent).order_by(Agent.id)))
+    finally:
+        await svc.close()
+
+
+async def test_agents_add_reads_the_password_from_stdin_and_stores_only_a_hash(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    status = await asyncio.to_thread(
+        _run, monkeypatch, settings, "a long enough secret\n", "sam", "supervisor"
+    )
+    assert status == 0
+    assert "sam (supervisor) added" in capsys.readouterr().out
+    (agent,) = await _agents(settings)
+    assert (agent.name, agent.role) == ("sam", "supervisor")
+    assert agent.password_hash.startswith("$argon2id$")
+    assert await password_matches(agent.password_hash, "a long enough secret")
+    svc = await open_services(replace(settings))
+    try:
+        async with svc.sessions() as session:
+            action = await session.scalar(select(AuditEntry.action))
+    finally:
+        await svc.close()
+    assert action == "console.agent_added"
+
+
+async def test_agents_add_again_changes_the_password_and_role(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    await asyncio.to_thread(_run, monkeypatch, settings, "first password!!\n", "sam", "agent")
+    await asyncio.to_thread(_run, monkeypatch, settings, "second password!!\n", "sam", "supervisor")
+    (agent,) = await _agents(settings)
+    assert agent.role == "supervisor"
+    assert await password_matches(agent.password_hash, "second password!!")
+
+
+async def test_agents_add_refuses_a_short_password(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    status = await asyncio.to_thread(_run, monkeypatch, settings, "short\n", "sam", "agent")
+    assert status == 2
+    assert "at least 12 characters" in capsys.readouterr().err
+    assert await _agents(settings) == []
