@@ -50,3 +50,28 @@ async def test_me_needs_the_service_token_too(world: World):
         async with anonymous.get(world.backend.api("/api/v1/me"), headers=headers) as resp:
             assert resp.status == 401
             assert (await resp.json())["error"]["code"] == "unauthorized"
+
+
+def test_the_openapi_fragments_describe_these_routes_and_every_reference_resolves():
+    import json
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from backend.api.openapi import assemble
+
+    folder = Path(__file__).resolve().parent.parent / "backend" / "api" / "openapi"
+    mine = {}
+    for name in ("verification.yaml", "customer.yaml"):
+        mine.update(yaml.safe_load((folder / name).read_text(encoding="utf-8"))["paths"])
+    assert set(mine) == {
+        "/api/v1/verifications",
+        "/api/v1/verifications/{id}/resend",
+        "/api/v1/verifications/{id}/check",
+        "/api/v1/me",
+        "/api/v1/contact-proofs",
+    }
+    document = assemble()
+    for ref in re.findall(r'"\$ref": "#/components/(\w+)/(\w+)"', json.dumps(mine)):
+        assert ref[1] in document["components"][ref[0]], ref
