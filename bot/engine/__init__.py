@@ -3,6 +3,7 @@
     load_dialogs(directory, catalogs=None) -> Dialogs      raises DialogErrors
     check_dialogs(directory, catalogs=None) -> (Dialogs | None, errors)
     step(dialogs, state, event, catalogs) -> StepResult    pure: no I/O
+    resume(dialogs, state, catalogs, menu=False) -> StepResult   the current question again
 
 Events are ``bot.channel`` events plus ``ActionResult``; results carry
 ``OutMessage`` values and ``ActionCall`` values for the caller to run.
@@ -20,7 +21,7 @@ from bot.engine.checks import (
 )
 from bot.engine.events import ActionCall, ActionResult, EngineEvent, OutMessage, StepResult
 from bot.engine.loader import DialogErrors, read_dialogs
-from bot.engine.machine import step
+from bot.engine.machine import resume, step
 from bot.engine.model import Dialogs
 from bot.engine.render import render_message
 from bot.engine.state import Frame, State
@@ -39,6 +40,7 @@ __all__ = [
     "check_dialogs",
     "load_dialogs",
     "render_message",
+    "resume",
     "step",
 ]
 

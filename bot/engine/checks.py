@@ -136,7 +136,8 @@ def _step_references(dialogs: Dialogs, flow: Flow, step: Step) -> Iterator[str]:
             yield f"{option.where}: language option {option.id!r} is not a shipped locale"
     if step.after is not None and step.after not in flow.steps:
         yield f"{what}: next step {step.after!r} is not in flow {flow.name!r}"
-    for _, then in exits(step):
+    # goto and call steps were checked above; these are options, outcomes and cases.
+    for _, then in exits(step) if step.kind in ("ask", "action", "branch") else ():
         if then.next is not None and then.next not in flow.steps and then.next != step.after:
             yield f"{then.where}: unknown step {then.next!r} in flow {flow.name!r}"
         for target in (then.goto, then.call):

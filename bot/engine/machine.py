@@ -45,6 +45,23 @@ def step(dialogs: Dialogs, state: State, event: EngineEvent, catalogs: Catalogs)
     return run.result
 
 
+def resume(dialogs: Dialogs, state: State, catalogs: Catalogs, *, menu: bool = False) -> StepResult:
+    """Show again the question the conversation is at (or the main menu), e.g. after an agent left.
+
+    An action the state still waits for is not asked for again here: it is
+    re-issued with the customer's next event.
+    """
+    run = _Run(dialogs, state.copy(), catalogs)
+    try:
+        if menu or run.s.frame is None:
+            run.go_home()
+        run.run()
+    except _Broken:
+        run.recover()
+    run.result.actions.clear()
+    return run.result
+
+
 class _Run:
     """One event's worth of work on a private copy of the state."""
 
