@@ -94,9 +94,8 @@ def test_a_text_missing_from_one_locale_is_named_with_its_line(tmp_path: Path) -
     text = "Where should I send your one-time code?"
     catalogs = _catalogs_for(DIALOGS, tmp_path, lv=text)
     _, errors = check_dialogs(DIALOGS, catalogs)
-    line = next(
-        n for n, l in enumerate((DIALOGS / "verify.yaml").read_text().splitlines(), 1) if text in l
-    )
+    source = (DIALOGS / "verify.yaml").read_text().splitlines()
+    line = next(n for n, written in enumerate(source, 1) if text in written)
     assert len(errors) == 1
     assert errors[0].endswith(f"verify.yaml:{line}: not translated in lv: {text!r}")
 
@@ -150,7 +149,7 @@ def test_the_command_lists_errors_and_exits_1(
 def test_the_installed_command_says_ok_in_one_line_and_exits_0(tmp_path: Path) -> None:
     locales = write_complete_locales(DIALOGS, tmp_path / "locales")
     env = {**os.environ, "DATADESK_LOCALES_DIR": str(locales), "DATADESK_DATA_DIR": str(tmp_path)}
-    done = subprocess.run(
+    done = subprocess.run(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "backend.cli", "dialogs", "check", str(DIALOGS)],
         capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=120, check=False,
     )  # fmt: skip
@@ -165,7 +164,7 @@ def test_the_installed_command_exits_1_on_a_broken_folder(tmp_path: Path) -> Non
         **os.environ,
         "DATADESK_LOCALES_DIR": str(write_complete_locales(DIALOGS, tmp_path / "loc")),
     }
-    done = subprocess.run(
+    done = subprocess.run(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "backend.cli", "dialogs", "check", str(folder)],
         capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=120, check=False,
     )  # fmt: skip
