@@ -208,3 +208,19 @@ def test_a_list_is_joined_the_way_each_locale_joins_lists(catalogs: Catalogs) ->
     assert lv.format("Dzēstie dati: {items}.", items=("Darījumi", "Sarunu vēsture")) == (
         "Dzēstie dati: Darījumi un Sarunu vēsture."
     )
+
+
+def test_a_catalog_that_is_not_utf8_is_refused_with_its_file(tmp_path: Path) -> None:
+    po = tmp_path / "lv" / "LC_MESSAGES" / "messages.po"
+    po.parent.mkdir(parents=True)
+    po.write_bytes(b'msgid "Back"\nmsgstr "Atpaka\xff"\n')
+    with pytest.raises(ConfigError, match=r"lv/LC_MESSAGES/messages\.po: not valid UTF-8"):
+        Catalogs.load(tmp_path)
+
+
+def test_a_folder_named_after_no_known_locale_is_refused(tmp_path: Path) -> None:
+    po = tmp_path / "xx" / "LC_MESSAGES" / "messages.po"
+    po.parent.mkdir(parents=True)
+    po.write_text('msgid "Back"\nmsgstr "Back"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="unknown locale 'xx'"):
+        Catalogs.load(tmp_path)

@@ -193,3 +193,20 @@ def test_the_shipped_catalogs_pass_the_check() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "5 locales (en, lv, ru, zh_Hans, zh_Hant)" in done.stdout
+
+
+def test_extra_locale_folders_are_checked_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project(tmp_path, monkeypatch)
+    (root / "locales" / "de" / "LC_MESSAGES").mkdir(parents=True)
+    (root / "locales" / "xx" / "LC_MESSAGES").mkdir(parents=True)
+    shutil.copy(root / "locales/en/LC_MESSAGES/messages.po", root / "locales/xx/LC_MESSAGES")
+    status, lines = check(capsys)
+    assert status == 1
+    assert lines == [
+        "locales/de/LC_MESSAGES/messages.po: no catalog for locale de; create it with "
+        "`pybabel init -i locales/messages.pot -d locales -l de`",
+        "locales/xx/LC_MESSAGES/messages.po: folder 'xx' is not a known locale id (e.g. lv, zh_Hant)",
+        "locales check: 2 problem(s)",
+    ]

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from babel import Locale
+from babel import Locale, UnknownLocaleError
 from babel.messages.catalog import Catalog, Message
 from babel.messages.plurals import get_plural
 from babel.messages.pofile import PoFileError, read_po
@@ -89,7 +89,9 @@ def _plural_form_counts(path: Path) -> dict[int, int]:
     """msgid line → how many ``msgstr[i]`` lines its entry has (obsolete entries skipped)."""
     counts: dict[int, int] = {}
     current = 0
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(
+        path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1
+    ):
         if line.startswith("msgid "):
             current = lineno
         elif line.startswith("msgstr[") and current:
@@ -99,7 +101,9 @@ def _plural_form_counts(path: Path) -> dict[int, int]:
 
 def _header_line(path: Path, name: str) -> int:
     """The line of a header field such as ``Plural-Forms`` (1 when it is absent)."""
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(
+        path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1
+    ):
         if line.startswith(f'"{name}:'):
             return lineno
     return 1
@@ -186,6 +190,12 @@ def _keys(catalog: Catalog) -> dict[str, Message]:
 def check_catalog(path: Path, locale: str, template: Catalog | None) -> tuple[list[Problem], int]:
     """Check one ``.po`` file; return its problems and how many entries it has."""
     where = display_path(path)
+    try:
+        Locale.parse(locale)
+    except (UnknownLocaleError, ValueError):
+        return [
+            Problem(where, 0, f"folder {locale!r} is not a known locale id (e.g. lv, zh_Hant)")
+        ], 0
     catalog, problems = _parse(path, locale, where)
     if catalog is None:
         return problems, 0
@@ -278,7 +288,8 @@ def check_locales(
                 Problem(
                     display_path(path),
                     0,
-                    f"no catalog for shipped locale {locale}; create it with "
+                    f"no catalog for {'shipped ' if locale in required else ''}locale {locale}; "
+                    "create it with "
                     f"`pybabel init -i {display_path(locales_dir)}/{DOMAIN}.pot -d {display_path(locales_dir)} -l {locale}`",
                 )
             )
