@@ -224,3 +224,12 @@ def test_a_folder_named_after_no_known_locale_is_refused(tmp_path: Path) -> None
     po.write_text('msgid "Back"\nmsgstr "Back"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="unknown locale 'xx'"):
         Catalogs.load(tmp_path)
+
+
+def test_a_format_spec_that_does_not_fit_its_value_still_shows_the_value(
+    catalogs: Catalogs,
+) -> None:
+    en = catalogs.translator("en")
+    assert en.format("{name:%Q} / {items:nonsense}", name="Anna", items=["a", "b"]) == (
+        "Anna / a, b"
+    )

@@ -113,10 +113,14 @@ class _LocaleFormatter(string.Formatter):
                 if style not in LIST_STYLES:
                     raise ValueError(style)
                 return str(format_list(items, style, locale=self.locale))
-        except (ValueError, TypeError, decimal.InvalidOperation):
+            return str(super().format_field(value, format_spec))
+        except Exception:
+            # The spec comes from a catalog a person edits: a bad one must cost the
+            # formatting, never the conversation.
             log.warning("format spec %r does not fit a %s value", format_spec, type(value).__name__)
+            if isinstance(value, list | tuple):
+                return ", ".join(str(item) for item in value)
             return str(value)
-        return str(super().format_field(value, format_spec))
 
     def render(self, template: str, params: dict[str, object]) -> str:
         """Fill ``{name}`` fields; an unknown or unsafe field is left as written and logged."""
