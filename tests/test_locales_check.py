@@ -210,3 +210,17 @@ def test_extra_locale_folders_are_checked_too(
         "locales/xx/LC_MESSAGES/messages.po: folder 'xx' is not a known locale id (e.g. lv, zh_Hant)",
         "locales check: 2 problem(s)",
     ]
+
+
+def test_a_message_translated_twice_in_one_catalog_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project(tmp_path, monkeypatch)
+    with (root / LV).open("a", encoding="utf-8") as po:
+        po.write('\nmsgctxt "button"\nmsgid "Back"\nmsgstr "Atpakaļ uz sākumu"\n')
+    status, lines = check(capsys)
+    assert status == 1
+    assert lines == [
+        f'{LV}:47: "Back" is already translated at line 42; keep one',
+        "locales check: 1 problem(s)",
+    ]

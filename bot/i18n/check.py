@@ -29,7 +29,7 @@ from pathlib import Path
 from babel import Locale, UnknownLocaleError
 from babel.messages.catalog import Catalog, Message
 from babel.messages.plurals import get_plural
-from babel.messages.pofile import PoFileError, read_po
+from babel.messages.pofile import PoFileError, read_po, unescape
 
 from backend.errors import ConfigError
 from backend.settings import Settings
@@ -85,18 +85,57 @@ def plural_help(locale: str) -> str:
     return "; ".join(f"[{i}] {', '.join(ns)}…" for i, ns in examples.items())
 
 
-def _plural_form_counts(path: Path) -> dict[int, int]:
-    """msgid line → how many ``msgstr[i]`` lines its entry has (obsolete entries skipped)."""
-    counts: dict[int, int] = {}
+@dataclass
+class _Layout:
+    """What Babel's parser does not keep: plural forms per entry, and repeated entries."""
+
+    forms: dict[int, int]  # msgid line → how many msgstr[i] lines the entry has
+    repeats: list[tuple[int, int, str]]  # (line, first line, msgid) of a repeated entry
+
+
+def _layout(path: Path) -> _Layout:
+    """Scan a ``.po`` file's live entries (obsolete ``#~`` ones are skipped)."""
+    forms: dict[int, int] = {}
+    first: dict[tuple[str, str], int] = {}
+    repeats: list[tuple[int, int, str]] = []
+    context: list[str] = []
+    msgid: list[str] = []
     current = 0
+    target: list[str] | None = None
+
+    def close() -> None:
+        if current and "".join(msgid):
+            key = ("".join(context), "".join(msgid))
+            if key in first:
+                repeats.append((current, first[key], key[1]))
+            else:
+                first[key] = current
+
     for lineno, line in enumerate(
         path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1
     ):
-        if line.startswith("msgid "):
-            current = lineno
+        if line.startswith("msgctxt "):
+            close()
+            current, context, msgid = 0, [unescape(line[8:].strip())], []
+            target = context
+        elif line.startswith("msgid "):
+            if current:
+                close()
+                context = []
+            current, msgid = lineno, [unescape(line[6:].strip())]
+            target = msgid
         elif line.startswith("msgstr[") and current:
-            counts[current] = counts.get(current, 0) + 1
-    return counts
+            forms[current] = forms.get(current, 0) + 1
+            target = None
+        elif line.startswith(("msgstr", "msgid_plural")):
+            target = None
+        elif line.startswith('"') and target is not None:
+            target.append(unescape(line.strip()))
+        elif not line.strip():
+            close()
+            current, context, msgid, target = 0, [], [], None
+    close()
+    return _Layout(forms, repeats)
 
 
 def _header_line(path: Path, name: str) -> int:
@@ -209,10 +248,14 @@ def check_catalog(path: Path, locale: str, template: Catalog | None) -> tuple[li
                 f'"{plural.plural_forms}" for {Locale.parse(locale).english_name}',
             )
         )
-    forms = _plural_form_counts(path)
+    layout = _layout(path)
+    for line, first, msgid in layout.repeats:
+        problems.append(
+            Problem(where, line, f"{_quote(msgid)} is already translated at line {first}; keep one")
+        )
     entries = _keys(catalog)
     for message in entries.values():
-        problems.extend(_entry_problems(message, locale, where, forms))
+        problems.extend(_entry_problems(message, locale, where, layout.forms))
     if template is not None:
         wanted = _keys(template)
         for key, message in entries.items():
