@@ -3,7 +3,8 @@
 One ``file:line: message`` per problem, exit 1; a one-line summary and exit 0
 when clean. A problem is any of:
 
-- a shipped locale without a catalog, or a catalog that cannot be parsed;
+- a shipped locale without a catalog, a catalog that cannot be parsed, or one
+  that translates the same message twice;
 - a missing translation (an empty ``msgstr`` or plural form) or a fuzzy one;
 - placeholders that differ from the source (``{reference}`` vs ``{referense}``),
   or unbalanced braces;
