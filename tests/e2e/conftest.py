@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from fakes.botapi import TOKEN, BotApiStandIn, SentMessage
 
 from backend.clock import FakeClock
 from backend.crm import importer
@@ -30,7 +30,6 @@ from bot.backend_client import BackendClient
 from bot.conversation import Conversations
 from bot.i18n import Catalogs
 from bot.telegram.app import ChannelOptions, TelegramChannel
-from fakes.botapi import TOKEN, BotApiStandIn, SentMessage
 
 SMS_TOKEN = "sms-gateway-test-token"
 
@@ -59,8 +58,8 @@ CUSTOMERS: dict[str, Any] = {
             "emails": [{"address": "ivan@example.lv", "primary": True}],
             "address": {"line1": "Elizabetes iela 20", "city": "Rīga", "postcode": "LV-1050", "country": "LV"},
             "marketing": {"email": True, "sms": True, "phone": True, "post": True},
-            "products": [{"kind": "loan", "id": "L-88", "opened": "2012-01-10", "closed": "2016-06-30"}],
-            "transactions": [{"date": "2016-05-02", "amount": "-100.00", "currency": "EUR", "product": "L-88"}],
+            "products": [{"kind": "loan", "id": "L-88", "opened": "2012-01-10", "closed": "2024-06-30"}],
+            "transactions": [{"date": "2024-05-02", "amount": "-100.00", "currency": "EUR", "product": "L-88"}],
             "documents": [{"kind": "passport_copy", "collected": "2012-01-10"}],
         },
         {
@@ -135,25 +134,31 @@ class Stack:
     # ---- what the customer's phone and mailbox received --------------------
 
     def codes_sent_to(self, phone: str) -> list[str]:
-        """Six-digit codes in the SMS texts the gateway accepted for ``phone``, oldest first."""
-        return [
-            code
-            for to, text in sms_messages(self.sms)
-            if to == phone
-            for code in re.findall(r"\b(\d{6})\b", text)
-        ]
+        """Six-digit codes the SMS gateway accepted for ``phone``, oldest first."""
+        return list(self.sms.codes_for(phone))
 
     def sms_count(self) -> int:
-        return len(sms_messages(self.sms))
+        """Every SMS the gateway accepted, to anyone."""
+        return len(self.sms.messages)
 
     async def code_for(self, phone: str, after: int = 0) -> str:
         """The newest code sent to ``phone`` once more than ``after`` codes have arrived."""
-        async with asyncio.timeout(10):
-            while len(self.codes_sent_to(phone)) <= after:
-                await asyncio.sleep(0.02)
+        while len(self.codes_sent_to(phone)) <= after:
+            await self.sms.wait_for(len(self.sms.messages) + 1)
         return self.codes_sent_to(phone)[-1]
 
+    async def mailed_code(self, address: str, after: int = 0) -> str:
+        """The newest code mailed to ``address`` once more than ``after`` have arrived."""
+        while len(self.mail.codes_for(address)) <= after:
+            await self.mail.wait_for(len(self.mail.messages) + 1)
+        return str(self.mail.codes_for(address)[-1])
+
     # ---- the customer's words, in their language ----------------------------
+
+    def says(self, locale: str, message: str, **params: object) -> str:
+        """``message`` in ``locale`` with ``params`` filled in, as the bot would say it."""
+        translator = self.catalogs.translator(locale)
+        return translator.format(translator.gettext(message), **params)
 
     def t(self, locale: str, message: str) -> str:
         """What ``message`` reads as in ``locale``: the text before its first placeholder."""
@@ -161,26 +166,32 @@ class Stack:
         return text.split("{", 1)[0].strip()
 
 
-def sms_messages(sink: Any) -> list[tuple[str, str]]:
-    """(to, text) of every SMS the sink accepted."""
-    return [(m["to"], m["text"]) for m in sink.messages]
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Settings a test changes; override by parametrizing this name."""
+    return {}
 
 
 @pytest.fixture
 async def stack(
-    tmp_path: Path, backend_db_url: str, bot_db_url: str, clock: FakeClock
+    tmp_path: Path,
+    backend_db_url: str,
+    bot_db_url: str,
+    clock: FakeClock,
+    settings_overrides: dict[str, Any],
 ) -> AsyncIterator[Stack]:
     """The running system for one test; stopped afterwards in reverse order."""
+    from fakes.sms_sink import running_sms_sink
+    from fakes.smtp import running_smtp
+
     from backend.api.app import create_app
     from backend.ledger import connector
     from backend.worker import run_workers
-    from fakes.sms_sink import SmsSink
-    from fakes.smtp import SmtpCapture
 
     async with contextlib.AsyncExitStack() as stack_exit:
         api = await stack_exit.enter_async_context(BotApiStandIn())
-        sms = await stack_exit.enter_async_context(SmsSink(token=SMS_TOKEN))
-        mail = await stack_exit.enter_async_context(SmtpCapture())
+        sms = await stack_exit.enter_async_context(running_sms_sink(SMS_TOKEN))
+        mail = stack_exit.enter_context(running_smtp())
         settings = replace(
             Settings.from_env({}),
             data_dir=tmp_path / "var",
@@ -195,6 +206,7 @@ async def stack(
             sms_gateway_token=SMS_TOKEN,
             smtp_host=mail.host,
             smtp_port=mail.port,
+            **settings_overrides,
         )
         services = await open_services(settings, clock=clock)
         stack_exit.push_async_callback(services.close)
