@@ -19,6 +19,7 @@ A file holds ``tests:``, a list of scripts::
           - bot: "isn't right"           # a message since the customer's last turn contains it
             not_bot: "verified"
             buttons: [resend, change_number]   # the last buttons shown, in order
+            labels: ["Send a new code", "Use a different number"]  # their labels
             contact_button: true
             deleted: true                # the customer's last message is deleted
             escalate: misunderstanding
@@ -46,6 +47,7 @@ _CHECKS = (
     "bot",
     "not_bot",
     "buttons",
+    "labels",
     "contact_button",
     "deleted",
     "escalate",
@@ -170,7 +172,7 @@ class _Conversation:
 
     def fail(self, item: Item, message: str) -> ScriptFailed:
         heard = (
-            "\n".join(f"    bot: {m.text!r} {self.buttons(m)}" for m in self.said)
+            "\n".join(f"    bot: {m.text!r} {self.labelled(m)}" for m in self.said)
             or "    (the bot said nothing)"
         )
         return ScriptFailed(f"{self.script.file}:{item.line}: {message}\n{heard}")
@@ -178,6 +180,10 @@ class _Conversation:
     @staticmethod
     def buttons(message: OutMessage) -> list[str]:
         return [option_id for row in message.options for option_id, _ in row]
+
+    @staticmethod
+    def labelled(message: OutMessage) -> list[str]:
+        return [f"{option_id}={label}" for row in message.options for option_id, label in row]
 
     def feed(self, event: Event | ActionResult) -> StepResult:
         result = step(self.dialogs, self.state, event, self.catalogs)
@@ -245,6 +251,15 @@ class _Conversation:
             wanted_ids = _as_list(data["buttons"])
             if (shown[-1] if shown else []) != wanted_ids:
                 raise self.fail(item, f"expected buttons {wanted_ids}")
+        if "labels" in data:
+            rows = [
+                [label for row in m.options for _, label in row] for m in self.said if m.options
+            ]
+            wanted_labels = _as_list(data["labels"])
+            if (rows[-1] if rows else []) != wanted_labels:
+                raise self.fail(
+                    item, f"expected button labels {wanted_labels}, got {rows[-1] if rows else []}"
+                )
         if "contact_button" in data and any(m.contact_button for m in self.said) != bool(
             data["contact_button"]
         ):
