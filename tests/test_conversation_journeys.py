@@ -47,7 +47,7 @@ async def open_conversations(
 
     async def open_one() -> Conversations:
         client = BackendClient(bot_settings.backend_url, SERVICE_TOKEN)
-        conversations = await Conversations.open(bot_settings, backend=client, engine=_Lenient())
+        conversations = await Conversations.open(bot_settings, backend=client)
         opened.append((conversations, client))
         return conversations
 
@@ -55,16 +55,6 @@ async def open_conversations(
     for conversations, client in opened:
         await conversations.close()
         await client.close()
-
-
-from bot.engine_adapter import DialogEngine
-
-
-class _Lenient(DialogEngine):
-    def load(self, directory, catalogs):  # TEMPORARY while catalogs are being translated
-        from bot.engine import load_dialogs
-
-        return load_dialogs(directory, None)
 
 
 @dataclass

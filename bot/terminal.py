@@ -1,0 +1,197 @@
+"""``datadesk chat``: the same dialogs in a terminal, against the backend.
+
+Each line typed is one event: a number or an option id presses that button,
+``share`` shares the demo phone as a contact (``share +371…`` another one),
+``/language``, ``/status``, ``/agent``, ``/cancel``, ``/back``, ``/help`` are
+the global commands, ``/quit`` (or end of input) leaves; anything else is a
+typed message. Outcomes and agent messages for this chat are printed as they
+arrive. Input is read line by line, so a session can be scripted::
+
+    printf '1\\nshare\\n1\\n' | datadesk chat --lang lv
+
+Works beside a backend in another process (``DATADESK_BACKEND_URL``) and
+inside ``datadesk run --chat`` (same process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import re
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import TextIO
+
+from backend.settings import Settings
+from bot.backend_client import BackendClient, BackendError
+from bot.channel import Command, Contact, Delete, Event, Outgoing, Press, Start, Text
+from bot.conversation import Conversations
+
+log = logging.getLogger(__name__)
+
+# The demo seed's first customer (DEMO.md): what ``share`` shares by default.
+DEMO_PHONE = "+37120000001"
+QUIT = ("/quit", "/exit")
+# How long to wait before polling again when the backend cannot be reached.
+POLL_RETRY_SECONDS = 2.0
+
+
+def chat_id(name: str | None = None) -> str:
+    """``term:{name}``: one chat per terminal user, so a new session resumes the last one."""
+    raw = name or getpass.getuser() or "demo"
+    return "term:" + re.sub(r"[^\w.-]", "_", raw)[:64]
+
+
+class Terminal:
+    """Turns typed lines into events and the chat's answers into printed lines."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.buttons: list[str] = []
+        self.message_id = 0
+
+    def show(self, outgoing: list[Outgoing]) -> None:
+        """Print answers: text, then numbered buttons and the share-contact offer."""
+        for item in outgoing:
+            if isinstance(item, Delete):
+                print(f"  ✂ [{item.reason}]", file=self.out)
+                continue
+            print(item.text, file=self.out)
+            flat = [button for row in item.buttons for button in row]
+            if flat:
+                self.buttons = [b.data for b in flat]
+                for number, button in enumerate(flat, start=1):
+                    print(f"  {number}) {button.label}  [{button.data}]", file=self.out)
+            if item.contact_button:
+                print(f"  [share] {item.contact_button}", file=self.out)
+            print(file=self.out)
+        self.out.flush()
+
+    def event(self, line: str, language: str | None) -> Event | None:
+        """The event a typed line stands for; None for an empty line."""
+        text = line.strip()
+        if not text:
+            return None
+        if text.isdigit() and 1 <= int(text) <= len(self.buttons):
+            return Press(self.buttons[int(text) - 1])
+        if text in self.buttons:
+            return Press(text)
+        word, _, rest = text.partition(" ")
+        if word == "share":
+            return Contact(rest.strip() or DEMO_PHONE, own=True, language_code=language)
+        if word.startswith("/") and len(word) > 1:
+            if word == "/start":
+                return Start(language_code=language)
+            return Command(word[1:], rest.strip())
+        self.message_id += 1
+        return Text(text, message_id=self.message_id, language_code=language)
+
+
+async def stdin_lines() -> AsyncIterator[str]:
+    """Lines from standard input, read by a daemon thread so notifications print meanwhile.
+
+    A daemon thread (not ``asyncio.to_thread``) so that leaving the chat never
+    waits for one more line to be typed.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str] = asyncio.Queue()
+
+    def read() -> None:
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(queue.put_nowait, line)
+        loop.call_soon_threadsafe(queue.put_nowait, "")
+
+    threading.Thread(target=read, name="chat-stdin", daemon=True).start()
+    while line := await queue.get():
+        yield line
+
+
+async def _notifications(
+    conversations: Conversations,
+    chat: str,
+    show: Callable[[list[Outgoing]], None],
+    wait: float,
+) -> None:
+    """Print this chat's notifications as they arrive; acknowledge only those shown here."""
+    backend = conversations.backend
+    while True:
+        try:
+            found = await backend.poll_notifications(prefix=chat, wait=wait)
+        except BackendError:
+            await asyncio.sleep(POLL_RETRY_SECONDS)
+            continue
+        mine = [n for n in found if n.get("chat") == chat and isinstance(n.get("id"), int)]
+        for notification in mine:
+            show(await conversations.notify(notification))
+        try:
+            await backend.ack_notifications([int(n["id"]) for n in mine])
+        except BackendError:
+            log.warning("chat %s: notifications not acknowledged; they will come again", chat)
+
+
+def _language(settings_language: str | None) -> str | None:
+    if settings_language:
+        return settings_language
+    # The terminal's own locale (LANG=lv_LV.UTF-8) is what Telegram's language_code is elsewhere.
+    raw = os.environ.get("LC_ALL") or os.environ.get("LANG") or ""
+    tag = raw.split(".")[0]
+    return tag if tag and tag not in ("C", "POSIX") else None
+
+
+async def run_chat(
+    settings: Settings,
+    *,
+    language: str | None = None,
+    name: str | None = None,
+    lines: AsyncIterator[str] | None = None,
+    out: TextIO | None = None,
+    poll_wait: float = 25.0,
+) -> None:
+    """Talk to the dialogs until ``/quit`` or the end of input."""
+    from backend.db import upgrade
+    from backend.migrate import BOT_MIGRATIONS
+
+    await upgrade(settings.bot_database_url, BOT_MIGRATIONS)
+    settings = settings.with_service_token()
+    terminal = Terminal(out or sys.stdout)
+    chat = chat_id(name)
+    language = _language(language)
+    backend = BackendClient(settings.backend_url, settings.service_token)
+    conversations = await Conversations.open(settings, backend=backend)
+    poller = asyncio.create_task(_notifications(conversations, chat, terminal.show, poll_wait))
+    try:
+        terminal.show(await conversations.handle(chat, Start(language_code=language)))
+        async for line in lines or stdin_lines():
+            if line.strip() in QUIT:
+                break
+            event = terminal.event(line, language)
+            if event is not None:
+                terminal.show(await conversations.handle(chat, event))
+    finally:
+        poller.cancel()
+        await asyncio.gather(poller, return_exceptions=True)
+        await conversations.close()
+        await backend.close()
+
+
+def chat_command(args: argparse.Namespace, settings: Settings) -> int:
+    """``datadesk chat [--lang xx]``: the dialogs in this terminal, against ``BACKEND_URL``."""
+    from backend.errors import ConfigError
+    from backend.logs import configure
+    from bot.engine import DialogErrors
+
+    # The chat owns the terminal: only warnings and errors go to stderr beside it.
+    configure("WARNING")
+    try:
+        asyncio.run(run_chat(settings, language=getattr(args, "lang", None)))
+    except ConfigError as exc:
+        print(f"datadesk chat: {exc}", file=sys.stderr)
+        return 1
+    except DialogErrors as exc:
+        print(f"datadesk chat: the dialogs have errors:\n{exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,118 @@
+"""``datadesk chat``: the dialogs in a terminal, in this process and as a separate one.
+
+In-process, lines are fed one by one (a line can wait for the code the SMS
+sink received); as a separate process, ``datadesk chat`` is pointed at the
+live backend with ``DATADESK_BACKEND_URL`` and scripted through stdin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import re
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+from conftest import SECRET_KEY, SERVICE_TOKEN
+from fakes.verification_world import ANNA, World, world
+
+from backend import notifications
+from backend.settings import Settings
+from backend.worker import run_one
+from bot.terminal import run_chat
+
+__all__ = ["world"]
+
+DATADESK = Path(sys.executable).parent / "datadesk"
+
+
+class Screen(io.StringIO):
+    """A terminal's output that tells waiters when something new was printed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = asyncio.Event()
+
+    def write(self, text: str) -> int:
+        self.changed.set()
+        return super().write(text)
+
+    async def until(self, pattern: str, times: int = 1) -> str:
+        """Wait until ``pattern`` was printed ``times`` times; the first match."""
+        async with asyncio.timeout(15):
+            while len(found := re.findall(pattern, self.getvalue())) < times:
+                self.changed.clear()
+                await self.changed.wait()
+        return str(found[0])
+
+
+async def test_a_customer_changes_their_address_in_the_terminal_and_sees_the_outcome(
+    world: World, settings: Settings, bot_db_url: str
+) -> None:
+    chat_settings = replace(settings, backend_url=world.backend.url, bot_database_url=bot_db_url)
+    screen = Screen()
+
+    async def typed() -> AsyncIterator[str]:
+        yield "update_contact"  # an option by its id
+        yield "share"
+        yield "1"  # by its number: SMS
+        yield await world.code_for(ANNA)
+        yield "3"  # postal address
+        yield "Brīvības iela 99, Rīga, LV-1010, Latvija"
+        yield "yes"
+        reference = await screen.until(r"DD-[0-9A-Z]{6}")
+        assert await run_one(world.services, world.services.crm, "w1") is True
+        # The outcome arrives while the customer is idle, and is printed once.
+        await screen.until(reference, times=2)
+        yield "/quit"
+
+    await run_chat(
+        chat_settings, language="lv", name="anna", lines=typed(), out=screen, poll_wait=1
+    )
+    shown = screen.getvalue()
+    assert "  1) " in shown
+    assert "[share]" in shown
+    assert "✂ [code]" in shown
+    assert "Brīvības" in shown
+    assert len(re.findall(r"DD-[0-9A-Z]{6}", shown)) == 2
+
+
+async def test_datadesk_chat_talks_to_a_backend_in_another_process(
+    world: World, bot_db_url: str, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "LOGNAME": "chat-test",
+        "DATADESK_BACKEND_URL": world.backend.url,
+        "DATADESK_SERVICE_TOKEN": SERVICE_TOKEN,
+        "DATADESK_SECRET_KEY": SECRET_KEY,
+        "DATADESK_DATA_DIR": str(tmp_path / "var"),
+        "DATADESK_BOT_DATABASE_URL": bot_db_url,
+    }
+    process = await asyncio.create_subprocess_exec(
+        str(DATADESK),
+        "chat",
+        "--lang",
+        "ru",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(b"1\nshare\n/quit\n"), timeout=60)
+    # Wake the long-poll the chat left behind, so the backend stops at once.
+    async with world.services.sessions() as session, session.begin():
+        await notifications.enqueue(
+            session, chat="term:chat-test", locale="ru", type="agent_left", at=world.clock.now()
+        )
+    shown = stdout.decode()
+    assert process.returncode == 0, stderr.decode()
+    assert "  1) " in shown
+    assert "[sms]" in shown, shown
+    # It spoke Russian: the menu's words are in Cyrillic.
+    assert any("\u0400" <= ch <= "\u04ff" for ch in shown), shown
+    assert ANNA not in stderr.decode()
