@@ -69,7 +69,7 @@ def test_reload_forgets_bots_that_died_without_saying_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = _settings(tmp_path)
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])  # noqa: S603
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait(timeout=30)
     register_bot(settings.data_dir, gone.pid)
     assert cli.reload_command(argparse.Namespace(), settings) == 1
@@ -92,7 +92,8 @@ def test_reload_refuses_broken_dialogs_and_signals_nobody(
     finally:
         unregister_bot(settings.data_dir)
     out = capsys.readouterr()
-    assert "verify.yaml:" in out.out and "chek_code" in out.out
+    assert "verify.yaml:" in out.out
+    assert "chek_code" in out.out
     assert "not sent" in out.err
 
 

@@ -165,7 +165,7 @@ def test_three_unusable_answers_offer_a_person(chat: Chat) -> None:
     assert chat.send(Text("two")).escalate is None
     assert chat.send(Text("three")).escalate == "misunderstanding"
     assert "Would you like to talk to a person?" in chat.text
-    assert [[i for row in m.options for i, _ in row] for m in chat.last.messages][0] == ["agent"]
+    assert next([i for row in m.options for i, _ in row] for m in chat.last.messages) == ["agent"]
     chat.send(Press("agent"))
     assert [(a.name, a.args) for a in chat.last.actions] == [
         ("escalate", {"reason": "misunderstanding"})
@@ -238,12 +238,14 @@ def test_help_language_and_status_work_in_the_middle_of_a_question(chat: Chat) -
     chat.send(Start("en"))
     chat.send(Press("erasure"))
     chat.send(Command("help"))
-    assert "/cancel to stop" in chat.text and chat.at == ("verify", "ask_phone")
+    assert "/cancel to stop" in chat.text
+    assert chat.at == ("verify", "ask_phone")
     chat.send(Command("language"))
     assert chat.buttons == ["en", "lv", "ru", "zh_Hans", "zh_Hant"]
     chat.send(Command("language"))  # asked twice: still one language menu
     chat.send(Press("zh_Hant"))
-    assert chat.state.locale == "zh_Hant" and chat.state.locale_chosen
+    assert chat.state.locale == "zh_Hant"
+    assert chat.state.locale_chosen
     assert chat.at == ("verify", "ask_phone")
     chat.send(Start("en"))  # the platform's language no longer wins
     assert chat.state.locale == "zh_Hant"
@@ -260,7 +262,8 @@ def test_a_late_or_repeated_action_result_changes_nothing(chat: Chat) -> None:
     chat.send(ActionResult("list_requests", "ok", {"requests": []}))
     before = chat.state.to_json()
     chat.send(ActionResult("list_requests", "ok", {"requests": []}))
-    assert chat.last.messages == [] and chat.state.to_json() == before
+    assert chat.last.messages == []
+    assert chat.state.to_json() == before
 
 
 def test_a_lost_action_result_is_asked_for_again(chat: Chat) -> None:
