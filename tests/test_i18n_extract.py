@@ -14,6 +14,8 @@ from babel.messages.extract import extract
 from babel.messages.pofile import read_po
 
 from backend.errors import ConfigError
+from backend.settings import REPO_ROOT
+from bot.i18n.sources import extract_template
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PYBABEL = Path(sys.executable).parent / "pybabel"
@@ -123,3 +125,20 @@ def test_pybabel_extract_and_update_bring_a_new_dialog_text_into_every_catalog(
     kept = lv.get("What would you like to do?")
     assert kept is not None
     assert kept.string == "Ko Jūs vēlētos darīt?"
+
+
+def test_the_check_extracts_exactly_what_make_locales_extracts(tmp_path: Path) -> None:
+    pot = tmp_path / "messages.pot"
+    subprocess.run(  # noqa: S603  (fixed arguments)
+        [str(PYBABEL), "-q", "extract", "-F", "babel.cfg", "-o", str(pot),
+         "--add-comments=TRANSLATORS:", "."],
+        cwd=REPO_ROOT,
+        check=True,
+        timeout=120,
+    )  # fmt: skip
+    with pot.open("rb") as fileobj:
+        by_pybabel = {(m.context, m.id, tuple(m.locations)) for m in read_po(fileobj) if m.id}
+    template = extract_template(REPO_ROOT, REPO_ROOT / "dialogs")
+    by_check = {(m.context, m.id, tuple(m.locations)) for m in template if m.id}
+    assert by_check == by_pybabel
+    assert len(by_check) > 100
