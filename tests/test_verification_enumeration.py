@@ -72,27 +72,39 @@ async def test_resends_and_lockouts_of_an_unknown_number_behave_alike(world: Wor
     assert body_u == body_k
 
 
-async def _median_start_seconds(world: World, phone: str, label: str, runs: int) -> float:
-    timings = []
-    for n in range(runs):
-        # A fresh chat and an hour later each time, so no limit is reached.
-        world.clock.advance(3601)
-        began = time.perf_counter()
-        status, _ = await world.start(phone, chat=f"tg:{label}{n}")
-        timings.append(time.perf_counter() - began)
-        assert status == 202
-    return statistics.median(timings)
+async def _timed_start(world: World, phone: str, chat: str) -> float:
+    began = time.perf_counter()
+    status, _ = await world.start(phone, chat=chat)
+    elapsed = time.perf_counter() - began
+    assert status == 202
+    return elapsed
 
 
 async def test_known_and_unknown_numbers_take_the_same_time_to_answer(world: World):
-    # Even a slow gateway must not slow the answer: deliveries run after it.
-    world.sink.fail_next(1000, status=503)
-    await _median_start_seconds(world, ANNA, "warm", 5)
-    known = await _median_start_seconds(world, ANNA, "k", 30)
-    unknown = await _median_start_seconds(world, UNKNOWN, "u", 30)
-    known_again = await _median_start_seconds(world, ANNA, "k2", 30)
-    ratio = statistics.mean([known, known_again]) / unknown
-    assert 0.5 < ratio < 2.0, (known, unknown, known_again)
+    known: list[float] = []
+    unknown: list[float] = []
+    for n in range(45):
+        # A fresh chat and an hour later each time, so no limit is reached; the
+        # two kinds alternate so that machine noise falls on both alike.
+        world.clock.advance(3601)
+        first, second = (ANNA, UNKNOWN) if n % 2 else (UNKNOWN, ANNA)
+        timings = {first: await _timed_start(world, first, f"tg:a{n}")}
+        timings[second] = await _timed_start(world, second, f"tg:b{n}")
+        if n >= 5:  # the first calls warm caches and connections
+            known.append(timings[ANNA])
+            unknown.append(timings[UNKNOWN])
+    ratio = statistics.median(known) / statistics.median(unknown)
+    assert 0.5 < ratio < 2.0, (statistics.median(known), statistics.median(unknown))
+
+
+async def test_the_answer_does_not_wait_for_the_sms_gateway(world: World):
+    world.sink.hold()
+    status, _ = await world.start(ANNA)
+    assert status == 202
+    assert world.sink.messages == []
+    world.sink.release()
+    await world.sink.wait_for(1)
+    assert world.sink.messages[0].to == ANNA
 
 
 async def test_no_code_or_phone_reaches_the_logs(world: World, caplog: pytest.LogCaptureFixture):

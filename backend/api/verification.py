@@ -11,7 +11,8 @@ import asyncio
 from aiohttp import web
 
 from backend.api.http import json_response, read_json, services
-from backend.verification import Started, Verifier
+from backend.codes import Started
+from backend.verification import Verifier
 
 
 class Deliveries:

@@ -3,7 +3,8 @@
 ``async with running_sms_sink(token) as sink:`` serves ``POST {sink.url}``;
 each accepted message lands in ``sink.messages`` (``to``, ``text``,
 ``reference``). ``sink.fail_next(n, status)`` answers the next ``n`` posts with
-``status`` (recorded in ``sink.rejected``) so retries can be tested. A wrong
+``status`` (recorded in ``sink.rejected``) so retries can be tested;
+``sink.hold()`` keeps posts hanging until ``sink.release()``. A wrong
 or missing Bearer token gets 401. ``await sink.wait_for(n)`` waits until ``n``
 messages were accepted; ``sink.codes_for(phone)`` lists the 6-digit codes sent
 to a number, oldest first.
@@ -37,6 +38,17 @@ class SmsSink:
         self.rejected: list[tuple[int, str]] = []  # (status, reference)
         self._failures: list[int] = []
         self._arrived = asyncio.Condition()
+        self._open = asyncio.Event()
+        self._open.set()
+        self.waiting = 0  # posts held by ``hold()``
+
+    def hold(self) -> None:
+        """Keep every post waiting (a gateway that hangs) until ``release()``."""
+        self._open.clear()
+
+    def release(self) -> None:
+        """Let held and future posts through."""
+        self._open.set()
 
     def fail_next(self, count: int, status: int = 503) -> None:
         """Answer the next ``count`` posts with ``status`` instead of accepting them."""
@@ -62,6 +74,11 @@ class SmsSink:
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return web.json_response({"error": "unauthorized"}, status=401)
         body = await request.json()
+        self.waiting += 1
+        try:
+            await self._open.wait()
+        finally:
+            self.waiting -= 1
         if self._failures:
             status = self._failures.pop(0)
             self.rejected.append((status, str(body.get("reference"))))
