@@ -8,6 +8,7 @@ back as ``ActionResult`` events; the caller persists the returned state.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from bot.channel import Command, Contact, Press, Start, Text, Unsupported
@@ -20,6 +21,9 @@ from bot.engine.state import Frame, State
 from bot.engine.validators import VALIDATORS, Valid
 from bot.engine.validators import phone as phone_validator
 from bot.i18n import SHIPPED_LOCALES, Catalogs, Translator, negotiate
+
+# Babel parses the tag each time; platforms send a handful of distinct tags.
+_negotiate = functools.lru_cache(maxsize=256)(negotiate)
 
 START_FLOW = "start"
 GLOBAL_FLOWS = {"language": "language", "status": "status", "agent": "agent"}
@@ -284,7 +288,7 @@ class _Run:
 
     def start(self, language_code: str | None) -> None:
         if language_code and not self.s.locale_chosen:
-            self.s.locale = negotiate(language_code)
+            self.s.locale = _negotiate(language_code)
         self.s.started = True
         self.go_home()
         start = self.dialogs.flows.get(START_FLOW)
