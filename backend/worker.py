@@ -6,7 +6,8 @@ a lease expiry in the transaction that picked it. On PostgreSQL the pick is
 SQLite the transaction starts with ``BEGIN IMMEDIATE``, taking the single
 write lock before reading, so two workers cannot pick the same row.
 
-A request whose lease ran out (its worker died) is claimed again. Effects go
+A customer's requests run one at a time in the order received. A request
+whose lease ran out (its worker died) is claimed again. Effects go
 to the CRM with ``idempotency_key=reference``, so a second run applies nothing
 twice. A failure is retried with exponential back-off and jitter; after the
 last attempt the request is ``failed``, the customer is told and the chat is
@@ -30,8 +31,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from backend import audit, notifications
 from backend.crm.connector import Address, CrmConnector
@@ -88,9 +90,20 @@ async def claim(services: Services, owner: str) -> Claimed | None:
     """Take the next due request (queued and due, or running with an expired lease)."""
     now = services.clock.now()
     sqlite = is_sqlite(services.settings.database_url)
-    due = or_(
-        (Request.state == QUEUED) & (Request.next_run_at <= now),
-        (Request.state == RUNNING) & (Request.lease_expires_at <= now),
+    earlier = aliased(Request)
+    # One customer's requests run one at a time, in the order received: a second
+    # address change must not overtake (or race) the first.
+    waits_its_turn = exists().where(
+        earlier.customer_ref == Request.customer_ref,
+        earlier.id < Request.id,
+        earlier.state.in_((QUEUED, RUNNING)),
+    )
+    due = (
+        or_(
+            (Request.state == QUEUED) & (Request.next_run_at <= now),
+            (Request.state == RUNNING) & (Request.lease_expires_at <= now),
+        )
+        & ~waits_its_turn
     )
     async with services.sessions() as session:
         await _begin_for_claim(session, sqlite)
