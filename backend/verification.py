@@ -71,6 +71,17 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+def typed_code(code: str) -> str:
+    """A code as people type it (``123 456``, ``123-456``) in its plain form."""
+    return "".join(c for c in code if c not in " -\t")
+
+
+def audit_actor(chat: str | None, customer_ref: str | None) -> str:
+    """Who acted, as the audit log's short actor field; ``data`` carries the full ids."""
+    actor = f"chat:{chat}" if chat else f"customer:{customer_ref}"
+    return actor if len(actor) <= 64 else actor.split(":", 1)[0]
+
+
 async def customer_for_session(
     session: AsyncSession, keyring: Keyring, session_token: str, now: datetime
 ) -> str | None:
@@ -238,10 +249,10 @@ class Verifier:
             await audit.record(
                 session,
                 action=action,
-                actor=f"chat:{chat}" if chat else f"customer:{customer_ref}",
+                actor=audit_actor(chat, customer_ref),
                 subject=vid if wait is None else None,
                 outcome=outcome,
-                data={"customer": customer_ref, "channel": channel, **extra},
+                data={"chat": chat, "customer": customer_ref, "channel": channel, **extra},
                 at=now,
             )
         if wait is not None:
@@ -292,12 +303,14 @@ class Verifier:
             await audit.record(
                 session,
                 action="verification.resend",
-                actor=f"chat:{challenge.chat}"
-                if challenge.chat
-                else f"customer:{challenge.customer_ref}",
+                actor=audit_actor(challenge.chat, challenge.customer_ref),
                 subject=vid,
                 outcome=outcome,
-                data={"customer": challenge.customer_ref, "channel": challenge.channel},
+                data={
+                    "chat": challenge.chat,
+                    "customer": challenge.customer_ref,
+                    "channel": challenge.channel,
+                },
                 at=now,
             )
         if outcome == "resend_cooldown":
@@ -365,7 +378,7 @@ class Verifier:
                         else TooManyRequests("this code is spent", code="too_many_attempts")
                     )
                 elif (
-                    constant_time_equal(keyring.mac(vid, code.strip()), challenge.code_mac)
+                    constant_time_equal(keyring.mac(vid, typed_code(code)), challenge.code_mac)
                     and challenge.customer_ref is not None
                 ):
                     outcome = "verified"
@@ -379,12 +392,14 @@ class Verifier:
             await audit.record(
                 session,
                 action="verification.check",
-                actor=f"chat:{challenge.chat}"
-                if challenge.chat
-                else f"customer:{challenge.customer_ref}",
+                actor=audit_actor(challenge.chat, challenge.customer_ref),
                 subject=vid,
                 outcome=outcome,
-                data={"customer": challenge.customer_ref, "purpose": challenge.purpose},
+                data={
+                    "chat": challenge.chat,
+                    "customer": challenge.customer_ref,
+                    "purpose": challenge.purpose,
+                },
                 at=now,
             )
         if error is not None:
