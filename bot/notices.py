@@ -73,7 +73,8 @@ def _outcome(notification: dict[str, Any], say: Say, translator: Translator) -> 
         lines = [say("outcome.partly_done", reference=reference)]
         erased = [_named(say, "category", str(c), "contact") for c in details.get("erased") or []]
         if erased:
-            lines.append(say("outcome.erased", categories=", ".join(erased)))
+            # A list: the translator joins it as the locale does ("a, b и c", "a、b和c").
+            lines.append(say("outcome.erased", categories=erased))
         return ["\n".join([*lines, *_holds(details, say, translator)])]
     if outcome == "rejected":
         return [
