@@ -72,6 +72,9 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("leased_until", UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_notifications"),
+        # Never reuse the id of an acknowledged (deleted) notification: the bot
+        # shows each id once, so a reused id would be silently dropped.
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_notifications_chat", "notifications", ["chat"])
     op.create_index("ix_notifications_leased_until", "notifications", ["leased_until"])
