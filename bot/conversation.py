@@ -15,6 +15,7 @@ plumbing can be tested with a small stand-in; ``DialogEngine`` binds the real on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections import deque
@@ -24,6 +25,7 @@ from typing import Any
 
 from backend.clock import Clock, SystemClock
 from backend.crypto import load_keyring
+from backend.masking import mask_phone
 from backend.settings import Settings
 from bot import hygiene, notices
 from bot.actions import ActionContext, run_action
@@ -61,7 +63,7 @@ def describe(event: Event) -> str:
     if isinstance(event, Press):
         return f"[{event.option_id}]"
     if isinstance(event, Contact):
-        return event.phone
+        return mask_phone(event.phone)
     if isinstance(event, Command):
         return f"/{event.name} {event.args}".strip()
     if isinstance(event, Start):
@@ -207,7 +209,9 @@ class Conversations:
                 # The agent reads it, or it held data that must not be acted on.
                 record.agent_active = agent_active
                 out += notices_shown
-                await self._save(record, state)
+                with contextlib.suppress(StaleState):
+                    # Nothing of the conversation changed: a newer save may stand.
+                    await self._save(record, state)
                 await self._post_out(chat, notices_shown)
                 return out
             record.agent_active = False
@@ -336,9 +340,13 @@ class Conversations:
                     record.agent_active = False
                     details = notification.get("details") or {}
                     menu = isinstance(details, dict) and details.get("resume") == "menu"
-                    resumed = self.engine.resume(self.dialogs, state, self.catalogs, menu=menu)
-                    state = resumed.state
-                    replies += _replies(resumed.messages)
+                    try:
+                        resumed = self.engine.resume(self.dialogs, state, self.catalogs, menu=menu)
+                    except Exception:
+                        log.exception("chat %s: could not resume after the agent left", chat)
+                    else:
+                        state = resumed.state
+                        replies += _replies(resumed.messages)
                 try:
                     await self._save(record, state)
                 except StaleState:
