@@ -210,3 +210,26 @@ async def test_a_late_take_over_is_refused_and_tells_the_customer_nothing(
             )
     assert refused.value.code == "already_taken"
     assert [n.type for n in await _notifications(services, "tg:42")] == ["agent_joined"]
+
+
+async def test_an_agent_reply_after_an_acknowledged_one_gets_a_new_notification_id(
+    backend: LiveBackend, services: Services, clock: FakeClock
+) -> None:
+    _, opened = await _post(backend, "/api/v1/escalations", ESCALATE)
+    es = opened["escalation_id"]
+    agent = await _agent(services)
+    async with services.sessions() as session, session.begin():
+        await escalations.take_over(session, es, agent_id=agent, at=clock.now())
+    async with backend.client.get(backend.api("/api/v1/notifications?wait=0")) as resp:
+        (joined,) = (await resp.json())["notifications"]
+    async with backend.client.post(
+        backend.api("/api/v1/notifications/ack"), json={"ids": [joined["id"]]}
+    ) as resp:
+        assert resp.status == 204
+    async with services.sessions() as session, session.begin():
+        await escalations.reply(session, es, agent_id=agent, text="Sveiki", at=clock.now())
+    async with backend.client.get(backend.api("/api/v1/notifications?wait=0")) as resp:
+        (message,) = (await resp.json())["notifications"]
+    # The bot shows each id once: a reused id would be dropped as already shown.
+    assert message["id"] != joined["id"]
+    assert message["details"] == {"text": "Sveiki"}
