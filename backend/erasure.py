@@ -173,13 +173,61 @@ async def load_plan(session: AsyncSession, preview_id: str) -> Plan | None:
     return None if row is None else plan_from_storage(row.plan)
 
 
+async def replan_closed_products(services: Services, crm: CrmConnector) -> int:
+    """Replace holds kept "while product X is open" once X has closed; return how many changed.
+
+    Such a hold has no end date, so the purge never ends it; when the product
+    closes, the policy gives the category a dated hold (or lets it go), computed
+    exactly as a preview would be on that day.
+    """
+    from sqlalchemy import select
+
+    from backend.models.ledger import DONE, PARTLY_DONE, Request
+
+    now = services.clock.now()
+    async with services.sessions() as session:
+        refs = (
+            await session.scalars(
+                select(Request.customer_ref)
+                .where(Request.kind == "erasure", Request.state.in_((DONE, PARTLY_DONE)))
+                .distinct()
+            )
+        ).all()
+    jurisdiction = load_policy().get(services.settings.jurisdiction)
+    changed = 0
+    for ref in refs:
+        record = await crm.get(ref)
+        if record is None:
+            continue
+        open_ids = {p.id for p in record.products if p.closed is None}
+        ended = [h.category for h in record.holds if h.while_open and h.while_open not in open_ids]
+        if not ended:
+            continue
+        plan = preview(record, ended, jurisdiction, now.date())
+        key = f"replan:{ref}:{now.date().isoformat()}"
+        await crm.erase(ref, plan.erase, plan.holds, idempotency_key=key)
+        async with services.sessions() as session:
+            await audit.record(
+                session,
+                action="hold_replanned",
+                actor="system:purge",
+                subject=ref,
+                data={"erased": len(plan.erase), "held": len(plan.holds)},
+                at=now,
+            )
+            await session.commit()
+        changed += 1
+    return changed
+
+
 async def purge_once(
     services: Services, crm: CrmConnector | None = None
 ) -> list[tuple[str, Category]]:
-    """Erase held data whose hold ended before today; audit each; return what was purged."""
+    """Replan holds whose product closed, then erase held data whose hold ended; audit each."""
     from backend.ledger import connector
 
     crm = crm or connector(services)
+    await replan_closed_products(services, crm)
     now = services.clock.now()
     purged = await crm.purge_expired_holds(now.date())
     if purged:

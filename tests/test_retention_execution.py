@@ -5,17 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 from dataclasses import replace
+from datetime import date
 from typing import Any
 
 import pytest
 from conftest import LiveBackend
 from fakes.ledger import add_customers, customer, preview, session_token, submit
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from backend.clock import FakeClock
 from backend.crm.builtin import BuiltinCrm
 from backend.erasure import mask_product_id, purge_once
 from backend.models.audit import AuditEntry
+from backend.models.crm import ProductRow
 from backend.models.ledger import Notification
 from backend.retention import purge_command
 from backend.worker import run_one
@@ -151,3 +153,37 @@ def test_product_ids_are_masked_the_way_customers_recognise_them() -> None:
     assert mask_product_id("LV80BANK0000435195001") == "LV80 •••• 5001"
     assert mask_product_id("411111••••••1111").endswith("1111")
     assert mask_product_id("L-77") == "••••"
+
+
+async def test_when_the_open_account_closes_its_holds_get_statutory_end_dates(
+    backend: LiveBackend, clock: FakeClock
+) -> None:
+    await add_customers(backend.services, customer("C-1", products=OPEN, transactions=TRANSACTIONS))
+    token = await session_token(backend.services, "C-1")
+    _, shown = await preview(backend, token, ["all"])
+    await submit(backend, token, "erasure", {"preview_id": shown["preview_id"]})
+    crm = BuiltinCrm(backend.services.sessions, clock)
+    await run_one(backend.services, crm, "w1")
+    before = await crm.get("C-1")
+    assert before is not None
+    assert {h.category for h in before.holds if h.while_open} == {
+        "contact",
+        "identity",
+        "products",
+        "transactions",
+    }
+    async with backend.services.sessions() as session:
+        await session.execute(
+            update(ProductRow).where(ProductRow.closed.is_(None)).values(closed=date(2026, 12, 1))
+        )
+        await session.commit()
+    clock.set(clock.now().replace(month=12, day=2))
+    await purge_once(backend.services, crm)
+    after = await crm.get("C-1")
+    assert after is not None
+    assert {(h.category, h.basis, h.until, h.while_open) for h in after.holds} == {
+        ("identity", "eu_aml_records", date(2031, 12, 1), None),
+        ("products", "lv_accounting_registers", date(2036, 12, 1), None),
+        ("transactions", "lv_accounting_registers", date(2034, 5, 2), None),
+    }
+    assert "contact" in after.erased_categories
