@@ -357,3 +357,27 @@ def test_a_state_read_back_from_json_carries_on_where_it_was(chat: Chat) -> None
     revived = State.from_json(json.dumps(chat.state.to_json()))
     assert revived == chat.state
     assert State.from_json({"locale": "lv", "unknown_field": 1}).locale == "lv"
+
+
+def test_categories_are_ticked_one_by_one_and_sent_together(chat: Chat) -> None:
+    chat.verified_into("erasure")
+    chat.send(Press("transactions"))
+    chat.send(Text("Chat history"))  # typing a label ticks it too
+    assert "Chosen so far: Chat history, Transactions." in chat.text
+    assert chat.last.actions == []
+    chat.send(Press("transactions"))  # pressed again: unticked
+    chat.send(Press("done"))
+    assert [(a.name, a.args) for a in chat.last.actions] == [
+        ("preview_erasure", {"scope": ["chat_history"]})
+    ]
+
+
+def test_done_with_nothing_ticked_asks_for_a_choice(chat: Chat) -> None:
+    chat.verified_into("erasure")
+    chat.send(Press("done"))
+    assert "Please choose at least one, then press Done." in chat.text
+    assert chat.last.actions == []
+    chat.send(Press("all"))
+    assert [(a.name, a.args) for a in chat.last.actions] == [
+        ("preview_erasure", {"scope": ["all"]})
+    ]

@@ -50,7 +50,8 @@ def exits(step: Step) -> Iterator[tuple[str, Transition]]:
         yield "next", default
     elif step.kind == "ask":
         for option in step.options:
-            yield f"option {option.id}", or_default(option.then)
+            if not option.select:  # a select option only toggles; the question stays
+                yield f"option {option.id}", or_default(option.then)
         ids = {o.id for o in step.options}
         answered_by_options = step.validator == "yes_no" and {"yes", "no"} <= ids
         if step.validator is not None and not answered_by_options:

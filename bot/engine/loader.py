@@ -45,7 +45,7 @@ class DialogErrors(Exception):
 _STEP_KEYS = {*STEP_KINDS, "id", "next", "args", "on", "comment"}
 _ASK_KEYS = {
     "text", "context", "comment", "options", "validator", "save", "sensitive",
-    "max_tries", "contact_button", "columns",
+    "max_tries", "contact_button", "columns", "multiple",
 }  # fmt: skip
 _SAY_KEYS = {"text", "context", "comment", "message", "render"}
 _OPTION_KEYS = {
@@ -59,6 +59,8 @@ _OPTION_KEYS = {
     "call",
     "end",
     "set",
+    "select",
+    "done",
 }
 _TRANSITION_KEYS = {"next", "goto", "call", "end", "set"}
 _OPS = {"eq", "ne", "in", "set", "gt", "lt"}
@@ -183,8 +185,21 @@ class _Reader:
             else:
                 self.error(line, f"{label_what}: needs a label")
                 continue
+            flags = {}
+            for key in ("select", "done"):
+                flags[key] = item.get(key, False)
+                if not isinstance(flags[key], bool):
+                    self.error(item.line_of(key), f"{label_what}: {key} must be true or false")
+                    flags[key] = False
             options.append(
-                Option(self.at(line), option_id, label, self.transition(item, label_what))
+                Option(
+                    self.at(line),
+                    option_id,
+                    label,
+                    self.transition(item, label_what),
+                    select=flags["select"],
+                    done=flags["done"],
+                )
             )
         return tuple(options)
 
@@ -326,6 +341,28 @@ class _Reader:
         if not isinstance(sensitive, bool):
             self.error(body.line_of("sensitive"), f"{what}: sensitive must be true or false")
             sensitive = False
+        multiple = body.get("multiple", False)
+        if not isinstance(multiple, bool):
+            self.error(body.line_of("multiple"), f"{what}: multiple must be true or false")
+            multiple = False
+        if multiple and (validator is not None or not any(o.select for o in options)):
+            self.error(
+                line, f"{what}: a multiple ask needs 'select: true' options and no validator"
+            )
+        if multiple and save is None:
+            self.error(line, f"{what}: a multiple ask needs 'save:' (the list of choices)")
+        if multiple and not any(o.done for o in options):
+            self.error(line, f"{what}: a multiple ask needs an option with 'done: true'")
+        for option in options:
+            if (option.select or option.done) and not multiple:
+                self.error(
+                    option.where.line, f"{what}: select and done need 'multiple: true' on the ask"
+                )
+            if option.select and not option.then.empty:
+                self.error(
+                    option.where.line,
+                    f"{what}: a select option stays on the question (no next/goto/call/end)",
+                )
         button = None
         raw_button = body.get("contact_button")
         if raw_button is not None:
@@ -346,6 +383,7 @@ class _Reader:
             max_tries=max_tries,
             contact_button=button,
             columns=columns,
+            multiple=multiple,
         )
 
     def flow(self, name: str, data: Any, line: int) -> Flow | None:

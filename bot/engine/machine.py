@@ -99,6 +99,13 @@ class _Run:
         assert step.text is not None
         text = render_text(step.text, self.translator, self.s.vars)
         labels = [(o.id, render_text(o.label, self.translator, self.s.vars)) for o in step.options]
+        if step.multiple:
+            chosen = self.selection(step)
+            names = [label for i, label in labels if i in chosen]
+            if names:
+                text = f"{text}\n\n{self.message('selection.chosen', chosen=', '.join(names))}"
+            # A tick is understood in every language; the ids stay the same.
+            labels = [(i, f"✓ {label}" if i in chosen else label) for i, label in labels]
         rows = [labels[i : i + step.columns] for i in range(0, len(labels), step.columns)]
         contact = None
         if step.contact_button is not None:
@@ -445,7 +452,33 @@ class _Run:
         self.advance(step)
         self.run()
 
+    def selection(self, step: Step) -> list[str]:
+        """The ids chosen so far in a ``multiple`` ask (kept in its ``save`` value)."""
+        found = self.s.vars.get(step.save or "")
+        ticked = {str(i) for i in found} if isinstance(found, list) else set()
+        # An earlier answer through a plain option ("all") is not a tick.
+        return [o.id for o in step.options if o.select and o.id in ticked]
+
     def choose(self, step: Step, option: Option) -> None:
+        if step.multiple:
+            chosen = self.selection(step)
+            if option.select:
+                toggled = (
+                    [i for i in chosen if i != option.id]
+                    if option.id in chosen
+                    else [*chosen, option.id]
+                )
+                # Kept in option order, whatever order they were pressed in.
+                self.s.vars[step.save or ""] = [o.id for o in step.options if o.id in toggled]
+                self.prompt(step)
+                return
+            if option.done and not chosen:
+                self.prompt(step, self.message("input.choose_at_least_one"))
+                return
+            self.answered(step, chosen if option.done else [option.id])
+            self.follow(step, option.then)
+            self.run()
+            return
         self.answered(step, option.id)
         self.follow(step, option.then)
         self.run()

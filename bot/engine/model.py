@@ -61,6 +61,9 @@ class Option:
     id: str
     label: Text
     then: Transition
+    # In a ``multiple`` ask: ``select`` options toggle a choice, a ``done`` option ends choosing.
+    select: bool = False
+    done: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,8 @@ class Step:
     max_tries: int = 3
     contact_button: Text | None = None
     columns: int = 1
+    # Several options may be chosen (``select`` options), saved as a list; see ``Option``.
+    multiple: bool = False
     action: str | None = None
     args: Any = None
     on: dict[str, Transition] = field(default_factory=dict)

@@ -75,6 +75,8 @@ ENGINE_MESSAGES = (
     "input.choose_option",
     "input.contact_not_own",
     "input.contact_unexpected",
+    "input.choose_at_least_one",
+    "selection.chosen",
     "tries.offer_agent",
     "option.agent",
     "engine.error",
