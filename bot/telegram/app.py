@@ -51,6 +51,19 @@ MENU_LOCALES: tuple[tuple[str, str], ...] = (
 )
 
 
+# PTB logs whole updates and API answers at DEBUG: customers' texts, numbers and
+# codes. Those loggers never go below INFO, whatever the operator's level.
+QUIET_LOGGERS = ("telegram", "httpx", "httpcore")
+
+
+def keep_customer_data_out_of_logs() -> None:
+    """Pin PTB's and httpx's loggers at INFO or above, even when the root logs DEBUG."""
+    for name in QUIET_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level < logging.INFO:  # NOTSET (0) would follow the root down to DEBUG
+            logger.setLevel(logging.INFO)
+
+
 class ConversationService(Protocol):
     """What the channel needs of ``bot.conversation.Conversations``."""
 
@@ -90,6 +103,7 @@ class TelegramChannel:
         notifications: NotificationSource | None = None,
         options: ChannelOptions | None = None,
     ) -> None:
+        keep_customer_data_out_of_logs()
         self.options = options or ChannelOptions()
         self.conversations = conversations
         self.notifications = notifications
