@@ -224,9 +224,7 @@ async def purge_once(
     services: Services, crm: CrmConnector | None = None
 ) -> list[tuple[str, Category]]:
     """Replan holds whose product closed, then erase held data whose hold ended; audit each."""
-    from backend.ledger import connector
-
-    crm = crm or connector(services)
+    crm = crm or services.crm
     await replan_closed_products(services, crm)
     now = services.clock.now()
     purged = await crm.purge_expired_holds(now.date())

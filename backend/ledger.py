@@ -22,23 +22,21 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend import audit, notifications, references, retention
-from backend.crm.connector import MARKETING_CHANNELS, CrmConnector
+from backend.crm.connector import CrmConnector
 from backend.errors import (
     ApiError,
     BadRequest,
     Conflict,
-    DatadeskError,
     Invalid,
     NotFound,
 )
-from backend.masking import mask_email, mask_phone, mask_text
 from backend.models.ledger import (
     AWAITING_REVIEW,
     DONE,
@@ -49,6 +47,7 @@ from backend.models.ledger import (
     ErasurePreview,
     Request,
 )
+from backend.request_payloads import validate_payload
 from backend.services import Services
 from backend.settings import REQUEST_KINDS
 
@@ -61,13 +60,8 @@ SUBMIT_LEASE_SECONDS = 60
 
 
 def connector(services: Services) -> CrmConnector:
-    """The process's CRM connector (``services.crm``), or the built-in one on its database."""
-    found = getattr(services, "crm", None)
-    if found is not None:
-        return cast(CrmConnector, found)
-    from backend.crm.builtin import BuiltinCrm
-
-    return BuiltinCrm(services.sessions, services.clock)
+    """The process's CRM connector."""
+    return services.crm
 
 
 def body_hash(kind: str, chat: str, locale: str, payload: Any) -> str:
@@ -98,68 +92,6 @@ class Submitted:
 
     body: dict[str, Any]
     created: bool
-
-
-async def _validate(
-    session: AsyncSession,
-    services: Services,
-    customer_ref: str,
-    kind: str,
-    payload: Any,
-    now: datetime,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The payload to store and the masked preview a reviewer sees; Invalid per field."""
-    if not isinstance(payload, dict):
-        raise Invalid({"payload": "invalid"})
-    if kind == "marketing_opt_out":
-        channels = payload.get("channels")
-        if (
-            not isinstance(channels, list)
-            or not channels
-            or any(c not in (*MARKETING_CHANNELS, "all") for c in channels)
-        ):
-            raise Invalid({"channels": "invalid_channels"})
-        chosen = list(MARKETING_CHANNELS) if "all" in channels else sorted(set(channels))
-        return {"channels": chosen}, {"channels": chosen}
-    if kind == "erasure":
-        preview_id = payload.get("preview_id")
-        if not isinstance(preview_id, str):
-            raise Invalid({"preview_id": "unknown_preview"})
-        row = await session.get(ErasurePreview, preview_id)
-        if row is None or row.customer_ref != customer_ref:
-            raise Invalid({"preview_id": "unknown_preview"})
-        if row.used_by is not None:
-            raise Invalid({"preview_id": "preview_used"})
-        from backend.erasure import plan_from_storage, plan_to_api
-
-        return {"preview_id": preview_id}, plan_to_api(plan_from_storage(row.plan), preview_id)
-    field = payload.get("field")
-    if field == "address":
-        from backend.validation import check_address
-
-        address, errors = check_address(payload.get("address"))
-        if address is None:
-            raise Invalid(errors or {"address": "invalid_address"})
-        stored = {k: v for k, v in vars(address).items()}
-        shown = {k: mask_text(v) if k in ("line1", "line2") and v else v for k, v in stored.items()}
-        return {"field": "address", "address": stored}, {"field": "address", "new": shown}
-    if field not in ("phone", "email"):
-        raise Invalid({"field": "invalid_field"})
-    token = payload.get("proof_token")
-    if not isinstance(token, str) or not token:
-        raise Invalid({"proof_token": "invalid_proof"})
-    from backend.verification import redeem_proof
-
-    try:
-        proved_kind, value = await redeem_proof(session, services.keyring, token, customer_ref, now)
-    except Invalid:
-        raise
-    except DatadeskError as exc:
-        raise Invalid({"proof_token": "invalid_proof"}) from exc
-    if proved_kind != field:
-        raise Invalid({"proof_token": "invalid_proof"})
-    masked = mask_phone(value) if field == "phone" else mask_email(value)
-    return {"field": field, "value": value}, {"field": field, "new": masked}
 
 
 async def _find(session: AsyncSession, customer_ref: str, key: str) -> Request | None:
@@ -201,7 +133,9 @@ async def submit(
                 existing = await _find(session, customer_ref, idempotency_key)
                 if existing is not None:
                     return _replay(existing, digest)
-                stored, shown = await _validate(session, services, customer_ref, kind, payload, now)
+                stored, shown = await validate_payload(
+                    session, services, customer_ref, kind, payload, now
+                )
                 row = await _insert(
                     session,
                     services,

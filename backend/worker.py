@@ -238,10 +238,8 @@ async def _finish(services: Services, job: Claimed, owner: str, outcome: Outcome
 
 
 async def _escalate(session: AsyncSession, job: Claimed, now: datetime) -> None:
-    try:
-        from backend.escalations import open_escalation
-    except ImportError:  # the console is not part of this deployment
-        return
+    from backend.escalations import open_escalation
+
     await open_escalation(
         session,
         chat=job.chat,
