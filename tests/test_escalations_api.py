@@ -233,3 +233,12 @@ async def test_an_agent_reply_after_an_acknowledged_one_gets_a_new_notification_
     # The bot shows each id once: a reused id would be dropped as already shown.
     assert message["id"] != joined["id"]
     assert message["details"] == {"text": "Sveiki"}
+
+
+async def test_the_api_description_names_the_hand_over_routes(backend: LiveBackend) -> None:
+    import yaml
+
+    async with backend.client.get(backend.api("/api/v1/openapi.yaml")) as resp:
+        document = yaml.safe_load(await resp.text())
+    assert "/api/v1/escalations" in document["paths"]
+    assert "/api/v1/chats/{chat}/messages" in document["paths"]
