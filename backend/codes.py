@@ -8,13 +8,14 @@ challenge, at most 5 codes per rolling hour per chat and per customer.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import pyotp
-from sqlalchemy import func, select
+from sqlalchemy import false, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.errors import ApiError, TooManyRequests
@@ -126,6 +127,24 @@ async def lockout_retry_after(
         if len(issued) >= CODES_PER_HOUR:
             waits.append(seconds_until(issued[len(issued) - CODES_PER_HOUR] + WINDOW - now))
     return max(waits) if waits else None
+
+
+async def lock_limits(session: AsyncSession, keys: list[str | None]) -> None:
+    """Serialise writers that count and add codes for the same chat or customer.
+
+    Without this, parallel requests could all read "4 codes this hour" and all
+    send one. PostgreSQL: transaction-scoped advisory locks per key, taken in
+    sorted order so two writers cannot deadlock. SQLite: a first write takes
+    the database's one write lock before anything is read (the driver starts
+    the transaction only at the first write, so earlier reads are not
+    isolated); call it before the transaction's first read.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        await session.execute(update(CodeIssue).where(false()).values(id=CodeIssue.id))
+        return
+    for key in sorted({k for k in keys if k}):
+        number = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": number})
 
 
 async def count_codes(session: AsyncSession, subject: str, now: datetime) -> int:

@@ -23,7 +23,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend import audit, messages
@@ -39,6 +39,7 @@ from backend.codes import (
     ServiceUnavailable,
     Started,
     WrongCode,
+    lock_limits,
     locked_out,
     lockout_retry_after,
     new_code,
@@ -223,6 +224,7 @@ class Verifier:
         vid = "vf_" + secrets.token_urlsafe(18)
         code = new_code()
         async with self._s.sessions() as session, session.begin():
+            await lock_limits(session, [chat, subject])
             wait = await lockout_retry_after(session, chat, subject, now)
             outcome = "locked_out" if wait is not None else "sent"
             if wait is None:
@@ -275,9 +277,15 @@ class Verifier:
         now = self._now()
         code = new_code()
         async with self._s.sessions() as session, session.begin():
-            challenge = await session.get(Challenge, vid)
+            await lock_limits(session, [])
+            challenge = (
+                await session.execute(
+                    select(Challenge).where(Challenge.id == vid).with_for_update()
+                )
+            ).scalar_one_or_none()
             if challenge is None or challenge.verified_at is not None:
                 raise NotFound("no such verification", code="not_found")
+            await lock_limits(session, [challenge.chat, challenge.subject])
             if locale in LOCALES:
                 challenge.locale = locale
             ready_at = challenge.sent_at + timedelta(seconds=RESEND_AFTER)

@@ -199,3 +199,17 @@ async def test_unknown_ids_and_bad_fields_get_codes_not_crashes(world: World):
     status, body = await world.check(started["verification_id"], 123456)  # type: ignore[arg-type]
     assert status == 422
     assert body["error"]["fields"] == {"code": "invalid_code"}
+
+
+async def test_parallel_requests_cannot_slip_past_the_hourly_limit(world: World):
+    import asyncio
+
+    starts = await asyncio.gather(*(world.start(ANNA, chat=f"tg:p{n}") for n in range(12)))
+    assert sorted(status for status, _ in starts) == [202] * 5 + [429] * 7
+    _, started = await world.start(DMITRY, chat="tg:q")
+    checks = await asyncio.gather(
+        *(world.check(started["verification_id"], "abcdef") for _ in range(8))
+    )
+    assert sorted(status for status, _ in checks) == [422] * 5 + [429] * 3
+    left = sorted(body["error"].get("attempts_left", -1) for _, body in checks)
+    assert left == [-1, -1, -1, 0, 1, 2, 3, 4]
