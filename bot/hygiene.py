@@ -57,24 +57,33 @@ def _digits(value: str) -> str:
     return re.sub(r"\D", "", value)
 
 
-def _windows(text: str, run: re.Match[str], separator: str) -> list[tuple[int, int]]:
-    """Every contiguous window of a run's tokens as (start, end), longest first."""
+def _windows(run: re.Match[str], token: str, shortest: int, longest: int) -> list[tuple[int, int]]:
+    """Windows of a run's consecutive tokens holding ``shortest``–``longest`` characters, longest first.
+
+    Bounding the window keeps the work linear in the message's length: a card
+    has at most 19 digits, an IBAN at most 34 characters.
+    """
     tokens = [
-        (m.start() + run.start(), m.end() + run.start())
-        for m in re.finditer(separator, run.group(0))
+        (m.start() + run.start(), m.end() - m.start()) for m in re.finditer(token, run.group(0))
     ]
-    spans = [
-        (tokens[i][0], tokens[j][1]) for i in range(len(tokens)) for j in range(i, len(tokens))
-    ]
-    return sorted(spans, key=lambda s: s[0] - s[1])
+    spans: list[tuple[int, int, int]] = []
+    for i, (start, _) in enumerate(tokens):
+        size = 0
+        for position, length in tokens[i:]:
+            size += length
+            if size > longest:
+                break
+            if size >= shortest:
+                spans.append((size, start, position + length))
+    return [(start, end) for _, start, end in sorted(spans, key=lambda s: -s[0])]
 
 
 def _cards(text: str) -> list[Span]:
     found: list[Span] = []
     for run in _DIGIT_RUN.finditer(text):
-        for start, end in _windows(text, run, r"\d+"):
+        for start, end in _windows(run, r"\d+", 13, 19):
             digits = _digits(text[start:end])
-            if 13 <= len(digits) <= 19 and luhn.is_valid(digits):
+            if len(digits) >= 13 and luhn.is_valid(digits):
                 found.append((start, end, "card", mask_pan(digits)))
     return found
 
@@ -82,7 +91,7 @@ def _cards(text: str) -> list[Span]:
 def _ibans(text: str) -> list[Span]:
     found: list[Span] = []
     for run in _TOKEN_RUN.finditer(text):
-        for start, end in _windows(text, run, r"[A-Za-z0-9]+"):
+        for start, end in _windows(run, r"[A-Za-z0-9]+", 15, 34):
             candidate = text[start:end]
             compact = candidate.replace(" ", "")
             if (
