@@ -101,23 +101,32 @@ def check_address(raw: object) -> tuple[Address | None, dict[str, str]]:
         country_code = ""
     else:
         country_code = country.strip().upper()
-    postcode = data.get("postcode")
-    pattern = _POSTCODE_BY_COUNTRY.get(country_code, _POSTCODE)
-    if not isinstance(postcode, str) or not pattern.fullmatch(postcode.strip().upper()):
+    postcode = _postcode(data.get("postcode"), country_code)
+    if postcode is None:
         errors["postcode"] = INVALID_ADDRESS
-    if errors:
+    if errors or postcode is None:
         return None, errors
-    assert isinstance(postcode, str)
     return (
         Address(
             line1=values["line1"] or "",
             line2=values.get("line2"),
             city=values["city"] or "",
-            postcode=postcode.strip().upper(),
+            postcode=postcode,
             country=country_code,
         ),
         {},
     )
+
+
+def _postcode(raw: object, country: str) -> str | None:
+    """The postcode in its written form (``1010`` in Latvia is ``LV-1010``), or None."""
+    if not isinstance(raw, str):
+        return None
+    text = raw.strip().upper()
+    if country == "LV" and re.fullmatch(r"(LV[- ]?)?\d{4}", text):
+        text = "LV-" + text[-4:]
+    pattern = _POSTCODE_BY_COUNTRY.get(country, _POSTCODE)
+    return text if pattern.fullmatch(text) else None
 
 
 def luhn_valid(digits: str) -> bool:
