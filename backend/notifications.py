@@ -172,8 +172,12 @@ async def wait_and_lease(
     wait: float,
     limit: int = 100,
     prefix: str | None = None,
+    closing: asyncio.Event | None = None,
 ) -> list[Outgoing]:
-    """Long-poll: lease what is due now, or wait up to ``wait`` seconds for something."""
+    """Long-poll: lease what is due now, or wait up to ``wait`` seconds for something.
+
+    ``closing`` set (the server is shutting down) ends the wait with what there is.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(0.0, wait)
     while True:
@@ -181,7 +185,7 @@ async def wait_and_lease(
         async with sessions() as session:
             found = await lease(session, now=clock.now(), limit=limit, prefix=prefix)
         remaining = deadline - loop.time()
-        if found or remaining <= 0:
+        if found or remaining <= 0 or (closing is not None and closing.is_set()):
             return found
         try:
             await asyncio.wait_for(_wakeup().wait(), timeout=min(POLL_SECONDS, remaining))

@@ -48,7 +48,7 @@ async def serve_backend(services: Services, stop: asyncio.Event) -> None:
     try:
         await stop.wait()
     finally:
-        # Long polls answer promptly on shutdown rather than holding it up for 30 s.
+        # shutdown() runs on_shutdown first, which ends waiting long polls at once.
         await runner.shutdown()
         await runner.cleanup()
 

@@ -6,12 +6,15 @@ import asyncio
 import time
 from typing import Any
 
-from conftest import LiveBackend
+import aiohttp
+from conftest import SERVICE_TOKEN, LiveBackend, start_app
 from sqlalchemy import func, select
 
 from backend import notifications
+from backend.api.app import create_app
 from backend.clock import FakeClock
 from backend.models.ledger import Notification
+from backend.services import Services
 
 
 async def _enqueue(backend: LiveBackend, chat: str, **extra: Any) -> int:
@@ -137,3 +140,23 @@ async def test_bad_parameters_and_bodies_are_refused_with_codes(backend: LiveBac
         backend.api("/api/v1/notifications"), headers={"Authorization": "Bearer nope"}
     ) as r:
         assert (r.status, (await r.json())["error"]["code"]) == (401, "unauthorized")
+
+
+async def test_a_waiting_poll_answers_at_once_when_the_server_shuts_down(
+    services: Services,
+) -> None:
+    runner, url = await start_app(create_app(services))
+    headers = {"Authorization": f"Bearer {SERVICE_TOKEN}"}
+    async with aiohttp.ClientSession(headers=headers) as client:
+
+        async def poll() -> tuple[int, Any]:
+            async with client.get(f"{url}/api/v1/notifications", params={"wait": 30}) as r:
+                return r.status, await r.json()
+
+        waiting = asyncio.create_task(poll())
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        stopping = asyncio.create_task(runner.cleanup())
+        assert await asyncio.wait_for(waiting, timeout=5) == (200, {"notifications": []})
+        await stopping
+    assert time.monotonic() - started < 3

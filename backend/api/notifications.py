@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from backend import notifications
 from backend.api.http import json_response, read_json, services
 from backend.errors import Invalid
+
+# Set when the server starts shutting down, so waiting long polls answer at once.
+CLOSING: web.AppKey[asyncio.Event] = web.AppKey("notifications_closing", asyncio.Event)
 
 MAX_WAIT = 30.0
 MAX_LIMIT = 100
@@ -32,7 +37,7 @@ async def poll(request: web.Request) -> web.Response:
     prefix = request.query.get("prefix") or None
     svc = services(request)
     found = await notifications.wait_and_lease(
-        svc.sessions, svc.clock, wait=wait, limit=limit, prefix=prefix
+        svc.sessions, svc.clock, wait=wait, limit=limit, prefix=prefix, closing=request.app[CLOSING]
     )
     return json_response({"notifications": [n.to_json() for n in found]})
 
@@ -53,7 +58,13 @@ async def acknowledge(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def _closing(app: web.Application) -> None:
+    app[CLOSING].set()
+
+
 def setup(app: web.Application) -> None:
     """Add the outbox's routes."""
+    app[CLOSING] = asyncio.Event()
+    app.on_shutdown.append(_closing)
     app.router.add_get("/api/v1/notifications", poll)
     app.router.add_post("/api/v1/notifications/ack", acknowledge)
