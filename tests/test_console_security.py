@@ -19,7 +19,7 @@ from backend.clock import FakeClock
 from backend.services import Services
 
 PUBLIC = {"/console/login"}
-SAMPLE = {"id": "es_doesnotexist", "reference": "DD-0000AA", "decision": "approve"}
+SAMPLE = {"id": "es_doesnotexist", "reference": "DD-0000AA"}
 
 
 def _walk(app: web.Application) -> Iterator[tuple[str, str]]:

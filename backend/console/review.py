@@ -66,7 +66,8 @@ async def show_review(request: web.Request) -> web.Response:
 async def decide(request: web.Request) -> web.StreamResponse:
     """Approve or reject one request, then show the queue again."""
     svc, current = request.config_dict[SERVICES], me(request)
-    reference, decision = request.match_info["reference"], request.match_info["decision"]
+    reference = request.match_info["reference"]
+    decision = request.path.rsplit("/", 1)[-1]
     form = await request.post()
     agent, now = escalations.actor(current.id), svc.clock.now()
     try:
@@ -86,4 +87,5 @@ async def decide(request: web.Request) -> web.StreamResponse:
 
 def setup(console: web.Application) -> None:
     console.router.add_get("/review", show_review)
-    console.router.add_post("/review/{reference}/{decision:approve|reject}", decide)
+    console.router.add_post("/review/{reference}/approve", decide)
+    console.router.add_post("/review/{reference}/reject", decide)

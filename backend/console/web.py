@@ -60,7 +60,8 @@ SECURITY_HEADERS = {
     ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # "same-origin", not "no-referrer": with no-referrer browsers send `Origin: null`.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
@@ -134,6 +135,9 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
             raise web.HTTPFound(f"{LOGIN_PATH}?next={target}")
         return refuse(request, 401, "no_session")
     request[ME] = current
+    if request.path == PREFIX:
+        # The sub-application also receives its bare prefix; send it to the queue.
+        raise web.HTTPFound(f"{PREFIX}/")
     if request.path.startswith(SUPERVISOR_ONLY) and not current.supervisor:
         return refuse(request, 403, "supervisors_only")
     if request.method == "POST":
@@ -169,8 +173,3 @@ def setup(app: web.Application) -> None:
     review.setup(console)
     live.setup(console)
     app.add_subapp(f"{PREFIX}/", console)
-
-    async def to_console(_: web.Request) -> web.StreamResponse:
-        raise web.HTTPFound(f"{PREFIX}/")
-
-    app.router.add_get(PREFIX, to_console)
