@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from dataclasses import replace
@@ -233,3 +234,16 @@ async def test_a_review_kind_waits_and_a_rejection_reaches_the_customer(
         state = (await session.execute(select(Request.state))).scalar_one()
     assert (told.outcome, told.reason) == ("rejected", "review_rejected:duplicate")
     assert state == "rejected"
+
+
+async def test_simultaneous_retries_of_one_submit_make_one_request(backend: LiveBackend) -> None:
+    await add_customers(backend.services, customer("C-1"))
+    token = await session_token(backend.services, "C-1")
+    address = {"line1": "Elizabetes iela 2", "city": "Rīga", "postcode": "LV-1010", "country": "LV"}
+    payload = {"field": "address", "address": address}
+    answers = await asyncio.gather(
+        *(submit(backend, token, "update_contact", payload, key="same") for _ in range(6))
+    )
+    assert sorted(status for status, _ in answers) == [200, 200, 200, 200, 200, 201]
+    assert len({body["reference"] for _, body in answers}) == 1
+    assert await _count(backend, Request) == 1
