@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import copy
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +173,27 @@ def test_the_demo_seed_is_deterministic_and_idempotent(
         .out.splitlines()[-1]
         .startswith(f"demo customers: 0 created, {len(refs)} refreshed")
     )
+
+
+def test_a_customer_after_an_erasure_exports_and_imports_back(settings: Settings, tmp_path: Path):
+    from backend.crm.connector import Hold
+
+    assert _import(settings, _write(tmp_path, {"customers": well_known()[:1]})) == 0
+
+    async def erase() -> None:
+        services = await open_services(settings)
+        try:
+            crm = BuiltinCrm(services.sessions, services.clock)
+            hold = Hold("transactions", "eu_aml_records", date(2029, 6, 30))
+            await crm.erase(
+                "C-1001", frozenset({"contact", "marketing"}), (hold,), idempotency_key="DD-E"
+            )
+        finally:
+            await services.close()
+
+    asyncio.run(erase())
+    [before] = _export_all(settings, ["C-1001"])
+    assert before is not None
+    assert before["name"] == ""
+    assert _import(settings, _write(tmp_path, {"customers": [before]}, "erased.json")) == 0
+    assert _export_all(settings, ["C-1001"]) == [before]

@@ -127,7 +127,11 @@ def _customer(path: str, raw: dict[str, Any], problems: Problems) -> dict[str, A
     if not isinstance(ref, str) or not _REF.fullmatch(ref):
         problems.add(f"{path}.ref", "must be 1–64 letters, digits, '.', '_' or '-'")
     out["ref"] = ref
-    out["name"] = _text(raw.get("name"), f"{path}.name", problems)
+    erased_contact = "contact" in (raw.get("erased_categories") or [])
+    if erased_contact and raw.get("name") == "":
+        out["name"] = ""  # anonymised by an erasure, as exported
+    else:
+        out["name"] = _text(raw.get("name"), f"{path}.name", problems)
     language = raw.get("language")
     if language not in LOCALES:
         problems.add(f"{path}.language", f"must be one of {', '.join(LOCALES)}")
