@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, union, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend import audit, notifications
 from backend.errors import Conflict, Forbidden, Invalid, NotFound
@@ -365,3 +366,35 @@ async def transcript(
         .limit(limit)
     )
     return list(found)
+
+
+async def erase_chat_history(session: AsyncSession, customer_ref: str) -> int:
+    """Delete the transcripts of every chat linked to ``customer_ref``; return lines deleted.
+
+    A chat is linked when it was escalated as this verified customer or
+    submitted a request for them. Running it again deletes nothing more.
+    """
+    from backend.models.ledger import Request
+
+    chats = union(
+        select(Escalation.chat).where(Escalation.customer_ref == customer_ref),
+        select(Request.chat).where(Request.customer_ref == customer_ref),
+    ).subquery()
+    result = await session.execute(
+        delete(TranscriptEntry)
+        .where(TranscriptEntry.chat.in_(select(chats.c.chat)))
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def chat_history_eraser(
+    sessions: async_sessionmaker[AsyncSession],
+) -> Callable[[str], Awaitable[None]]:
+    """The CRM's ``on_erase_chat_history`` hook: erase a customer's transcripts in one transaction."""
+
+    async def erase(customer_ref: str) -> None:
+        async with sessions() as session, session.begin():
+            await erase_chat_history(session, customer_ref)
+
+    return erase

@@ -61,8 +61,9 @@ def _crm(
 
         return HttpCrm(settings.crm_url, settings.crm_token)
     from backend.crm.builtin import BuiltinCrm
+    from backend.escalations import chat_history_eraser
 
-    return BuiltinCrm(sessions, clock)
+    return BuiltinCrm(sessions, clock, on_erase_chat_history=chat_history_eraser(sessions))
 
 
 def _sms(settings: Settings) -> SmsGateway:
