@@ -173,12 +173,19 @@ def settings_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
+def bot_in_process() -> bool:
+    """Whether ``stack`` runs the bot in the test's process; parametrize False to run it yourself."""
+    return True
+
+
+@pytest.fixture
 async def stack(
     tmp_path: Path,
     backend_db_url: str,
     bot_db_url: str,
     clock: FakeClock,
     settings_overrides: dict[str, Any],
+    bot_in_process: bool,
 ) -> AsyncIterator[Stack]:
     """The running system for one test; stopped afterwards in reverse order."""
     from fakes.sms_sink import running_sms_sink
@@ -230,7 +237,8 @@ async def stack(
         catalogs = Catalogs.load(settings.locales_dir)
         running = Stack(api, sms, mail, services, settings, clock, catalogs)
         stack_exit.push_async_callback(running.stop_bot)
-        await running.start_bot()
+        if bot_in_process:
+            await running.start_bot()
         yield running
 
 

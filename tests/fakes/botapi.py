@@ -175,9 +175,11 @@ class BotApiStandIn:
         self.webhook_url: str | None = None
         self.webhook_secret: str | None = None
         self.webhook_deliveries: int = 0
+        self.confirmed_offset = 0  # the highest getUpdates offset: every update below it is done
         self._chats: dict[int, _Chat] = {}
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(100_001)
+        self._last_update_id = 0
         self._callback_ids = itertools.count(1)
         self._open_callbacks: set[str] = set()
         self._changed = asyncio.Condition()
@@ -262,8 +264,13 @@ class BotApiStandIn:
         chat.mark = len(chat.sent)
         return message
 
+    @property
+    def last_update_id(self) -> int:
+        """The id of the newest update handed to the bot or waiting for it."""
+        return self._last_update_id
+
     async def _queue_update(self, update: dict[str, Any]) -> None:
-        update["update_id"] = next(self._update_ids)
+        update["update_id"] = self._last_update_id = next(self._update_ids)
         async with self._changed:
             self._updates.append(update)
             self._changed.notify_all()
@@ -483,6 +490,8 @@ class BotApiStandIn:
         async with self._changed:
             if offset:
                 self._updates = [u for u in self._updates if u["update_id"] >= offset]
+                self.confirmed_offset = max(self.confirmed_offset, offset)
+                self._changed.notify_all()
             if not self._updates and timeout > 0:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(timeout):
