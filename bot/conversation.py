@@ -280,7 +280,7 @@ class Conversations:
                 call = queue.popleft()
                 ctx = ActionContext(chat, self.engine.locale(state), memory, shared)
                 outcome, data = await run_action(self.backend, ctx, call.name, dict(call.args))
-                log.info("chat %s: action %s → %s", chat, call.name, outcome)
+                log.debug("chat %s: action %s → %s", chat, call.name, outcome)
                 event_back = self.engine.action_result(call.name, outcome, data)
                 result = self.engine.step(self.dialogs, state, event_back, self.catalogs)
                 messages += result.messages
