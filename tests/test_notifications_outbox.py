@@ -160,3 +160,14 @@ async def test_a_waiting_poll_answers_at_once_when_the_server_shuts_down(
         assert await asyncio.wait_for(waiting, timeout=5) == (200, {"notifications": []})
         await stopping
     assert time.monotonic() - started < 3
+
+
+async def test_an_acknowledged_id_is_never_given_to_a_new_notification(
+    backend: LiveBackend,
+) -> None:
+    first = await _enqueue(backend, "tg:42")
+    async with backend.client.post(
+        backend.api("/api/v1/notifications/ack"), json={"ids": [first]}
+    ) as r:
+        assert r.status == 204
+    assert await _enqueue(backend, "tg:42") > first

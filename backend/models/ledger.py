@@ -86,7 +86,7 @@ class Notification(Base):
 
     __tablename__ = "notifications"
     # Ids are never reused on SQLite either: channels show each id once.
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     chat: Mapped[str] = mapped_column(String(128), index=True)
