@@ -273,7 +273,8 @@ class Conversations:
             messages, delete_input = list(result.messages), result.delete_input
             state = result.state
             queue = deque(result.actions)
-            self._offered(chat, result.escalate)
+            escalated: set[str] = set()
+            await self._escalate(chat, state, memory, result.escalate, escalated)
             for _ in range(MAX_ACTIONS_PER_EVENT):
                 if not queue:
                     break
@@ -281,12 +282,15 @@ class Conversations:
                 ctx = ActionContext(chat, self.engine.locale(state), memory, shared)
                 outcome, data = await run_action(self.backend, ctx, call.name, dict(call.args))
                 log.debug("chat %s: action %s → %s", chat, call.name, outcome)
+                if call.name == "escalate":
+                    escalated.add("done")
                 event_back = self.engine.action_result(call.name, outcome, data)
                 result = self.engine.step(self.dialogs, state, event_back, self.catalogs)
                 messages += result.messages
                 state = result.state
                 queue.extend(result.actions)
-                self._offered(chat, result.escalate)
+                reason = "lockout" if outcome == "locked_out" else result.escalate
+                await self._escalate(chat, state, memory, reason, escalated)
             else:
                 log.error(
                     "chat %s: more than %d actions for one event", chat, MAX_ACTIONS_PER_EVENT
@@ -298,11 +302,20 @@ class Conversations:
             fresh = self.engine.new_state(locale)
             return [PlainMessage(self.say(locale, "engine.error"))], fresh, False
 
-    def _offered(self, chat: str, reason: str | None) -> None:
-        # The engine only offers a person here; the hand-over is the dialogs'
-        # ``escalate`` action, run when the customer accepts the offer.
-        if reason is not None:
-            log.info("chat %s: a person offered (%s)", chat, reason)
+    async def _escalate(
+        self, chat: str, state: Any, memory: dict[str, Any], reason: str | None, done: set[str]
+    ) -> None:
+        """Queue the chat for an agent (repeated misunderstanding, lockout) once per event.
+
+        The dialogs still offer the customer a person; accepting runs their
+        ``escalate`` action, which finds this escalation open and reuses it.
+        """
+        if reason is None or done:
+            return
+        done.add(reason)
+        ctx = ActionContext(chat, self.engine.locale(state), memory)
+        outcome, _ = await run_action(self.backend, ctx, "escalate", {"reason": reason})
+        log.info("chat %s: escalated (%s): %s", chat, reason, outcome)
 
     async def _save(self, record: ChatRecord, state: Any) -> None:
         record.state = self.engine.state_to_json(state)

@@ -125,7 +125,7 @@ async def test_an_unknown_number_gets_the_same_answer_as_a_known_one(
     assert world.sink.codes_for(UNKNOWN) == []
 
 
-async def test_a_lockout_offers_a_person_and_accepting_puts_the_chat_in_the_queue(
+async def test_a_lockout_queues_the_chat_for_an_agent_and_offers_a_person(
     open_conversations: Opener, world: World
 ) -> None:
     customer = Customer(await open_conversations(), "term:locked")
@@ -137,11 +137,16 @@ async def test_a_lockout_offers_a_person_and_accepting_puts_the_chat_in_the_queu
         world.clock.advance(31)
         out = await customer.press("resend")
     assert "agent" in options(out), said(out)
+    # The chat is already in the agents' queue; accepting the offer keeps that one.
+    async with world.services.sessions() as session:
+        queued = await escalations.open_for_chat(session, "term:locked")
+    assert queued is not None
+    assert (queued.reason, queued.locale) == ("lockout", "lv")
     await customer.press("agent")
     async with world.services.sessions() as session:
         found = await escalations.open_for_chat(session, "term:locked")
     assert found is not None
-    assert (found.reason, found.locale) == ("lockout", "lv")
+    assert found.id == queued.id
 
 
 async def test_an_agent_takes_over_and_hands_back_where_the_customer_left_off(

@@ -257,6 +257,18 @@ async def test_asking_for_an_agent_opens_an_escalation(
     assert (found.reason, found.locale) == ("asked", "ru")
 
 
+async def test_repeated_misunderstanding_puts_the_chat_in_the_agents_queue(
+    open_conversations: Opener, backend: LiveBackend
+) -> None:
+    conversations = await open_conversations()
+    await conversations.handle("term:m", Start(language_code="zh-TW"))
+    assert texts(await conversations.handle("term:m", Command("confused"))) == ["offer a person"]
+    async with backend.services.sessions() as session:
+        found = await escalations.open_for_chat(session, "term:m")
+    assert found is not None
+    assert (found.reason, found.locale) == ("misunderstanding", "zh_Hant")
+
+
 async def test_a_broken_dialog_folder_on_reload_keeps_the_last_good_one(
     open_conversations: Opener, bot_settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -97,6 +97,8 @@ class FakeEngine:
         at = state["step"]
         if isinstance(event, Start):
             return self._menu(state)
+        if isinstance(event, Command) and event.name == "confused":
+            return Result(state, [Msg("offer a person")], escalate="misunderstanding")
         if isinstance(event, Command) and event.name == "agent":
             return Result(state, actions=[Call("escalate", {"reason": "asked"})])
         if isinstance(event, Outcome):
