@@ -35,7 +35,9 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
 
 
-async def serve_backend(services: Services, stop: asyncio.Event) -> None:
+async def serve_backend(
+    services: Services, stop: asyncio.Event, started: asyncio.Event | None = None
+) -> None:
     """Serve the API and console on HTTP_HOST:HTTP_PORT until ``stop`` is set."""
     from backend.api.app import create_app
 
@@ -45,6 +47,8 @@ async def serve_backend(services: Services, stop: asyncio.Event) -> None:
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
     await site.start()
     log.info("backend listening on http://%s:%d/", settings.http_host, settings.http_port)
+    if started is not None:
+        started.set()
     try:
         await stop.wait()
     finally:
@@ -118,13 +122,16 @@ async def _run_all(args: argparse.Namespace, settings: Settings) -> int:
 
     async def body(services: Services, stop: asyncio.Event) -> int:
         concurrency = int(getattr(args, "concurrency", 1) or 1)
+        listening = asyncio.Event()
         tasks: list[asyncio.Task[Any]] = [
-            asyncio.create_task(serve_backend(services, stop), name="backend"),
+            asyncio.create_task(serve_backend(services, stop, listening), name="backend"),
             asyncio.create_task(_workers(services, stop, concurrency, False), name="worker"),
         ]
         print(
             f"agent console: http://{settings.http_host}:{settings.http_port}/console/", flush=True
         )
+        # The channel talks to the backend over HTTP: start it once the backend listens.
+        await _first(listening.wait(), *tasks)
         channel: asyncio.Task[Any] | None = None
         if settings.telegram_token:
             from bot.runner import start_bot
@@ -156,7 +163,16 @@ async def _run_all(args: argparse.Namespace, settings: Settings) -> int:
     return await _with_services(settings, body)
 
 
+async def _first(wanted: Awaitable[Any], *failing: asyncio.Task[Any]) -> None:
+    """Wait for ``wanted``, or return early if one of ``failing`` ends first."""
+    waiter = asyncio.ensure_future(wanted)
+    await asyncio.wait([waiter, *failing], return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+
+
 def run_all(args: argparse.Namespace, settings: Settings) -> int:
     """``datadesk run``: migrate, then backend, worker(s) and the chosen channel in one process."""
-    configure(settings.log_level)
+    terminal_chat = bool(getattr(args, "chat", False)) and not settings.telegram_token
+    # The terminal chat owns the screen: only warnings and errors go to stderr beside it.
+    configure("WARNING" if terminal_chat else settings.log_level)
     return asyncio.run(_run_all(args, settings))

@@ -88,3 +88,20 @@ def test_a_worker_with_once_drains_an_empty_queue_and_exits_zero(
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_datadesk_run_chat_stops_everything_when_the_terminal_chat_ends(
+    tmp_path: Path, backend_db_url: str
+) -> None:
+    port = _free_port()
+    result = subprocess.run(  # noqa: S603  (our own interpreter and module)
+        [sys.executable, "-m", "backend.cli", "run", "--chat"],
+        cwd=ROOT,
+        env=_env(tmp_path, backend_db_url, port),
+        input="/quit\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"agent console: http://127.0.0.1:{port}/console/\n")
