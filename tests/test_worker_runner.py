@@ -94,7 +94,7 @@ def test_datadesk_run_chat_stops_everything_when_the_terminal_chat_ends(
     tmp_path: Path, backend_db_url: str
 ) -> None:
     port = _free_port()
-    result = subprocess.run(  # noqa: S603  (our own interpreter and module)
+    result = subprocess.run(
         [sys.executable, "-m", "backend.cli", "run", "--chat"],
         cwd=ROOT,
         env=_env(tmp_path, backend_db_url, port),
