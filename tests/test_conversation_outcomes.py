@@ -15,6 +15,7 @@ from fakes.customer import (
     open_conversations,
     options,
     reference_in,
+    replies,
     said,
     smtp,
     verify,
@@ -193,3 +194,27 @@ async def test_a_backend_gone_mid_journey_tells_the_customer_to_try_later(
     # The dialogs' "something went wrong, try again in a few minutes", in English, and the menu.
     assert "try again" in said(out), said(out)
     assert "update_contact" in options(out), said(out)
+
+
+async def test_a_session_that_timed_out_asks_the_customer_to_verify_again(
+    open_conversations: Opener, world: World
+) -> None:
+    customer = Customer(await open_conversations(), "term:timeout")
+    await customer.start("en")
+    await verify(customer, world)
+    await customer.press("address")
+    await customer.type("Krišjāņa Barona iela 5, Rīga, LV-1011, Latvia")
+    world.clock.advance(minutes=16)
+    out = await customer.press("yes")
+    assert any(r.contact_button for r in replies(out)), said(out)
+    assert "DD-" not in said(out)
+    assert await _requests(world) == 0
+
+
+async def _requests(world: World) -> int:
+    from sqlalchemy import func, select
+
+    from backend.models.ledger import Request
+
+    async with world.services.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(Request)) or 0)
