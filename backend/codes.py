@@ -9,6 +9,7 @@ challenge, at most 5 codes per rolling hour per chat and per customer.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,8 +19,13 @@ import pyotp
 from sqlalchemy import false, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend import messages
 from backend.errors import ApiError, TooManyRequests
+from backend.masking import mask_email, mask_phone
 from backend.models.verification import CodeIssue
+from backend.services import Services
+
+log = logging.getLogger(__name__)
 
 CODE_TTL = 300
 MAX_CHECKS = 5
@@ -155,3 +161,28 @@ async def count_codes(session: AsyncSession, subject: str, now: datetime) -> int
         .where(CodeIssue.subject == subject, CodeIssue.issued_at > now - WINDOW)
     )
     return int(result.scalar_one())
+
+
+def mask_contact(kind: str | None, value: str) -> str:
+    """A phone or email as the customer may see it."""
+    return mask_phone(value) if kind == "phone" else mask_email(value)
+
+
+async def deliver(services: Services, delivery: Delivery) -> None:
+    """Send a code; failures are logged with the reference only, never raised."""
+    try:
+        to = delivery.to
+        if to is None and delivery.customer_ref is not None:
+            on_file = await services.crm.contact_on_file(delivery.customer_ref)
+            to = on_file.phone if delivery.channel == "sms" else on_file.email
+        if to is None:
+            log.info("verification %s: no %s on file", delivery.reference, delivery.channel)
+            return
+        text = messages.render(delivery.locale, delivery.template, code=delivery.code)
+        if delivery.channel == "sms":
+            await services.sms.send(to, text, delivery.reference)
+        elif services.mailer is not None:
+            subject = messages.render(delivery.locale, "email_subject")
+            await services.mailer.send(to, subject, text, delivery.reference)
+    except Exception:
+        log.exception("verification %s: code not delivered", delivery.reference)

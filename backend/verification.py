@@ -18,7 +18,6 @@ alike.
 
 from __future__ import annotations
 
-import logging
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend import audit, messages
+from backend import audit
 from backend.codes import (
     CHANNELS,
     CODE_TTL,
@@ -39,15 +38,16 @@ from backend.codes import (
     ServiceUnavailable,
     Started,
     WrongCode,
+    deliver,
     lock_limits,
     locked_out,
     lockout_retry_after,
+    mask_contact,
     new_code,
     seconds_until,
 )
 from backend.crypto import Keyring, constant_time_equal
 from backend.errors import ApiError, ConnectorError, Invalid, NotFound, TooManyRequests
-from backend.masking import mask_email, mask_phone
 from backend.models.verification import Challenge, CodeIssue, ContactProof, CustomerSession
 from backend.services import Services
 from backend.validation import (
@@ -60,16 +60,7 @@ from backend.validation import (
     normalize_phone,
 )
 
-__all__ = [
-    "CODE_TTL",
-    "RESEND_AFTER",
-    "ServiceUnavailable",
-    "Verifier",
-    "customer_for_session",
-    "redeem_proof",
-]
-
-log = logging.getLogger(__name__)
+__all__ = ["Verifier", "customer_for_session", "redeem_proof"]
 
 
 def typed_code(code: str) -> str:
@@ -201,7 +192,7 @@ class Verifier:
             template=f"{channel}_proof_code",
             action="contact_proof.start",
             extra={"kind": kind},
-            masked=mask_phone(normalized) if kind == "phone" else mask_email(normalized),
+            masked=mask_contact(kind, normalized),
         )
 
     async def _issue(
@@ -331,8 +322,7 @@ class Verifier:
             raise locked_out(wait)
         masked = None
         if challenge.purpose == "proof" and challenge.target is not None:
-            is_phone = challenge.target_kind == "phone"
-            masked = mask_phone(challenge.target) if is_phone else mask_email(challenge.target)
+            masked = mask_contact(challenge.target_kind, challenge.target)
         delivery = None
         if challenge.customer_ref is not None:
             prefix = (
@@ -453,25 +443,9 @@ class Verifier:
                 redeemed_at=None,
             )
         )
-        is_phone = challenge.target_kind == "phone"
-        masked = mask_phone(challenge.target) if is_phone else mask_email(challenge.target)
+        masked = mask_contact(challenge.target_kind, challenge.target)
         return {"proof_token": token, "kind": challenge.target_kind, "masked": masked}
 
     async def deliver(self, delivery: Delivery) -> None:
         """Send a code; failures are logged with the reference only, never raised."""
-        try:
-            to = delivery.to
-            if to is None and delivery.customer_ref is not None:
-                on_file = await self._s.crm.contact_on_file(delivery.customer_ref)
-                to = on_file.phone if delivery.channel == "sms" else on_file.email
-            if to is None:
-                log.info("verification %s: no %s on file", delivery.reference, delivery.channel)
-                return
-            text = messages.render(delivery.locale, delivery.template, code=delivery.code)
-            if delivery.channel == "sms":
-                await self._s.sms.send(to, text, delivery.reference)
-            elif self._s.mailer is not None:
-                subject = messages.render(delivery.locale, "email_subject")
-                await self._s.mailer.send(to, subject, text, delivery.reference)
-        except Exception:
-            log.exception("verification %s: code not delivered", delivery.reference)
+        await deliver(self._s, delivery)
