@@ -16,6 +16,7 @@ from backend.clock import FakeClock
 from backend.crm.builtin import BuiltinCrm
 from backend.models.audit import AuditEntry
 from backend.models.ledger import Notification, Request
+from backend.worker import run_one
 
 
 async def _count(backend: LiveBackend, model: type) -> int:
@@ -247,3 +248,39 @@ async def test_simultaneous_retries_of_one_submit_make_one_request(backend: Live
     assert sorted(status for status, _ in answers) == [200, 200, 200, 200, 200, 201]
     assert len({body["reference"] for _, body in answers}) == 1
     assert await _count(backend, Request) == 1
+
+
+async def test_an_approved_request_joins_the_queue_and_is_carried_out(backend: LiveBackend) -> None:
+    backend.services.settings = replace(
+        backend.services.settings, review_kinds=frozenset({"update_contact"})
+    )
+    await add_customers(backend.services, customer("C-1"))
+    token = await session_token(backend.services, "C-1")
+    address = {"line1": "Elizabetes iela 2", "city": "Rīga", "postcode": "LV-1010", "country": "LV"}
+    _, body = await submit(
+        backend, token, "update_contact", {"field": "address", "address": address}
+    )
+    crm = backend.services.crm
+    assert await run_one(backend.services, crm, "w1") is False  # held for review
+    async with backend.services.sessions() as session:
+        [waiting] = await ledger.awaiting_review(session)
+        assert waiting.preview["new"]["line1"] == "E••••••••• i••• •"
+        await ledger.approve(
+            session, body["reference"], agent="agent:7", at=backend.services.clock.now()
+        )
+        await session.commit()
+    assert await run_one(backend.services, crm, "w1") is True
+    async with backend.services.sessions() as session:
+        state = (await session.execute(select(Request.state))).scalar_one()
+        actions = (
+            (await session.execute(select(AuditEntry.action).order_by(AuditEntry.seq)))
+            .scalars()
+            .all()
+        )
+    assert state == "done"
+    assert list(actions) == [
+        "request_submitted",
+        "request_approved",
+        "request_claimed",
+        "request_done",
+    ]
