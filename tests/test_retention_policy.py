@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from backend.crm.connector import CATEGORIES, CustomerRecord, Product
+from backend.erasure import plan_from_storage, plan_to_api, plan_to_storage
 from backend.errors import ConfigError
 from backend.retention import POLICY_PATH, add_period, due_date, load_policy, parse_policy, preview
 
@@ -182,3 +183,20 @@ def test_a_wrong_start_is_reported_on_its_own_line() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_policy(broken)
     assert str(caught.value).startswith(f"retention.yaml:{wanted}: ")
+
+
+@given(
+    st.lists(products(), max_size=4),
+    st.none() | dates,
+    st.sampled_from(["EU-LV", "CN"]),
+    st.lists(st.sampled_from([*CATEGORIES, "all"]), min_size=1),
+)
+def test_the_stored_plan_is_exactly_the_previewed_one(
+    items: list[Product], last: date | None, code: str, scope: list[str]
+) -> None:
+    plan = preview(record(*items, last_transaction=last), scope, load_policy().get(code), TODAY)
+    stored = plan_from_storage(plan_to_storage(plan))
+    assert stored.erase == plan.erase
+    assert stored.holds == plan.holds
+    assert plan_to_api(stored, "pv_x") == plan_to_api(plan, "pv_x")
+    assert stored.erase.isdisjoint(h.category for h in stored.holds)
