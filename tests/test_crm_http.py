@@ -87,6 +87,8 @@ async def test_a_failing_or_unreachable_crm_is_a_connector_error(
         await remote.find_by_phone("+37120000001")
     with pytest.raises(ConnectorError, match="HTTP 401"):
         await HttpCrm(server.url, "wrong").find_by_phone("+37120000001")
+    with pytest.raises(ConnectorError, match="HTTP 404"):
+        await HttpCrm(server.url + "/wrong", server.token).find_by_phone("+37120000001")
     with pytest.raises(ConnectorError) as unreachable:
         await HttpCrm("http://127.0.0.1:9", "t", timeout=2).get("C-1001")
     assert unreachable.value.__cause__ is not None

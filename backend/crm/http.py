@@ -10,6 +10,7 @@ logs.
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 from urllib.parse import quote
@@ -29,6 +30,14 @@ from backend.crm.shape import address_json, hold_json, record_from_export
 from backend.errors import ConnectorError
 
 
+def _says_customer_not_found(text: str) -> bool:
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("error") == "customer_not_found"
+
+
 class HttpCrm:
     """``CrmConnector`` speaking to ``base_url``; one client session per call."""
 
@@ -38,7 +47,7 @@ class HttpCrm:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
 
     async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """One request; the JSON answer, None for 204 or 404 (``missing_ok`` callers decide)."""
+        """One request; the JSON answer, or None for 204."""
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         try:
             async with (
@@ -46,7 +55,11 @@ class HttpCrm:
                 client.request(method, self._base + path, json=body, headers=headers) as resp,
             ):
                 if resp.status == 404:
-                    raise CustomerNotFound(f"{method} {path.split('/')[1]}: customer not found")
+                    # Only the protocol's own answer means "no such customer"; any
+                    # other 404 is a misconfigured URL, which must not look like one.
+                    if _says_customer_not_found(await resp.text()):
+                        raise CustomerNotFound(f"{method} {path.split('/')[1]}: customer not found")
+                    raise ConnectorError(f"CRM answered HTTP 404 to {method}: not the protocol")
                 if resp.status == 204:
                     return None
                 if not 200 <= resp.status < 300:
