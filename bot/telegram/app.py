@@ -51,17 +51,17 @@ MENU_LOCALES: tuple[tuple[str, str], ...] = (
 )
 
 
-# PTB logs whole updates and API answers at DEBUG: customers' texts, numbers and
-# codes. Those loggers never go below INFO, whatever the operator's level.
-QUIET_LOGGERS = ("telegram", "httpx", "httpcore")
+# PTB logs whole updates and API answers at DEBUG (customers' texts, numbers and
+# codes), and httpx logs every URL at INFO (the bot token is in it). Those
+# loggers are pinned at these floors, whatever level the process logs at.
+LOG_FLOORS = (("telegram", logging.INFO), ("httpx", logging.WARNING), ("httpcore", logging.WARNING))
 
 
 def keep_customer_data_out_of_logs() -> None:
-    """Pin PTB's and httpx's loggers at INFO or above, even when the root logs DEBUG."""
-    for name in QUIET_LOGGERS:
+    """Pin PTB's and httpx's loggers at their floors or the level they already have."""
+    for name, floor in LOG_FLOORS:
         logger = logging.getLogger(name)
-        if logger.level < logging.INFO:  # NOTSET (0) would follow the root down to DEBUG
-            logger.setLevel(logging.INFO)
+        logger.setLevel(max(floor, logger.getEffectiveLevel()))
 
 
 class ConversationService(Protocol):
