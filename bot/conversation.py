@@ -340,36 +340,45 @@ class Conversations:
                 state = self._state(record, None)
                 if record.state is None and isinstance(notification.get("locale"), str):
                     state = self.engine.new_state(negotiate(str(notification["locale"])))
-                locale = self.engine.locale(state)
-                translator = self.catalogs.translator(locale)
-                texts = notices.render(
-                    notification, functools.partial(self.say, locale), translator
-                )
-                replies: list[Outgoing] = [Reply(t) for t in texts]
-                kind = notification.get("type")
-                if kind == "agent_joined":
-                    record.agent_active = True
-                elif kind == "agent_left":
-                    record.agent_active = False
-                    details = notification.get("details") or {}
-                    menu = isinstance(details, dict) and details.get("resume") == "menu"
-                    try:
-                        resumed = self.engine.resume(self.dialogs, state, self.catalogs, menu=menu)
-                    except Exception:
-                        log.exception("chat %s: could not resume after the agent left", chat)
-                    else:
-                        state = resumed.state
-                        replies += _replies(resumed.messages)
+                state, replies = self._notice(chat, record, state, notification)
                 try:
                     await self._save(record, state)
                 except StaleState:
                     continue
                 if not await self.store.mark_shown(chat, nid, self.clock.now()):
                     return []
-                if kind != "agent_message":
+                if notification.get("type") != "agent_message":
                     await self._post_out(chat, replies)
                 return replies
         return []
+
+    def _notice(
+        self, chat: str, record: ChatRecord, state: Any, notification: dict[str, Any]
+    ) -> tuple[Any, list[Outgoing]]:
+        """The notification's messages in the chat's locale; hand-over changes ``record``."""
+        locale = self.engine.locale(state)
+        say = functools.partial(self.say, locale)
+        try:
+            texts = notices.render(notification, say, self.catalogs.translator(locale))
+        except Exception:
+            log.exception("chat %s: notification %s not rendered", chat, notification.get("id"))
+            texts = []
+        replies: list[Outgoing] = [Reply(t) for t in texts]
+        kind = notification.get("type")
+        if kind == "agent_joined":
+            record.agent_active = True
+        elif kind == "agent_left":
+            record.agent_active = False
+            details = notification.get("details") or {}
+            menu = isinstance(details, dict) and details.get("resume") == "menu"
+            try:
+                resumed = self.engine.resume(self.dialogs, state, self.catalogs, menu=menu)
+            except Exception:
+                log.exception("chat %s: could not resume after the agent left", chat)
+            else:
+                state = resumed.state
+                replies += _replies(resumed.messages)
+        return state, replies
 
     def commands(self, locale: str) -> list[tuple[str, str]]:
         """The command menu in ``locale``: (command, description) for setMyCommands."""

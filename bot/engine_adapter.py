@@ -88,9 +88,20 @@ class DialogEngine:
 
     def load(self, directory: Path, catalogs: Catalogs) -> Any:
         """``bot.engine.load_dialogs``: raises ``DialogErrors`` listing ``file:line: …``."""
-        from bot.engine import load_dialogs
+        from bot.engine import DialogErrors, load_dialogs
+        from bot.notices import REQUIRED_MESSAGES
 
-        return load_dialogs(directory, catalogs)
+        dialogs = load_dialogs(directory, catalogs)
+        missing = [m for m in REQUIRED_MESSAGES if m not in dialogs.messages]
+        if missing:
+            where = directory / "messages.yaml"
+            raise DialogErrors(
+                [
+                    f"{where}: missing named message {m!r} (the conversation service shows it)"
+                    for m in missing
+                ]
+            )
+        return dialogs
 
     def new_state(self, locale: str) -> Any:
         from bot.engine.state import State

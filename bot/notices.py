@@ -23,6 +23,22 @@ Say = Callable[..., str]
 
 AGENT_TYPES = ("agent_joined", "agent_message", "agent_left")
 
+# Named messages the conversation service renders itself; dialogs without one are refused.
+REQUIRED_MESSAGES = (
+    *(f"outcome.{name}" for name in ("done", "partly_done", "erased", "hold_until")),
+    *(f"outcome.{name}" for name in ("hold_while_open", "rejected", "failed", "escalated")),
+    "reason.unknown",
+    "basis.unknown",
+    "category.contact",
+    "agent.joined",
+    "agent.joined_anonymous",
+    "agent.left",
+    *(f"hygiene.{kind}" for kind in ("code", "card", "iban", "national_id")),
+    *(f"command_menu.{name}" for name in ("start", "cancel", "back", "help")),
+    *(f"command_menu.{name}" for name in ("language", "status", "agent")),
+    "engine.error",
+)
+
 
 def _date(value: Any, translator: Translator) -> str | None:
     if not isinstance(value, str):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -21,10 +23,13 @@ from fakes.dialog_engine import FakeEngine
 
 from backend import escalations
 from backend.models.console import Agent
-from backend.settings import Settings
+from backend.settings import REPO_ROOT, Settings
 from bot.backend_client import BackendClient
 from bot.channel import Command, Delete, Press, Reply, Start, Text
 from bot.conversation import Conversations
+from bot.engine import DialogErrors
+from bot.engine_adapter import DialogEngine
+from bot.i18n import Catalogs
 
 Opener = Callable[[], Awaitable[Conversations]]
 CARD = "4111 1111 1111 1111"
@@ -286,3 +291,16 @@ async def test_the_command_menu_is_localised(open_conversations: Opener) -> None
     menu = conversations.commands("zh_Hant")
     assert ("status", "command_menu.status[zh_Hant]") in menu
     assert [name for name, _ in menu][:3] == ["start", "cancel", "back"]
+
+
+def test_dialogs_without_a_message_the_service_shows_are_refused_with_where(
+    tmp_path: Path,
+) -> None:
+    dialogs = tmp_path / "dialogs"
+    shutil.copytree(REPO_ROOT / "dialogs", dialogs)
+    messages = dialogs / "messages.yaml"
+    text = messages.read_text()
+    messages.write_text(re.sub(r"\n  hygiene\.card:\n    text: [^\n]*", "", text))
+    with pytest.raises(DialogErrors) as refused:
+        DialogEngine().load(dialogs, Catalogs.load(REPO_ROOT / "locales"))
+    assert f"{messages}: missing named message 'hygiene.card'" in str(refused.value)
