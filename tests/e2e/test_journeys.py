@@ -166,3 +166,20 @@ async def test_status_lists_the_open_request_with_its_reference_and_due_date(
     [request] = await requests_of(stack, CHAT)
     assert request.state == "awaiting_review"
     assert stack.catalogs.translator(locale).format_date(request.due_date) in listed.text
+
+
+async def test_chinese_customers_get_their_script_and_every_language_its_command_menu(
+    stack: Stack,
+) -> None:
+    await start(stack, CHAT, "zh_Hant")
+    await start(stack, CHAT + 1, "zh_Hans")
+    traditional = stack.api.transcript(CHAT)
+    simplified = stack.api.transcript(CHAT + 1)
+    assert stack.t("zh_Hant", "What would you like to do?") in traditional
+    assert stack.t("zh_Hans", "What would you like to do?") in simplified
+    assert traditional != simplified
+    commands = stack.api.commands
+    assert {"", "en", "lv", "ru", "zh"} <= set(commands)
+    assert {name for name, _ in commands["lv"]} >= {"cancel", "help", "language", "status", "agent"}
+    assert commands["lv"] != commands["en"]
+    assert commands["zh"] == stack.conversations.commands("zh_Hans")  # type: ignore[union-attr]

@@ -251,3 +251,26 @@ async def test_webhook_mode_takes_updates_with_the_secret_and_refuses_them_witho
     assert api.webhook_secret == "s3cret-token_value"
     assert api.messages(1) == []
     assert dialogs.events == [("tg:4242", Start("ru"))]
+
+
+async def test_a_long_text_full_of_markup_characters_arrives_whole_and_as_typed(
+    api: BotApiStandIn, dialogs: ScriptedConversations, channel: TelegramChannel
+) -> None:
+    from bot.channel import Reply
+
+    text = "<b>not bold</b> & " * 400  # 7,200 characters; each "<" takes 4 once escaped
+    original = dialogs._answer
+
+    async def answer(chat: str, event: object) -> list[Reply]:
+        return [Reply(text)]
+
+    dialogs._answer = answer  # type: ignore[assignment,method-assign]
+    try:
+        await api.send_text(CHAT, "anything")
+        await api.wait_until(lambda: "".join(m.text for m in api.messages(CHAT)).count("&") == 400)
+    finally:
+        dialogs._answer = original  # type: ignore[method-assign]
+    parts = api.messages(CHAT)
+    assert len(parts) > 2
+    assert all(len(p.html) <= 4096 for p in parts)
+    assert " ".join(p.text for p in parts).split() == text.split()
