@@ -38,6 +38,12 @@
     }).then(function (html) { if (html !== null) box.innerHTML = html; });
   }
 
+  // Set once the agent submits a form: a reload for a live event must not cancel
+  // the navigation that submission started (hand back, take over, reply).
+  var leaving = false;
+  document.addEventListener("submit", function () { leaving = true; });
+  window.addEventListener("pagehide", function () { leaving = true; });
+
   var retry = 1000;
   function connect() {
     var url = new URL("/console/live", location.href);
@@ -52,11 +58,12 @@
       var event = JSON.parse(msg.data);
       if (event.type === "entries") addEntries(event.entries);
       else if (event.type === "queue") refreshQueue();
-      else if (event.type === "state" && page === "chat") location.reload();
+      else if (event.type === "state" && page === "chat" && !leaving) location.reload();
       else if (event.type === "session_ended") location.assign("/console/login");
     };
     ws.onclose = function () {
       body.dataset.live = "off";
+      if (leaving) return;
       setTimeout(connect, retry);
       retry = Math.min(retry * 2, 30000);
     };
