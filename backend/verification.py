@@ -129,7 +129,12 @@ class Verifier:
     ) -> Started:
         """Issue a code for ``phone`` to the customer on file, or pretend to when there is none."""
         fields = {}
-        if not isinstance(chat, str) or not chat.strip() or len(chat) > 128:
+        if (
+            not isinstance(chat, str)
+            or not chat.isprintable()
+            or not chat.strip()
+            or len(chat) > 128
+        ):
             fields["chat"] = "invalid_chat"
         e164 = normalize_phone(phone)
         if e164 is None:

@@ -75,3 +75,40 @@ def test_the_openapi_fragments_describe_these_routes_and_every_reference_resolve
     document = assemble()
     for ref in re.findall(r'"\$ref": "#/components/(\w+)/(\w+)"', json.dumps(mine)):
         assert ref[1] in document["components"][ref[0]], ref
+
+
+async def test_bad_bodies_get_stable_codes_never_a_server_error(world: World):
+    token = await world.verify(ANNA)
+    _, started = await world.start(DMITRY)
+    vid = started["verification_id"]
+    odd_values = [None, 42, 4.2, True, [], {}, "", "x" * 5000, "\x00\x01", "😀" * 10]
+    for value in odd_values:
+        bodies = [
+            (
+                "/api/v1/verifications",
+                {"chat": value, "phone": value, "channel": value, "locale": value},
+            ),
+            (
+                "/api/v1/verifications",
+                {"chat": "tg:9", "phone": DMITRY, "locale": value, "shared_contact": value},
+            ),
+            (f"/api/v1/verifications/{vid}/resend", {"locale": value}),
+            (f"/api/v1/verifications/{vid}/check", {"code": value}),
+            ("/api/v1/contact-proofs", {"kind": "phone", "value": value, "locale": value}),
+            ("/api/v1/contact-proofs", {"kind": value, "value": value}),
+        ]
+        for path, body in bodies:
+            status, answer = await world.call("POST", path, body, session=token)
+            assert status < 500, (path, body, answer)
+            if status >= 400:
+                assert answer["error"]["code"]
+    for raw in (b"", b"{", b"[1]", b"null", b"\xff\xfe"):
+        async with world.backend.client.post(
+            world.backend.api("/api/v1/verifications"), data=raw
+        ) as resp:
+            assert resp.status == 400
+            assert (await resp.json())["error"]["code"] == "malformed_json"
+    status, answer = await world.call(
+        "POST", "/api/v1/verifications/" + "v" * 300 + "/check", {"code": "1"}
+    )
+    assert status == 404
