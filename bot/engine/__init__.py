@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bot.engine.checks import (
     check_guarded_paths,
+    check_names,
     check_reachability,
     check_references,
     check_translations,
@@ -58,7 +59,7 @@ def check_dialogs(
         return None, errors
     errors = check_references(dialogs)
     if not errors:
-        errors = check_reachability(dialogs) + check_guarded_paths(dialogs)
+        errors = check_names(dialogs) + check_reachability(dialogs) + check_guarded_paths(dialogs)
     if catalogs is not None:
         errors += check_translations(dialogs, catalogs)
     return (None if errors else dialogs), errors

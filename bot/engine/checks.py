@@ -12,13 +12,16 @@
 
 from __future__ import annotations
 
+import string
 from collections import deque
 from collections.abc import Iterator
+from typing import Any
 
-from bot.engine.model import Dialogs, Flow, Step, Text, Transition
+from bot.engine.model import Dialogs, Flow, Step, Text, Transition, Where
 from bot.engine.registry import (
     ACTIONS,
     ENGINE_MESSAGES,
+    ENGINE_VALUES,
     GUARDED_KINDS,
     PREVIEW_RENDER,
     RENDERERS,
@@ -144,6 +147,76 @@ def _step_references(dialogs: Dialogs, flow: Flow, step: Step) -> Iterator[str]:
         for target in (then.goto, then.call):
             if target is not None and target not in dialogs.flows:
                 yield f"{then.where}: unknown flow {target!r}"
+
+
+def _refs(value: Any) -> Iterator[str]:
+    """Names a value refers to with ``$name``, inside lists and mappings too."""
+    if isinstance(value, str) and value.startswith("$"):
+        yield value[1:]
+    elif isinstance(value, list):
+        for item in value:
+            yield from _refs(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _refs(item)
+
+
+def _placeholders(text: Text) -> Iterator[str]:
+    if text.literal:
+        return
+    for source in (text.source, text.plural):
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(source or "") if f]
+        except ValueError:
+            continue  # A stray brace is shown as written; the translators' check flags it.
+        yield from fields
+    if text.count is not None:
+        yield text.count
+
+
+def _uses(step: Step) -> Iterator[tuple[Where, str]]:
+    """(where, name) for every value a step names: $args, sets, conditions, placeholders."""
+    for name in _refs(step.args):
+        yield step.where, name
+    for text in (step.text, step.contact_button):
+        for name in _placeholders(text) if text is not None else ():
+            yield text.where if text is not None else step.where, name
+    for option in step.options:
+        for name in [*_placeholders(option.label), *_refs(option.then.set)]:
+            yield option.where, name
+    for then in step.on.values():
+        for name in _refs(then.set):
+            yield then.where, name
+    for case in step.cases:
+        for condition in case.conditions:
+            yield case.where, condition.path
+            yield from ((case.where, n) for n in _refs(condition.value))
+        yield from ((case.where, n) for n in _refs(case.then.set))
+
+
+def check_names(dialogs: Dialogs) -> list[str]:
+    """Values named (``$name``, ``{name}``, ``when: {name: …}``) that nothing provides: typos."""
+    known = {*ENGINE_VALUES, "count"}
+    for spec in ACTIONS.values():
+        known.update(spec.data)
+    steps = [s for f in dialogs.flows.values() for s in f.steps.values()]
+    for step in steps:
+        if step.save:
+            known.add(step.save)
+        transitions = (
+            [o.then for o in step.options] + list(step.on.values()) + [c.then for c in step.cases]
+        )
+        for then in transitions:
+            known.update(then.set)
+    errors: list[str] = []
+    for step in steps:
+        for where, name in _uses(step):
+            head = name.split(".", 1)[0]
+            if head not in known:
+                errors.append(
+                    f"{where}: unknown value {head!r} (no step saves or sets it, no action returns it)"
+                )
+    return errors
 
 
 def check_reachability(dialogs: Dialogs) -> list[str]:

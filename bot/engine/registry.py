@@ -12,35 +12,57 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ActionSpec:
-    """An action's arguments (for documentation) and every outcome it can answer."""
+    """An action's arguments, every outcome it can answer, and the data keys it may return.
+
+    The data's keys become values dialogs can name (``$reference``, ``{due_date}``).
+    """
 
     args: tuple[str, ...]
     outcomes: tuple[str, ...]
+    data: tuple[str, ...] = ()
 
 
 ACTIONS: dict[str, ActionSpec] = {
     "start_verification": ActionSpec(
         ("phone", "channel", "shared_contact"),
         ("sent", "invalid_phone", "email_unavailable", "locked_out", "error"),
+        ("expires_in", "resend_after", "retry_after", "offer_agent"),
     ),
-    "resend_code": ActionSpec((), ("sent", "cooldown", "locked_out", "error")),
+    "resend_code": ActionSpec(
+        (), ("sent", "cooldown", "locked_out", "error"), ("retry_after", "offer_agent")
+    ),
     "check_code": ActionSpec(
         ("code",),
         ("verified", "wrong_code", "expired", "too_many_attempts", "locked_out", "error"),
+        ("attempts_left", "language", "retry_after", "offer_agent"),
     ),
-    "load_profile": ActionSpec((), ("ok", "session_expired", "error")),
+    "load_profile": ActionSpec(
+        (),
+        ("ok", "session_expired", "error"),
+        ("language", "phones", "emails", "address", "marketing", "open_products"),
+    ),
     "start_contact_proof": ActionSpec(
-        ("kind", "value"), ("sent", "invalid", "same_as_current", "session_expired", "error")
+        ("kind", "value"),
+        ("sent", "invalid", "same_as_current", "session_expired", "error"),
+        ("masked",),
     ),
     "check_proof_code": ActionSpec(
-        ("code",), ("proved", "wrong_code", "expired", "too_many_attempts", "error")
+        ("code",),
+        ("proved", "wrong_code", "expired", "too_many_attempts", "error"),
+        ("proof_token", "masked", "attempts_left"),
     ),
-    "preview_erasure": ActionSpec(("scope",), ("ok", "session_expired", "error")),
+    "preview_erasure": ActionSpec(
+        ("scope",),
+        ("ok", "session_expired", "error"),
+        ("preview_id", "jurisdiction", "categories", "warnings"),
+    ),
     "submit_request": ActionSpec(
-        ("kind", "payload"), ("submitted", "invalid", "session_expired", "error")
+        ("kind", "payload"),
+        ("submitted", "invalid", "session_expired", "error"),
+        ("reference", "due_date", "state", "received_at", "fields"),
     ),
-    "list_requests": ActionSpec((), ("ok", "error")),
-    "escalate": ActionSpec(("reason",), ("ok", "error")),
+    "list_requests": ActionSpec((), ("ok", "error"), ("requests",)),
+    "escalate": ActionSpec(("reason",), ("ok", "error"), ("escalation_id",)),
 }
 
 # The action and outcome that make a chat verified; ``session_expired`` from any action undoes it.
@@ -52,6 +74,16 @@ GUARDED_KINDS = ("erasure", "update_contact")
 
 # What a step must render (``say: {render: …}``) before a guarded kind is confirmed.
 PREVIEW_RENDER = {"erasure": "erasure_preview", "update_contact": "contact_change"}
+
+# Values the engine itself provides to dialogs, beside what steps save and set.
+ENGINE_VALUES = (
+    "verified",
+    "locale",
+    "agent_active",
+    "shared_contact",
+    "escalation_reason",
+    "results",
+)
 
 VALIDATORS = ("phone", "email", "postal_address", "code", "yes_no")
 
