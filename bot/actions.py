@@ -311,7 +311,8 @@ async def run_action(
         return "error", {}
     try:
         return await handler(backend, ctx, args)
-    except BackendUnavailable:
+    except BackendUnavailable as exc:
+        log.warning("chat %s: action %s: backend unavailable (%s)", _chat_ref(ctx.chat), name, exc)
         return "error", {"backend": "unavailable"}
     except BackendError:
         return "error", {}

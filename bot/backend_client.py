@@ -103,8 +103,9 @@ class BackendClient:
                 status = response.status
                 raw = await response.read()
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            log.warning("backend %s %s unreachable: %s", method, _route(path), type(exc).__name__)
-            raise BackendUnavailable(f"{method} {path}: {type(exc).__name__}") from exc
+            # Debug only: the caller says what could not be done (one line, not two).
+            log.debug("backend %s %s unreachable: %s", method, _route(path), type(exc).__name__)
+            raise BackendUnavailable(f"{method} {_route(path)}: {type(exc).__name__}") from exc
         if status == 204 or not raw:
             if status >= 400:
                 raise self._error(method, path, status, {})
@@ -112,9 +113,13 @@ class BackendClient:
         try:
             data = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BackendUnavailable(f"{method} {path}: {status} answer is not JSON") from exc
+            raise BackendUnavailable(
+                f"{method} {_route(path)}: {status} answer is not JSON"
+            ) from exc
         if not isinstance(data, dict):
-            raise BackendUnavailable(f"{method} {path}: {status} answer is not a JSON object")
+            raise BackendUnavailable(
+                f"{method} {_route(path)}: {status} answer is not a JSON object"
+            )
         if status >= 400:
             raise self._error(method, path, status, data)
         return data
@@ -125,7 +130,7 @@ class BackendClient:
         code = str(error.get("code") or f"http_{status}")
         if status >= 500 or status in (408,):
             log.warning("backend %s %s failed: %s %s", method, _route(path), status, code)
-            return BackendUnavailable(f"{method} {path}: {status} {code}")
+            return BackendUnavailable(f"{method} {_route(path)}: {status} {code}")
         details = {k: v for k, v in error.items() if k not in ("code", "message")}
         return BackendRefused(status, code, details)
 
