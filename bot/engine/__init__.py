@@ -52,14 +52,17 @@ def check_dialogs(
     """Load and check a dialogs folder; every problem found, as ``file:line: message``.
 
     Translations are checked only when ``catalogs`` is given. The meaning checks
-    run only on files that passed the schema (they would repeat its errors).
+    run once every file has passed the schema (they would repeat its errors).
     """
     dialogs, errors = read_dialogs(directory)
     if errors:
         return None, errors
-    errors = check_references(dialogs)
-    if not errors:
-        errors = check_names(dialogs) + check_reachability(dialogs) + check_guarded_paths(dialogs)
+    errors = [
+        *check_references(dialogs),
+        *check_names(dialogs),
+        *check_reachability(dialogs),
+        *check_guarded_paths(dialogs),
+    ]
     if catalogs is not None:
         errors += check_translations(dialogs, catalogs)
     return (None if errors else dialogs), errors
