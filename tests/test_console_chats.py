@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 from conftest import LiveBackend
 from fakes.console import ConsoleClient, add_agent, audit_actions
@@ -250,3 +251,26 @@ async def test_the_live_socket_refuses_without_a_session(backend: LiveBackend) -
             assert resp.status == 401
     finally:
         await client.close()
+
+
+async def test_the_live_socket_refuses_another_sites_page(
+    backend: LiveBackend, alice: ConsoleClient
+) -> None:
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await alice.http.ws_connect(
+            f"{backend.url}/console/live", headers={"Origin": "https://evil.example"}
+        )
+    assert refused.value.status == 403
+
+
+async def test_the_live_socket_tells_the_page_when_the_session_ends(
+    backend: LiveBackend, alice: ConsoleClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backend.console import live
+
+    monkeypatch.setattr(live, "SESSION_CHECK_SECONDS", 0.0)
+    async with alice.http.ws_connect(f"{backend.url}/console/live") as ws:
+        await alice.get("/console/")
+        await alice.post("/console/logout")
+        event = await ws.receive_json(timeout=10)
+        assert event == {"type": "session_ended"}

@@ -118,8 +118,11 @@ async def log_in(svc: Services, name: str, password: str, address: str) -> tuple
     token = secrets.token_urlsafe(32)
     async with svc.sessions() as session, session.begin():
         await session.execute(delete(LoginFailure).where(LoginFailure.key == name_key))
-        # Old rows only matter inside the window; sweep them while here.
+        # Old rows matter no more; sweep them while here.
         await session.execute(delete(LoginFailure).where(LoginFailure.at <= since))
+        await session.execute(
+            delete(ConsoleSession).where(ConsoleSession.created_at <= now - ABSOLUTE)
+        )
         session.add(
             ConsoleSession(
                 token_digest=session_digest(svc, token),

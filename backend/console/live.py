@@ -32,7 +32,7 @@ from backend.errors import NotFound
 from backend.models.console import OPEN_STATES, ConsoleSession, Escalation
 from backend.services import Services
 
-POLL_SECONDS = 0.5
+POLL_SECONDS = 1.0
 SESSION_CHECK_SECONDS = 15.0
 
 

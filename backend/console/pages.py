@@ -19,6 +19,7 @@ from backend import audit, escalations
 from backend.api.http import SERVICES
 from backend.console import auth
 from backend.console.web import CANNED, LOGIN_PATH, PREFIX, me, page, refuse, set_cookie
+from backend.crm.connector import CustomerRecord
 from backend.errors import ApiError
 from backend.masking import mask_email, mask_phone, mask_text
 from backend.models.console import Escalation, TranscriptEntry
@@ -157,14 +158,13 @@ async def _escalation(request: web.Request) -> Escalation:
         return await escalations.get(session, request.match_info["id"])
 
 
-async def _customer(request: web.Request, row: Escalation) -> Any:
+async def _customer(request: web.Request, row: Escalation) -> CustomerRecord | None:
     if not row.customer_ref:
         return None
-    crm = getattr(_svc(request), "crm", None)
-    return await crm.get(row.customer_ref) if crm is not None else None
+    return await _svc(request).crm.get(row.customer_ref)
 
 
-def _masked_fields(record: Any) -> dict[str, str]:
+def _masked_fields(record: CustomerRecord | None) -> dict[str, str]:
     if record is None:
         return {}
     phones, emails = dict(record.phones), dict(record.emails)
@@ -181,7 +181,7 @@ def _masked_fields(record: Any) -> dict[str, str]:
     }
 
 
-def _clear_field(record: Any, field: str) -> str:
+def _clear_field(record: CustomerRecord, field: str) -> str:
     if field == "name":
         return str(record.name)
     if field == "phone":
