@@ -30,11 +30,12 @@ from bot.channel import Delete, Event, Outgoing, Press, Reply
 from bot.telegram.events import read_update
 from bot.telegram.notifications import NotificationSource, deliver_notifications
 from bot.telegram.processor import PerChatUpdateProcessor
-from bot.telegram.render import render
+from bot.telegram.render import Send, render
 from bot.telegram.webhook import WebhookServer
 
 log = logging.getLogger(__name__)
 
+SEND_ATTEMPTS = 4
 ALLOWED_UPDATES = (UpdateType.MESSAGE, UpdateType.CALLBACK_QUERY)
 
 # Telegram's setMyCommands takes ISO 639-1 codes, so it cannot tell Simplified
@@ -201,7 +202,31 @@ class TelegramChannel:
                 continue
             if isinstance(item, Reply):
                 for part in render(item):
-                    await bot.send_message(chat_id, part.html, reply_markup=part.markup)
+                    await self._send(chat_id, part)
+
+    async def _send(self, chat_id: int, part: Send) -> None:
+        """One sendMessage, retried while Telegram is unreachable or answers 5xx.
+
+        A retry after a lost answer can show a message twice; that beats losing
+        an answer the customer's conversation has already moved past.
+        """
+        delay = 0.5
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            try:
+                await self.application.bot.send_message(
+                    chat_id, part.html, reply_markup=part.markup
+                )
+                return
+            except BadRequest:
+                raise
+            except NetworkError as exc:
+                if attempt == SEND_ATTEMPTS:
+                    raise
+                log.warning(
+                    "send to chat %s failed (%s); retry %d", chat_id, type(exc).__name__, attempt
+                )
+                await asyncio.sleep(delay)
+                delay *= 2
 
     async def set_commands(self) -> None:
         """The command menu in each language Telegram can tell apart."""

@@ -274,3 +274,12 @@ async def test_a_long_text_full_of_markup_characters_arrives_whole_and_as_typed(
     assert len(parts) > 2
     assert all(len(p.html) <= 4096 for p in parts)
     assert " ".join(p.text for p in parts).split() == text.split()
+
+
+async def test_an_answer_survives_telegram_failing_for_a_moment(
+    api: BotApiStandIn, channel: TelegramChannel
+) -> None:
+    api.fail_next("sendMessage", 502, "Bad Gateway", times=2)
+    await api.send_text(CHAT, "are you there")
+    await api.wait_for_message(CHAT, "you said are you there")
+    assert len(api.messages(CHAT)) == 1
