@@ -162,6 +162,8 @@ def _subset(expected: Any, actual: Any) -> bool:
 
 @dataclass
 class _Conversation:
+    """One script played against the engine, the script answering its actions."""
+
     dialogs: Dialogs
     catalogs: Catalogs
     script: Script
@@ -171,6 +173,7 @@ class _Conversation:
     last: StepResult | None = None
 
     def fail(self, item: Item, message: str) -> ScriptFailed:
+        """A ScriptFailed at ``item``'s line, with what the bot said since the last turn."""
         heard = (
             "\n".join(f"    bot: {m.text!r} {self.labelled(m)}" for m in self.said)
             or "    (the bot said nothing)"
@@ -186,12 +189,14 @@ class _Conversation:
         return [f"{option_id}={label}" for row in message.options for option_id, label in row]
 
     def feed(self, event: Event | ActionResult) -> StepResult:
+        """Step the engine with one event and remember the actions it asks for."""
         result = step(self.dialogs, self.state, event, self.catalogs)
         self.state = result.state
         self.pending = list(result.actions)
         return result
 
     def event(self, item: Item) -> Event | None:
+        """The channel event a customer turn stands for, or None."""
         data = item.data
         if "start" in data:
             return Start(language_code=str(data["start"] or self.script.locale))
@@ -210,6 +215,7 @@ class _Conversation:
         return None
 
     def play(self, item: Item) -> None:
+        """Play one script step: a customer turn or an action answer, then its checks."""
         event = self.event(item)
         if event is not None:
             if self.pending:
@@ -224,6 +230,7 @@ class _Conversation:
         self.expect(item)
 
     def answer(self, item: Item) -> None:
+        """Answer the action the bot called with the script's outcome and data."""
         name = str(item.data["action"])
         if not self.pending or self.pending[0].name != name:
             called = self.pending[0].name if self.pending else "nothing"
@@ -238,6 +245,7 @@ class _Conversation:
         self.said.extend(result.messages)
 
     def expect(self, item: Item) -> None:
+        """Check what the bot did since the customer's last turn."""
         data = item.data
         texts = [_plain(m.text) for m in self.said]
         for wanted in _as_list(data["bot"]) if "bot" in data else []:

@@ -44,6 +44,7 @@ class _Reader(FieldReader):
     """Builds the steps and flows of one file on top of the field readers."""
 
     def step(self, data: LineDict, line: int, flow: str) -> Step | None:
+        """One step of ``flow`` from its mapping, or None (the error noted)."""
         step_id = data.get("id")
         if not isinstance(step_id, str) or not step_id:
             self.error(line, f"flow {flow!r}: a step needs an id")
@@ -109,6 +110,7 @@ class _Reader(FieldReader):
         return Step(**common)
 
     def ask(self, body: Any, line: int, what: str, common: dict[str, Any]) -> Step | None:
+        """An ``ask`` step: text, options or validator, and its limits."""
         if not isinstance(body, LineDict):
             self.error(line, f"{what}: ask needs text and options or a validator")
             return None
@@ -187,6 +189,7 @@ class _Reader(FieldReader):
         )
 
     def flow(self, name: str, data: Any, line: int) -> Flow | None:
+        """A flow and its steps, each step's default successor filled in."""
         if not isinstance(data, LineDict):
             self.error(line, f"flow {name!r}: expected a mapping with steps")
             return None
@@ -237,6 +240,7 @@ class _Reader(FieldReader):
         )
 
     def messages(self, data: Any, line: int) -> dict[str, Text]:
+        """The named messages of a ``messages:`` mapping."""
         if not isinstance(data, LineDict):
             self.error(line, "messages must map message ids to {text: …}")
             return {}

@@ -1,9 +1,10 @@
 """The engine: ``step(dialogs, state, event, catalogs) → StepResult``, a pure function.
 
-It handles each kind of event (``bot.engine.walk`` runs the flows from where the
-conversation stands until the next question or backend call), answering bad
-input with a localized reason and the question again. Nothing here does I/O: actions come
-back as ``ActionResult`` events; the caller persists the returned state.
+It handles each kind of event (``bot.engine.walk`` runs the flows from where
+the conversation stands until the next question or backend call), answering
+bad input with a localized reason and the question again. Nothing here does
+I/O: actions come back as ``ActionResult`` events; the caller persists the
+returned state.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from bot.engine.render import render_text
 from bot.engine.state import Frame, State
 from bot.engine.validators import VALIDATORS, Valid
 from bot.engine.validators import phone as phone_validator
-from bot.engine.walk import START_FLOW, Walker, _Broken
+from bot.engine.walk import START_FLOW, Walker
+from bot.engine.walk import Broken as _Broken
 from bot.i18n import SHIPPED_LOCALES, Catalogs, negotiate
 
 # Babel parses the tag each time; platforms send a handful of distinct tags.
@@ -63,6 +65,7 @@ class _Run(Walker):
     """Handles one event: a customer's turn, a command or an action's result."""
 
     def handle(self, event: EngineEvent) -> None:
+        """Dispatch one event: a result, /start, or the customer's answer to the waiting question."""
         if isinstance(event, ActionResult):
             self.on_result(event)
             return
@@ -92,6 +95,7 @@ class _Run(Walker):
             self.prompt(step, self.message("input.unsupported"))
 
     def start(self, language_code: str | None) -> None:
+        """Begin (again) from the welcome, in the platform's language unless one was chosen."""
         if language_code and not self.s.locale_chosen:
             self.s.locale = _negotiate(language_code)
         self.s.started = True
@@ -103,6 +107,7 @@ class _Run(Walker):
         self.run()
 
     def on_result(self, result: ActionResult) -> None:
+        """Take an action's outcome: remember its data, then follow the step's branch for it."""
         pending = self.s.pending
         if pending is None or pending.get("name") != result.name:
             return  # A late or repeated result: the conversation has moved on.
@@ -131,6 +136,7 @@ class _Run(Walker):
         self.run()
 
     def command(self, name: str, step: Step) -> None:
+        """Run a global command at the current question."""
         if name == "cancel":
             self.emit(self.message("command.cancelled"))
             self.go_home()
@@ -160,6 +166,7 @@ class _Run(Walker):
             self.prompt(step)
 
     def press(self, step: Step, option_id: str) -> None:
+        """A button: an option of this question, a global command, or a stale button."""
         option = step.option(option_id)
         if option is not None:
             self.choose(step, option)
@@ -169,6 +176,7 @@ class _Run(Walker):
             self.prompt(step, self.message("input.stale_button"))
 
     def text(self, step: Step, text: str) -> None:
+        """Typed text: an option's label, or an answer for the step's validator."""
         if step.sensitive:
             self.result.delete_input = True
         reason = unusable(text)
@@ -195,6 +203,7 @@ class _Run(Walker):
         self.accept(step, checked.value)
 
     def contact(self, step: Step, contact: Contact) -> None:
+        """A shared contact: the customer's own number answers a phone question."""
         if step.contact_button is None and step.validator != "phone":
             self.prompt(step, self.message("input.contact_unexpected"))
             return
@@ -234,6 +243,7 @@ class _Run(Walker):
         self.prompt(step, text)
 
     def answered(self, step: Step, value: Any) -> None:
+        """Save an answer and note the question for /back."""
         if step.save is not None:
             self.s.vars[step.save] = value
             if step.save == "locale" and value in (*SHIPPED_LOCALES, *self.catalogs.locales):
@@ -246,11 +256,13 @@ class _Run(Walker):
         ]
 
     def accept(self, step: Step, value: Any) -> None:
+        """Save a validated answer and go on to the step's successor."""
         self.answered(step, value)
         self.advance(step)
         self.run()
 
     def choose(self, step: Step, option: Option) -> None:
+        """Follow an option (ticking it, in a multiple ask)."""
         if step.multiple:
             chosen = self.selection(step)
             if option.select:

@@ -45,12 +45,15 @@ class FieldReader:
         self.errors = errors
 
     def at(self, line: int) -> Where:
+        """A place in this file."""
         return Where(self.file, line)
 
     def error(self, line: int, message: str) -> None:
+        """Note a problem at ``line``."""
         self.errors.append(f"{self.file}:{line}: {message}")
 
     def unknown_keys(self, data: LineDict, allowed: set[str], what: str) -> None:
+        """Note every key of ``data`` not in ``allowed`` (typos, misplaced keys)."""
         for key in data:
             if key not in allowed:
                 self.error(data.line_of(key), f"unknown key {key!r} in {what}")
@@ -118,6 +121,7 @@ class FieldReader:
         return Transition(self.at(line), end=True)
 
     def options(self, ask: LineDict, what: str) -> tuple[Option, ...]:
+        """The options of an ask, each with a stable id and a label."""
         if "options" not in ask:
             return ()
         raw = ask["options"]
@@ -175,6 +179,7 @@ class FieldReader:
         return tuple(options)
 
     def condition(self, path: str, raw: Any) -> Condition | None:
+        """One branch condition: a value (equality) or ``{op: value}``; None if malformed."""
         if isinstance(raw, LineDict):
             if len(raw) != 1 or next(iter(raw)) not in CONDITION_OPS:
                 return None
@@ -183,6 +188,7 @@ class FieldReader:
         return Condition(path, "eq", raw)
 
     def cases(self, raw: Any, line: int, what: str) -> tuple[Case, ...]:
+        """The cases of a branch; the last must be the default."""
         if not isinstance(raw, LineList) or not raw:
             self.error(line, f"{what}: branch must be a list of cases")
             return ()

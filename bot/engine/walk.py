@@ -21,7 +21,7 @@ MAX_RUN = 200
 MAX_STACK = 12
 
 
-class _Broken(Exception):
+class Broken(Exception):
     """The state points at something the dialogs no longer have (or a flow never stops)."""
 
 
@@ -38,9 +38,11 @@ class Walker:
 
     @property
     def translator(self) -> Translator:
+        """The translator of the conversation's current locale."""
         return self.catalogs.translator(self.s.locale)
 
     def message(self, message_id: str, /, **params: Any) -> str:
+        """A named message rendered with the conversation's values."""
         return Page(self.dialogs, self.translator).say(message_id, **{**self.s.vars, **params})
 
     def emit(
@@ -49,6 +51,7 @@ class Walker:
         options: list[list[tuple[str, str]]] | None = None,
         contact: str | None = None,
     ) -> None:
+        """Queue a message; a share-contact keyboard left showing is removed by the next one."""
         remove = self.s.contact_keyboard and contact is None
         self.s.contact_keyboard = contact is not None
         self.result.messages.append(OutMessage(text, options or [], contact, remove))
@@ -81,29 +84,31 @@ class Walker:
     # --- positions ----------------------------------------------------------------
 
     def current(self) -> Step:
+        """The step the conversation is at; Broken when the dialogs no longer have it."""
         frame = self.s.frame
         if frame is None:
-            raise _Broken
+            raise Broken
         flow = self.dialogs.flows.get(frame.flow)
         if flow is None or frame.step not in flow.steps:
-            raise _Broken
+            raise Broken
         return flow.steps[frame.step]
 
     def enter(self, flow_name: str, replace: bool = False) -> None:
+        """Start ``flow_name`` on top of the stack (or in place of the current flow)."""
         flow = self.dialogs.flows.get(flow_name)
         if flow is None:
-            raise _Broken
+            raise Broken
         if replace and self.s.stack:
             self.s.stack.pop()
         self.s.stack.append(Frame(flow_name, flow.start))
         if len(self.s.stack) > MAX_STACK:
-            raise _Broken
+            raise Broken
 
     def go_home(self) -> None:
         """Back to the main menu: a new journey, so the last one's values are dropped."""
         start = self.dialogs.flows.get(START_FLOW)
         if start is None:
-            raise _Broken
+            raise Broken
         self.s.stack = [Frame(START_FLOW, start.home or start.start)]
         self.s.vars = {}
         self.s.results = {}
@@ -164,9 +169,10 @@ class Walker:
                 self.enter(step.target)
             else:
                 self.s.stack.pop()
-        raise _Broken
+        raise Broken
 
     def say_text(self, step: Step) -> str:
+        """The text a ``say`` step sends."""
         if step.render is not None:
             return RENDERERS[step.render](Page(self.dialogs, self.translator), self.s)
         if step.message is not None:
@@ -175,6 +181,7 @@ class Walker:
         return render_text(step.text, self.translator, self.s.vars)
 
     def call_action(self, step: Step) -> None:
+        """Ask for the step's action and wait for its result."""
         assert step.action is not None
         args = self.resolve(step.args or {})
         self.s.serial += 1
@@ -183,12 +190,14 @@ class Walker:
         self.result.actions.append(ActionCall(step.action, args, key))
 
     def choose_case(self, cases: tuple[Case, ...]) -> Case:
+        """The first branch case whose conditions all hold."""
         for case in cases:
             if all(self.holds(c) for c in case.conditions):
                 return case
-        raise _Broken
+        raise Broken
 
     def holds(self, condition: Condition) -> bool:
+        """Whether one branch condition holds."""
         value = self.lookup(condition.path)
         expected = self.resolve(condition.value)
         if condition.op == "eq":
