@@ -60,8 +60,9 @@ async def open_or_reuse(
     verified: bool,
     customer_ref: str | None,
     at: datetime,
+    actor: str = "system",
 ) -> Opened:
-    """Open an escalation for ``chat``, or return the one already open."""
+    """Open an escalation for ``chat`` (audited as ``actor``), or return the one already open."""
     existing = await open_for_chat(session, chat)
     if existing is not None:
         if customer_ref and existing.customer_ref is None:
@@ -89,6 +90,14 @@ async def open_or_reuse(
         if winner is None:
             raise
         return Opened(winner.id, winner.state, created=False)
+    await audit.record(
+        session,
+        action="escalation.open",
+        actor=actor,
+        subject=row.id,
+        data={"reason": reason, "verified": verified},
+        at=at,
+    )
     return Opened(row.id, row.state, created=True)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from backend import audit, escalations, verification
+from backend import escalations, verification
 from backend.api.http import json_response, read_json, services
 from backend.errors import Invalid
 from backend.models.console import REASONS
@@ -38,9 +38,7 @@ async def _customer_ref(request: web.Request, token: str | None) -> str | None:
         return None
     svc = services(request)
     async with svc.sessions() as session:
-        return await verification.customer_for_session(
-            session, svc.keyring, token, svc.clock.now()
-        )
+        return await verification.customer_for_session(session, svc.keyring, token, svc.clock.now())
 
 
 async def create_escalation(request: web.Request) -> web.Response:
@@ -79,16 +77,8 @@ async def create_escalation(request: web.Request) -> web.Response:
             verified=verified or customer_ref is not None,
             customer_ref=customer_ref,
             at=now,
+            actor="bot",
         )
-        if opened.created:
-            await audit.record(
-                session,
-                action="escalation.open",
-                actor="bot",
-                subject=opened.id,
-                data={"reason": reason, "verified": verified},
-                at=now,
-            )
     if opened.created:
         log.info("escalation %s opened (%s)", opened.id, reason)
     body_out = {"escalation_id": opened.id, "state": opened.state}
