@@ -307,20 +307,15 @@ async def run_action(
     """Carry out one named action; any failure is the outcome ``error``, never an exception."""
     handler = HANDLERS.get(name)
     if handler is None:
-        log.error("chat %s: no handler for action %r", _chat_ref(ctx.chat), name)
+        log.error("chat %s: no handler for action %r", ctx.chat, name)
         return "error", {}
     try:
         return await handler(backend, ctx, args)
     except BackendUnavailable as exc:
-        log.warning("chat %s: action %s: backend unavailable (%s)", _chat_ref(ctx.chat), name, exc)
+        log.warning("chat %s: action %s: backend unavailable (%s)", ctx.chat, name, exc)
         return "error", {"backend": "unavailable"}
     except BackendError:
         return "error", {}
     except Exception:
-        log.exception("chat %s: action %s failed", _chat_ref(ctx.chat), name)
+        log.exception("chat %s: action %s failed", ctx.chat, name)
         return "error", {}
-
-
-def _chat_ref(chat: str) -> str:
-    # Chat ids are internal ids (not phone numbers), safe to log.
-    return chat
