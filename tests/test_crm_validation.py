@@ -49,9 +49,7 @@ def test_an_address_is_normalised_and_bad_fields_are_named():
     )
     assert errors == {}
     assert address == Address("Brīvības iela 1", "Rīga", "LV-1010", "LV")
-    address, errors = check_address(
-        {"line1": "", "city": "Rīga", "postcode": "!", "country": "XX"}
-    )
+    address, errors = check_address({"line1": "", "city": "Rīga", "postcode": "!", "country": "XX"})
     assert address is None
     assert errors == {
         "line1": "invalid_address",
