@@ -218,11 +218,14 @@ async def _insert(
     row.response = json.dumps(public)
     session.add(row)
     if kind == "erasure":
-        await session.execute(
+        # Conditional, so two requests racing for one preview cannot both have it.
+        claimed = await session.execute(
             update(ErasurePreview)
-            .where(ErasurePreview.id == stored["preview_id"])
+            .where(ErasurePreview.id == stored["preview_id"], ErasurePreview.used_by.is_(None))
             .values(used_by=reference)
         )
+        if getattr(claimed, "rowcount", 0) != 1:
+            raise Invalid({"preview_id": "preview_used"})
     await session.flush()
     await audit.record(
         session,
@@ -246,9 +249,14 @@ async def _apply_opt_out(
         await connector(services).set_marketing(
             row.customer_ref, consent, idempotency_key=row.reference
         )
-    except Exception:
+    except Exception as exc:
         # Whatever went wrong (CRM down, a bug), the request is not lost: a worker retries it.
-        log.warning("opt-out %s not applied at submit; queued for a worker", row.id, exc_info=True)
+        # The type only: exception texts can carry personal data.
+        log.warning(
+            "opt-out %s not applied at submit (%s); queued for a worker",
+            row.id,
+            type(exc).__name__,
+        )
         async with services.sessions() as session:
             await session.execute(
                 update(Request)

@@ -313,9 +313,10 @@ async def work(
     while not stop.is_set():
         try:
             ran = await run_one(services, crm, owner)
-        except Exception:
+        except Exception as exc:
             # A database hiccup must not end the loop; the lease protects the request.
-            log.exception("worker %s: claim loop error", owner)
+            # The type only: database errors can quote the values they were given.
+            log.error("worker %s: claim loop error: %s", owner, type(exc).__name__)
             ran = False
         done += ran
         if ran:
@@ -337,8 +338,8 @@ async def purge_daily(services: Services, crm: CrmConnector, stop: asyncio.Event
         if last is None or now - last >= PURGE_EVERY:
             try:
                 await purge_once(services, crm)
-            except Exception:
-                log.exception("purge failed; trying again later")
+            except Exception as exc:
+                log.error("purge failed (%s); trying again later", type(exc).__name__)
             last = now
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=60)
