@@ -15,12 +15,13 @@ from sqlalchemy import select, update
 
 from backend.clock import FakeClock
 from backend.crm.builtin import BuiltinCrm
+from backend.crm.connector import Category
 from backend.erasure import mask_product_id, purge_once
 from backend.models.audit import AuditEntry
 from backend.models.crm import ProductRow
 from backend.models.ledger import Notification
 from backend.retention import purge_command
-from backend.worker import run_one
+from backend.worker import purge_daily, run_one
 
 OPEN = [
     {
@@ -187,3 +188,30 @@ async def test_when_the_open_account_closes_its_holds_get_statutory_end_dates(
         ("transactions", "lv_accounting_registers", date(2034, 5, 2), None),
     }
     assert "contact" in after.erased_categories
+
+
+async def test_a_worker_runs_the_purge_when_it_starts(
+    backend: LiveBackend, clock: FakeClock
+) -> None:
+    await add_customers(
+        backend.services, customer("C-1", products=CLOSED, transactions=TRANSACTIONS)
+    )
+    token = await session_token(backend.services, "C-1")
+    _, shown = await preview(backend, token, ["identity"])
+    await submit(backend, token, "erasure", {"preview_id": shown["preview_id"]})
+    stop = asyncio.Event()
+
+    class StopAfterPurge(BuiltinCrm):
+        async def purge_expired_holds(self, today: date) -> list[tuple[str, Category]]:
+            try:
+                return await super().purge_expired_holds(today)
+            finally:
+                stop.set()
+
+    crm = StopAfterPurge(backend.services.sessions, clock)
+    await run_one(backend.services, crm, "w1")
+    clock.set(clock.now().replace(year=2030))
+    await asyncio.wait_for(purge_daily(backend.services, crm, stop), timeout=30)
+    record = await crm.get("C-1")
+    assert record is not None
+    assert "identity" in record.erased_categories
