@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import phonenumbers
 from stdnum import iban as stdnum_iban
 from stdnum import luhn
 from stdnum.cn import ric as cn_ric
@@ -30,11 +31,12 @@ _DIGIT_RUN = re.compile(r"(?<![\w+-])\d+(?:[ -]\d+)*(?![\w-])")
 # Runs of space-separated letter/digit tokens; an IBAN starts at a token like "LV80".
 _TOKEN_RUN = re.compile(r"(?<!\w)[A-Za-z0-9]+(?: [A-Za-z0-9]+)*(?!\w)")
 _IBAN_START = re.compile(r"[A-Za-z]{2}\d{2}")
-_LV_ID = re.compile(r"(?<![\w-])\d{6}-?\d{5}(?![\w-])")
+# Written with its dash, as on the identity card: an 11-digit run without one is
+# as likely a phone number (a Chinese mobile), and blocking that would strand the customer.
+_LV_ID = re.compile(r"(?<![\w-])\d{6}-\d{5}(?![\w-])")
 _CN_ID = re.compile(r"(?<![\w-])\d{17}[\dXx](?![\w-])")
 _CODE = re.compile(r"(?<![\w-])\d(?:[ -]?\d){3,7}(?![\w-])")
-# New-style Latvian codes (from 2017) start with 32 and carry no checksum;
-# only the written form with its dash is specific enough to claim.
+# New-style Latvian codes (from 2017) start with 32 and carry no checksum.
 _LV_NEW = re.compile(r"^32\d{4}-\d{5}$")
 
 Span = tuple[int, int, str, str]  # start, end, kind, masked replacement
@@ -78,12 +80,22 @@ def _windows(run: re.Match[str], token: str, shortest: int, longest: int) -> lis
     return [(start, end) for _, start, end in sorted(spans, key=lambda s: -s[0])]
 
 
+def _is_phone(digits: str) -> bool:
+    """Whether a card-length number is a valid international phone number typed without its +."""
+    if len(digits) > 15:
+        return False
+    try:
+        return bool(phonenumbers.is_valid_number(phonenumbers.parse("+" + digits)))
+    except phonenumbers.NumberParseException:
+        return False
+
+
 def _cards(text: str) -> list[Span]:
     found: list[Span] = []
     for run in _DIGIT_RUN.finditer(text):
         for start, end in _windows(run, r"\d+", 13, 19):
             digits = _digits(text[start:end])
-            if len(digits) >= 13 and luhn.is_valid(digits):
+            if len(digits) >= 13 and luhn.is_valid(digits) and not _is_phone(digits):
                 found.append((start, end, "card", mask_pan(digits)))
     return found
 

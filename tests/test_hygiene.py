@@ -64,7 +64,7 @@ def test_an_invalid_iban_is_not_treated_as_one() -> None:
     assert scan("LV81BANK0000435195001").kinds == ()
 
 
-@pytest.mark.parametrize("typed", ["161175-19997", "my id is 16117519997", "321111-12345"])
+@pytest.mark.parametrize("typed", ["161175-19997", "my id is 161175-19997", "321111-12345"])
 def test_a_latvian_personal_code_is_found_and_hidden(typed: str) -> None:
     found = scan(typed)
     assert found.kinds == ("national_id",)
@@ -73,7 +73,15 @@ def test_a_latvian_personal_code_is_found_and_hidden(typed: str) -> None:
 
 
 def test_a_latvian_company_number_is_not_a_personal_code() -> None:
-    assert scan("40003032949").kinds == ()
+    assert scan("400030-32949").kinds == ()
+
+
+@pytest.mark.parametrize(
+    "typed", ["15061234567", "16117519997", "8613912345678", "86 139 1234 5678"]
+)
+def test_a_phone_number_typed_without_plus_is_not_mistaken_for_a_card_or_an_id(typed: str) -> None:
+    # Deleting a phone number the customer was asked for would leave them stuck.
+    assert scan(typed).kinds == ()
 
 
 def test_a_chinese_resident_id_is_found_and_hidden() -> None:
