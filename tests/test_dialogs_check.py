@@ -170,3 +170,41 @@ def test_the_installed_command_exits_1_on_a_broken_folder(tmp_path: Path) -> Non
     )  # fmt: skip
     assert done.returncode == 1
     assert re.fullmatch(r".+zz_0_invalid_yaml\.yaml:6: not valid YAML: .+\n", done.stdout)
+
+
+MUTATIONS = [
+    ("erasure.yaml", "ok: show_preview", "ok: confirm", "without showing what changes"),
+    (
+        "erasure.yaml",
+        "when: {verified: true}",
+        "when: {verified: false}",
+        "without a successful verification",
+    ),
+    (
+        "update_contact.yaml",
+        "next: not_changed\n\n      - id: submit_route",
+        "next: submit_route\n\n      - id: submit_route",
+        "without an explicit 'yes'",
+    ),
+    (
+        "update_contact.yaml",
+        "proved: show_change",
+        "proved: confirm",
+        "without showing what changes",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "expected"), MUTATIONS, ids=[m[3] + " " + m[0] for m in MUTATIONS]
+)
+def test_weakening_a_shipped_journey_is_caught(
+    tmp_path: Path, file: str, old: str, new: str, expected: str
+) -> None:
+    folder = _dialogs_with(tmp_path)
+    path = folder / file
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    _, errors = check_dialogs(folder)
+    assert any(f"{file}:" in e and "submit_request" in e and expected in e for e in errors), errors
