@@ -73,9 +73,13 @@ async def record(
     text = canonical_data(data)
     # UPDATE first: it takes the head's row lock (PostgreSQL) or the write lock
     # (SQLite) before the head is read, so two writers cannot fork the chain.
-    await session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1))
     head = (
-        await session.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1))
+        await session.execute(
+            update(AuditHead)
+            .where(AuditHead.id == 1)
+            .values(seq=AuditHead.seq + 1)
+            .returning(AuditHead.seq, AuditHead.hash)
+        )
     ).one()
     seq, prev_hash = int(head.seq), str(head.hash)
     # Stored timestamps keep microseconds on both engines; hash what is stored.
