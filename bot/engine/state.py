@@ -59,7 +59,7 @@ class State:
 
     def _shallow(self) -> dict[str, Any]:
         # ``dataclasses.asdict`` deep-copies value by value; one JSON round trip is far faster.
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values = {name: getattr(self, name) for name in _FIELD_NAMES}
         values["stack"] = [{"flow": f.flow, "step": f.step} for f in self.stack]
         values["history"] = [
             [{"flow": f.flow, "step": f.step} for f in stack] for stack in self.history
@@ -81,8 +81,11 @@ class State:
     def _build(cls, raw: Any) -> State:
         if not isinstance(raw, dict):
             return cls()
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in raw.items() if k in known}
+        values = {k: v for k, v in raw.items() if k in _FIELD_NAMES}
         values["stack"] = [Frame(**f) for f in values.get("stack", [])]
         values["history"] = [[Frame(**f) for f in stack] for stack in values.get("history", [])]
         return cls(**values)
+
+
+# ``dataclasses.fields`` is slow to ask on every copy; the names never change.
+_FIELD_NAMES = frozenset(f.name for f in fields(State))
