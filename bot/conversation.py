@@ -322,9 +322,10 @@ class Conversations:
         await self.store.save(record, self.clock.now())
 
     async def _post_out(self, chat: str, replies: Sequence[Outgoing]) -> None:
-        for reply in replies:
-            if isinstance(reply, Reply):
-                await self._transcript(chat, "out", reply.text)
+        """Append the bot's answer to one event as one transcript entry (one write, not several)."""
+        texts = [reply.text for reply in replies if isinstance(reply, Reply)]
+        if texts:
+            await self._transcript(chat, "out", "\n\n".join(texts))
 
     async def notify(self, notification: dict[str, Any]) -> list[Outgoing]:
         """Render one backend notification for its chat; [] if already shown or unknown."""
