@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yaml
 from fakes.complete_catalogs import write_complete_locales
 
 from backend.settings import REPO_ROOT, Settings
@@ -208,3 +209,13 @@ def test_weakening_a_shipped_journey_is_caught(
     path.write_text(text.replace(old, new, 1))
     _, errors = check_dialogs(folder)
     assert any(f"{file}:" in e and "submit_request" in e and expected in e for e in errors), errors
+
+
+def test_every_legal_basis_and_category_of_the_retention_policy_has_a_message() -> None:
+    policy = yaml.safe_load((REPO_ROOT / "backend" / "policies" / "retention.yaml").read_text())
+    dialogs = load_dialogs(DIALOGS)
+    for jurisdiction in policy["jurisdictions"].values():
+        for category, rules in jurisdiction["categories"].items():
+            assert f"category.{category}" in dialogs.messages
+            for rule in rules or []:
+                assert f"basis.{rule['basis']}" in dialogs.messages, rule["basis"]
