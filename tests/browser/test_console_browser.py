@@ -42,6 +42,12 @@ async def screenshot(page: Page, path: Path) -> None:
     await page.screenshot(path=str(path), full_page=True)
 
 
+async def fits_a_phone(page: Page) -> None:
+    """At 375 px nothing makes the page scroll sideways."""
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"{page.url} is {width} px wide on a phone"
+
+
 async def test_an_agent_takes_over_a_telegram_chat_replies_and_hands_back(
     stack: Stack, chromium: Browser, artifacts: Path
 ) -> None:
@@ -62,6 +68,7 @@ async def test_an_agent_takes_over_a_telegram_chat_replies_and_hands_back(
     await screenshot(page, artifacts / "queue-desktop.png")
     await page.set_viewport_size(PHONE)
     await screenshot(page, artifacts / "queue-375.png")
+    await fits_a_phone(page)
     await page.set_viewport_size(DESKTOP)
 
     await row.get_by_role("link", name="Open").click()
@@ -85,8 +92,7 @@ async def test_an_agent_takes_over_a_telegram_chat_replies_and_hands_back(
     await screenshot(page, artifacts / "chat-desktop.png")
     await page.set_viewport_size(PHONE)
     await screenshot(page, artifacts / "chat-375.png")
-    width = await page.evaluate("document.documentElement.scrollWidth")
-    assert width <= PHONE["width"], "the chat page scrolls sideways on a phone"
+    await fits_a_phone(page)
     await page.set_viewport_size(DESKTOP)
 
     await page.get_by_label(re.compile("Hand back")).select_option("menu")
@@ -108,7 +114,7 @@ async def test_a_supervisor_approves_an_erasure_awaiting_review(
     )
     backend = LiveBackend(url=stack.settings.backend_url, services=stack.services, client=client)
     try:
-        _, plan = await preview(backend, token, ["marketing"])
+        _, plan = await preview(backend, token, ["marketing", "transactions"])
         _, body = await submit(
             backend, token, "erasure", {"preview_id": plan["preview_id"]}, chat=f"tg:{CHAT}"
         )
@@ -126,6 +132,7 @@ async def test_a_supervisor_approves_an_erasure_awaiting_review(
     await screenshot(page, artifacts / "review-desktop.png")
     await page.set_viewport_size(PHONE)
     await screenshot(page, artifacts / "review-375.png")
+    await fits_a_phone(page)
     await card.get_by_role("button", name="Approve").click()
     await expect(page.get_by_text("Nothing is waiting for review")).to_be_visible()
     await context.close()
