@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,9 @@ from typing import Any
 from aiohttp import web
 
 from backend.clock import Clock, FakeClock
+from backend.errors import ConfigError
 from backend.logs import configure
+from backend.retention import load_policy
 from backend.services import Services, open_services
 from backend.settings import Settings
 
@@ -66,7 +69,12 @@ async def _with_services(
     _stop_on_signals(stop)
     services = await open_services(settings.with_service_token(), clock=clock)
     try:
+        # A file an operator or compliance edits is wrong: say where, not a traceback.
+        load_policy().get(settings.jurisdiction)
         return await body(services, stop)
+    except ConfigError as exc:
+        print(f"datadesk: {exc}", file=sys.stderr)
+        return 1
     finally:
         await services.close()
 

@@ -105,3 +105,21 @@ def test_datadesk_run_chat_stops_everything_when_the_terminal_chat_ends(
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"agent console: http://127.0.0.1:{port}/console/\n")
+
+
+def test_a_worker_for_a_jurisdiction_without_rules_says_so_and_exits_one(
+    tmp_path: Path, backend_db_url: str
+) -> None:
+    env = _env(tmp_path, backend_db_url, _free_port()) | {"DATADESK_JURISDICTION": "XX"}
+    result = subprocess.run(
+        [sys.executable, "-m", "backend.cli", "worker", "--once"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith(
+        "datadesk: retention.yaml: no rules for jurisdiction 'XX' (have: CN, EU-LV)"
+    )

@@ -9,10 +9,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from backend import ledger
-from backend.api.http import json_response, read_json, services
+from backend.api.http import SERVICES, json_response, read_json, services
 from backend.crm.connector import CATEGORIES
 from backend.erasure import make_preview, plan_to_api
 from backend.errors import BadRequest, Invalid, NotFound, Unauthorized
+from backend.retention import load_policy
 from backend.settings import REQUEST_KINDS
 
 MAX_KEY = 128
@@ -112,7 +113,8 @@ async def list_requests(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    """Add the ledger's routes."""
+    """Add the ledger's routes; a broken retention policy stops the start (ConfigError)."""
+    load_policy().get(app[SERVICES].settings.jurisdiction)
     app.router.add_post("/api/v1/erasure-preview", erasure_preview)
     app.router.add_post("/api/v1/requests", submit_request)
     app.router.add_get("/api/v1/requests", list_requests)
