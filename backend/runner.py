@@ -118,7 +118,14 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 def worker_main(args: argparse.Namespace) -> int:
     """``python -m backend.worker``: ``run_worker`` with settings from the environment."""
-    return run_worker(args, Settings.from_env())
+    from backend.settings import SettingsError
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"datadesk: {exc}", file=sys.stderr)
+        return 2
+    return run_worker(args, settings)
 
 
 async def _run_all(args: argparse.Namespace, settings: Settings) -> int:
