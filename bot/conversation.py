@@ -21,6 +21,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
 from backend.clock import Clock, SystemClock
@@ -54,6 +55,11 @@ MAX_ACTIONS_PER_EVENT = 20
 SAVE_ATTEMPTS = 3
 # The backend keeps at most 16 KiB per entry; a longer message is kept cut short.
 TRANSCRIPT_LIMIT = 8000
+# A conversation idle this long starts again at the menu; what it collected is deleted.
+IDLE_RETENTION = timedelta(days=30)
+# Notifications are redelivered within minutes; their "shown" marks need not live long.
+SHOWN_RETENTION = timedelta(days=7)
+PRUNE_EVERY = timedelta(hours=6)
 
 
 def describe(event: Event) -> str:
@@ -109,6 +115,7 @@ class Conversations:
         self.clock = clock or SystemClock()
         self._owns_backend = owns_backend
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._pruned_at: datetime | None = None
 
     @classmethod
     async def open(
@@ -187,8 +194,21 @@ class Conversations:
             log.warning("chat %s: transcript not appended (%s)", chat, direction)
             return None
 
+    async def prune(self) -> None:
+        """Delete idle conversations and old shown marks (at most every few hours)."""
+        now = self.clock.now()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        idle, marks = await self.store.prune(
+            idle_before=now - IDLE_RETENTION, shown_before=now - SHOWN_RETENTION
+        )
+        if idle or marks:
+            log.info("pruned %d idle conversations and %d shown marks", idle, marks)
+
     async def handle(self, chat: str, event: Event) -> list[Outgoing]:
         """Answer one customer event; never raises for bad input or an unreachable backend."""
+        await self.prune()
         async with self._chat_lock(chat):
             record = await self.store.load(chat)
             state = self._state(record, event)

@@ -140,20 +140,9 @@ class DialogEngine:
         return ActionResult(name, outcome, data)
 
     def resume(self, dialogs: Any, state: Any, catalogs: Catalogs, *, menu: bool) -> StepOutput:
-        # The engine has no public "ask the current question again"; its run
-        # loop does exactly that from the state's position (or from the menu).
-        from bot.engine import machine
+        from bot.engine import resume
 
-        run = machine._Run(dialogs, state.copy(), catalogs)
-        try:
-            if menu or state.frame is None:
-                run.go_home()
-            run.run()
-        except machine._Broken:
-            run.recover()
-        # An action re-issued here runs with the customer's next event (the state keeps it pending).
-        run.result.actions.clear()
-        result: StepOutput = run.result
+        result: StepOutput = resume(dialogs, state, catalogs, menu=menu)
         return result
 
     def say(

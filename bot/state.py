@@ -170,6 +170,22 @@ class StateStore:
             )
         return found is not None
 
+    async def prune(self, *, idle_before: datetime, shown_before: datetime) -> tuple[int, int]:
+        """Delete conversations idle since ``idle_before`` and older shown-notification marks.
+
+        Conversation state holds what customers typed; it is kept only while a
+        conversation may still resume. Returns (conversations, marks) deleted.
+        """
+        async with self.sessions() as session:
+            idle = await session.execute(
+                delete(ConversationRow).where(ConversationRow.updated_at < idle_before)
+            )
+            marks = await session.execute(
+                delete(ShownNotificationRow).where(ShownNotificationRow.shown_at < shown_before)
+            )
+            await session.commit()
+        return int(idle.rowcount or 0), int(marks.rowcount or 0)  # type: ignore[attr-defined]
+
     async def forget(self, chat: str) -> None:
         """Delete everything kept for a chat (its conversation and shown notifications)."""
         async with self.sessions() as session:

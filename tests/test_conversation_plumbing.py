@@ -22,6 +22,7 @@ from conftest import SERVICE_TOKEN, LiveBackend
 from fakes.dialog_engine import FakeEngine
 
 from backend import escalations
+from backend.clock import FakeClock
 from backend.models.console import Agent
 from backend.settings import REPO_ROOT, Settings
 from bot.backend_client import BackendClient
@@ -304,3 +305,27 @@ def test_dialogs_without_a_message_the_service_shows_are_refused_with_where(
     with pytest.raises(DialogErrors) as refused:
         DialogEngine().load(dialogs, Catalogs.load(REPO_ROOT / "locales"))
     assert f"{messages}: missing named message 'hygiene.card'" in str(refused.value)
+
+
+async def test_conversations_idle_for_a_month_are_deleted_and_start_again(
+    bot_settings: Settings,
+) -> None:
+    clock = FakeClock()
+    client = BackendClient(bot_settings.backend_url, SERVICE_TOKEN)
+    conversations = await Conversations.open(
+        bot_settings, backend=client, engine=FakeEngine(), clock=clock
+    )
+    try:
+        await conversations.handle("term:old", Start())
+        await conversations.handle("term:old", Press("count"))
+        await conversations.notify(
+            {"id": 99, "chat": "term:old", "type": "request_escalated", "reference": "DD-AAAAAA"}
+        )
+        clock.advance(days=31)
+        await conversations.handle("term:new", Start())
+        # The idle chat's state is gone: its count starts again.
+        assert texts(await conversations.handle("term:old", Press("count"))) == ["count 1"]
+        assert not await conversations.store.was_shown("term:old", 99)
+    finally:
+        await conversations.close()
+        await client.close()
