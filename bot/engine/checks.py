@@ -111,6 +111,8 @@ def _step_references(dialogs: Dialogs, flow: Flow, step: Step) -> Iterator[str]:
     what = f"{step.where}: step {flow.name}.{step.id}"
     if step.kind == "ask" and step.validator is not None and step.validator not in VALIDATORS:
         yield f"{what}: unknown validator {step.validator!r} (known: {', '.join(VALIDATORS)})"
+    if step.kind == "ask" and step.validator == "code" and not step.sensitive:
+        yield f"{what}: a one-time code question must be 'sensitive: true' (the code is deleted from the chat)"
     if step.render is not None and step.render not in RENDERERS:
         yield f"{what}: unknown renderer {step.render!r} (known: {', '.join(RENDERERS)})"
     if step.message is not None and step.message not in dialogs.messages:
