@@ -283,3 +283,15 @@ async def test_an_answer_survives_telegram_failing_for_a_moment(
     await api.send_text(CHAT, "are you there")
     await api.wait_for_message(CHAT, "you said are you there")
     assert len(api.messages(CHAT)) == 1
+
+
+async def test_messages_in_a_group_chat_are_not_answered_there(
+    api: BotApiStandIn, dialogs: ScriptedConversations, channel: TelegramChannel
+) -> None:
+    # Personal data has no place in a group: the dialogs run in private chats only.
+    await api.send_group_text(-100777, CHAT, "/start")
+    await api.send_text(CHAT, "/start")
+    await api.wait_for_message(CHAT, "Hello")
+    await api.wait_until(lambda: api.confirmed_offset > api.last_update_id)
+    assert api.messages(-100777) == []
+    assert [chat for chat, _ in dialogs.events] == ["tg:4242"]

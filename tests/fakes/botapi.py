@@ -286,6 +286,20 @@ class BotApiStandIn:
         await self._queue_update({"message": message})
         return int(message["message_id"])
 
+    async def send_group_text(self, group: int, user: int, text: str) -> None:
+        """Someone types ``text`` in a group the bot was added to."""
+        c = self._chat(group)
+        message_id = c.next_message_id
+        c.next_message_id += 1
+        message = {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": {"id": group, "type": "group", "title": "Family"},
+            "from": {"id": user, "is_bot": False, "first_name": "Member"},
+            "text": text,
+        }
+        await self._queue_update({"message": message})
+
     async def share_contact(
         self, chat: int, phone: str, *, own: bool = True, language_code: str | None = None
     ) -> int:
