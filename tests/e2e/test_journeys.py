@@ -183,3 +183,30 @@ async def test_chinese_customers_get_their_script_and_every_language_its_command
     assert {name for name, _ in commands["lv"]} >= {"cancel", "help", "language", "status", "agent"}
     assert commands["lv"] != commands["en"]
     assert commands["zh"] == stack.conversations.commands("zh_Hans")  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("locale", ["en", "zh_Hans"])
+async def test_erasure_of_several_ticked_categories_previews_exactly_those(
+    stack: Stack, locale: str
+) -> None:
+    api = stack.api
+    await start(stack, CHAT, locale)
+    await choose(stack, CHAT, "erasure")
+    await verify(stack, CHAT, locale, PHONES["en"])
+    await api.wait_for_message(CHAT, buttons="several")
+    await choose(stack, CHAT, "several")
+    for category in ("marketing", "chat_history"):
+        await api.wait_for_message(CHAT, buttons=category)
+        await choose(stack, CHAT, category)
+    await api.wait_for_message(CHAT, buttons="done")
+    await choose(stack, CHAT, "done")
+    preview = await api.wait_for_message(CHAT, stack.t(locale, PREVIEW_HEAD))
+    assert stack.t(locale, "Marketing preferences") in preview.text
+    assert stack.t(locale, "Chat history") in preview.text
+    assert stack.t(locale, "Transactions") not in preview.text
+    await api.wait_for_message(CHAT, buttons="yes")
+    await choose(stack, CHAT, "yes")
+    submitted = await api.wait_for_message(CHAT, stack.t(locale, ERASURE_SUBMITTED))
+    reference = reference_in(submitted)
+    done = stack.says(locale, OUTCOME_DONE, reference=reference)
+    await reply_after(stack, CHAT, submitted, done)

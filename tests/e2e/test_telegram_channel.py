@@ -295,3 +295,25 @@ async def test_messages_in_a_group_chat_are_not_answered_there(
     await api.wait_until(lambda: api.confirmed_offset > api.last_update_id)
     assert api.messages(-100777) == []
     assert [chat for chat, _ in dialogs.events] == ["tg:4242"]
+
+
+def test_webhook_settings_name_the_port_and_path_the_bot_listens_on() -> None:
+    from backend.settings import Settings
+    from bot.runner import channel_options
+
+    settings = Settings.from_env(
+        {
+            "DATADESK_TELEGRAM_MODE": "webhook",
+            "DATADESK_WEBHOOK_URL": "https://bot.bank.lv:88/tg/hook",
+            "DATADESK_WEBHOOK_SECRET": "s3cret",
+            "DATADESK_HTTP_HOST": "0.0.0.0",
+        }
+    )
+    options = channel_options(settings)
+    assert (options.mode, options.webhook_host, options.webhook_port) == ("webhook", "0.0.0.0", 88)
+    default = channel_options(
+        Settings.from_env(
+            {"DATADESK_TELEGRAM_MODE": "webhook", "DATADESK_WEBHOOK_URL": "https://bot.bank.lv/tg"}
+        )
+    )
+    assert default.webhook_port == 8443
