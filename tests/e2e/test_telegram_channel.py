@@ -306,11 +306,11 @@ def test_webhook_settings_name_the_port_and_path_the_bot_listens_on() -> None:
             "DATADESK_TELEGRAM_MODE": "webhook",
             "DATADESK_WEBHOOK_URL": "https://bot.bank.lv:88/tg/hook",
             "DATADESK_WEBHOOK_SECRET": "s3cret",
-            "DATADESK_HTTP_HOST": "0.0.0.0",
+            "DATADESK_HTTP_HOST": "10.0.0.5",
         }
     )
     options = channel_options(settings)
-    assert (options.mode, options.webhook_host, options.webhook_port) == ("webhook", "0.0.0.0", 88)
+    assert (options.mode, options.webhook_host, options.webhook_port) == ("webhook", "10.0.0.5", 88)
     default = channel_options(
         Settings.from_env(
             {"DATADESK_TELEGRAM_MODE": "webhook", "DATADESK_WEBHOOK_URL": "https://bot.bank.lv/tg"}
