@@ -161,7 +161,25 @@ async def run_chat(
     chat = chat_id(name)
     language = _language(language)
     backend = BackendClient(settings.backend_url, settings.service_token)
-    conversations = await Conversations.open(settings, backend=backend)
+    try:
+        conversations = await Conversations.open(settings, backend=backend)
+        try:
+            await _talk(conversations, terminal, chat, language, lines, poll_wait)
+        finally:
+            await conversations.close()
+    finally:
+        await backend.close()
+
+
+async def _talk(
+    conversations: Conversations,
+    terminal: Terminal,
+    chat: str,
+    language: str | None,
+    lines: AsyncIterator[str] | None,
+    poll_wait: float,
+) -> None:
+    """Start the chat, then one event per typed line, with notifications printed meanwhile."""
     poller = asyncio.create_task(_notifications(conversations, chat, terminal.show, poll_wait))
     try:
         terminal.show(await conversations.handle(chat, Start(language_code=language)))
@@ -174,8 +192,6 @@ async def run_chat(
     finally:
         poller.cancel()
         await asyncio.gather(poller, return_exceptions=True)
-        await conversations.close()
-        await backend.close()
 
 
 def chat_command(args: argparse.Namespace, settings: Settings) -> int:
