@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from backend.masking import DOT
 from bot.engine.model import Dialogs, Text
 from bot.engine.state import State
 from bot.i18n import Translator
@@ -95,10 +96,12 @@ def _primary_masked(entries: Any) -> str | None:
 
 
 def _address_line(address: Any) -> str | None:
+    """A typed address masked as the backend masks the one on file: house and flat numbers hidden."""
     if not isinstance(address, dict):
         return None
-    parts = [address.get(k) for k in ("line1", "line2", "city", "postcode", "country")]
-    return ", ".join(str(p) for p in parts if p)
+    lines = [re.sub(r"\d+", DOT, str(address[k])) for k in ("line1", "line2") if address.get(k)]
+    rest = [str(address[k]) for k in ("city", "postcode", "country") if address.get(k)]
+    return ", ".join([*lines, *rest])
 
 
 def contact_change(page: Page, state: State) -> str:
