@@ -166,8 +166,9 @@ class TelegramChannel:
     async def _answer_callback(self, query_id: str) -> None:
         try:
             await self.application.bot.answer_callback_query(query_id)
-        except BadRequest as exc:
-            # Too old (the bot was down longer than Telegram waits): nothing to do.
+        except TelegramError as exc:
+            # Too old (the bot was down longer than Telegram waits) or Telegram
+            # unreachable: the spinner stops by itself; the press is still handled.
             log.info("callback query %s not answered: %s", query_id, exc.message)
 
     async def _remove_keyboard(self, chat_id: int, message_id: int) -> None:
@@ -175,8 +176,8 @@ class TelegramChannel:
             await self.application.bot.edit_message_reply_markup(
                 chat_id, message_id, reply_markup=None
             )
-        except BadRequest as exc:
-            # Already without buttons, or gone: the wanted state either way.
+        except TelegramError as exc:
+            # Already without buttons, gone, or Telegram unreachable: cosmetic either way.
             log.debug(
                 "keyboard of message %s in chat %s kept: %s", message_id, chat_id, exc.message
             )

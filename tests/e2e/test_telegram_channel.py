@@ -317,3 +317,12 @@ def test_webhook_settings_name_the_port_and_path_the_bot_listens_on() -> None:
         )
     )
     assert default.webhook_port == 8443
+
+
+async def test_a_press_is_handled_even_when_answering_the_button_fails(
+    api: BotApiStandIn, channel: TelegramChannel
+) -> None:
+    api.fail_next("answerCallbackQuery", 502, "Bad Gateway")
+    api.fail_next("editMessageReplyMarkup", 502, "Bad Gateway")
+    await api.press(CHAT, 1, "o:no")
+    await api.wait_for_message(CHAT, "pressed no")
