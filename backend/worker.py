@@ -120,6 +120,12 @@ async def claim(services: Services, owner: str) -> Claimed | None:
             await session.rollback()
             return None
         taken_over = row.state == RUNNING
+        if taken_over and row.attempts >= row.max_attempts:
+            # Its workers keep dying on it (a request that crashes the process would
+            # otherwise be retried for ever): give up on it as on any last failure.
+            await _give_up(session, row, owner, now)
+            await session.commit()
+            return await claim(services, owner)
         row.state = RUNNING
         row.lease_owner = owner
         row.lease_expires_at = now + timedelta(seconds=LEASE_SECONDS)
@@ -235,6 +241,44 @@ async def _finish(services: Services, job: Claimed, owner: str, outcome: Outcome
             await _escalate(session, job, now)
         await session.commit()
     return True
+
+
+async def _give_up(session: AsyncSession, row: Request, owner: str, now: datetime) -> None:
+    """Fail a request whose lease ran out on its last attempt; tell the customer, call an agent."""
+    row.state, row.reason, row.updated_at = FAILED, "attempts_exhausted", now
+    row.lease_owner = row.lease_expires_at = row.next_run_at = None
+    job = Claimed(
+        id=row.id,
+        reference=row.reference,
+        customer_ref=row.customer_ref,
+        chat=row.chat,
+        locale=row.locale,
+        kind=row.kind,
+        payload={},
+        attempts=row.attempts,
+        max_attempts=row.max_attempts,
+    )
+    await notifications.enqueue(
+        session,
+        chat=row.chat,
+        locale=row.locale,
+        type="request_outcome",
+        at=now,
+        reference=row.reference,
+        outcome=FAILED,
+        reason=row.reason,
+        details={},
+    )
+    await _escalate(session, job, now)
+    await audit.record(
+        session,
+        action="request_failed",
+        actor=f"worker:{owner}",
+        subject=row.reference,
+        outcome=FAILED,
+        data={"kind": row.kind, "reason": row.reason, "attempts": row.attempts},
+        at=now,
+    )
 
 
 async def _escalate(session: AsyncSession, job: Claimed, now: datetime) -> None:

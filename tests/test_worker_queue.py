@@ -176,3 +176,27 @@ def test_back_off_doubles_and_stays_under_its_ceiling() -> None:
     assert all(d <= 3600 for d in delays)
     assert 2.5 <= delays[0] <= 5
     assert 40 <= delays[4] <= 80
+
+
+async def test_a_request_whose_workers_keep_dying_fails_after_its_last_attempt(
+    backend: LiveBackend, clock: FakeClock
+) -> None:
+    await add_customers(backend.services, customer("C-1"))
+    token = await session_token(backend.services, "C-1")
+    _, body = await submit(
+        backend, token, "update_contact", {"field": "address", "address": ADDRESS}
+    )
+    for attempt in range(1, 6):
+        held = await claim(backend.services, f"doomed-{attempt}")
+        assert held is not None
+        assert held.attempts == attempt
+        clock.advance(seconds=LEASE_SECONDS + 1)
+    assert await claim(backend.services, "w6") is None
+    row = await _request(backend)
+    assert (row.state, row.reason, row.attempts) == ("failed", "attempts_exhausted", 5)
+    async with backend.services.sessions() as session:
+        told = (await session.execute(select(Notification))).scalar_one()
+        escalation = (await session.execute(select(Escalation))).scalar_one()
+        assert (await audit.verify(session)).intact
+    assert (told.reference, told.outcome) == (body["reference"], "failed")
+    assert escalation.reason == "failed_request"
