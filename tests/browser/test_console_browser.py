@@ -71,6 +71,13 @@ async def test_an_agent_takes_over_a_telegram_chat_replies_and_hands_back(
     await fits_a_phone(page)
     await page.set_viewport_size(DESKTOP)
 
+    # Another customer asks for a person: the open queue shows them without a reload.
+    await start(stack, CHAT + 1, "ru")
+    await api.press_button(CHAT + 1, "agent")
+    await api.wait_for_message(CHAT + 1)
+    other = page.locator(f'tr[data-escalation="{await escalation_for(stack, f"tg:{CHAT + 1}")}"]')
+    await expect(other).to_contain_text("Русский", timeout=10_000)
+
     await row.get_by_role("link", name="Open").click()
     await page.get_by_role("button", name="Take over").click()
     await expect(page.locator("#state")).to_have_text("yours")
@@ -97,7 +104,9 @@ async def test_an_agent_takes_over_a_telegram_chat_replies_and_hands_back(
 
     await page.get_by_label(re.compile("Hand back")).select_option("menu")
     await page.get_by_role("button", name="Hand back").click()
-    await expect(page.get_by_text("No chat is waiting for a person")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Escalated chats")).to_be_visible()
+    await expect(page.locator(f'tr[data-escalation="{es}"]')).to_have_count(0)
+    await expect(page.locator("tr[data-escalation]")).to_have_count(1)
     await api.wait_for_message(CHAT, buttons="update_contact", timeout=15)
     await context.close()
 
