@@ -27,6 +27,7 @@ from fakes.customer import (
 from fakes.smtp import SmtpCapture
 from fakes.verification_world import ANNA, World, world
 
+from backend import escalations
 from backend.worker import run_one
 from bot.channel import Delete
 
@@ -72,6 +73,10 @@ async def test_a_customer_verifies_and_changes_their_email_and_hears_the_outcome
     assert "anna.new@example.lv" not in logged
     assert code not in logged
     assert ANNA not in logged
+    async with world.services.sessions() as session:
+        kept = " ".join(e.text for e in await escalations.transcript(session, "term:anna"))
+    assert code not in kept
+    assert "••••" in kept
 
 
 async def _requests(world: World) -> int:
@@ -145,8 +150,6 @@ async def test_a_card_number_typed_mid_flow_is_deleted_and_kept_masked(
     out = await customer.type("anna.b@example.lv")
     assert not any(isinstance(o, Delete) for o in out)
     async with world.services.sessions() as session:
-        from backend import escalations
-
         entries = await escalations.transcript(session, "term:card")
     inbound = [e.text for e in entries if e.direction == "in"]
     assert "411111••••••1111" in inbound
