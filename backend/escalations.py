@@ -367,14 +367,12 @@ async def open_escalations(session: AsyncSession) -> list[Escalation]:
 async def transcript(
     session: AsyncSession, chat: str, *, after: int = 0, limit: int = 500
 ) -> list[TranscriptEntry]:
-    """The chat's transcript entries after entry id ``after``, oldest first."""
-    found = await session.scalars(
-        select(TranscriptEntry)
-        .where(TranscriptEntry.chat == chat, TranscriptEntry.id > after)
-        .order_by(TranscriptEntry.id)
-        .limit(limit)
-    )
-    return list(found)
+    """Up to ``limit`` entries after entry id ``after`` (0: the newest ones), oldest first."""
+    query = select(TranscriptEntry).where(TranscriptEntry.chat == chat, TranscriptEntry.id > after)
+    if after == 0:
+        newest = await session.scalars(query.order_by(TranscriptEntry.id.desc()).limit(limit))
+        return list(reversed(list(newest)))
+    return list(await session.scalars(query.order_by(TranscriptEntry.id).limit(limit)))
 
 
 async def erase_chat_history(session: AsyncSession, customer_ref: str) -> int:

@@ -242,3 +242,18 @@ async def test_the_api_description_names_the_hand_over_routes(backend: LiveBacke
         document = yaml.safe_load(await resp.text())
     assert "/api/v1/escalations" in document["paths"]
     assert "/api/v1/chats/{chat}/messages" in document["paths"]
+
+
+async def test_a_long_transcript_opens_at_its_newest_lines(
+    backend: LiveBackend, services: Services, clock: FakeClock
+) -> None:
+    async with services.sessions() as session, session.begin():
+        for n in range(12):
+            await escalations.record_message(
+                session, chat="tg:5", direction="in", text=f"line {n}", at=clock.now()
+            )
+    async with services.sessions() as session:
+        newest = await escalations.transcript(session, "tg:5", limit=5)
+        later = await escalations.transcript(session, "tg:5", after=newest[0].id, limit=2)
+    assert [e.text for e in newest] == [f"line {n}" for n in range(7, 12)]
+    assert [e.text for e in later] == ["line 8", "line 9"]
