@@ -159,6 +159,8 @@ async def record_message(
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _DIGITS = re.compile(r"(?<![\w•])\+?\d[\d ().-]{6,}\d(?![\w•])")
+# Dates the bot writes (retention end dates) are not phone numbers.
+_DATE = re.compile(r"\b(?:\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{4})\b")
 
 
 def _luhn(digits: str) -> bool:
@@ -185,7 +187,11 @@ def mask_personal_data(text: str) -> str:
     """Mask anything in ``text`` that still looks like an IBAN, card, email or phone."""
     text = _IBAN.sub(lambda m: mask_iban(m.group(0)), text)
     text = _EMAIL.sub(lambda m: mask_email(m.group(0)), text)
-    return _DIGITS.sub(_mask_digits, text)
+    pieces, start = [], 0
+    for date in _DATE.finditer(text):
+        pieces += [_DIGITS.sub(_mask_digits, text[start : date.start()]), date.group(0)]
+        start = date.end()
+    return "".join([*pieces, _DIGITS.sub(_mask_digits, text[start:])])
 
 
 async def take(session: AsyncSession, escalation_id: str, *, agent_id: int, at: datetime) -> bool:

@@ -257,3 +257,17 @@ async def test_a_long_transcript_opens_at_its_newest_lines(
         later = await escalations.transcript(session, "tg:5", after=newest[0].id, limit=2)
     assert [e.text for e in newest] == [f"line {n}" for n in range(7, 12)]
     assert [e.text for e in later] == ["line 8", "line 9"]
+
+
+@pytest.mark.parametrize(
+    ("said", "stored"),
+    [
+        ("kept until 2029-06-30 (5 years)", "kept until 2029-06-30 (5 years)"),
+        ("līdz 30.06.2029. gadam", "līdz 30.06.2029. gadam"),
+        ("ref DD-7K2Q9M, 12.50 EUR", "ref DD-7K2Q9M, 12.50 EUR"),
+        ("card 4111-1111-1111-1111", "card 411111••••••1111"),
+        ("call +371 2000 0001 now", "call +371 2•••••01 now"),
+    ],
+)
+def test_server_side_masking_keeps_dates_references_and_amounts(said: str, stored: str) -> None:
+    assert escalations.mask_personal_data(said) == stored
