@@ -389,7 +389,7 @@ class BotApiStandIn:
         chat: int,
         contains: str | None = None,
         *,
-        timeout: float = 10.0,  # noqa: ASYNC109 - the agreed test API names it
+        timeout: float = 15.0,  # noqa: ASYNC109 - the agreed test API names it
         since: int | None = None,
         buttons: str | None = None,
     ) -> SentMessage:
@@ -424,7 +424,7 @@ class BotApiStandIn:
                 f"the bot said {self.transcript(chat)!r}"
             ) from None
 
-    async def wait_for_deleted(self, chat: int, message_id: int, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    async def wait_for_deleted(self, chat: int, message_id: int, timeout: float = 15.0) -> None:  # noqa: ASYNC109
         """Until the bot deleted ``message_id`` in ``chat``."""
         try:
             async with asyncio.timeout(timeout):
@@ -434,7 +434,7 @@ class BotApiStandIn:
         except TimeoutError:
             raise AssertionError(f"chat {chat}: message {message_id} was not deleted") from None
 
-    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 15.0) -> None:  # noqa: ASYNC109
         """Until ``predicate()`` holds after some call of the bot's."""
         async with asyncio.timeout(timeout), self._changed:
             while not predicate():
