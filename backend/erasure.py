@@ -4,17 +4,20 @@
 stores it (``erasure_previews``); an erasure request names the preview and the
 worker carries out exactly that plan (``load_plan``). ``plan_to_api`` is the
 HTTP shape, with product ids masked; ``purge_once`` erases held data whose
-hold has ended, as ``datadesk purge`` and the workers' daily loop do.
+hold has ended (``datadesk purge``), and ``purge_daily`` runs it in every
+worker at start and once a day.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import re
 import secrets
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +30,8 @@ from backend.retention import CategoryPlan, Plan, load_policy, preview
 from backend.services import Services
 
 log = logging.getLogger(__name__)
+
+PURGE_EVERY = timedelta(days=1)
 
 
 def mask_product_id(product_id: str) -> str:
@@ -242,3 +247,18 @@ async def purge_once(
             await session.commit()
     log.info("purge: %d held categories erased", len(purged))
     return purged
+
+
+async def purge_daily(services: Services, crm: CrmConnector, stop: asyncio.Event) -> None:
+    """Run the held-data purge at start and then once a day, until ``stop`` is set."""
+    last: datetime | None = None
+    while not stop.is_set():
+        now = services.clock.now()
+        if last is None or now - last >= PURGE_EVERY:
+            try:
+                await purge_once(services, crm)
+            except Exception as exc:
+                log.error("purge failed (%s); trying again later", type(exc).__name__)
+            last = now
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=60)

@@ -38,6 +38,7 @@ from sqlalchemy.orm import aliased
 from backend import audit, notifications
 from backend.crm.connector import Address, CrmConnector
 from backend.db import is_sqlite
+from backend.erasure import purge_daily
 from backend.models.ledger import DONE, FAILED, PARTLY_DONE, QUEUED, REJECTED, RUNNING, Request
 from backend.services import Services
 
@@ -47,7 +48,6 @@ LEASE_SECONDS = 120
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_MAX_SECONDS = 3600.0
 IDLE_SECONDS = 0.5
-PURGE_EVERY = timedelta(days=1)
 EXIT_AFTER_EFFECT = "DATADESK_WORKER_EXIT_AFTER_EFFECT"
 
 
@@ -370,23 +370,6 @@ async def work(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=IDLE_SECONDS)
     return done
-
-
-async def purge_daily(services: Services, crm: CrmConnector, stop: asyncio.Event) -> None:
-    """Run the held-data purge at start and then once a day, until ``stop`` is set."""
-    from backend.erasure import purge_once
-
-    last: datetime | None = None
-    while not stop.is_set():
-        now = services.clock.now()
-        if last is None or now - last >= PURGE_EVERY:
-            try:
-                await purge_once(services, crm)
-            except Exception as exc:
-                log.error("purge failed (%s); trying again later", type(exc).__name__)
-            last = now
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=60)
 
 
 async def run_workers(

@@ -16,12 +16,12 @@ from sqlalchemy import select, update
 from backend.clock import FakeClock
 from backend.crm.builtin import BuiltinCrm
 from backend.crm.connector import Category
-from backend.erasure import mask_product_id, purge_once
+from backend.erasure import mask_product_id, purge_daily, purge_once
 from backend.models.audit import AuditEntry
 from backend.models.crm import ProductRow
 from backend.models.ledger import Notification
 from backend.retention import purge_command
-from backend.worker import purge_daily, run_one
+from backend.worker import run_one
 
 OPEN = [
     {
