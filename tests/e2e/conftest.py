@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from fakes.botapi import TOKEN, BotApiStandIn, SentMessage
+from fakes.botapi import TOKEN, BotApiStandIn
 
 from backend.clock import FakeClock
 from backend.crm import importer
@@ -104,7 +104,6 @@ class Stack:
     channel: TelegramChannel | None = None
     conversations: Conversations | None = None
     backend_client: BackendClient | None = None
-    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     # ---- the bot process --------------------------------------------------
 
@@ -240,30 +239,3 @@ async def stack(
         if bot_in_process:
             await running.start_bot()
         yield running
-
-
-# ---- journeys' shared steps, as a customer walks them -------------------------
-
-
-async def start(stack: Stack, chat: int, language_code: str) -> SentMessage:
-    """/start; the main menu."""
-    await stack.api.send_text(chat, "/start", language_code=language_code)
-    return await stack.api.wait_for_message(chat, buttons="update_contact")
-
-
-async def verify(stack: Stack, chat: int, phone: str, *, share: bool = True) -> None:
-    """From the share-contact question to "you're verified", with the code the SMS brought."""
-    api = stack.api
-    asking = await api.wait_for_message(chat, buttons=None)
-    del asking
-    await api.wait_until(lambda: any(m.contact_button for m in api.messages(chat)))
-    before = len(stack.codes_sent_to(phone))
-    if share:
-        await api.share_contact(chat, phone.lstrip("+"), own=True)
-    else:
-        await api.send_text(chat, phone)
-    await api.wait_for_message(chat, buttons="sms")
-    await api.press_button(chat, "sms")
-    code = await stack.code_for(phone, after=before)
-    typed = await api.send_text(chat, code)
-    await api.wait_for_deleted(chat, typed)
