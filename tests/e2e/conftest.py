@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -90,6 +91,13 @@ async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{port}"
 
 
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @dataclass
 class Stack:
     """Every part of datadesk, running; the test plays the customer through ``api``."""
@@ -101,6 +109,7 @@ class Stack:
     settings: Settings
     clock: FakeClock
     catalogs: Catalogs
+    mode: str = "polling"
     channel: TelegramChannel | None = None
     conversations: Conversations | None = None
     backend_client: BackendClient | None = None
@@ -116,9 +125,22 @@ class Stack:
             api_url=self.api.url,
             conversations=self.conversations,
             notifications=self.backend_client,
-            options=ChannelOptions(rate_limit=False, poll_timeout=1, notifications_wait=1),
+            options=self._channel_options(),
         )
         await self.channel.start()
+
+    def _channel_options(self) -> ChannelOptions:
+        if self.mode == "polling":
+            return ChannelOptions(rate_limit=False, poll_timeout=1, notifications_wait=1)
+        port = free_port()
+        return ChannelOptions(
+            rate_limit=False,
+            notifications_wait=1,
+            mode="webhook",
+            webhook_url=f"http://127.0.0.1:{port}/telegram/e2e-hook",
+            webhook_secret="e2e-webhook-secret",
+            webhook_port=port,
+        )
 
     async def stop_bot(self) -> None:
         """Stop the bot pieces, keeping the backend, worker and databases."""
@@ -178,6 +200,12 @@ def bot_in_process() -> bool:
 
 
 @pytest.fixture
+def telegram_mode() -> str:
+    """How the bot gets updates; parametrize ``webhook`` to have the stand-in POST them."""
+    return "polling"
+
+
+@pytest.fixture
 async def stack(
     tmp_path: Path,
     backend_db_url: str,
@@ -185,6 +213,7 @@ async def stack(
     clock: FakeClock,
     settings_overrides: dict[str, Any],
     bot_in_process: bool,
+    telegram_mode: str,
 ) -> AsyncIterator[Stack]:
     """The running system for one test; stopped afterwards in reverse order."""
     from fakes.sms_sink import running_sms_sink
@@ -234,7 +263,7 @@ async def stack(
 
         stack_exit.push_async_callback(stop_worker)
         catalogs = Catalogs.load(settings.locales_dir)
-        running = Stack(api, sms, mail, services, settings, clock, catalogs)
+        running = Stack(api, sms, mail, services, settings, clock, catalogs, telegram_mode)
         stack_exit.push_async_callback(running.stop_bot)
         if bot_in_process:
             await running.start_bot()

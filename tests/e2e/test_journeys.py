@@ -54,6 +54,24 @@ async def test_marketing_opt_out_runs_from_start_to_done_with_a_reference(
     assert request.state == "done"
 
 
+@pytest.mark.parametrize("telegram_mode", ["webhook"])
+async def test_in_webhook_mode_telegram_posts_the_updates_and_the_journey_is_the_same(
+    stack: Stack,
+) -> None:
+    api = stack.api
+    await start(stack, CHAT, "ru")
+    await choose(stack, CHAT, "marketing_opt_out")
+    await verify(stack, CHAT, "ru", PHONES["ru"])
+    await api.wait_for_message(CHAT, buttons="all")
+    await choose(stack, CHAT, "all")
+    await api.wait_for_message(CHAT, buttons="yes")
+    await choose(stack, CHAT, "yes")
+    await api.wait_for_message(CHAT, stack.t("ru", OPT_OUT_DONE))
+    assert api.webhook_secret == "e2e-webhook-secret"
+    assert api.webhook_deliveries >= 7
+    assert "getUpdates" not in [method for method, _ in api.calls]
+
+
 @pytest.mark.parametrize("locale", ["lv", "ru"])
 async def test_erasure_shows_the_preview_then_reports_what_was_kept_and_until_when(
     stack: Stack, locale: str
