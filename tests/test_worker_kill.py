@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _worker(
-    backend: LiveBackend, now: str, *, die_after_effect: bool
+    backend: LiveBackend, now: str, *, die_after_effect: bool, concurrency: int = 1
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m backend.worker --once`` against the test's database at a fixed time."""
     settings = backend.services.settings
@@ -40,7 +40,16 @@ def _worker(
     if die_after_effect:
         env[EXIT_AFTER_EFFECT] = "1"
     return subprocess.run(  # noqa: S603  (our own interpreter and module, fixed arguments)
-        [sys.executable, "-m", "backend.worker", "--once", "--now", now],
+        [
+            sys.executable,
+            "-m",
+            "backend.worker",
+            "--once",
+            "--now",
+            now,
+            "--concurrency",
+            str(concurrency),
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -117,3 +126,33 @@ async def test_an_erasure_survives_its_worker_dying_and_is_carried_out_once(
     record = await BuiltinCrm(backend.services.sessions, clock).get("C-1")
     assert record is not None
     assert record.erased_categories == {"marketing", "chat_history"}
+
+
+async def test_two_worker_processes_share_one_queue_and_run_each_request_once(
+    backend: LiveBackend, clock: FakeClock
+) -> None:
+    refs = [f"C-{i}" for i in range(16)]
+    await add_customers(
+        backend.services, *(customer(r, phone=f"+3712100{i:04d}") for i, r in enumerate(refs))
+    )
+    address = {"line1": "Elizabetes iela 2", "city": "Rīga", "postcode": "LV-1010", "country": "LV"}
+    for ref in refs:
+        token = await session_token(backend.services, ref)
+        await submit(backend, token, "update_contact", {"field": "address", "address": address})
+    now = clock.now().isoformat()
+    first, second = await asyncio.gather(
+        asyncio.to_thread(_worker, backend, now, die_after_effect=False, concurrency=2),
+        asyncio.to_thread(_worker, backend, now, die_after_effect=False, concurrency=2),
+    )
+    assert (first.returncode, second.returncode) == (0, 0), first.stderr + second.stderr
+    async with backend.services.sessions() as session:
+        states = (await session.execute(select(Request.state))).scalars().all()
+        applied = await session.scalar(select(func.count()).select_from(AppliedChange))
+        claims = await session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action == "request_claimed")
+        )
+        assert (await audit.verify(session)).intact
+    assert set(states) == {"done"}
+    assert (applied, claims) == (16, 16)
