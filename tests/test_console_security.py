@@ -139,16 +139,20 @@ async def test_a_post_from_another_site_is_refused(
     assert status == 403
 
 
-async def test_a_wrong_password_is_refused_and_audited_nowhere_but_counted(
+async def test_a_wrong_password_is_refused_the_same_way_for_any_name_and_audited(
     backend: LiveBackend, browser: ConsoleClient, services: Services
 ) -> None:
-    await add_agent(services, "alice")
+    agent = await add_agent(services, "alice")
     status, page = await browser.log_in("alice", "not the password")
     assert status == 401
     assert "Wrong name or password" in page
     status, page = await browser.log_in("nobody", "not the password")
     assert status == 401
     assert "Wrong name or password" in page
+    assert await audit_actions(services) == [
+        ("console.login", f"agent:{agent}", "wrong_password"),
+        ("console.login", "unknown", "wrong_password"),
+    ]
 
 
 async def test_login_is_locked_after_five_failures_until_the_window_passes(

@@ -22,6 +22,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select, update
 
+from backend import audit
 from backend.crypto import constant_time_equal
 from backend.models.console import Agent, ConsoleSession, LoginFailure
 from backend.services import Services
@@ -96,25 +97,38 @@ async def _failures(svc: Services, key: str, since: datetime) -> int:
     return int(count or 0)
 
 
+async def _refuse(
+    svc: Services, agent: Agent | None, code: str, failures: list[LoginFailure]
+) -> LoginRefused:
+    """Count the failure and audit the refusal (by id only; unknown names stay unnamed)."""
+    async with svc.sessions() as session, session.begin():
+        session.add_all(failures)
+        await audit.record(
+            session,
+            action="console.login",
+            actor=f"agent:{agent.id}" if agent else "unknown",
+            outcome=code,
+            at=svc.clock.now(),
+        )
+    return LoginRefused(code)
+
+
 async def log_in(svc: Services, name: str, password: str, address: str) -> tuple[str, Agent]:
     """Check a login; return a new session token and the agent, or raise LoginRefused."""
     now = svc.clock.now()
     since = now - FAILURE_WINDOW
     name_key, addr_key = f"name:{name[:64]}", f"addr:{address[:64]}"
+    async with svc.sessions() as session:
+        agent = await session.scalar(select(Agent).where(Agent.name == name, Agent.active))
     if (
         await _failures(svc, name_key, since) >= MAX_FAILURES_PER_NAME
         or await _failures(svc, addr_key, since) >= MAX_FAILURES_PER_ADDRESS
     ):
-        raise LoginRefused("too_many_attempts")
-    async with svc.sessions() as session:
-        agent = await session.scalar(select(Agent).where(Agent.name == name, Agent.active))
+        raise await _refuse(svc, agent, "too_many_attempts", [])
     ok = await password_matches(agent.password_hash if agent else _DUMMY_HASH, password)
     if agent is None or not ok:
-        async with svc.sessions() as session, session.begin():
-            session.add_all(
-                [LoginFailure(key=name_key, at=now), LoginFailure(key=addr_key, at=now)]
-            )
-        raise LoginRefused("wrong_password")
+        failures = [LoginFailure(key=name_key, at=now), LoginFailure(key=addr_key, at=now)]
+        raise await _refuse(svc, agent, "wrong_password", failures)
     token = secrets.token_urlsafe(32)
     async with svc.sessions() as session, session.begin():
         await session.execute(delete(LoginFailure).where(LoginFailure.key == name_key))
@@ -130,6 +144,9 @@ async def log_in(svc: Services, name: str, password: str, address: str) -> tuple
                 created_at=now,
                 last_seen_at=now,
             )
+        )
+        await audit.record(
+            session, action="console.login", actor=f"agent:{agent.id}", outcome="ok", at=now
         )
     return token, agent
 

@@ -115,11 +115,6 @@ async def login(request: web.Request) -> web.StreamResponse:
         response = page(request, "login.html", context, status=status)
         set_cookie(response, request, auth.LOGIN_COOKIE, fresh)
         return response
-    now = svc.clock.now()
-    async with svc.sessions() as session, session.begin():
-        await audit.record(
-            session, action="console.login", actor=escalations.actor(agent.id), at=now
-        )
     log.info("agent %s logged in", agent.id)
     response = web.HTTPFound(_safe_next(str(form.get("next", ""))))
     set_cookie(response, request, auth.COOKIE, token)
