@@ -1,7 +1,7 @@
 """The conversation service: one customer event in, the chat's answers out.
 
 ``Conversations.handle(chat, event)`` loads the chat's state, screens the
-message (``bot.hygiene``), appends it masked to the backend transcript, runs
+message (``bot.hygiene``), files it masked in the transcript (``bot.transcript``), runs
 the pure dialog engine, carries out the actions it asks for
 (``bot.actions``) feeding each outcome back until none remain, saves the
 state and returns what the channel should send or delete. While an agent
@@ -26,26 +26,23 @@ from typing import Any
 
 from backend.clock import Clock, SystemClock
 from backend.crypto import load_keyring
-from backend.masking import mask_phone
 from backend.settings import Settings
 from bot import hygiene, notices
 from bot.actions import ActionContext, run_action
-from bot.backend_client import BackendClient, BackendError
+from bot.backend_client import BackendClient
 from bot.channel import (
     Button,
-    Command,
     Contact,
     Delete,
     Event,
     Outgoing,
-    Press,
     Reply,
-    Start,
     Text,
 )
 from bot.engine_adapter import DialogEngine, EngineAdapter, OutMessage, PlainMessage
 from bot.i18n import Catalogs, negotiate
 from bot.state import ChatRecord, StaleState, StateStore
+from bot.transcript import Transcript
 
 log = logging.getLogger(__name__)
 
@@ -53,28 +50,11 @@ COMMANDS = ("start", "cancel", "back", "help", "language", "status", "agent")
 # Each event may set off a chain of actions; a dialog looping on actions is a bug, not a wait.
 MAX_ACTIONS_PER_EVENT = 20
 SAVE_ATTEMPTS = 3
-# The backend keeps at most 16 KiB per entry; a longer message is kept cut short.
-TRANSCRIPT_LIMIT = 8000
 # A conversation idle this long starts again at the menu; what it collected is deleted.
 IDLE_RETENTION = timedelta(days=30)
 # Notifications are redelivered within minutes; their "shown" marks need not live long.
 SHOWN_RETENTION = timedelta(days=7)
 PRUNE_EVERY = timedelta(hours=6)
-
-
-def describe(event: Event) -> str:
-    """The event as the transcript shows it (before masking)."""
-    if isinstance(event, Text):
-        return event.text
-    if isinstance(event, Press):
-        return f"[{event.option_id}]"
-    if isinstance(event, Contact):
-        return mask_phone(event.phone)
-    if isinstance(event, Command):
-        return f"/{event.name} {event.args}".strip()
-    if isinstance(event, Start):
-        return "/start"
-    return f"[{event.kind}]"
 
 
 def _replies(messages: Sequence[OutMessage]) -> list[Outgoing]:
@@ -116,6 +96,7 @@ class Conversations:
         self._owns_backend = owns_backend
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._pruned_at: datetime | None = None
+        self.transcript = Transcript(backend)
 
     @classmethod
     async def open(
@@ -148,7 +129,8 @@ class Conversations:
         )
 
     async def close(self) -> None:
-        """Close the state store (and the backend client when this object made it)."""
+        """Finish transcript writes, close the state store (and the backend client if ours)."""
+        await self.flush()
         await self.store.close()
         if self._owns_backend:
             await self.backend.close()
@@ -183,17 +165,6 @@ class Conversations:
         """A named message in ``locale``."""
         return self.engine.say(self.dialogs, self.catalogs, locale, message_id, **params)
 
-    async def _transcript(self, chat: str, direction: str, text: str) -> bool | None:
-        """Append to the backend transcript; the agent_active answer, or None if unreachable."""
-        text = text.strip() or "[…]"
-        if len(text) > TRANSCRIPT_LIMIT:
-            text = text[:TRANSCRIPT_LIMIT] + "…"
-        try:
-            return await self.backend.append_message(chat, direction=direction, text=text)
-        except BackendError:
-            log.warning("chat %s: transcript not appended (%s)", chat, direction)
-            return None
-
     async def prune(self) -> None:
         """Delete idle conversations and old shown marks (at most every few hours)."""
         now = self.clock.now()
@@ -214,10 +185,10 @@ class Conversations:
             state = self._state(record, event)
             locale = self.engine.locale(state)
             sensitive = not record.agent_active and self._sensitive(state)
-            text = describe(event)
-            screened = hygiene.scan(text, sensitive=sensitive) if isinstance(event, Text) else None
-            masked = hygiene.mask_for_transcript(text, sensitive=sensitive)
-            agent = await self._transcript(chat, "in", masked)
+            screened = (
+                hygiene.scan(event.text, sensitive=sensitive) if isinstance(event, Text) else None
+            )
+            agent = await self.transcript.customer_said(chat, event, sensitive=sensitive)
             out: list[Outgoing] = []
             message_id = getattr(event, "message_id", None)
             if screened is not None and screened.found and message_id is not None:
@@ -232,7 +203,7 @@ class Conversations:
                 with contextlib.suppress(StaleState):
                     # Nothing of the conversation changed: a newer save may stand.
                     await self._save(record, state)
-                await self._post_out(chat, notices_shown)
+                self.transcript.bot_said(chat, notices_shown)
                 return out
             record.agent_active = False
             replies = await self._run(chat, record, state, event, out, notices_shown)
@@ -278,7 +249,7 @@ class Conversations:
                 out.append(Delete(message_id, "code"))
                 notices_shown = [Reply(self.say(self.engine.locale(state), "hygiene.code"))]
             replies = [*notices_shown, *_replies(messages)]
-            await self._post_out(chat, replies)
+            self.transcript.bot_said(chat, replies)
             return out + replies
         log.error("chat %s: could not save after %d attempts", chat, SAVE_ATTEMPTS)
         return [*deletes, Reply(self.say(self.engine.locale(state), "engine.error"))]
@@ -341,11 +312,9 @@ class Conversations:
         record.state = self.engine.state_to_json(state)
         await self.store.save(record, self.clock.now())
 
-    async def _post_out(self, chat: str, replies: Sequence[Outgoing]) -> None:
-        """Append the bot's answer to one event as one transcript entry (one write, not several)."""
-        texts = [reply.text for reply in replies if isinstance(reply, Reply)]
-        if texts:
-            await self._transcript(chat, "out", "\n\n".join(texts))
+    async def flush(self, chat: str | None = None) -> None:
+        """Wait until the transcript holds every answer given so far (in one chat, or all)."""
+        await self.transcript.flush(chat)
 
     async def notify(self, notification: dict[str, Any]) -> list[Outgoing]:
         """Render one backend notification for its chat; [] if already shown or unknown."""
@@ -369,7 +338,7 @@ class Conversations:
                 if not await self.store.mark_shown(chat, nid, self.clock.now()):
                     return []
                 if notification.get("type") != "agent_message":
-                    await self._post_out(chat, replies)
+                    self.transcript.bot_said(chat, replies)
                 return replies
         return []
 

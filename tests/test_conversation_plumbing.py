@@ -136,6 +136,7 @@ async def test_a_plain_message_is_kept_as_typed_in_the_transcript_with_the_answe
     conversations = await open_conversations()
     await conversations.handle("term:f", Start())
     await conversations.handle("term:f", Text("hello there", message_id=1))
+    await conversations.flush("term:f")
     assert await transcript(backend, "term:f") == [
         ("in", "/start"),
         ("out", "menu"),
