@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from conftest import LiveBackend
 from fakes.console import ConsoleClient, add_agent, audit_actions
-from fakes.ledger import add_customers, customer, session_token
+from fakes.ledger import add_customers, customer, session_token, submit
 from sqlalchemy import select
 
 from backend.clock import FakeClock
@@ -274,3 +274,16 @@ async def test_the_live_socket_tells_the_page_when_the_session_ends(
         await alice.post("/console/logout")
         event = await ws.receive_json(timeout=10)
         assert event == {"type": "session_ended"}
+
+
+async def test_the_chat_page_lists_the_requests_made_from_that_chat(
+    backend: LiveBackend, services: Services, alice: ConsoleClient
+) -> None:
+    await add_customers(services, customer("C-1005", phone="+37120000055"))
+    token = await session_token(services, "C-1005", chat="tg:42")
+    status, made = await submit(backend, token, "marketing_opt_out", {"channels": ["sms"]})
+    assert status == 201, made
+    es = await escalate(backend, reason="failed_request", session_token=token)
+    _, page = await alice.get(f"/console/chats/{es}")
+    assert f'data-reference="{made["reference"]}"' in page
+    assert "marketing opt out" in page

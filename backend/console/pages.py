@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import select
 
 from backend import audit, escalations
 from backend.api.http import SERVICES
@@ -23,6 +24,7 @@ from backend.crm.connector import CustomerRecord
 from backend.errors import ApiError
 from backend.masking import mask_email, mask_phone, mask_text
 from backend.models.console import Escalation, TranscriptEntry
+from backend.models.ledger import Request
 from backend.services import Services
 
 log = logging.getLogger(__name__)
@@ -190,6 +192,18 @@ def _clear_field(record: CustomerRecord, field: str) -> str:
     return ", ".join(p for p in parts if p)
 
 
+async def recent_requests(request: web.Request, chat: str) -> list[Any]:
+    """The chat's ten newest requests in any state: what a failed request escalation is about."""
+    async with _svc(request).sessions() as session:
+        rows = await session.execute(
+            select(Request.reference, Request.kind, Request.state, Request.reason, Request.due_date)
+            .where(Request.chat == chat)
+            .order_by(Request.received_at.desc(), Request.id.desc())
+            .limit(10)
+        )
+        return list(rows)
+
+
 async def chat_page(
     request: web.Request,
     *,
@@ -210,6 +224,7 @@ async def chat_page(
         "fields": _masked_fields(record),
         "revealed": revealed or {},
         "canned": canned,
+        "requests": await recent_requests(request, row.chat),
         "mine": row.state == "taken" and row.taken_by == me(request).id,
         "waited": waited(row.created_at, _svc(request).clock.now()),
         "error": error,
