@@ -217,15 +217,6 @@ async def _finish(services: Services, job: Claimed, owner: str, outcome: Outcome
             await session.rollback()
             log.warning("request %s: lease lost before recording the outcome", job.id)
             return False
-        await audit.record(
-            session,
-            action=f"request_{outcome.state}",
-            actor=f"worker:{owner}",
-            subject=job.reference,
-            outcome=outcome.state,
-            data={"kind": job.kind, "reason": outcome.reason, "attempts": job.attempts},
-            at=now,
-        )
         await notifications.enqueue(
             session,
             chat=job.chat,
@@ -239,6 +230,16 @@ async def _finish(services: Services, job: Claimed, owner: str, outcome: Outcome
         )
         if outcome.state == FAILED:
             await _escalate(session, job, now)
+        # Last: the chain's head stays locked from here to the commit, so keep that short.
+        await audit.record(
+            session,
+            action=f"request_{outcome.state}",
+            actor=f"worker:{owner}",
+            subject=job.reference,
+            outcome=outcome.state,
+            data={"kind": job.kind, "reason": outcome.reason, "attempts": job.attempts},
+            at=now,
+        )
         await session.commit()
     return True
 
