@@ -219,6 +219,16 @@ async def test_revealing_a_field_needs_a_reason_and_is_audited(
     # Shown once: the next page load is masked again.
     _, page = await alice.get(f"/console/chats/{es}")
     assert "+37120000001" not in page
+    # A reason quoting personal data is kept masked in the (never erased) audit chain.
+    await alice.post(
+        f"/console/chats/{es}/reveal",
+        {"field": "email", "reason": "Caller says +37120000001 is no longer theirs"},
+    )
+    async with services.sessions() as session:
+        last = await session.scalar(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1))
+    assert last is not None
+    assert "+37120000001" not in last.data
+    assert json.loads(last.data)["field"] == "email"
 
 
 async def test_the_live_socket_brings_new_messages_and_queue_changes(

@@ -22,6 +22,7 @@ from backend.console import auth
 from backend.console.web import CANNED, LOGIN_PATH, PREFIX, me, page, refuse, set_cookie
 from backend.crm.connector import CustomerRecord
 from backend.errors import ApiError
+from backend.escalations import mask_personal_data
 from backend.masking import mask_email, mask_phone, mask_text
 from backend.models.console import Escalation, TranscriptEntry
 from backend.models.ledger import Request
@@ -296,7 +297,8 @@ async def reveal(request: web.Request) -> web.Response:
             action="console.reveal",
             actor=escalations.actor(current.id),
             subject=row.customer_ref,
-            data={"field": field, "escalation": row.id, "reason": reason[:200]},
+            # The reason is for compliance readers; masked, since the chain is never erased.
+            data={"field": field, "escalation": row.id, "reason": mask_personal_data(reason)[:200]},
             at=svc.clock.now(),
         )
     log.info("agent %s revealed %s on %s", current.id, field, row.id)
