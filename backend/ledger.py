@@ -287,15 +287,6 @@ async def _apply_opt_out(
             )
         )
         if getattr(changed, "rowcount", 0) == 1:
-            await audit.record(
-                session,
-                action="request_done",
-                actor="system:submit",
-                subject=row.reference,
-                outcome=DONE,
-                data={"kind": row.kind},
-                at=now,
-            )
             await notifications.enqueue(
                 session,
                 chat=row.chat,
@@ -305,6 +296,15 @@ async def _apply_opt_out(
                 reference=row.reference,
                 outcome=DONE,
                 details={"channels": stored["channels"]},
+            )
+            await audit.record(
+                session,
+                action="request_done",
+                actor="system:submit",
+                subject=row.reference,
+                outcome=DONE,
+                data={"kind": row.kind},
+                at=now,
             )
         await session.commit()
     return public
@@ -380,15 +380,6 @@ async def reject(
     row = await _awaiting(session, reference)
     reason = f"review_rejected:{reason_code}"
     row.state, row.reason, row.updated_at, row.next_run_at = REJECTED, reason, at, None
-    await audit.record(
-        session,
-        action="request_rejected",
-        actor=agent,
-        subject=reference,
-        outcome=REJECTED,
-        data={"kind": row.kind, "reason": reason},
-        at=at,
-    )
     await notifications.enqueue(
         session,
         chat=row.chat,
@@ -398,6 +389,15 @@ async def reject(
         reference=reference,
         outcome=REJECTED,
         reason=reason,
+    )
+    await audit.record(
+        session,
+        action="request_rejected",
+        actor=agent,
+        subject=reference,
+        outcome=REJECTED,
+        data={"kind": row.kind, "reason": reason},
+        at=at,
     )
     await session.flush()
 
