@@ -49,7 +49,8 @@ class Transcript:
 
     async def append(self, chat: str, direction: str, text: str) -> bool | None:
         """File one entry; the backend's agent_active answer, or None if it is unreachable."""
-        text = text.strip() or "[…]"
+        # PostgreSQL text cannot hold NUL; other control characters are kept as typed.
+        text = text.replace("\x00", "").strip() or "[…]"
         if len(text) > LIMIT:
             text = text[:LIMIT] + "…"
         try:

@@ -157,6 +157,21 @@ async def _agent(backend: LiveBackend) -> int:
     return agent.id
 
 
+async def test_binary_or_huge_messages_are_answered_and_filed_without_failing(
+    open_conversations: Opener, backend: LiveBackend
+) -> None:
+    conversations = await open_conversations()
+    await conversations.handle("term:n", Start())
+    binary = await conversations.handle("term:n", Text("\x00\x01\x02 PNG", message_id=1))
+    huge = await conversations.handle("term:n", Text("a" * 100_000, message_id=2))
+    assert texts(binary) == ["noted \x00\x01\x02 PNG"]
+    assert len(texts(huge)) == 1
+    await conversations.flush()
+    inbound = [t for d, t in await transcript(backend, "term:n") if d == "in"]
+    assert inbound[1] == "\x01\x02 PNG"
+    assert len(inbound[2]) < 10_000
+
+
 async def test_while_an_agent_holds_the_chat_messages_reach_the_agent_not_the_dialogs(
     open_conversations: Opener, backend: LiveBackend
 ) -> None:
