@@ -1,4 +1,4 @@
-"""Escalated chats: opening them, the transcript, and an agent's take-over.
+"""Escalated chats: opening them, an agent's take-over, reply and hand-back.
 
 An escalation moves ``waiting → taken → handed_back``, or ``waiting → closed``
 when it is dismissed before anyone takes it. At most one escalation per chat is
@@ -11,20 +11,24 @@ the worker can open an escalation in the same transaction that fails a request.
 
 from __future__ import annotations
 
-import re
 import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, union, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend import audit, notifications
 from backend.errors import Conflict, Forbidden, Invalid, NotFound
-from backend.masking import mask_email, mask_iban, mask_pan, mask_phone
 from backend.models.console import OPEN_STATES, Escalation, TranscriptEntry
+
+# Transcripts moved to backend.transcripts; these names stay importable from here,
+# where the bot's tests and the CRM wiring first found them.
+from backend.transcripts import chat_history_eraser as chat_history_eraser
+from backend.transcripts import mask_personal_data as mask_personal_data
+from backend.transcripts import record_message
+from backend.transcripts import transcript as transcript
 
 MAX_TEXT = 4096  # Telegram's own limit for one message
 
@@ -132,68 +136,6 @@ async def agent_active(session: AsyncSession, chat: str) -> bool:
     return found is not None
 
 
-async def record_message(
-    session: AsyncSession,
-    *,
-    chat: str,
-    direction: str,
-    text: str,
-    at: datetime,
-    agent_id: int | None = None,
-) -> TranscriptEntry:
-    """Add one message to the chat's transcript, masked again on the way in."""
-    entry = TranscriptEntry(
-        chat=chat,
-        direction=direction,
-        text=mask_personal_data(text)[:MAX_TEXT],
-        agent_id=agent_id,
-        at=at,
-    )
-    session.add(entry)
-    await session.flush()
-    return entry
-
-
-# Defence in depth: the bot masks before sending, but a message it did not
-# recognise (a card number typed mid-sentence) must still not be stored in clear.
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_DIGITS = re.compile(r"(?<![\w•])\+?\d[\d ().-]{6,}\d(?![\w•])")
-# Dates the bot writes (retention end dates) are not phone numbers.
-_DATE = re.compile(r"\b(?:\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{4})\b")
-
-
-def _luhn(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        n = int(ch)
-        if i % 2:
-            n = n * 2 - 9 if n > 4 else n * 2
-        total += n
-    return total % 10 == 0
-
-
-def _mask_digits(match: re.Match[str]) -> str:
-    raw = match.group(0)
-    digits = re.sub(r"\D", "", raw)
-    if 13 <= len(digits) <= 19 and _luhn(digits):
-        return mask_pan(digits)
-    if len(digits) >= 7:
-        return mask_phone(digits)
-    return raw
-
-
-def mask_personal_data(text: str) -> str:
-    """Mask anything in ``text`` that still looks like an IBAN, card, email or phone."""
-    text = _IBAN.sub(lambda m: mask_iban(m.group(0)), text)
-    text = _EMAIL.sub(lambda m: mask_email(m.group(0)), text)
-    pieces, start = [], 0
-    for date in _DATE.finditer(text):
-        pieces += [_DIGITS.sub(_mask_digits, text[start : date.start()]), date.group(0)]
-        start = date.end()
-    return "".join([*pieces, _DIGITS.sub(_mask_digits, text[start:])])
-
-
 async def take(session: AsyncSession, escalation_id: str, *, agent_id: int, at: datetime) -> bool:
     """Give a waiting escalation to ``agent_id``; False when someone else was first.
 
@@ -260,11 +202,13 @@ async def take_over(
     return row
 
 
-async def _held_by(session: AsyncSession, escalation_id: str, agent_id: int) -> Escalation:
+async def _held_by(
+    session: AsyncSession, escalation_id: str, agent_id: int, *, override: bool = False
+) -> Escalation:
     row = await get(session, escalation_id)
     if row.state != "taken":
         raise Conflict("this chat is not taken", code="not_taken")
-    if row.taken_by != agent_id:
+    if row.taken_by != agent_id and not override:
         raise Forbidden("another agent holds this chat", code="not_your_chat")
     return row
 
@@ -306,12 +250,22 @@ RESUME = ("where_left_off", "menu")
 
 
 async def hand_back(
-    session: AsyncSession, escalation_id: str, *, agent_id: int, resume: str, at: datetime
+    session: AsyncSession,
+    escalation_id: str,
+    *,
+    agent_id: int,
+    resume: str,
+    at: datetime,
+    override: bool = False,
 ) -> Escalation:
-    """Give the chat back to the bot, which resumes ``where_left_off`` or at the ``menu``."""
+    """Give the chat back to the bot, which resumes ``where_left_off`` or at the ``menu``.
+
+    ``override`` lets a supervisor release a chat another agent left holding.
+    """
     if resume not in RESUME:
         raise Invalid({"resume": "invalid_resume"})
-    row = await _held_by(session, escalation_id, agent_id)
+    row = await _held_by(session, escalation_id, agent_id, override=override)
+    held_by = row.taken_by
     row.state, row.resume, row.closed_at = "handed_back", resume, at
     await notifications.enqueue(
         session,
@@ -327,6 +281,7 @@ async def hand_back(
         actor=actor(agent_id),
         subject=escalation_id,
         outcome=resume,
+        data={"held_by": held_by} if held_by != agent_id else None,
         at=at,
     )
     return row
@@ -368,46 +323,3 @@ async def open_escalations(session: AsyncSession) -> list[Escalation]:
         .order_by(Escalation.created_at, Escalation.id)
     )
     return list(found)
-
-
-async def transcript(
-    session: AsyncSession, chat: str, *, after: int = 0, limit: int = 500
-) -> list[TranscriptEntry]:
-    """Up to ``limit`` entries after entry id ``after`` (0: the newest ones), oldest first."""
-    query = select(TranscriptEntry).where(TranscriptEntry.chat == chat, TranscriptEntry.id > after)
-    if after == 0:
-        newest = await session.scalars(query.order_by(TranscriptEntry.id.desc()).limit(limit))
-        return list(reversed(list(newest)))
-    return list(await session.scalars(query.order_by(TranscriptEntry.id).limit(limit)))
-
-
-async def erase_chat_history(session: AsyncSession, customer_ref: str) -> int:
-    """Delete the transcripts of every chat linked to ``customer_ref``; return lines deleted.
-
-    A chat is linked when it was escalated as this verified customer or
-    submitted a request for them. Running it again deletes nothing more.
-    """
-    from backend.models.ledger import Request
-
-    chats = union(
-        select(Escalation.chat).where(Escalation.customer_ref == customer_ref),
-        select(Request.chat).where(Request.customer_ref == customer_ref),
-    ).subquery()
-    result = await session.execute(
-        delete(TranscriptEntry)
-        .where(TranscriptEntry.chat.in_(select(chats.c.chat)))
-        .execution_options(synchronize_session=False)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
-def chat_history_eraser(
-    sessions: async_sessionmaker[AsyncSession],
-) -> Callable[[str], Awaitable[None]]:
-    """The CRM's ``on_erase_chat_history`` hook: erase a customer's transcripts in one transaction."""
-
-    async def erase(customer_ref: str) -> None:
-        async with sessions() as session, session.begin():
-            await erase_chat_history(session, customer_ref)
-
-    return erase

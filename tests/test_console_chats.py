@@ -297,3 +297,49 @@ async def test_the_chat_page_lists_the_requests_made_from_that_chat(
     _, page = await alice.get(f"/console/chats/{es}")
     assert f'data-reference="{made["reference"]}"' in page
     assert "marketing opt out" in page
+
+
+async def test_a_supervisor_can_release_a_chat_another_agent_left_holding(
+    backend: LiveBackend, services: Services, alice: ConsoleClient
+) -> None:
+    sam_id = await add_agent(services, "sam", "supervisor")
+    sam = ConsoleClient(backend.url)
+    try:
+        await sam.log_in("sam")
+        es = await escalate(backend)
+        await alice.get(f"/console/chats/{es}")
+        await alice.post(f"/console/chats/{es}/take")
+        _, page = await sam.get(f"/console/chats/{es}")
+        assert 'id="hand-back"' in page
+        assert 'id="send"' not in page  # releasing is not replying as someone else
+        status, where = await sam.post(f"/console/chats/{es}/hand-back", {"resume": "menu"})
+        assert (status, where) == (302, "/console/")
+    finally:
+        await sam.close()
+    assert (await sent_to(services, "tg:42"))[-1] == ("agent_left", {"resume": "menu"})
+    async with services.sessions() as session:
+        entry = await session.scalar(
+            select(AuditEntry).where(AuditEntry.action == "escalation.hand_back")
+        )
+    assert entry is not None
+    assert entry.actor == f"agent:{sam_id}"
+    assert json.loads(entry.data) == {"held_by": 1}
+
+
+async def test_an_agent_cannot_hand_back_someone_elses_chat(
+    backend: LiveBackend, services: Services, alice: ConsoleClient, bob: ConsoleClient
+) -> None:
+    es = await escalate(backend)
+    await alice.get(f"/console/chats/{es}")
+    await alice.post(f"/console/chats/{es}/take")
+    _, page = await bob.get(f"/console/chats/{es}")
+    assert 'id="hand-back"' not in page
+    status, _ = await bob.post(f"/console/chats/{es}/hand-back", {"resume": "menu"})
+    assert status == 403
+    assert await say(backend, "tg:42", "still there?") is True
+
+
+async def test_an_unknown_chat_gets_a_page_not_a_crash(alice: ConsoleClient) -> None:
+    status, page = await alice.get("/console/chats/es_nosuchchat")
+    assert status == 404
+    assert "There is no such chat" in page

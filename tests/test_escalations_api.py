@@ -11,7 +11,7 @@ import pytest
 from conftest import LiveBackend
 from sqlalchemy import select
 
-from backend import escalations
+from backend import escalations, transcripts
 from backend.clock import FakeClock
 from backend.errors import Conflict
 from backend.models.audit import AuditEntry
@@ -90,7 +90,7 @@ async def test_the_transcript_is_masked_again_by_the_backend(
     assert status == 201
     assert body == {"agent_active": False}
     async with services.sessions() as session:
-        (stored,) = await escalations.transcript(session, "tg:42")
+        (stored,) = await transcripts.transcript(session, "tg:42")
     assert "4111 1111 1111 1111" not in stored.text
     assert "411111" in stored.text
     assert "1111" in stored.text
@@ -249,12 +249,12 @@ async def test_a_long_transcript_opens_at_its_newest_lines(
 ) -> None:
     async with services.sessions() as session, session.begin():
         for n in range(12):
-            await escalations.record_message(
+            await transcripts.record_message(
                 session, chat="tg:5", direction="in", text=f"line {n}", at=clock.now()
             )
     async with services.sessions() as session:
-        newest = await escalations.transcript(session, "tg:5", limit=5)
-        later = await escalations.transcript(session, "tg:5", after=newest[0].id, limit=2)
+        newest = await transcripts.transcript(session, "tg:5", limit=5)
+        later = await transcripts.transcript(session, "tg:5", after=newest[0].id, limit=2)
     assert [e.text for e in newest] == [f"line {n}" for n in range(7, 12)]
     assert [e.text for e in later] == ["line 8", "line 9"]
 
@@ -270,4 +270,4 @@ async def test_a_long_transcript_opens_at_its_newest_lines(
     ],
 )
 def test_server_side_masking_keeps_dates_references_and_amounts(said: str, stored: str) -> None:
-    assert escalations.mask_personal_data(said) == stored
+    assert transcripts.mask_personal_data(said) == stored

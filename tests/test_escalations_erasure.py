@@ -5,7 +5,7 @@ from __future__ import annotations
 from conftest import LiveBackend
 from fakes.ledger import add_customers, customer, session_token
 
-from backend import escalations
+from backend import transcripts
 from backend.services import Services
 
 
@@ -33,6 +33,6 @@ async def test_erasing_chat_history_deletes_the_customers_transcripts_only(
     await services.crm.erase("C-4001", frozenset({"chat_history"}), (), idempotency_key="DD-ERASE1")
 
     async with services.sessions() as session:
-        assert await escalations.transcript(session, "tg:1") == []
-        (kept,) = await escalations.transcript(session, "tg:2")
+        assert await transcripts.transcript(session, "tg:1") == []
+        (kept,) = await transcripts.transcript(session, "tg:2")
     assert kept.text == "someone else's"

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from backend import escalations, verification
+from backend import escalations, transcripts, verification
 from backend.api.http import json_response, read_json, services
 from backend.errors import Invalid
 from backend.models.console import REASONS
@@ -107,7 +107,7 @@ async def add_message(request: web.Request) -> web.Response:
     assert isinstance(text, str)
     svc = services(request)
     async with svc.sessions() as session, session.begin():
-        await escalations.record_message(
+        await transcripts.record_message(
             session, chat=chat, direction=direction, text=text, at=svc.clock.now()
         )
         active = await escalations.agent_active(session, chat)

@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from sqlalchemy import select
 
-from backend import escalations
+from backend import escalations, transcripts
 from backend.api.http import SERVICES
 from backend.console import auth
 from backend.console.web import me
@@ -72,7 +72,7 @@ async def _snapshot(
         watched = await session.get(Escalation, escalation_id)
         if watched is None:
             return tuple(sorted(queue)), [], None
-        entries = await escalations.transcript(session, watched.chat, after=after, limit=100)
+        entries = await transcripts.transcript(session, watched.chat, after=after, limit=100)
     shown = [
         {"id": e.id, "direction": e.direction, "text": e.text, "at": e.at.strftime("%H:%M")}
         for e in entries

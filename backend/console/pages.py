@@ -16,13 +16,12 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from backend import audit, escalations
+from backend import audit, escalations, transcripts
 from backend.api.http import SERVICES
 from backend.console import auth
 from backend.console.web import CANNED, LOGIN_PATH, PREFIX, me, page, refuse, set_cookie
 from backend.crm.connector import CustomerRecord
-from backend.errors import ApiError
-from backend.escalations import mask_personal_data
+from backend.errors import ApiError, NotFound
 from backend.masking import mask_email, mask_phone, mask_text
 from backend.models.console import Escalation, TranscriptEntry
 from backend.models.ledger import Request
@@ -215,7 +214,7 @@ async def chat_page(
     """One escalated chat: transcript (masked), customer fields, reply, hand back."""
     row = await _escalation(request)
     async with _svc(request).sessions() as session:
-        entries: list[TranscriptEntry] = await escalations.transcript(session, row.chat)
+        entries: list[TranscriptEntry] = await transcripts.transcript(session, row.chat)
     record = await _customer(request, row)
     canned = [(c.id, c.title, c.text[row.locale]) for c in request.config_dict[CANNED]]
     context = {
@@ -227,6 +226,8 @@ async def chat_page(
         "canned": canned,
         "requests": await recent_requests(request, row.chat),
         "mine": row.state == "taken" and row.taken_by == me(request).id,
+        # A supervisor may release a chat another agent left holding.
+        "can_release": row.state == "taken" and me(request).supervisor,
         "waited": waited(row.created_at, _svc(request).clock.now()),
         "error": error,
     }
@@ -234,8 +235,11 @@ async def chat_page(
 
 
 async def show_chat(request: web.Request) -> web.Response:
-    """GET the chat page."""
-    return await chat_page(request)
+    """GET the chat page; an unknown id gets the console's own 404 page."""
+    try:
+        return await chat_page(request)
+    except NotFound:
+        return refuse(request, 404, "not_found")
 
 
 def _back(request: web.Request) -> web.HTTPFound:
@@ -258,7 +262,14 @@ async def _act(request: web.Request, action: str, form: Any) -> None:
             await escalations.reply(session, es_id, agent_id=current.id, text=text, at=now)
         elif action == "hand_back":
             resume = str(form.get("resume", "where_left_off"))
-            await escalations.hand_back(session, es_id, agent_id=current.id, resume=resume, at=now)
+            await escalations.hand_back(
+                session,
+                es_id,
+                agent_id=current.id,
+                resume=resume,
+                at=now,
+                override=current.supervisor,
+            )
         elif action == "close":
             await escalations.close(session, es_id, agent_id=current.id, at=now)
 
@@ -298,7 +309,11 @@ async def reveal(request: web.Request) -> web.Response:
             actor=escalations.actor(current.id),
             subject=row.customer_ref,
             # The reason is for compliance readers; masked, since the chain is never erased.
-            data={"field": field, "escalation": row.id, "reason": mask_personal_data(reason)[:200]},
+            data={
+                "field": field,
+                "escalation": row.id,
+                "reason": transcripts.mask_personal_data(reason)[:200],
+            },
             at=svc.clock.now(),
         )
     log.info("agent %s revealed %s on %s", current.id, field, row.id)

@@ -1,0 +1,129 @@
+"""Chat transcripts: what was said in a chat, masked again and encrypted at rest.
+
+The channel posts every message in and out (``POST /api/v1/chats/{chat}/messages``)
+already masked; ``mask_personal_data`` masks once more whatever still looks like
+a phone number, email address, card number or IBAN, so a message the channel
+did not recognise is never stored in clear. Agents read transcripts in the
+console; erasing a customer's ``chat_history`` deletes the transcripts of the
+chats linked to them (``chat_history_eraser`` is the CRM's hook).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from sqlalchemy import delete, select, union
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backend.masking import mask_email, mask_iban, mask_pan, mask_phone
+from backend.models.console import Escalation, TranscriptEntry
+
+# The longest message kept: several Telegram messages' worth.
+MAX_STORED_TEXT = 16 * 1024
+
+
+async def record_message(
+    session: AsyncSession,
+    *,
+    chat: str,
+    direction: str,
+    text: str,
+    at: datetime,
+    agent_id: int | None = None,
+) -> TranscriptEntry:
+    """Add one message to the chat's transcript, masked again on the way in."""
+    entry = TranscriptEntry(
+        chat=chat,
+        direction=direction,
+        text=mask_personal_data(text)[:MAX_STORED_TEXT],
+        agent_id=agent_id,
+        at=at,
+    )
+    session.add(entry)
+    await session.flush()
+    return entry
+
+
+# Defence in depth: the bot masks before sending, but a message it did not
+# recognise (a card number typed mid-sentence) must still not be stored in clear.
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_DIGITS = re.compile(r"(?<![\w•])\+?\d[\d ().-]{6,}\d(?![\w•])")
+# Dates the bot writes (retention end dates) are not phone numbers.
+_DATE = re.compile(r"\b(?:\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{4})\b")
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        n = int(ch)
+        if i % 2:
+            n = n * 2 - 9 if n > 4 else n * 2
+        total += n
+    return total % 10 == 0
+
+
+def _mask_digits(match: re.Match[str]) -> str:
+    raw = match.group(0)
+    digits = re.sub(r"\D", "", raw)
+    if 13 <= len(digits) <= 19 and _luhn(digits):
+        return mask_pan(digits)
+    if len(digits) >= 7:
+        return mask_phone(digits)
+    return raw
+
+
+def mask_personal_data(text: str) -> str:
+    """Mask anything in ``text`` that still looks like an IBAN, card, email or phone."""
+    text = _IBAN.sub(lambda m: mask_iban(m.group(0)), text)
+    text = _EMAIL.sub(lambda m: mask_email(m.group(0)), text)
+    pieces, start = [], 0
+    for date in _DATE.finditer(text):
+        pieces += [_DIGITS.sub(_mask_digits, text[start : date.start()]), date.group(0)]
+        start = date.end()
+    return "".join([*pieces, _DIGITS.sub(_mask_digits, text[start:])])
+
+
+async def transcript(
+    session: AsyncSession, chat: str, *, after: int = 0, limit: int = 500
+) -> list[TranscriptEntry]:
+    """Up to ``limit`` entries after entry id ``after`` (0: the newest ones), oldest first."""
+    query = select(TranscriptEntry).where(TranscriptEntry.chat == chat, TranscriptEntry.id > after)
+    if after == 0:
+        newest = await session.scalars(query.order_by(TranscriptEntry.id.desc()).limit(limit))
+        return list(reversed(list(newest)))
+    return list(await session.scalars(query.order_by(TranscriptEntry.id).limit(limit)))
+
+
+async def erase_chat_history(session: AsyncSession, customer_ref: str) -> int:
+    """Delete the transcripts of every chat linked to ``customer_ref``; return lines deleted.
+
+    A chat is linked when it was escalated as this verified customer or
+    submitted a request for them. Running it again deletes nothing more.
+    """
+    from backend.models.ledger import Request
+
+    chats = union(
+        select(Escalation.chat).where(Escalation.customer_ref == customer_ref),
+        select(Request.chat).where(Request.customer_ref == customer_ref),
+    ).subquery()
+    result = await session.execute(
+        delete(TranscriptEntry)
+        .where(TranscriptEntry.chat.in_(select(chats.c.chat)))
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def chat_history_eraser(
+    sessions: async_sessionmaker[AsyncSession],
+) -> Callable[[str], Awaitable[None]]:
+    """The CRM's ``on_erase_chat_history`` hook: erase a customer's transcripts in one transaction."""
+
+    async def erase(customer_ref: str) -> None:
+        async with sessions() as session, session.begin():
+            await erase_chat_history(session, customer_ref)
+
+    return erase
