@@ -249,6 +249,23 @@ async def test_a_partly_done_erasure_says_what_was_kept_why_and_until_when_in_th
     assert "outcome.hold_while_open[lv]" in text
 
 
+async def test_a_notification_speaks_the_language_the_chat_speaks_now(
+    open_conversations: Opener,
+) -> None:
+    conversations = await open_conversations()
+    await conversations.handle("term:o", Start(language_code="ru"))
+    out = await conversations.notify(
+        {
+            "id": 20,
+            "chat": "term:o",
+            "locale": "en",
+            "type": "request_escalated",
+            "reference": "DD-B",
+        }
+    )
+    assert texts(out) == ["outcome.escalated[ru] reference=DD-B"]
+
+
 async def test_a_rejection_names_its_reason(open_conversations: Opener) -> None:
     conversations = await open_conversations()
     out = await conversations.notify(
