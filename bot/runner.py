@@ -15,13 +15,16 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
+from backend.errors import ConfigError
 from backend.logs import configure
 from backend.settings import Settings
 from bot.backend_client import BackendClient
 from bot.conversation import Conversations
+from bot.engine import DialogErrors
 from bot.telegram.app import ChannelOptions, TelegramChannel
 
 log = logging.getLogger(__name__)
@@ -134,6 +137,10 @@ def run_bot(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     try:
         asyncio.run(_serve_until_signalled(settings))
+    except (DialogErrors, ConfigError) as exc:
+        # Broken dialog or catalog files: refuse to start, saying where (file:line: what).
+        print(f"datadesk bot: not started, the dialogs are broken:\n{exc}", file=sys.stderr)
+        return 1
     except ValueError as exc:
         log.error("%s", exc)
         return 2

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from fakes.botapi import TOKEN
@@ -137,3 +140,25 @@ async def test_a_killed_bot_process_is_replaced_and_the_customer_carries_on_at_t
     assert status == 0
     assert not pid_file.exists()
     assert "Telegram channel stopped" in "".join(replacement.log)
+
+
+def test_a_bot_with_broken_dialog_files_refuses_to_start_and_says_where(tmp_path: Path) -> None:
+    broken = tmp_path / "dialogs"
+    shutil.copytree(REPO_ROOT / "dialogs", broken)
+    start_file = broken / "start.yaml"
+    start_file.write_text(start_file.read_text().replace("goto: erasure", "goto: no_such_flow"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATADESK_")}
+    env |= {
+        "DATADESK_DATA_DIR": str(tmp_path / "var"),
+        "DATADESK_TELEGRAM_TOKEN": TOKEN,
+        "DATADESK_TELEGRAM_API_URL": "http://127.0.0.1:9",
+        "DATADESK_DIALOGS_DIR": str(broken),
+        "DATADESK_SERVICE_TOKEN": "t",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "backend.cli", "bot"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert f"{start_file}:" in done.stderr or "start.yaml:" in done.stderr
+    assert "no_such_flow" in done.stderr
