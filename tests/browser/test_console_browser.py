@@ -7,18 +7,25 @@ from pathlib import Path
 
 import aiohttp
 from conftest import LiveBackend
-from e2e.conftest import Stack, start
+from e2e.conftest import Stack
 from fakes.console import PASSWORD, add_agent
 from fakes.ledger import add_customers, customer, preview, session_token, submit
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
+from backend.masking import mask_phone
 from backend.models.console import Escalation
 from backend.models.ledger import Request
 
 from .conftest import DESKTOP, PHONE
 
 CHAT = 5_001
+
+
+async def start(stack: Stack, chat: int, language_code: str) -> None:
+    """The customer opens the chat and sees the main menu."""
+    await stack.api.send_text(chat, "/start", language_code=language_code)
+    await stack.api.wait_for_message(chat, buttons="agent")
 
 
 async def log_in(page: Page, stack: Stack, name: str) -> None:
@@ -151,3 +158,48 @@ async def test_a_supervisor_approves_an_erasure_awaiting_review(
     async with stack.services.sessions() as session:
         state = await session.scalar(select(Request.state).where(Request.reference == reference))
     assert state in ("done", "partly_done")
+
+
+async def test_an_agent_reveals_one_field_of_a_verified_customer_for_a_reason(
+    stack: Stack, chromium: Browser, artifacts: Path
+) -> None:
+    await add_agent(stack.services, "alice")
+    await add_customers(stack.services, customer("C-3002", phone="+37120000032"))
+    token = await session_token(stack.services, "C-3002", chat="tg:5003")
+    client = aiohttp.ClientSession(
+        headers={"Authorization": f"Bearer {stack.settings.service_token}"}
+    )
+    try:
+        body = {"chat": "tg:5003", "reason": "lockout", "locale": "zh_Hant", "session_token": token}
+        async with client.post(f"{stack.settings.backend_url}/api/v1/escalations", json=body) as r:
+            es = (await r.json())["escalation_id"]
+    finally:
+        await client.close()
+
+    context = await chromium.new_context(viewport=DESKTOP)
+    page = await context.new_page()
+    await log_in(page, stack, "alice")
+    row = page.locator(f'tr[data-escalation="{es}"]')
+    await expect(row).to_contain_text("Locked out of verification")
+    await expect(row.locator(".badge.ok")).to_have_text("verified")
+    await row.get_by_role("link", name="Open").click()
+    panel = page.locator("aside.customer")
+    await expect(panel).to_contain_text(mask_phone("+37120000032"))
+    await expect(panel).not_to_contain_text("+37120000032")
+
+    await panel.locator(".field", has_text="phone").locator("summary").click()
+    reason = panel.locator(".field", has_text="phone").get_by_label(
+        re.compile("Why do you need it")
+    )
+    await reason.fill("Customer cannot receive codes; checking the number on file")
+    await panel.get_by_role("button", name="Reveal phone").click()
+    await expect(page.locator("#revealed-phone")).to_have_text("+37120000032")
+
+    # A canned response fills the reply box in the customer's language, to edit before sending.
+    await page.get_by_role("button", name="Take over").click()
+    await page.get_by_role("button", name="Greeting").click()
+    await expect(page.get_by_label(re.compile("Reply to the customer"))).to_have_value(
+        re.compile("^您好，這裡是客戶服務")
+    )
+    await screenshot(page, artifacts / "chat-verified-desktop.png")
+    await context.close()
