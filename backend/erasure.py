@@ -32,6 +32,8 @@ from backend.services import Services
 log = logging.getLogger(__name__)
 
 PURGE_EVERY = timedelta(days=1)
+# An unused preview is kept this long: enough to confirm it, not to keep its contents.
+PREVIEW_KEPT = timedelta(days=1)
 
 
 def mask_product_id(product_id: str) -> str:
@@ -225,6 +227,21 @@ async def replan_closed_products(services: Services, crm: CrmConnector) -> int:
     return changed
 
 
+async def drop_stale_previews(services: Services) -> int:
+    """Delete previews no request used within ``PREVIEW_KEPT``: they name the customer's products."""
+    from sqlalchemy import delete
+
+    cutoff = services.clock.now() - PREVIEW_KEPT
+    async with services.sessions() as session:
+        gone = await session.execute(
+            delete(ErasurePreview).where(
+                ErasurePreview.used_by.is_(None), ErasurePreview.created_at < cutoff
+            )
+        )
+        await session.commit()
+    return int(getattr(gone, "rowcount", 0) or 0)
+
+
 async def purge_once(
     services: Services, crm: CrmConnector | None = None
 ) -> list[tuple[str, Category]]:
@@ -232,6 +249,7 @@ async def purge_once(
     crm = crm or services.crm
     await replan_closed_products(services, crm)
     now = services.clock.now()
+    await drop_stale_previews(services)
     purged = await crm.purge_expired_holds(now.date())
     if purged:
         async with services.sessions() as session:

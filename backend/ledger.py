@@ -44,6 +44,7 @@ from backend.models.ledger import (
     QUEUED,
     REJECTED,
     RUNNING,
+    SCRUBBED,
     ErasurePreview,
     Request,
 )
@@ -283,6 +284,7 @@ async def _apply_opt_out(
                 lease_expires_at=None,
                 updated_at=now,
                 result=json.dumps({"channels": stored["channels"]}),
+                payload=SCRUBBED,
                 response=json.dumps(public),
             )
         )
@@ -380,6 +382,7 @@ async def reject(
     row = await _awaiting(session, reference)
     reason = f"review_rejected:{reason_code}"
     row.state, row.reason, row.updated_at, row.next_run_at = REJECTED, reason, at, None
+    row.payload = SCRUBBED
     await notifications.enqueue(
         session,
         chat=row.chat,

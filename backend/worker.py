@@ -39,7 +39,16 @@ from backend import audit, notifications
 from backend.crm.connector import Address, CrmConnector
 from backend.db import is_sqlite
 from backend.erasure import purge_daily
-from backend.models.ledger import DONE, FAILED, PARTLY_DONE, QUEUED, REJECTED, RUNNING, Request
+from backend.models.ledger import (
+    DONE,
+    FAILED,
+    PARTLY_DONE,
+    QUEUED,
+    REJECTED,
+    RUNNING,
+    SCRUBBED,
+    Request,
+)
 from backend.services import Services
 
 log = logging.getLogger(__name__)
@@ -206,6 +215,9 @@ async def _finish(services: Services, job: Claimed, owner: str, outcome: Outcome
                 state=outcome.state,
                 reason=outcome.reason,
                 result=json.dumps(outcome.details),
+                # Data minimisation: the new phone, email or address was needed to
+                # carry the request out, not to remember it afterwards.
+                payload=SCRUBBED,
                 lease_owner=None,
                 lease_expires_at=None,
                 next_run_at=None,
@@ -247,6 +259,7 @@ async def _finish(services: Services, job: Claimed, owner: str, outcome: Outcome
 async def _give_up(session: AsyncSession, row: Request, owner: str, now: datetime) -> None:
     """Fail a request whose lease ran out on its last attempt; tell the customer, call an agent."""
     row.state, row.reason, row.updated_at = FAILED, "attempts_exhausted", now
+    row.payload = SCRUBBED
     row.lease_owner = row.lease_expires_at = row.next_run_at = None
     job = Claimed(
         id=row.id,

@@ -16,10 +16,10 @@ from sqlalchemy import select, update
 from backend.clock import FakeClock
 from backend.crm.builtin import BuiltinCrm
 from backend.crm.connector import Category
-from backend.erasure import mask_product_id, purge_daily, purge_once
+from backend.erasure import drop_stale_previews, mask_product_id, purge_daily, purge_once
 from backend.models.audit import AuditEntry
 from backend.models.crm import ProductRow
-from backend.models.ledger import Notification
+from backend.models.ledger import ErasurePreview, Notification
 from backend.retention import purge_command
 from backend.worker import run_one
 
@@ -215,3 +215,21 @@ async def test_a_worker_runs_the_purge_when_it_starts(
     record = await crm.get("C-1")
     assert record is not None
     assert "identity" in record.erased_categories
+
+
+async def test_an_unused_preview_is_dropped_a_day_later_and_a_used_one_kept(
+    backend: LiveBackend, clock: FakeClock
+) -> None:
+    await add_customers(backend.services, customer("C-1"))
+    token = await session_token(backend.services, "C-1")
+    _, unused = await preview(backend, token, ["all"])
+    _, used = await preview(backend, token, ["marketing"])
+    await submit(backend, token, "erasure", {"preview_id": used["preview_id"]})
+    clock.advance(hours=23)
+    assert await drop_stale_previews(backend.services) == 0
+    clock.advance(hours=2)
+    assert await drop_stale_previews(backend.services) == 1
+    async with backend.services.sessions() as session:
+        left = (await session.execute(select(ErasurePreview.id))).scalars().all()
+    assert left == [used["preview_id"]]
+    assert unused["preview_id"] not in left

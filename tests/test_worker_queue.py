@@ -63,6 +63,7 @@ async def test_a_queued_address_change_is_applied_and_the_customer_told(
     assert record.address.line1 == "Elizabetes iela 2"
     row = await _request(backend)
     assert (row.state, row.attempts, row.lease_owner) == ("done", 1, None)
+    assert row.payload == "{}"  # the new address is in the CRM, not kept in the ledger
     async with backend.services.sessions() as session:
         told = (await session.execute(select(Notification))).scalar_one()
         assert (await audit.verify(session)).intact

@@ -27,6 +27,8 @@ PARTLY_DONE = "partly_done"
 REJECTED = "rejected"
 FAILED = "failed"
 OPEN_STATES = (SUBMITTED, AWAITING_REVIEW, QUEUED, RUNNING)
+# What a finished request's payload becomes: its personal values are not kept.
+SCRUBBED = "{}"
 FINAL_STATES = (DONE, PARTLY_DONE, REJECTED, FAILED)
 
 
