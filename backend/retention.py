@@ -265,7 +265,12 @@ def _keep_until(rule: Rule, record: CustomerRecord) -> tuple[date | None, Produc
         if holder:
             return None, holder
         closings = [p.closed for p in record.products if p.closed is not None]
-        return (add_period(max(closings), *rule.period), None) if closings else None
+        if closings:
+            return add_period(max(closings), *rule.period), None
+        if rule.start == "product_closed":
+            return None
+        # Never a product, so no relationship to end: an occasional transaction
+        # starts the period instead (Directive (EU) 2015/849 Art. 40(1)).
     if record.last_transaction is None:
         return None
     return add_period(record.last_transaction, *rule.period), None

@@ -200,3 +200,12 @@ def test_the_stored_plan_is_exactly_the_previewed_one(
     assert stored.holds == plan.holds
     assert plan_to_api(stored, "pv_x") == plan_to_api(plan, "pv_x")
     assert stored.erase.isdisjoint(h.category for h in stored.holds)
+
+
+def test_without_any_product_an_occasional_transaction_starts_the_aml_period() -> None:
+    plan = preview(
+        record(last_transaction=date(2024, 5, 2)), ["identity"], load_policy().get("EU-LV"), TODAY
+    )
+    assert [(c.action, c.basis, c.until) for c in plan.categories] == [
+        ("keep", "eu_aml_records", date(2029, 5, 2))
+    ]
