@@ -343,3 +343,24 @@ async def test_an_unknown_chat_gets_a_page_not_a_crash(alice: ConsoleClient) -> 
     status, page = await alice.get("/console/chats/es_nosuchchat")
     assert status == 404
     assert "There is no such chat" in page
+
+
+async def test_stopping_the_server_closes_open_live_sockets(
+    backend: LiveBackend, services: Services
+) -> None:
+    from conftest import start_app
+
+    from backend.api.app import create_app
+
+    await add_agent(services, "carol")
+    runner, url = await start_app(create_app(services))
+    client = ConsoleClient(url)
+    try:
+        await client.log_in("carol")
+        async with client.http.ws_connect(f"{url}/console/live") as ws:
+            await runner.shutdown()
+            message = await ws.receive(timeout=10)
+            assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    finally:
+        await client.close()
+        await runner.cleanup()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -34,6 +35,8 @@ from backend.services import Services
 
 POLL_SECONDS = 1.0
 SESSION_CHECK_SECONDS = 15.0
+# Open sockets, closed when the server shuts down so it need not wait for browsers.
+SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("console_sockets")
 
 
 async def _drain(ws: web.WebSocketResponse) -> None:
@@ -97,6 +100,7 @@ async def live(request: web.Request) -> web.WebSocketResponse:
                 watched = None
     ws = web.WebSocketResponse(heartbeat=30)
     await ws.prepare(request)
+    request.app[SOCKETS].add(ws)
     reader = asyncio.create_task(_drain(ws))
     loop = asyncio.get_running_loop()
     checked_at = loop.time()
@@ -130,5 +134,14 @@ async def live(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+async def _close_sockets(app: web.Application) -> None:
+    sockets = app[SOCKETS]
+    for ws in list(sockets):
+        await ws.close(code=1001, message=b"server shutdown")
+
+
 def setup(console: web.Application) -> None:
+    sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
+    console[SOCKETS] = sockets
+    console.on_shutdown.append(_close_sockets)
     console.router.add_get("/live", live)
