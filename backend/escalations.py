@@ -315,11 +315,12 @@ async def close(
     return row
 
 
-async def open_escalations(session: AsyncSession) -> list[Escalation]:
-    """Waiting and taken escalations, the longest-waiting first."""
+async def open_escalations(session: AsyncSession, limit: int = 500) -> list[Escalation]:
+    """Waiting and taken escalations, the longest-waiting first (at most ``limit``)."""
     found = await session.scalars(
         select(Escalation)
         .where(Escalation.state.in_(OPEN_STATES))
         .order_by(Escalation.created_at, Escalation.id)
+        .limit(limit)
     )
     return list(found)
