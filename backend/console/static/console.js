@@ -69,6 +69,8 @@
     };
   }
   connect();
+  // Waiting times are written by the server; refresh them once a minute.
+  if (page === "queue") setInterval(refreshQueue, 60000);
 
   // A canned response fills the reply box so the agent can adjust it before sending.
   document.querySelectorAll(".chip[data-text]").forEach(function (chip) {
