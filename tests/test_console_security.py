@@ -251,3 +251,29 @@ async def test_a_login_never_redirects_off_the_console(
         {"name": "alice", "password": "correct horse battery staple", "next": "//evil.example/"},
     )
     assert (status, where) == (302, "/console/")
+
+
+async def test_one_address_guessing_many_names_is_stopped_too(
+    backend: LiveBackend, browser: ConsoleClient, services: Services
+) -> None:
+    await add_agent(services, "alice")
+    for n in range(20):
+        status, _ = await browser.log_in(f"guess{n}", "wrong")
+        assert status == 401
+    status, page = await browser.log_in("alice")
+    assert status == 429
+    assert "Too many failed attempts" in page
+
+
+async def test_a_session_ends_after_twelve_hours_however_busy(
+    services: Services, clock: FakeClock
+) -> None:
+    from backend.console import auth
+
+    await add_agent(services, "alice")
+    token, _ = await auth.log_in(services, "alice", "correct horse battery staple", "127.0.0.1")
+    for _ in range(71):
+        clock.advance(minutes=10)
+        assert await auth.resume(services, token) is not None
+    clock.advance(minutes=10)
+    assert await auth.resume(services, token) is None
