@@ -19,7 +19,7 @@ from sqlalchemy import select
 from backend import audit, escalations, transcripts
 from backend.api.http import SERVICES
 from backend.console import auth
-from backend.console.web import CANNED, LOGIN_PATH, PREFIX, me, page, refuse, set_cookie
+from backend.console.web import CANNED, LOGIN_PATH, PREFIX, Handler, me, page, refuse, set_cookie
 from backend.crm.connector import CustomerRecord
 from backend.errors import ApiError, NotFound
 from backend.masking import mask_email, mask_phone, mask_text
@@ -274,7 +274,7 @@ async def _act(request: web.Request, action: str, form: Any) -> None:
             await escalations.close(session, es_id, agent_id=current.id, at=now)
 
 
-def _action(name: str) -> Any:
+def _action(name: str) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         form = await request.post()
         try:
