@@ -10,7 +10,9 @@ and ``worker.run_workers`` against the built-in CRM (address changes).
 
 - submitted: ``N`` concurrent submitters, each a new request.
 - claimed: claims alone (rows go to ``running``), then put back.
-- completed: claim, CRM change, outcome, audit and notification.
+- completed: claim, CRM change, outcome, audit and notification; by claim
+  loops in this process, and by as many separate ``python -m backend.worker``
+  processes (timed from the first claim to the last outcome in the audit log).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -25,19 +28,23 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import make_url
 
 from backend import ledger
 from backend.clock import SystemClock
 from backend.crm import importer
 from backend.db import upgrade
+from backend.models.audit import AuditEntry
 from backend.models.ledger import QUEUED, Request
 from backend.services import Services, open_services
 from backend.settings import Settings
 from backend.worker import claim, run_workers, worker_name
 
+REPO = Path(__file__).resolve().parent.parent
 REQUESTS = 400
+# Requests drained by separate worker processes in the last case of each row.
+PROCESS_BATCH = 100
 SECONDS = 3.0
 # One request per customer at most, so per-customer ordering never holds a claim back.
 CUSTOMERS = REQUESTS
@@ -51,6 +58,7 @@ class Row:
     submitted: float
     claimed: float
     completed: float
+    processes: float
 
 
 async def _bounded(loops: int, step: Callable[[int], Awaitable[bool]]) -> tuple[int, float]:
@@ -140,6 +148,64 @@ async def _case(services: Services, refs: list[str], workers: int) -> tuple[floa
     return submitted / s_time, claimed / c_time, done / d_time
 
 
+async def _processes(services: Services, refs: list[str], workers: int) -> float:
+    """Completed per second by ``workers`` separate ``python -m backend.worker`` processes.
+
+    Timed from the first claim to the last outcome in the audit log, so process
+    start-up (imports, connections) is not counted.
+    """
+    async with services.sessions() as session:
+        # Whatever the bounded in-process case left behind is not part of this batch.
+        await session.execute(
+            update(Request).where(Request.state == QUEUED).values(state="done", reason="bench_skip")
+        )
+        await session.commit()
+    for i in range(PROCESS_BATCH):
+        await ledger.submit(
+            services,
+            customer_ref=refs[i % len(refs)],
+            chat=f"bench:p{i}",
+            locale="en",
+            kind="update_contact",
+            payload={"field": "address", "address": ADDRESS},
+            idempotency_key=uuid.uuid4().hex,
+        )
+    since = services.clock.now()
+    settings = services.settings
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DATADESK_DATABASE_URL": settings.database_url,
+        "DATADESK_DATA_DIR": str(settings.data_dir),
+        "DATADESK_SECRET_KEY": settings.secret_key or "",
+        "DATADESK_SERVICE_TOKEN": settings.service_token,
+        "DATADESK_LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-m", "backend.worker", "--once"]
+    procs = [
+        await asyncio.create_subprocess_exec(*command, env=env, cwd=REPO) for _ in range(workers)
+    ]
+    await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), timeout=300)
+    async with services.sessions() as session:
+        first = await session.scalar(
+            select(func.min(AuditEntry.at)).where(
+                AuditEntry.action == "request_claimed", AuditEntry.at >= since
+            )
+        )
+        last = await session.scalar(
+            select(func.max(AuditEntry.at)).where(
+                AuditEntry.action == "request_done", AuditEntry.at >= since
+            )
+        )
+        done = await session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action == "request_done", AuditEntry.at >= since)
+        )
+    if first is None or last is None or last <= first:
+        return 0.0
+    return float(done or 0) / (last - first).total_seconds()
+
+
 async def _engine(name: str, url: str, workdir: Path) -> list[Row]:
     await upgrade(url)
     settings = replace(
@@ -155,7 +221,8 @@ async def _engine(name: str, url: str, workdir: Path) -> list[Row]:
         rows = []
         for workers in (1, 4):
             submitted, claimed, completed = await _case(services, refs, workers)
-            rows.append(Row(name, workers, submitted, claimed, completed))
+            separate = await _processes(services, refs, workers)
+            rows.append(Row(name, workers, submitted, claimed, completed, separate))
         return rows
     finally:
         await services.close()
@@ -201,28 +268,38 @@ async def measure() -> list[Row]:
     return rows
 
 
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:>9.2f}×" if b else f"{'-':>10}"
+
+
 def report(rows: list[Row]) -> str:
     """The figures, with each 4-worker row as a multiple of the same engine's 1-worker row."""
+    head = ("engine", "workers", "submitted", "claimed", "completed", "completed")
     lines = [
-        f"ledger: up to {REQUESTS} requests or {SECONDS:.0f} s per case (requests per second)",
-        f"{'engine':<11} {'workers':>7} {'submitted':>10} {'claimed':>10} {'completed':>10}",
+        f"ledger: up to {REQUESTS} requests or {SECONDS:.0f} s per case (requests per second);",
+        f"workers as claim loops in one process, and as {PROCESS_BATCH} requests for separate processes",
+        f"{head[0]:<11} {head[1]:>7} {head[2]:>10} {head[3]:>10} {head[4]:>10} {head[5]:>10}",
+        f"{'':<11} {'':>7} {'':>10} {'':>10} {'(loops)':>10} {'(procs)':>10}",
     ]
     single = {r.engine: r for r in rows if r.workers == 1}
     for r in rows:
         lines.append(
-            f"{r.engine:<11} {r.workers:>7} {r.submitted:>10.0f} {r.claimed:>10.0f} {r.completed:>10.0f}"
+            f"{r.engine:<11} {r.workers:>7} {r.submitted:>10.0f} {r.claimed:>10.0f}"
+            f" {r.completed:>10.0f} {r.processes:>10.0f}"
         )
         base = single.get(r.engine)
         if base is not None and r is not base:
             lines.append(
-                f"{'':<11} {'×1 wkr':>7} {r.submitted / base.submitted:>9.2f}× "
-                f"{r.claimed / base.claimed:>9.2f}× {r.completed / base.completed:>9.2f}×"
+                f"{'':<11} {'÷1':>7} {_ratio(r.submitted, base.submitted)}"
+                f" {_ratio(r.claimed, base.claimed)} {_ratio(r.completed, base.completed)}"
+                f" {_ratio(r.processes, base.processes)}"
             )
     if "sqlite" in single and "postgresql" in single:
-        s, p = single["sqlite"], single["postgresql"]
+        q, p = single["sqlite"], single["postgresql"]
         lines.append(
-            f"{'pg/sqlite':<11} {1:>7} {p.submitted / s.submitted:>9.2f}× "
-            f"{p.claimed / s.claimed:>9.2f}× {p.completed / s.completed:>9.2f}×"
+            f"{'pg÷sqlite':<11} {1:>7} {_ratio(p.submitted, q.submitted)}"
+            f" {_ratio(p.claimed, q.claimed)} {_ratio(p.completed, q.completed)}"
+            f" {_ratio(p.processes, q.processes)}"
         )
     return "\n".join(lines)
 
