@@ -124,3 +124,19 @@ async def test_agents_add_refuses_a_short_password(
     assert status == 2
     assert "at least 12 characters" in capsys.readouterr().err
     assert await _agents(settings) == []
+
+
+async def test_agents_add_on_an_unmigrated_database_says_what_to_run(
+    tmp_path: Path,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import asyncio
+
+    empty = replace(settings, database_url=f"sqlite+aiosqlite:///{tmp_path / 'empty.sqlite3'}")
+    status = await asyncio.to_thread(
+        _run, monkeypatch, empty, "a long enough secret\n", "sam", "agent"
+    )
+    assert status == 1
+    assert "datadesk db upgrade" in capsys.readouterr().err

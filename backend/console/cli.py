@@ -13,6 +13,7 @@ import getpass
 import sys
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from backend import audit
 from backend.console.auth import hash_password
@@ -87,6 +88,15 @@ def add_agent_command(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    agent_id, created = asyncio.run(add_agent(settings, name, role, password))
+    try:
+        agent_id, created = asyncio.run(add_agent(settings, name, role, password))
+    except DBAPIError as exc:
+        # Almost always a database that was never migrated; say what to do.
+        print(
+            f"datadesk agents add: the database refused ({type(exc.orig).__name__}); "
+            "has `datadesk db upgrade` been run?",
+            file=sys.stderr,
+        )
+        return 1
     print(f"agent {name} ({role}) {'added' if created else 'updated'}, id {agent_id}")
     return 0
