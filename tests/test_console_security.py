@@ -277,3 +277,14 @@ async def test_a_session_ends_after_twelve_hours_however_busy(
         assert await auth.resume(services, token) is not None
     clock.advance(minutes=10)
     assert await auth.resume(services, token) is None
+
+
+async def test_a_failed_login_keeps_no_typed_text(
+    backend: LiveBackend, browser: ConsoleClient, services: Services
+) -> None:
+    await browser.log_in("my-secret-password-in-the-name-field", "x")
+    async with services.engine.connect() as conn:
+        keys = (await conn.exec_driver_sql("SELECT key FROM console_login_failures")).scalars()
+        stored = " ".join(keys)
+    assert "my-secret-password" not in stored
+    assert "127.0.0.1" not in stored

@@ -117,7 +117,9 @@ async def log_in(svc: Services, name: str, password: str, address: str) -> tuple
     """Check a login; return a new session token and the agent, or raise LoginRefused."""
     now = svc.clock.now()
     since = now - FAILURE_WINDOW
-    name_key, addr_key = f"name:{name[:64]}", f"addr:{address[:64]}"
+    # Keyed digests, not the text: people type passwords into the name field.
+    name_key = "name:" + svc.keyring.mac("console-login-name", name)
+    addr_key = "addr:" + svc.keyring.mac("console-login-address", address)
     async with svc.sessions() as session:
         agent = await session.scalar(select(Agent).where(Agent.name == name, Agent.active))
     if (

@@ -54,7 +54,7 @@ class LoginFailure(Base):
     __tablename__ = "console_login_failures"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # "name:<login>" or "addr:<remote address>"
+    # "name:<mac of login>" or "addr:<mac of remote address>"
     key: Mapped[str] = mapped_column(String(160))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
 
