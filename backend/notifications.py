@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -173,14 +173,19 @@ async def wait_and_lease(
     limit: int = 100,
     prefix: str | None = None,
     closing: asyncio.Event | None = None,
+    gone: Callable[[], bool] | None = None,
 ) -> list[Outgoing]:
     """Long-poll: lease what is due now, or wait up to ``wait`` seconds for something.
 
     ``closing`` set (the server is shutting down) ends the wait with what there is.
+    ``gone()`` true (the caller hung up) ends it with nothing: leasing to a poller
+    that is no longer there would hide those notifications for a whole lease.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(0.0, wait)
     while True:
+        if gone is not None and gone():
+            return []
         _wakeup().clear()
         async with sessions() as session:
             found = await lease(session, now=clock.now(), limit=limit, prefix=prefix)

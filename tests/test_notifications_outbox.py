@@ -171,3 +171,23 @@ async def test_an_acknowledged_id_is_never_given_to_a_new_notification(
     ) as r:
         assert r.status == 204
     assert await _enqueue(backend, "tg:42") > first
+
+
+async def test_a_poller_that_hung_up_does_not_take_the_next_notification_with_it(
+    backend: LiveBackend,
+) -> None:
+    # A bot killed mid-poll leaves its request waiting on the server; what arrives
+    # next must go to the bot that replaces it, not sit leased to the dead one.
+    async with aiohttp.ClientSession(
+        headers={"Authorization": f"Bearer {SERVICE_TOKEN}"}
+    ) as doomed:
+        abandoned = asyncio.create_task(
+            doomed.get(backend.api("/api/v1/notifications"), params={"wait": 30})
+        )
+        await asyncio.sleep(0.3)
+        abandoned.cancel()
+    await asyncio.sleep(0.3)
+    await _enqueue(backend, "tg:42", reference="DD-7K2Q9M", outcome="done")
+    await asyncio.sleep(0.5)
+    found = await _poll(backend, wait=0)
+    assert [n["reference"] for n in found] == ["DD-7K2Q9M"]

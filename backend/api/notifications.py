@@ -37,7 +37,13 @@ async def poll(request: web.Request) -> web.Response:
     prefix = request.query.get("prefix") or None
     svc = services(request)
     found = await notifications.wait_and_lease(
-        svc.sessions, svc.clock, wait=wait, limit=limit, prefix=prefix, closing=request.app[CLOSING]
+        svc.sessions,
+        svc.clock,
+        wait=wait,
+        limit=limit,
+        prefix=prefix,
+        closing=request.app[CLOSING],
+        gone=lambda: request.transport is None or request.transport.is_closing(),
     )
     return json_response({"notifications": [n.to_json() for n in found]})
 

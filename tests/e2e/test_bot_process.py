@@ -22,6 +22,8 @@ from backend.settings import REPO_ROOT
 from e2e.conftest import Stack
 from e2e.steps import (
     ERASURE_SUBMITTED,
+    NO_OPEN_REQUESTS,
+    OUTCOME_DONE,
     PHONES,
     PREVIEW_HEAD,
     choose,
@@ -128,13 +130,17 @@ async def test_a_killed_bot_process_is_replaced_and_the_customer_carries_on_at_t
         submitted = await api.wait_for_message(CHAT, stack.t(locale, ERASURE_SUBMITTED))
         [request] = await requests_of(stack, CHAT)
         assert request.reference == reference_in(submitted)
+        # The worker may finish before /status is asked, so wait for the outcome
+        # first: then /status has one certain answer.
+        outcome = await api.wait_for_message(CHAT, stack.t(locale, OUTCOME_DONE), timeout=30)
+        assert request.reference in outcome.text
         # SIGHUP re-reads the dialog files and the bot keeps serving.
         pid_file = stack.settings.data_dir / "bot.pid"
         assert pid_file.read_text().strip() == str(replacement.process.pid)  # type: ignore[union-attr]
         replacement.process.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
         await replacement.wait_logged("dialogs reloaded")
         await api.send_text(CHAT, "/status")
-        await api.wait_for_message(CHAT, request.reference)
+        await api.wait_for_message(CHAT, stack.t(locale, NO_OPEN_REQUESTS))
     finally:
         status = await replacement.stop(signal.SIGTERM)
     assert status == 0
