@@ -9,6 +9,7 @@ the channel escapes them for its markup.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 
@@ -104,3 +105,6 @@ class SetCommands:
 
 
 Outgoing = Reply | Delete
+
+# Shows replies on a channel; raises when they could not be shown.
+Send = Callable[[list[Outgoing]], Awaitable[None]]

@@ -37,6 +37,7 @@ from bot.channel import (
     Event,
     Outgoing,
     Reply,
+    Send,
     Text,
 )
 from bot.engine_adapter import DialogEngine, EngineAdapter, OutMessage, PlainMessage
@@ -316,8 +317,16 @@ class Conversations:
         """Wait until the transcript holds every answer given so far (in one chat, or all)."""
         await self.transcript.flush(chat)
 
-    async def notify(self, notification: dict[str, Any]) -> list[Outgoing]:
-        """Render one backend notification for its chat; [] if already shown or unknown."""
+    async def notify(
+        self, notification: dict[str, Any], send: Send | None = None
+    ) -> list[Outgoing]:
+        """Render one backend notification for its chat; [] if already shown or unknown.
+
+        With ``send``, the replies are handed to it first and the notification is
+        marked shown only once it returns: a send that fails leaves the
+        notification to be shown on redelivery. Without ``send`` the caller shows
+        the returned replies itself and the notification counts as shown at once.
+        """
         chat, nid = notification.get("chat"), notification.get("id")
         if not isinstance(chat, str) or not isinstance(nid, int):
             log.warning("notification without chat or id ignored")
@@ -335,6 +344,8 @@ class Conversations:
                     await self._save(record, state)
                 except StaleState:
                     continue
+                if send is not None:
+                    await send(replies)
                 if not await self.store.mark_shown(chat, nid, self.clock.now()):
                     return []
                 if notification.get("type") != "agent_message":

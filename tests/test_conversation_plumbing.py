@@ -26,7 +26,7 @@ from backend.clock import FakeClock
 from backend.models.console import Agent
 from backend.settings import REPO_ROOT, Settings
 from bot.backend_client import BackendClient
-from bot.channel import Command, Delete, Press, Reply, Start, Text
+from bot.channel import Command, Delete, Outgoing, Press, Reply, Start, Text
 from bot.conversation import Conversations
 from bot.engine import DialogErrors
 from bot.engine_adapter import DialogEngine
@@ -219,6 +219,35 @@ async def test_a_notification_delivered_twice_is_shown_once(open_conversations: 
     assert await first.notify(note) == []
     restarted = await open_conversations()
     assert await restarted.notify(note) == []
+
+
+async def test_a_notification_whose_send_failed_is_shown_when_it_comes_again(
+    open_conversations: Opener,
+) -> None:
+    conversations = await open_conversations()
+    note = {
+        "id": 18,
+        "chat": "term:h",
+        "locale": "lv",
+        "type": "request_outcome",
+        "reference": "DD-7K2Q9M",
+        "outcome": "done",
+        "details": {},
+    }
+
+    async def unreachable(replies: list[Outgoing]) -> None:
+        raise ConnectionError("the chat platform is down")
+
+    with pytest.raises(ConnectionError):
+        await conversations.notify(note, unreachable)
+    sent: list[Outgoing] = []
+
+    async def delivered(replies: list[Outgoing]) -> None:
+        sent.extend(replies)
+
+    await conversations.notify(note, delivered)
+    assert texts(sent) == ["outcome.done[lv] reference=DD-7K2Q9M"]
+    assert await conversations.notify(note, delivered) == []
 
 
 async def test_a_partly_done_erasure_says_what_was_kept_why_and_until_when_in_the_locale(

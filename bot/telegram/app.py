@@ -28,7 +28,7 @@ from telegram.ext import AIORateLimiter, Application, ContextTypes, Defaults, Ty
 
 from bot.channel import Delete, Event, Outgoing, Press, Reply
 from bot.telegram.events import read_update
-from bot.telegram.notifications import NotificationSource, deliver_notifications
+from bot.telegram.notifications import NotificationSource, Renderer, deliver_notifications
 from bot.telegram.processor import PerChatUpdateProcessor
 from bot.telegram.render import Send, render
 from bot.telegram.webhook import WebhookServer
@@ -65,12 +65,10 @@ def keep_customer_data_out_of_logs() -> None:
         logger.setLevel(max(floor, logger.getEffectiveLevel()))
 
 
-class ConversationService(Protocol):
+class ConversationService(Renderer, Protocol):
     """What the channel needs of ``bot.conversation.Conversations``."""
 
     async def handle(self, chat: str, event: Event) -> list[Outgoing]: ...
-
-    async def notify(self, notification: dict[str, Any]) -> list[Outgoing]: ...
 
     def commands(self, locale: str) -> list[tuple[str, str]]: ...
 

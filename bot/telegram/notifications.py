@@ -11,6 +11,7 @@ once. The backend or Telegram being down only slows this loop, never ends it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,7 @@ from typing import Any, Protocol
 
 from telegram.error import Forbidden, TelegramError
 
-from bot.channel import Outgoing
+from bot.channel import Outgoing, Send
 from bot.telegram.events import telegram_chat_id
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,9 @@ class NotificationSource(Protocol):
 
 
 class Renderer(Protocol):
-    async def notify(self, notification: dict[str, Any]) -> list[Outgoing]: ...
+    async def notify(
+        self, notification: dict[str, Any], send: Send | None = None
+    ) -> list[Outgoing]: ...
 
 
 class ChatTurns(Protocol):
@@ -60,7 +63,8 @@ async def deliver_one(
         return True
     try:
         async with turns.serialized(chat_id):
-            await deliver(chat_id, await renderer.notify(notification))
+            # Marked shown only after Telegram took it: a failed send is retried.
+            await renderer.notify(notification, functools.partial(deliver, chat_id))
     except Forbidden:
         # The customer blocked the bot: no retry will reach them.
         log.warning("notification %s: chat %s blocked the bot", ident, chat_id)

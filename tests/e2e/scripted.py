@@ -20,6 +20,7 @@ from bot.channel import (
     Outgoing,
     Press,
     Reply,
+    Send,
     Start,
     Text,
     Unsupported,
@@ -44,11 +45,18 @@ class ScriptedConversations:
     def commands(self, locale: str) -> list[tuple[str, str]]:
         return [("help", f"help ({locale})"), ("cancel", f"cancel ({locale})")]
 
-    async def notify(self, notification: dict[str, Any]) -> list[Outgoing]:
+    async def notify(
+        self, notification: dict[str, Any], send: Send | None = None
+    ) -> list[Outgoing]:
         if notification["id"] in self.notified:
             return []
+        replies: list[Outgoing] = [
+            Reply(f"Request {notification['reference']}: {notification['outcome']}")
+        ]
+        if send is not None:
+            await send(replies)
         self.notified.append(notification["id"])
-        return [Reply(f"Request {notification['reference']}: {notification['outcome']}")]
+        return replies
 
     async def handle(self, chat: str, event: Event) -> list[Outgoing]:
         self.events.append((chat, event))
