@@ -1,50 +1,7 @@
-"""Alembic environment for the backend database (SQLite and PostgreSQL, async drivers)."""
-
-from __future__ import annotations
-
-import asyncio
-
-from alembic import context
-from sqlalchemy.engine import Connection
+"""Alembic environment for the backend database."""
 
 import backend.models  # noqa: F401  (registers every table on Base.metadata)
-from backend.db import Base, is_sqlite, make_engine
+from backend.alembic_env import run_migrations
+from backend.db import Base
 
-target_metadata = Base.metadata
-
-
-def _run(connection: Connection) -> None:
-    context.configure(
-        connection=connection,
-        target_metadata=target_metadata,
-        # SQLite cannot ALTER most things in place; batch mode copies the table.
-        render_as_batch=is_sqlite(str(connection.engine.url)),
-        compare_type=True,
-    )
-    with context.begin_transaction():
-        context.run_migrations()
-
-
-async def _run_async(url: str) -> None:
-    engine = make_engine(url)
-    try:
-        async with engine.connect() as connection:
-            await connection.run_sync(_run)
-            await connection.commit()
-    finally:
-        await engine.dispose()
-
-
-def main() -> None:
-    url = context.config.get_main_option("sqlalchemy.url")
-    if not url:
-        raise RuntimeError("alembic: sqlalchemy.url is not set; use `datadesk db upgrade`")
-    if context.is_offline_mode():
-        context.configure(url=url, target_metadata=target_metadata, literal_binds=True)
-        with context.begin_transaction():
-            context.run_migrations()
-        return
-    asyncio.run(_run_async(url))
-
-
-main()
+run_migrations(Base.metadata)
