@@ -74,8 +74,15 @@ def _holds(details: dict[str, Any], say: Say, translator: Translator) -> list[st
 
 def _reason(reason: Any, say: Say) -> str:
     code = str(reason or "unknown")
-    # "review_rejected:{code}": the reviewer's code is for the back office, not the customer.
-    return _named(say, "reason", code.split(":", 1)[0], "unknown")
+    kind, _, detail = code.partition(":")
+    if detail:
+        # "review_rejected:{code}": the reviewer's reason, in words meant for the customer
+        # when the dialogs have them, else the general sentence for that kind.
+        try:
+            return say(f"reason.{kind}.{detail}")
+        except KeyError:
+            pass
+    return _named(say, "reason", kind, "unknown")
 
 
 def _outcome(notification: dict[str, Any], say: Say, translator: Translator) -> list[str]:

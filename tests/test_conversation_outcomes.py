@@ -218,3 +218,26 @@ async def _requests(world: World) -> int:
 
     async with world.services.sessions() as session:
         return int(await session.scalar(select(func.count()).select_from(Request)) or 0)
+
+
+async def test_a_rejection_after_review_tells_the_customer_the_reviewers_reason(
+    open_conversations: Opener, world: World
+) -> None:
+    customer = Customer(await open_conversations(), "term:rejected")
+    note = {
+        "id": 9001,
+        "chat": customer.chat,
+        "locale": "en",
+        "type": "request_outcome",
+        "reference": "DD-7K2Q9M",
+        "outcome": "rejected",
+        "reason": "review_rejected:open_dispute",
+        "details": {},
+    }
+    text = said(await customer.conversations.notify(note))
+    assert "DD-7K2Q9M" in text
+    assert "dispute or complaint about your account" in text
+    # A reason the dialogs have no words for falls back to the general sentence.
+    note |= {"id": 9002, "reason": "review_rejected:something_new"}
+    text = said(await customer.conversations.notify(note))
+    assert "Our team reviewed it and couldn't approve it." in text

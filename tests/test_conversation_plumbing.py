@@ -26,7 +26,7 @@ from backend.clock import FakeClock
 from backend.models.console import Agent
 from backend.settings import REPO_ROOT, Settings
 from bot.backend_client import BackendClient
-from bot.channel import Command, Delete, Outgoing, Press, Reply, Start, Text
+from bot.channel import Command, Delete, Edited, Outgoing, Press, Reply, Start, Text
 from bot.conversation import Conversations
 from bot.engine import DialogErrors
 from bot.engine_adapter import DialogEngine
@@ -309,7 +309,7 @@ async def test_a_rejection_names_its_reason(open_conversations: Opener) -> None:
         }
     )
     assert texts(out) == [
-        "outcome.rejected[en] reason=reason.review_rejected[en] reference=DD-AAAAAA"
+        "outcome.rejected[en] reason=reason.review_rejected.no_basis[en] reference=DD-AAAAAA"
     ]
 
 
@@ -388,6 +388,80 @@ async def test_conversations_idle_for_a_month_are_deleted_and_start_again(
         # The idle chat's state is gone: its count starts again.
         assert texts(await conversations.handle("term:old", Press("count"))) == ["count 1"]
         assert not await conversations.store.was_shown("term:old", 99)
+    finally:
+        await conversations.close()
+        await client.close()
+
+
+async def test_an_edit_adding_a_card_number_is_deleted_explained_and_filed_masked_only(
+    open_conversations: Opener, backend: LiveBackend
+) -> None:
+    conversations = await open_conversations()
+    await conversations.handle("term:edit", Start(language_code="lv"))
+    await conversations.handle("term:edit", Press("count"))
+    out = await conversations.handle("term:edit", Edited(f"card {CARD}", message_id=7))
+    assert out == [Delete(7, "card"), Reply("hygiene.card[lv]")]
+    inbound = [t for d, t in await transcript(backend, "term:edit") if d == "in"]
+    assert "card 411111••••••1111" in inbound
+    assert not any("1111 1111" in t for _, t in await transcript(backend, "term:edit"))
+    # The edit is not an answer: the dialog did not move.
+    assert texts(await conversations.handle("term:edit", Press("count"))) == ["count 2"]
+
+
+async def test_an_edit_without_anything_sensitive_is_left_alone(
+    open_conversations: Opener, backend: LiveBackend
+) -> None:
+    conversations = await open_conversations()
+    await conversations.handle("term:edit2", Start())
+    await conversations.flush("term:edit2")
+    before = await transcript(backend, "term:edit2")
+    assert await conversations.handle("term:edit2", Edited("typo fixed", message_id=3)) == []
+    await conversations.flush("term:edit2")
+    assert await transcript(backend, "term:edit2") == before
+    assert texts(await conversations.handle("term:edit2", Press("count"))) == ["count 1"]
+
+
+async def test_an_update_delivered_again_after_a_restart_is_not_handled_twice(
+    open_conversations: Opener,
+) -> None:
+    first = await open_conversations()
+    await first.handle("tg:1", Start(update_id=10))
+    assert texts(await first.handle("tg:1", Press("count", update_id=11))) == ["count 1"]
+    await first.close()
+
+    second = await open_conversations()
+    saved = await second.store.load("tg:1")
+    assert await second.handle("tg:1", Press("count", update_id=11)) == []
+    assert await second.handle("tg:1", Start(update_id=10)) == []
+    again = await second.store.load("tg:1")
+    assert (again.version, again.state) == (saved.version, saved.state)
+    assert texts(await second.handle("tg:1", Press("count", update_id=12))) == ["count 2"]
+
+
+async def test_an_edit_delivered_again_is_not_deleted_twice(open_conversations: Opener) -> None:
+    conversations = await open_conversations()
+    await conversations.handle("tg:2", Start(update_id=20))
+    edit = Edited(f"card {CARD}", message_id=4, update_id=21)
+    assert (await conversations.handle("tg:2", edit))[0] == Delete(4, "card")
+    assert await conversations.handle("tg:2", edit) == []
+
+
+async def test_update_ids_are_not_compared_once_telegram_may_have_started_them_afresh(
+    bot_settings: Settings,
+) -> None:
+    clock = FakeClock()
+    client = BackendClient(bot_settings.backend_url, SERVICE_TOKEN)
+    conversations = await Conversations.open(
+        bot_settings, backend=client, engine=FakeEngine(), clock=clock
+    )
+    try:
+        await conversations.handle("tg:3", Start(update_id=500))
+        await conversations.handle("tg:3", Press("count", update_id=501))
+        # After a week without updates Telegram picks new ids at random, perhaps lower.
+        clock.advance(days=8)
+        reply = await conversations.handle("tg:3", Press("count", update_id=7))
+        assert texts(reply) == ["count 2"]
+        assert await conversations.handle("tg:3", Press("count", update_id=7)) == []
     finally:
         await conversations.close()
         await client.close()

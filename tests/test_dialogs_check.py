@@ -219,3 +219,11 @@ def test_every_legal_basis_and_category_of_the_retention_policy_has_a_message() 
             assert f"category.{category}" in dialogs.messages
             for rule in rules or []:
                 assert f"basis.{rule['basis']}" in dialogs.messages, rule["basis"]
+
+
+def test_every_reason_a_reviewer_can_give_has_words_for_the_customer() -> None:
+    from backend.console.review import REJECT_REASONS
+
+    dialogs = load_dialogs(DIALOGS)
+    for code in REJECT_REASONS:
+        assert f"reason.review_rejected.{code}" in dialogs.messages, code

@@ -377,7 +377,7 @@ def test_done_with_nothing_ticked_asks_for_a_choice(chat: Chat) -> None:
     chat.verified_into("erasure")
     chat.send(Press("several"))
     chat.send(Press("done"))
-    assert "Please choose at least one, then press Done." in chat.text
+    assert "Please choose at least one, then press Done choosing." in chat.text
     assert chat.last.actions == []
     chat.send(Command("back"))
     chat.send(Press("identity"))  # one category goes on at once
