@@ -5,6 +5,12 @@ A channel turns its platform's updates into ``Event`` values, passes them to
 returned ``Outgoing`` values on its platform. Nothing here knows Telegram.
 Texts in ``Reply`` are already in the customer's language and are plain text:
 the channel escapes them for its markup.
+
+Every event may carry the platform's ``update_id``: ids that only grow per
+chat, so an update the platform delivers again (the bot died before
+confirming it) is recognised and not handled twice. Channels without such ids
+(the terminal) leave it None. It says how the event travelled, not what the
+customer did, so events compare equal without it.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ class Start:
     """The customer opened the chat (``/start``); ``language_code`` as the platform reports it."""
 
     language_code: str | None = None
+    update_id: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,7 @@ class Text:
     text: str
     message_id: int | None = None
     language_code: str | None = None
+    update_id: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,7 @@ class Press:
     option_id: str
     message_id: int | None = None
     language_code: str | None = None
+    update_id: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,7 @@ class Contact:
     own: bool
     message_id: int | None = None
     language_code: str | None = None
+    update_id: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,7 @@ class Command:
     args: str = ""
     message_id: int | None = None
     language_code: str | None = None
+    update_id: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -65,9 +76,28 @@ class Unsupported:
     kind: str
     message_id: int | None = None
     language_code: str | None = None
+    update_id: int | None = field(default=None, compare=False)
 
 
 Event = Start | Text | Press | Contact | Command | Unsupported
+
+
+@dataclass(frozen=True)
+class Edited:
+    """The customer edited an earlier message; ``text`` is its new text.
+
+    Not an ``Event``: the dialogs never see it (an edit is not a new answer).
+    The conversation only screens it for data that must not stay in the chat.
+    """
+
+    text: str
+    message_id: int
+    language_code: str | None = None
+    update_id: int | None = field(default=None, compare=False)
+
+
+# Everything a channel may hand ``Conversations.handle``.
+ChannelEvent = Event | Edited
 
 
 @dataclass(frozen=True)

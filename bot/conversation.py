@@ -7,6 +7,8 @@ the pure dialog engine, carries out the actions it asks for
 state and returns what the channel should send or delete. While an agent
 holds the chat the engine does not run: the message only reaches the agent.
 ``notify`` renders one backend notification (``bot.notices``) once per chat.
+An update the channel delivers again (same or older ``update_id``) is skipped;
+an edited message is only screened, never shown to the dialogs.
 
 The engine is reached through ``bot.engine_adapter.EngineAdapter`` so this
 plumbing can be tested with a small stand-in; ``DialogEngine`` binds the real one.
@@ -32,8 +34,10 @@ from bot.actions import ActionContext, run_action
 from bot.backend_client import BackendClient
 from bot.channel import (
     Button,
+    ChannelEvent,
     Contact,
     Delete,
+    Edited,
     Event,
     Outgoing,
     Reply,
@@ -56,6 +60,9 @@ IDLE_RETENTION = timedelta(days=30)
 # Notifications are redelivered within minutes; their "shown" marks need not live long.
 SHOWN_RETENTION = timedelta(days=7)
 PRUNE_EVERY = timedelta(hours=6)
+# Telegram keeps an unconfirmed update for 24 hours, and after a week without
+# updates starts its ids afresh (lower, perhaps): an older chat compares no ids.
+REDELIVERY_WINDOW = timedelta(hours=24)
 
 
 def _replies(messages: Sequence[OutMessage]) -> list[Outgoing]:
@@ -151,7 +158,23 @@ class Conversations:
             else:
                 self._locks[chat] = (lock, users - 1)
 
-    def _state(self, record: ChatRecord, event: Event | None) -> Any:
+    def _claim(self, record: ChatRecord, event: ChannelEvent) -> bool:
+        """False if ``event`` was handled in the chat already; else note it as the last one."""
+        update_id = event.update_id
+        if update_id is None:
+            return True
+        last, saved = record.last_update_id, record.updated_at
+        if (
+            last is not None
+            and saved is not None
+            and self.clock.now() - saved < REDELIVERY_WINDOW
+            and update_id <= last
+        ):
+            return False
+        record.last_update_id = update_id
+        return True
+
+    def _state(self, record: ChatRecord, event: ChannelEvent | None) -> Any:
         """The chat's engine state; a new chat starts in the locale its platform reports."""
         if record.state is not None:
             try:
@@ -178,11 +201,16 @@ class Conversations:
         if idle or marks:
             log.info("pruned %d idle conversations and %d shown marks", idle, marks)
 
-    async def handle(self, chat: str, event: Event) -> list[Outgoing]:
+    async def handle(self, chat: str, event: ChannelEvent) -> list[Outgoing]:
         """Answer one customer event; never raises for bad input or an unreachable backend."""
         await self.prune()
         async with self._chat_lock(chat):
             record = await self.store.load(chat)
+            if not self._claim(record, event):
+                log.info("chat %s: update %s handled already, skipped", chat, event.update_id)
+                return []
+            if isinstance(event, Edited):
+                return await self._edited(chat, record, event)
             state = self._state(record, event)
             locale = self.engine.locale(state)
             sensitive = not record.agent_active and self._sensitive(state)
@@ -210,6 +238,28 @@ class Conversations:
             replies = await self._run(chat, record, state, event, out, notices_shown)
             return replies
 
+    async def _edited(self, chat: str, record: ChatRecord, event: Edited) -> list[Outgoing]:
+        """Screen an edited message: delete it if it now holds what a new one may not.
+
+        The dialog does not move (an edit is not a new answer); only the
+        masked text is filed, so an agent sees what the customer changed.
+        """
+        state = self._state(record, event)
+        sensitive = not record.agent_active and self._sensitive(state)
+        screened = hygiene.scan(event.text, sensitive=sensitive)
+        if not screened.found:
+            return []
+        await self.transcript.customer_said(
+            chat, Text(event.text, event.message_id), sensitive=sensitive
+        )
+        notices_shown = self._hygiene_notices(screened, self.engine.locale(state))
+        if event.update_id is not None:
+            with contextlib.suppress(StaleState):
+                # Only the update id changed: a newer save may stand.
+                await self._save(record, state)
+        self.transcript.bot_said(chat, notices_shown)
+        return [Delete(event.message_id, screened.kinds[0]), *notices_shown]
+
     def _sensitive(self, state: Any) -> bool:
         try:
             return bool(self.engine.sensitive(self.dialogs, state))
@@ -234,6 +284,9 @@ class Conversations:
         for attempt in range(SAVE_ATTEMPTS):
             if attempt:
                 record = await self.store.load(chat)
+                if not self._claim(record, event):
+                    # The same update, delivered to another process too, was handled there.
+                    return list(deletes)
                 state = self._state(record, event)
             memory = dict(record.context)
             locale = self.engine.locale(state)

@@ -5,7 +5,9 @@ token, pending verification, proof token), both encrypted with the
 deployment's keyring because they carry personal data the customer typed. A
 ``version`` column gives optimistic concurrency: a writer that read version
 ``n`` only succeeds if the row is still at ``n``. Shown notification ids are
-kept per chat so a redelivered notification is not shown twice.
+kept per chat so a redelivered notification is not shown twice; the last
+platform update handled (``last_update_id``) so a redelivered update is not
+handled twice.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class ConversationRow(BotBase):
     agent_active: Mapped[bool]
     version: Mapped[int]
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_update_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ShownNotificationRow(BotBase):
@@ -59,13 +62,20 @@ class StaleState(Exception):
 
 @dataclass
 class ChatRecord:
-    """What the store keeps for one chat; ``version`` 0 means never saved."""
+    """What the store keeps for one chat; ``version`` 0 means never saved.
+
+    ``last_update_id`` is the channel's id of the last update handled in the
+    chat (None: none yet, or a channel without ids); ``updated_at`` when the
+    record was last saved, as loaded (None: never saved).
+    """
 
     chat: str
     state: dict[str, Any] | None = None
     context: dict[str, Any] = field(default_factory=dict)
     agent_active: bool = False
     version: int = 0
+    last_update_id: int | None = None
+    updated_at: datetime | None = None
 
 
 class StateStore:
@@ -103,23 +113,33 @@ class StateStore:
         except (CryptoError, ValueError):
             # A changed secret key or a damaged row: the customer starts again
             # (keeping the version so the next save still detects races).
-            return ChatRecord(chat=chat, agent_active=row.agent_active, version=row.version)
+            return ChatRecord(
+                chat=chat,
+                agent_active=row.agent_active,
+                version=row.version,
+                last_update_id=row.last_update_id,
+                updated_at=row.updated_at,
+            )
         return ChatRecord(
             chat=chat,
             state=state if isinstance(state, dict) else None,
             context=context if isinstance(context, dict) else {},
             agent_active=row.agent_active,
             version=row.version,
+            last_update_id=row.last_update_id,
+            updated_at=row.updated_at,
         )
 
     async def save(self, record: ChatRecord, now: datetime | None = None) -> None:
         """Write ``record`` if nobody else did since it was loaded; bump its version."""
+        now = now or datetime.now(UTC)
         values = {
             "state": self._seal(record.state),
             "context": self._seal(record.context),
             "agent_active": record.agent_active,
             "version": record.version + 1,
-            "updated_at": now or datetime.now(UTC),
+            "updated_at": now,
+            "last_update_id": record.last_update_id,
         }
         async with self.sessions() as session:
             if record.version == 0:
@@ -141,6 +161,7 @@ class StateStore:
                 if result.rowcount != 1:  # type: ignore[attr-defined]
                     raise StaleState(record.chat)
         record.version += 1
+        record.updated_at = now
 
     async def mark_shown(
         self, chat: str, notification_id: int, now: datetime | None = None

@@ -26,7 +26,7 @@ from telegram.constants import ParseMode, UpdateType
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import AIORateLimiter, Application, ContextTypes, Defaults, TypeHandler
 
-from bot.channel import Delete, Event, Outgoing, Press, Reply
+from bot.channel import ChannelEvent, Delete, Outgoing, Press, Reply
 from bot.telegram.events import read_update
 from bot.telegram.notifications import NotificationSource, Renderer, deliver_notifications
 from bot.telegram.processor import PerChatUpdateProcessor
@@ -36,7 +36,8 @@ from bot.telegram.webhook import WebhookServer
 log = logging.getLogger(__name__)
 
 SEND_ATTEMPTS = 4
-ALLOWED_UPDATES = (UpdateType.MESSAGE, UpdateType.CALLBACK_QUERY)
+# Edited messages are read so a card number added by an edit is taken out of the chat too.
+ALLOWED_UPDATES = (UpdateType.MESSAGE, UpdateType.EDITED_MESSAGE, UpdateType.CALLBACK_QUERY)
 
 # Telegram's setMyCommands takes ISO 639-1 codes, so it cannot tell Simplified
 # from Traditional Chinese: "zh" gets zh_Hans, the script most Chinese-language
@@ -68,7 +69,7 @@ def keep_customer_data_out_of_logs() -> None:
 class ConversationService(Renderer, Protocol):
     """What the channel needs of ``bot.conversation.Conversations``."""
 
-    async def handle(self, chat: str, event: Event) -> list[Outgoing]: ...
+    async def handle(self, chat: str, event: ChannelEvent) -> list[Outgoing]: ...
 
     def commands(self, locale: str) -> list[tuple[str, str]]: ...
 

@@ -11,7 +11,17 @@ from dataclasses import dataclass
 from telegram import Message, Update
 from telegram.constants import ChatType
 
-from bot.channel import Command, Contact, Event, Press, Start, Text, Unsupported
+from bot.channel import (
+    ChannelEvent,
+    Command,
+    Contact,
+    Edited,
+    Event,
+    Press,
+    Start,
+    Text,
+    Unsupported,
+)
 
 # The global commands of the dialogs (DESIGN.md); any other "/word" is plain text.
 COMMANDS = frozenset({"cancel", "back", "help", "language", "status", "agent"})
@@ -44,7 +54,7 @@ class Incoming:
 
     chat: str
     chat_id: int
-    event: Event
+    event: ChannelEvent
     callback_query_id: str | None = None
 
 
@@ -84,32 +94,46 @@ def _command(text: str) -> tuple[str, str] | None:
     return name, args.strip()
 
 
-def _message_event(message: Message, language_code: str | None) -> Event | None:
+def _message_event(
+    message: Message, language_code: str | None, update_id: int | None
+) -> Event | None:
     user = message.from_user
+    message_id = message.message_id
     if message.contact is not None:
         own = user is not None and message.contact.user_id == user.id
         return Contact(
             phone=normalise_phone(message.contact.phone_number),
             own=own,
-            message_id=message.message_id,
+            message_id=message_id,
             language_code=language_code,
+            update_id=update_id,
         )
     if message.text is not None:
         command = _command(message.text)
         if command is not None:
             name, args = command
             if name == "start":
-                return Start(language_code=language_code)
+                return Start(language_code=language_code, update_id=update_id)
             if name in COMMANDS:
-                return Command(name, args, message.message_id, language_code)
-        return Text(message.text, message.message_id, language_code)
+                return Command(name, args, message_id, language_code, update_id)
+        return Text(message.text, message_id, language_code, update_id)
     for kind in UNSUPPORTED_KINDS:
         if getattr(message, kind, None):
-            return Unsupported(kind, message.message_id, language_code)
+            return Unsupported(kind, message_id, language_code, update_id)
     # A service message (pinned, members changed, …) is not something the customer said.
     if message.caption is not None:
-        return Unsupported("captioned_media", message.message_id, language_code)
+        return Unsupported("captioned_media", message_id, language_code, update_id)
     return None
+
+
+def _edited_event(
+    message: Message, language_code: str | None, update_id: int | None
+) -> Edited | None:
+    # A caption can be edited too, and can hold a card number as well as a text can.
+    text = message.text if message.text is not None else message.caption
+    if text is None:
+        return None
+    return Edited(text, message.message_id, language_code, update_id)
 
 
 def read_update(update: Update) -> Incoming | None:
@@ -122,12 +146,15 @@ def read_update(update: Update) -> Incoming | None:
     query = update.callback_query
     if query is not None:
         message_id = query.message.message_id if query.message is not None else None
-        press = Press(option_id(query.data or ""), message_id, language_code)
+        press = Press(option_id(query.data or ""), message_id, language_code, update.update_id)
         return Incoming(chat_ref(chat.id), chat.id, press, callback_query_id=query.id)
-    message = update.message
-    if message is None:
+    event: ChannelEvent | None
+    if update.message is not None:
+        event = _message_event(update.message, language_code, update.update_id)
+    elif update.edited_message is not None:
+        event = _edited_event(update.edited_message, language_code, update.update_id)
+    else:
         return None
-    event = _message_event(message, language_code)
     if event is None:
         return None
     return Incoming(chat_ref(chat.id), chat.id, event)

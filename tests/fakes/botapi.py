@@ -6,10 +6,12 @@ JSON parameters in, ``{"ok": true, "result": …}`` or Telegram's error shape
 ``{"ok": false, "error_code": 400, "description": "…"}`` out. Updates are served
 by ``getUpdates`` (offset, long-poll timeout) or, once ``setWebhook`` was
 called, POSTed to the webhook URL with the ``X-Telegram-Bot-Api-Secret-Token``
-header, one at a time and in order.
+header, one at a time and in order. Only the kinds in the bot's
+``allowed_updates`` are kept, as Telegram does; ``redeliver`` hands an update
+out again, as Telegram does when the bot died before confirming it.
 
-Tests play the customer through ``send_text``, ``press``, ``share_contact`` and
-``send_sticker``, and look at what the bot did through ``messages(chat)``,
+Tests play the customer through ``send_text``, ``edit_text``, ``press``,
+``share_contact`` and ``send_sticker``, and look at what the bot did through ``messages(chat)``,
 ``deleted``, ``commands``, ``answered_callbacks`` and ``wait_for_message``.
 Sent texts are checked the way Telegram checks them: HTML must parse, texts
 are at most 4,096 characters, callback data at most 64 bytes.
@@ -176,10 +178,13 @@ class BotApiStandIn:
         self.webhook_secret: str | None = None
         self.webhook_deliveries: int = 0
         self.confirmed_offset = 0  # the highest getUpdates offset: every update below it is done
+        # The update kinds the bot asked for (getUpdates/setWebhook); None: every kind.
+        self.allowed_updates: list[str] | None = None
         self._chats: dict[int, _Chat] = {}
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(100_001)
         self._last_update_id = 0
+        self._queued: dict[int, dict[str, Any]] = {}  # every update ever queued, by id
         self._callback_ids = itertools.count(1)
         self._open_callbacks: set[str] = set()
         self._changed = asyncio.Condition()
@@ -271,6 +276,10 @@ class BotApiStandIn:
 
     async def _queue_update(self, update: dict[str, Any]) -> None:
         update["update_id"] = self._last_update_id = next(self._update_ids)
+        self._queued[update["update_id"]] = update
+        if self.allowed_updates and not any(kind in update for kind in self.allowed_updates):
+            # Telegram keeps no update of a kind the bot did not ask for.
+            return
         async with self._changed:
             self._updates.append(update)
             self._changed.notify_all()
@@ -285,6 +294,23 @@ class BotApiStandIn:
         message = self._customer_message(c, **content)
         await self._queue_update({"message": message})
         return int(message["message_id"])
+
+    async def redeliver(self, update_id: int) -> None:
+        """Hand update ``update_id`` out again, with the same id."""
+        async with self._changed:
+            self._updates.append(self._queued[update_id])
+            self._updates.sort(key=lambda u: int(u["update_id"]))
+            self._changed.notify_all()
+
+    async def edit_text(self, chat: int, message_id: int, text: str) -> None:
+        """The customer edits their message ``message_id`` to read ``text``."""
+        c = self._chat(chat)
+        original = c.customer_messages.get(message_id)
+        assert original is not None, f"no customer message {message_id} in chat {chat}"
+        edited = {**original, "text": text, "edit_date": int(time.time())}
+        c.customer_messages[message_id] = edited
+        c.mark = len(c.sent)
+        await self._queue_update({"edited_message": edited})
 
     async def send_group_text(self, group: int, user: int, text: str) -> None:
         """Someone types ``text`` in a group the bot was added to."""
@@ -500,6 +526,8 @@ class BotApiStandIn:
             raise ApiFailure(409, "Conflict: can't use getUpdates method while webhook is active")
         offset = int(p.get("offset") or 0)
         limit = int(p.get("limit") or 100)
+        if p.get("allowed_updates") is not None:
+            self.allowed_updates = list(p["allowed_updates"])
         timeout = float(p.get("timeout") or 0)
         async with self._changed:
             if offset:
@@ -516,6 +544,8 @@ class BotApiStandIn:
     async def _m_setwebhook(self, p: dict[str, Any]) -> bool:
         self.webhook_url = str(p["url"])
         self.webhook_secret = p.get("secret_token")
+        if p.get("allowed_updates") is not None:
+            self.allowed_updates = list(p["allowed_updates"])
         if p.get("drop_pending_updates") in (True, "true", "True"):
             self._updates.clear()
         if self._pusher is None:
