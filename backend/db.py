@@ -123,3 +123,25 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+async def admin_execute(url: str, sql: str) -> None:
+    """Run one statement that cannot run in a transaction (``CREATE DATABASE``) on ``url``'s server.
+
+    Tests and benchmarks use it to make and drop throw-away PostgreSQL databases.
+    """
+    import asyncpg
+
+    parsed = make_url(url)
+    conn = await asyncpg.connect(
+        host=parsed.host or "127.0.0.1",
+        port=parsed.port or 5432,
+        user=parsed.username or "postgres",
+        password=parsed.password,
+        database=parsed.database or "postgres",
+        timeout=10,
+    )
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()

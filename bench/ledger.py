@@ -34,7 +34,7 @@ from sqlalchemy.engine import make_url
 from backend import ledger
 from backend.clock import SystemClock
 from backend.crm import importer
-from backend.db import upgrade
+from backend.db import admin_execute, upgrade
 from backend.models.audit import AuditEntry
 from backend.models.ledger import QUEUED, Request
 from backend.services import Services, open_services
@@ -228,24 +228,6 @@ async def _engine(name: str, url: str, workdir: Path) -> list[Row]:
         await services.close()
 
 
-async def _pg_admin(base: str, sql: str) -> None:
-    import asyncpg
-
-    url = make_url(base)
-    conn = await asyncpg.connect(
-        host=url.host or "127.0.0.1",
-        port=url.port or 5432,
-        user=url.username or "postgres",
-        password=url.password,
-        database=url.database or "postgres",
-        timeout=10,
-    )
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 async def measure() -> list[Row]:
     """Every engine available, 1 and 4 workers each."""
     workdir = Path(tempfile.mkdtemp(prefix="dd-bench-"))
@@ -257,12 +239,12 @@ async def measure() -> list[Row]:
         )
         if base:
             name = f"dd_bench_{uuid.uuid4().hex[:10]}"
-            await _pg_admin(base, f'CREATE DATABASE "{name}"')
+            await admin_execute(base, f'CREATE DATABASE "{name}"')
             try:
                 url = make_url(base).set(database=name).render_as_string(hide_password=False)
                 rows += await _engine("postgresql", url, workdir)
             finally:
-                await _pg_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                await admin_execute(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return rows

@@ -25,7 +25,7 @@ from aiohttp import web
 from sqlalchemy.engine import make_url
 
 from backend.clock import FakeClock
-from backend.db import BACKEND_MIGRATIONS, upgrade_sync
+from backend.db import BACKEND_MIGRATIONS, admin_execute, upgrade_sync
 from backend.migrate import BOT_MIGRATIONS
 from backend.services import Services, open_services
 from backend.settings import Settings
@@ -52,21 +52,7 @@ DB_KINDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
 
 
 async def _pg_admin(sql: str) -> None:
-    import asyncpg
-
-    url = make_url(POSTGRES_URL)
-    conn = await asyncpg.connect(
-        host=url.host or "127.0.0.1",
-        port=url.port or 5432,
-        user=url.username or "postgres",
-        password=url.password,
-        database=url.database or "postgres",
-        timeout=10,
-    )
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
+    await admin_execute(POSTGRES_URL, sql)
 
 
 def _pg_url(name: str) -> str:
