@@ -29,6 +29,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
         help="without a Telegram token, open the dialogs in this terminal",
     )
     p.add_argument("--concurrency", type=int, default=1, help="requests the worker runs at once")
+    p.add_argument("--lang", default=None, help="with --chat: locale to start in")
 
 
 def _worker_args(p: argparse.ArgumentParser) -> None:

@@ -155,7 +155,9 @@ async def _run_all(args: argparse.Namespace, settings: Settings) -> int:
         elif getattr(args, "chat", False):
             from bot.terminal import run_chat
 
-            channel = asyncio.create_task(run_chat(services.settings), name="chat")
+            channel = asyncio.create_task(
+                run_chat(services.settings, language=getattr(args, "lang", None)), name="chat"
+            )
         waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait(), name="stop")]
         if channel is not None:
             waiters.append(channel)
