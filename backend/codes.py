@@ -20,7 +20,7 @@ from sqlalchemy import false, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend import messages
-from backend.errors import ApiError, TooManyRequests
+from backend.errors import TooManyRequests
 from backend.masking import mask_email, mask_phone
 from backend.models.verification import CodeIssue
 from backend.services import Services
@@ -35,27 +35,6 @@ WINDOW = timedelta(hours=1)
 SESSION_TTL = 900
 PROOF_TTL = 900
 CHANNELS = ("sms", "email")
-
-
-class ServiceUnavailable(ApiError):
-    """503: a part the answer needs (the CRM) is not reachable; try again."""
-
-    status = 503
-    default_code = "unavailable"
-
-
-class Expired(ApiError):
-    """410: the code's five minutes are over; ask for a new one."""
-
-    status = 410
-    default_code = "expired"
-
-
-class WrongCode(ApiError):
-    """422: the code does not match; ``attempts_left`` says how many checks remain."""
-
-    status = 422
-    default_code = "wrong_code"
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,12 @@
     │   ├── Forbidden       403
     │   ├── NotFound        404
     │   ├── Conflict        409
+    │   ├── Expired         410  (a one-time code past its five minutes)
     │   ├── PayloadTooLarge 413
     │   ├── Invalid         422  (per-field codes in ``details["fields"]``)
-    │   └── TooManyRequests 429  (``details["retry_after"]`` in seconds)
+    │   ├── WrongCode       422  (``details["attempts_left"]``)
+    │   ├── TooManyRequests 429  (``details["retry_after"]`` in seconds)
+    │   └── ServiceUnavailable 503  (the CRM cannot be reached)
     ├── ConfigError         a file an operator or product team edits is wrong (``file:line: …``)
     └── ConnectorError      the CRM connector failed (network, remote 5xx); retried by workers
 
@@ -85,6 +88,27 @@ class Invalid(ApiError):
     def __init__(self, fields: dict[str, str], message: str = "some fields are invalid") -> None:
         super().__init__(message, details={"fields": fields})
         self.fields = fields
+
+
+class ServiceUnavailable(ApiError):
+    """503: a part the answer needs (the CRM) is not reachable; try again."""
+
+    status = 503
+    default_code = "unavailable"
+
+
+class Expired(ApiError):
+    """410: the code's five minutes are over; ask for a new one."""
+
+    status = 410
+    default_code = "expired"
+
+
+class WrongCode(ApiError):
+    """422: the code does not match; ``attempts_left`` says how many checks remain."""
+
+    status = 422
+    default_code = "wrong_code"
 
 
 class TooManyRequests(ApiError):

@@ -34,10 +34,7 @@ from backend.codes import (
     RESEND_AFTER,
     SESSION_TTL,
     Delivery,
-    Expired,
-    ServiceUnavailable,
     Started,
-    WrongCode,
     deliver,
     lock_limits,
     locked_out,
@@ -47,7 +44,16 @@ from backend.codes import (
     seconds_until,
 )
 from backend.crypto import Keyring, constant_time_equal
-from backend.errors import ApiError, ConnectorError, Invalid, NotFound, TooManyRequests
+from backend.errors import (
+    ApiError,
+    ConnectorError,
+    Expired,
+    Invalid,
+    NotFound,
+    ServiceUnavailable,
+    TooManyRequests,
+    WrongCode,
+)
 from backend.models.verification import Challenge, CodeIssue, ContactProof, CustomerSession
 from backend.services import Services
 from backend.validation import (

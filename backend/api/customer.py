@@ -12,9 +12,8 @@ from aiohttp import web
 
 from backend.api.http import json_response, read_json, services
 from backend.api.verification import send_later, verifier
-from backend.codes import ServiceUnavailable
 from backend.crm.connector import Address
-from backend.errors import ConnectorError, NotFound, Unauthorized
+from backend.errors import ConnectorError, NotFound, ServiceUnavailable, Unauthorized
 from backend.masking import DOT, mask_email, mask_phone
 from backend.verification import customer_for_session
 
