@@ -44,14 +44,74 @@ def test_a_context_picks_its_own_translation(catalogs: Catalogs) -> None:
     assert not catalogs.has("lv", "Back")
 
 
+# The grammatically right sentence for each count, written out by hand: 0, 1, 2, 5, 11, 21,
+# 22 and 111 between them reach every form of every shipped locale, the teens included.
+TRIES_ONE = "That code isn't right. You have {attempts_left} try left."
+TRIES_OTHER = "That code isn't right. You have {attempts_left} tries left."
+TRIES_LEFT: dict[str, dict[int, str]] = {
+    "en": {
+        0: "That code isn't right. You have 0 tries left.",
+        1: "That code isn't right. You have 1 try left.",
+        2: "That code isn't right. You have 2 tries left.",
+        5: "That code isn't right. You have 5 tries left.",
+        11: "That code isn't right. You have 11 tries left.",
+        21: "That code isn't right. You have 21 tries left.",
+        22: "That code isn't right. You have 22 tries left.",
+        111: "That code isn't right. You have 111 tries left.",
+    },
+    "lv": {
+        0: "Kods nav pareizs. Jums vēl ir 0 mēģinājumu.",
+        1: "Kods nav pareizs. Jums vēl ir 1 mēģinājums.",
+        2: "Kods nav pareizs. Jums vēl ir 2 mēģinājumi.",
+        5: "Kods nav pareizs. Jums vēl ir 5 mēģinājumi.",
+        11: "Kods nav pareizs. Jums vēl ir 11 mēģinājumu.",
+        21: "Kods nav pareizs. Jums vēl ir 21 mēģinājums.",
+        22: "Kods nav pareizs. Jums vēl ir 22 mēģinājumi.",
+        111: "Kods nav pareizs. Jums vēl ir 111 mēģinājumu.",
+    },
+    "ru": {
+        0: "Неверный код. У вас осталось 0 попыток.",
+        1: "Неверный код. У вас осталась 1 попытка.",
+        2: "Неверный код. У вас осталось 2 попытки.",
+        5: "Неверный код. У вас осталось 5 попыток.",
+        11: "Неверный код. У вас осталось 11 попыток.",
+        21: "Неверный код. У вас осталась 21 попытка.",
+        22: "Неверный код. У вас осталось 22 попытки.",
+        111: "Неверный код. У вас осталось 111 попыток.",
+    },
+    "zh_Hans": {n: f"验证码不正确，您还有 {n} 次机会。" for n in (0, 1, 2, 5, 11, 21, 22, 111)},
+    "zh_Hant": {n: f"驗證碼不正確，您還有 {n} 次機會。" for n in (0, 1, 2, 5, 11, 21, 22, 111)},
+}
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Catalogs:
+    return Catalogs.load(REPO_ROOT / "locales")
+
+
+@pytest.mark.parametrize(
+    ("locale", "n", "text"),
+    [(locale, n, text) for locale, texts in TRIES_LEFT.items() for n, text in texts.items()],
+)
+def test_a_count_reads_as_a_native_speaker_writes_it_in_every_shipped_locale(
+    shipped: Catalogs, locale: str, n: int, text: str
+) -> None:
+    translator = shipped.translator(locale)
+    template = translator.ngettext(TRIES_ONE, TRIES_OTHER, n)
+    assert translator.format(template, attempts_left=n) == text
+
+
 @pytest.mark.parametrize(
     ("n", "text"),
     [
-        (1, "Jums ir 1 atvērts pieprasījums."),
-        (21, "Jums ir 21 atvērts pieprasījums."),
-        (2, "Jums ir 2 atvērti pieprasījumi."),
-        (11, "Jums ir 11 atvērti pieprasījumi."),
         (0, "Jums ir 0 atvērtu pieprasījumu."),
+        (1, "Jums ir 1 atvērts pieprasījums."),
+        (2, "Jums ir 2 atvērti pieprasījumi."),
+        (5, "Jums ir 5 atvērti pieprasījumi."),
+        (11, "Jums ir 11 atvērtu pieprasījumu."),
+        (21, "Jums ir 21 atvērts pieprasījums."),
+        (22, "Jums ir 22 atvērti pieprasījumi."),
+        (111, "Jums ir 111 atvērtu pieprasījumu."),
     ],
 )
 def test_latvian_plurals_use_three_forms(catalogs: Catalogs, n: int, text: str) -> None:
@@ -68,6 +128,7 @@ def test_latvian_plurals_use_three_forms(catalogs: Catalogs, n: int, text: str) 
         (22, "У вас 22 открытых запроса."),
         (5, "У вас 5 открытых запросов."),
         (11, "У вас 11 открытых запросов."),
+        (111, "У вас 111 открытых запросов."),
         (0, "У вас 0 открытых запросов."),
     ],
 )
@@ -162,17 +223,47 @@ def test_a_fuzzy_translation_is_not_shown_to_customers() -> None:
     assert catalogs.has("zh_Hant", MENU)
 
 
-def test_plural_forms_follow_the_locale_even_when_the_header_is_wrong(tmp_path: Path) -> None:
+def test_the_catalogs_own_header_picks_the_form_whatever_order_babel_lists(
+    tmp_path: Path,
+) -> None:
+    # The same Latvian catalog written in CLDR's zero, one, other order (Babel 2.19's) and
+    # in gettext's one, other, zero (Babel 2.18's): each reads the same to a customer.
+    source = FIXTURES / "locales_clean" / "locales" / "lv" / "LC_MESSAGES" / "messages.po"
+    target = tmp_path / "lv" / "LC_MESSAGES" / "messages.po"
+    target.parent.mkdir(parents=True)
+    text = source.read_text(encoding="utf-8")
+    start, end = text.index('"Plural-Forms:'), text.index('"MIME-Version')
+    header = (
+        '"Plural-Forms: nplurals=3; plural=(n%10==0 || (n%100>=11 && n%100<=19) ? 0 : '
+        'n%10==1 ? 1 : 2);\\n"\n'
+    )
+    reordered = text[:start] + header + text[end:]
+    reordered = reordered.replace("msgstr[0]", "msgstr[x]").replace("msgstr[2]", "msgstr[0]")
+    reordered = reordered.replace("msgstr[1]", "msgstr[2]").replace("msgstr[x]", "msgstr[1]")
+    target.write_text(reordered, encoding="utf-8")
+    lv = Catalogs.load(tmp_path).translator("lv")
+    assert [lv.format(lv.ngettext(ONE, OTHER, n), count=n) for n in (0, 1, 4, 11, 21)] == [
+        "Jums ir 0 atvērtu pieprasījumu.",
+        "Jums ir 1 atvērts pieprasījums.",
+        "Jums ir 4 atvērti pieprasījumi.",
+        "Jums ir 11 atvērtu pieprasījumu.",
+        "Jums ir 21 atvērts pieprasījums.",
+    ]
+
+
+def test_a_plural_formula_that_is_not_c_is_refused_with_its_file(tmp_path: Path) -> None:
     source = FIXTURES / "locales_clean" / "locales" / "ru" / "LC_MESSAGES" / "messages.po"
     target = tmp_path / "ru" / "LC_MESSAGES" / "messages.po"
     target.parent.mkdir(parents=True)
     text = source.read_text(encoding="utf-8")
     start, end = text.index('"Plural-Forms:'), text.index('"MIME-Version')
     target.write_text(
-        text[:start] + '"Plural-Forms: nplurals=3; plural=0;\\n"\n' + text[end:], encoding="utf-8"
+        text[:start] + '"Plural-Forms: nplurals=3; plural=n.__class__;\\n"\n' + text[end:],
+        encoding="utf-8",
     )
-    ru = Catalogs.load(tmp_path).translator("ru")
-    assert ru.ngettext(ONE, OTHER, 5) == "У вас {count} открытых запросов."
+    with pytest.raises(ConfigError) as caught:
+        Catalogs.load(tmp_path)
+    assert "ru/LC_MESSAGES/messages.po: Plural-Forms: " in str(caught.value)
 
 
 def test_a_broken_catalog_is_refused_with_its_file_and_line() -> None:

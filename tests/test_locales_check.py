@@ -101,28 +101,81 @@ def test_a_plural_with_the_wrong_number_of_forms_fails_and_says_which_numbers_us
     status, lines = check(capsys)
     assert status == 1
     assert lines[:2] == [
-        f'{LV}:30: "You have {{count}} open request." has 2 plural forms; Latvian needs 3: '
-        "[0] 1, 21, 31…; [1] 2, 3, 4…; [2] 0…",
-        f'{ZH_HANS}:29: "You have {{count}} open request." has 2 plural forms; Chinese (Simplified) needs 1: '
-        "[0] 0, 1, 2…",
+        f'{LV}:30: "You have {{count}} open request." has 2 plural forms; the Plural-Forms header '
+        "of this Latvian catalog needs 3: [0] 1, 21, 31…; [1] 2, 3, 4…; [2] 0, 10, 11…",
+        f'{ZH_HANS}:29: "You have {{count}} open request." has 2 plural forms; the Plural-Forms '
+        "header of this Chinese (Simplified) catalog needs 1: [0] 0, 1, 2…",
     ]
 
 
-def test_a_plural_forms_header_that_disagrees_with_the_locale_fails(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    root = project(tmp_path, monkeypatch)
-    po = root / RU
+def replace_plural_forms(po: Path, header: str) -> None:
+    """Write ``header`` as the catalog's ``Plural-Forms`` line, in place of the one it has."""
     text = po.read_text(encoding="utf-8")
     start = text.index('"Plural-Forms:')
     end = text.index('"MIME-Version')
-    po.write_text(
-        text[:start] + '"Plural-Forms: nplurals=2; plural=(n != 1);\\n"\n' + text[end:],
-        encoding="utf-8",
+    po.write_text(text[:start] + f'"Plural-Forms: {header}\\n"\n' + text[end:], encoding="utf-8")
+
+
+def test_a_plural_forms_header_with_too_few_forms_fails_naming_cldrs_categories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project(tmp_path, monkeypatch)
+    replace_plural_forms(root / RU, "nplurals=2; plural=(n != 1);")
+    status, lines = check(capsys)
+    assert status == 1
+    assert lines[0] == (
+        f"{RU}:15: Plural-Forms says nplurals=2; Russian has 3: "
+        "many (0, 5, 6…), one (1, 21, 31…), few (2, 3, 4…)"
+    )
+
+
+def test_a_plural_formula_that_puts_a_number_in_the_wrong_category_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # gettext's traditional Latvian formula: only 0 itself takes the third form, whereas
+    # CLDR counts 10, 11–19, 20, 30… with 0 ("10 pieprasījumu", not "10 pieprasījumi").
+    root = project(tmp_path, monkeypatch)
+    replace_plural_forms(
+        root / LV, "nplurals=3; plural=(n%10==1 && n%100!=11 ? 0 : n != 0 ? 1 : 2);"
     )
     status, lines = check(capsys)
     assert status == 1
-    assert lines[0].startswith(f"{RU}:15: Plural-Forms says nplurals=2; write ")
+    assert lines[0] == (
+        f"{LV}:15: Plural-Forms puts 10 in form [1] with 2, but CLDR counts 10 as 'zero' and 2 "
+        "as 'other'; Latvian has 3: zero (0, 10, 11…), one (1, 21, 31…), other (2, 3, 4…)"
+    )
+
+
+def test_a_plural_formula_in_another_order_than_babels_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Babel 2.19 lists Latvian as zero, one, other; a catalog may keep one, other, zero.
+    root = project(tmp_path, monkeypatch)
+    po = root / LV
+    replace_plural_forms(
+        po, "nplurals=3; plural=(n%10==0 || (n%100>=11 && n%100<=19) ? 0 : n%10==1 ? 1 : 2);"
+    )
+    text = po.read_text(encoding="utf-8")
+    text = text.replace("msgstr[0]", "msgstr[x]").replace("msgstr[2]", "msgstr[0]")
+    text = text.replace("msgstr[1]", "msgstr[2]").replace("msgstr[x]", "msgstr[1]")
+    po.write_text(text, encoding="utf-8")
+    assert check(capsys) == (
+        0,
+        [
+            "locales check: 5 locales (en, lv, ru, zh_Hans, zh_Hant), 4 messages each, all translated"
+        ],
+    )
+
+
+def test_a_plural_formula_that_is_not_c_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project(tmp_path, monkeypatch)
+    replace_plural_forms(root / RU, "nplurals=3; plural=__import__('os');")
+    status, lines = check(capsys)
+    assert status == 1
+    assert lines[0].startswith(f"{RU}:15: Plural-Forms")
+    assert "is not a gettext formula" in lines[0]
 
 
 def test_a_text_added_to_the_dialogs_fails_until_the_catalogs_are_updated(

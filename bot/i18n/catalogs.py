@@ -4,8 +4,10 @@
 Babel's ``read_po`` and builds gettext ``Translations`` in memory: there is no
 compile step, so a stale ``.mo`` can never be served. Fuzzy and empty entries
 are left out, so the customer sees the English source rather than a guess
-(``datadesk locales check`` fails on both). Plurals follow the locale's real
-rules from CLDR, whatever the file's ``Plural-Forms`` header says.
+(``datadesk locales check`` fails on both). A number picks its plural form by
+the catalog's own ``Plural-Forms`` header, as GNU gettext does, so a catalog
+means the same whatever Babel release is installed; ``datadesk locales check``
+holds that header to CLDR's rules (``bot.i18n.plurals``).
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ from babel.dates import format_date, format_datetime
 from babel.lists import format_list
 from babel.messages.catalog import Catalog, Message
 from babel.messages.mofile import write_mo
-from babel.messages.plurals import get_plural
 from babel.messages.pofile import PoFileError, read_po
 from babel.numbers import format_decimal
 from babel.support import Translations
 
 from backend.errors import ConfigError
 from bot.i18n.negotiation import DEFAULT_LOCALE, SHIPPED_LOCALES, negotiate
+from bot.i18n.plurals import PluralFormsError, compile_rule
 
 log = logging.getLogger(__name__)
 
@@ -204,15 +206,19 @@ class Translator:
         return self._formatter.render(template, params)
 
 
-def _translator(locale: str, catalog: Catalog) -> Translator:
+def _translator(locale: str, catalog: Catalog, where: str) -> Translator:
     """Build the in-memory gettext translations for one parsed catalog."""
+    # The file's own header picks the form, as in GNU gettext: the msgstr[i] order was
+    # written for that formula, whatever order the installed Babel lists CLDR's in.
+    try:
+        plural = compile_rule(catalog.plural_expr, catalog.num_plurals)
+    except PluralFormsError as exc:
+        raise ConfigError(where, None, f"Plural-Forms: {exc}") from exc
     buffer = io.BytesIO()
     write_mo(buffer, catalog, use_fuzzy=False)
     buffer.seek(0)
     translations = Translations(fp=buffer, domain=catalog.domain)
-    # The locale's own rules, not the file's header: a wrong header must not pick wrong forms.
-    rule = gettext.c2py(get_plural(locale).plural_expr)
-    translations.plural = lambda n: rule(int(n))
+    translations.plural = plural
     known = frozenset(
         message_key(m.id if isinstance(m.id, str) else m.id[0], m.context)
         for m in catalog
@@ -251,7 +257,8 @@ class Catalogs:
                 Locale.parse(locale)
             except (UnknownLocaleError, ValueError) as exc:
                 raise ConfigError(display_path(path), None, f"unknown locale {locale!r}") from exc
-            translators[locale] = _translator(locale, read_catalog(path, locale, domain))
+            catalog = read_catalog(path, locale, domain)
+            translators[locale] = _translator(locale, catalog, display_path(path))
         return cls(translators)
 
     def translator(self, locale: str) -> Translator:

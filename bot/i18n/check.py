@@ -8,8 +8,10 @@ when clean. A problem is any of:
 - a missing translation (an empty ``msgstr`` or plural form) or a fuzzy one;
 - placeholders that differ from the source (``{reference}`` vs ``{referense}``),
   or unbalanced braces;
-- a plural with the wrong number of forms for its locale, or a ``Plural-Forms``
-  header that disagrees with the locale's rules;
+- a plural with a number of forms other than the ``Plural-Forms`` header's, or
+  a header that disagrees with CLDR's plural categories for the locale (a
+  different number of forms, or a formula that puts a number in the wrong
+  category; see ``bot.i18n.plurals``);
 - a catalog out of date with the sources: a message the sources have that the
   catalog lacks, or an entry the sources no longer have (``make locales`` fixes both);
 - ``locales/messages.pot`` out of date with the sources.
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gettext
 import io
 import string
 import sys
@@ -29,13 +30,13 @@ from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
 from babel.messages.catalog import Catalog, Message
-from babel.messages.plurals import get_plural
 from babel.messages.pofile import PoFileError, read_po, unescape
 
 from backend.errors import ConfigError
 from backend.settings import Settings
 from bot.i18n.catalogs import display_path, is_translated, message_key, read_catalog
 from bot.i18n.negotiation import SHIPPED_LOCALES
+from bot.i18n.plurals import PluralFormsError, compile_rule, describe_forms, header_mismatch
 from bot.i18n.sources import extract_template
 
 DOMAIN = "messages"
@@ -75,15 +76,13 @@ def placeholders(text: str) -> set[str]:
     return {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
 
 
-def plural_help(locale: str) -> str:
-    """Which numbers pick which form in ``locale``: ``[0] 1, 21, 31…; [1] 2, 3, 4…``."""
-    plural = get_plural(locale)
-    rule = gettext.c2py(plural.plural_expr)
-    examples: dict[int, list[str]] = {index: [] for index in range(plural.num_plurals)}
-    for n in range(0, 112):
-        if len(examples[rule(n)]) < 3:
-            examples[rule(n)].append(str(n))
-    return "; ".join(f"[{i}] {', '.join(ns)}…" for i, ns in examples.items())
+def plural_help(catalog: Catalog) -> str:
+    """Which numbers pick which form under the catalog's header: ``[0] 1, 21, 31…; [1] 2, 3, 4…``."""
+    try:
+        rule = compile_rule(catalog.plural_expr, catalog.num_plurals)
+    except PluralFormsError:
+        return "see the Plural-Forms header"
+    return describe_forms(rule, catalog.num_plurals)
 
 
 @dataclass
@@ -165,19 +164,20 @@ def _parse(path: Path, locale: str, where: str) -> tuple[Catalog | None, list[Pr
 
 
 def _entry_problems(
-    message: Message, locale: str, where: str, forms: dict[int, int]
+    message: Message, catalog: Catalog, locale: str, where: str, forms: dict[int, int]
 ) -> Iterable[Problem]:
     """Problems of one catalog entry, apart from whether the sources still have it."""
     line = message.lineno or 0
     if message.pluralizable:
-        expected = get_plural(locale).num_plurals
+        expected = catalog.num_plurals
         found = forms.get(line, 0)
         if found != expected:
             yield Problem(
                 where,
                 line,
-                f"{_label(message)} has {found} plural forms; {Locale.parse(locale).english_name} "
-                f"needs {expected}: {plural_help(locale)}",
+                f"{_label(message)} has {found} plural forms; the Plural-Forms header of this "
+                f"{Locale.parse(locale).english_name} catalog needs "
+                f"{expected}: {plural_help(catalog)}",
             )
             return
     if message.fuzzy:
@@ -239,16 +239,9 @@ def check_catalog(path: Path, locale: str, template: Catalog | None) -> tuple[li
     catalog, problems = _parse(path, locale, where)
     if catalog is None:
         return problems, 0
-    plural = get_plural(locale)
-    if catalog.num_plurals != plural.num_plurals:
-        problems.append(
-            Problem(
-                where,
-                _header_line(path, "Plural-Forms"),
-                f"Plural-Forms says nplurals={catalog.num_plurals}; write "
-                f'"{plural.plural_forms}" for {Locale.parse(locale).english_name}',
-            )
-        )
+    mismatch = header_mismatch(locale, catalog.num_plurals, catalog.plural_expr)
+    if mismatch is not None:
+        problems.append(Problem(where, _header_line(path, "Plural-Forms"), mismatch.message))
     layout = _layout(path)
     for line, first, msgid in layout.repeats:
         problems.append(
@@ -256,7 +249,7 @@ def check_catalog(path: Path, locale: str, template: Catalog | None) -> tuple[li
         )
     entries = _keys(catalog)
     for message in entries.values():
-        problems.extend(_entry_problems(message, locale, where, layout.forms))
+        problems.extend(_entry_problems(message, catalog, locale, where, layout.forms))
     if template is not None:
         wanted = _keys(template)
         for key, message in entries.items():
