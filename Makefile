@@ -5,18 +5,27 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# uv installs exactly what uv.lock names; the lock is changed only by `make lock`.
+UV_VERSION := 0.13.9
+UV := $(BIN)/uv
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: all install demo test check bench browser clean
+.PHONY: all install lock demo test check bench browser clean
 
 all: check test
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml uv.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(UV) sync --quiet --locked --inexact --extra dev --python $(BIN)/python
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Refresh uv.lock to the newest releases pyproject.toml's ranges allow; review, test, commit.
+lock:
+	test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet uv==$(UV_VERSION); }
+	$(UV) lock --upgrade
 
 # Debian's Chromium drives the agent-console browser tests; Playwright's own
 # browser download cannot work here, so the system one is used.
