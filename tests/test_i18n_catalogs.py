@@ -270,7 +270,8 @@ def test_a_broken_catalog_is_refused_with_its_file_and_line() -> None:
     with pytest.raises(ConfigError) as caught:
         Catalogs.load(FIXTURES / "locales_broken" / "locales")
     assert str(caught.value).endswith(
-        "locales_broken/locales/lv/LC_MESSAGES/messages.po:39: Unknown or misformatted keyword"
+        "locales_broken/locales/lv/LC_MESSAGES/messages.po:39: 'this' is not a PO keyword; a line "
+        'starts with msgid, msgstr, msgctxt, a quoted continuation "…" or # for a comment'
     )
     assert caught.value.line == 39
 

@@ -217,10 +217,49 @@ def test_a_broken_catalog_is_reported_with_its_line_and_the_others_are_still_che
     status, lines = check(capsys)
     assert status == 1
     assert lines[:2] == [
-        f"{LV}:39: Unknown or misformatted keyword",
+        f"{LV}:39: 'this' is not a PO keyword; a line starts with msgid, msgstr, msgctxt, "
+        'a quoted continuation "…" or # for a comment',
         f"{RU}: no catalog for shipped locale ru; create it with "
         "`pybabel init -i locales/messages.pot -d locales -l ru`",
     ]
+
+
+@pytest.mark.parametrize(
+    ("written", "reported"),
+    [
+        ("msgstr Что вы хотите сделать?", "msgstr: the text must be in double quotes"),
+        (
+            'msgstr "Что вы хотите сделать?',
+            "msgstr: the quoted text is not closed with a double quote",
+        ),
+        ('msgstr Что вы хотите сделать?"', "msgstr: the text must be in double quotes"),
+        (
+            'msgstr "Что "вы" хотите сделать?"',
+            'msgstr: text after the closing quote; write a quote inside the text as \\"',
+        ),
+        (
+            'msgstr "Что вы хотите \\q сделать?"',
+            "msgstr: unknown escape \\q; write a backslash as \\\\",
+        ),
+    ],
+)
+def test_a_malformed_msgstr_line_is_refused_with_its_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    written: str,
+    reported: str,
+) -> None:
+    # Babel alone reads each of these by cutting off the first and last letters.
+    root = project(tmp_path, monkeypatch)
+    po = root / RU
+    text = po.read_text(encoding="utf-8")
+    good = 'msgstr "Что вы хотите сделать?"'
+    line = text[: text.index(good)].count("\n") + 1
+    po.write_text(text.replace(good, written), encoding="utf-8")
+    status, lines = check(capsys)
+    assert status == 1
+    assert lines[0] == f"{RU}:{line}: {reported}"
 
 
 def test_a_dialog_file_that_is_not_yaml_is_reported_with_its_line(

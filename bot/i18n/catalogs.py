@@ -34,6 +34,7 @@ from babel.support import Translations
 from backend.errors import ConfigError
 from bot.i18n.negotiation import DEFAULT_LOCALE, SHIPPED_LOCALES, negotiate
 from bot.i18n.plurals import PluralFormsError, compile_rule
+from bot.i18n.posyntax import first_problem
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,11 @@ def read_catalog(path: Path, locale: str, domain: str = "messages") -> Catalog:
     """Parse one ``.po`` file strictly; raise ConfigError ``file:line: …`` when it is broken."""
     where = display_path(path)
     try:
-        with path.open("rb") as fileobj:
-            return read_po(fileobj, locale=locale, domain=domain, abort_invalid=True)
+        raw = path.read_bytes()
+        problem = first_problem(raw.decode("utf-8"))
+        if problem is not None:
+            raise ConfigError(where, problem.line, problem.message)
+        return read_po(io.BytesIO(raw), locale=locale, domain=domain, abort_invalid=True)
     except PoFileError as exc:
         # Babel appends " on <0-based line>" to its message; the line is reported separately.
         message = str(exc).rsplit(" on ", 1)[0]
