@@ -44,9 +44,9 @@ test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 check: $(STAMP)
-	$(BIN)/ruff check bot backend tests bench
-	$(BIN)/ruff format --check bot backend tests bench
-	$(BIN)/mypy bot backend
+	$(BIN)/ruff check bot backend common datadesk tests bench
+	$(BIN)/ruff format --check bot backend common datadesk tests bench
+	$(BIN)/mypy bot backend common datadesk
 	$(BIN)/datadesk dialogs check dialogs
 	$(BIN)/datadesk locales check
 

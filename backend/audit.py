@@ -169,7 +169,7 @@ async def verify(session: AsyncSession, *, batch: int = 1000) -> Verdict:
 
 
 async def _verify_database(settings: Settings) -> Verdict:
-    from backend.db import make_engine, make_sessionmaker
+    from common.db import make_engine, make_sessionmaker
 
     engine = make_engine(settings.database_url)
     try:

@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend import messages
 from backend.errors import TooManyRequests
-from backend.masking import mask_email, mask_phone
 from backend.models.verification import CodeIssue
 from backend.services import Services
+from common.masking import mask_email, mask_phone
 
 log = logging.getLogger(__name__)
 

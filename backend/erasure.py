@@ -24,10 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend import audit
 from backend.crm.connector import Category, CrmConnector, CustomerRecord, Product
-from backend.masking import DOT, mask_iban, mask_pan
 from backend.models.ledger import ErasurePreview
 from backend.retention import CategoryPlan, Plan, load_policy, preview
 from backend.services import Services
+from common.masking import DOT, mask_iban, mask_pan
 
 log = logging.getLogger(__name__)
 

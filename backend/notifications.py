@@ -25,8 +25,8 @@ from typing import Any
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.clock import Clock
 from backend.models.ledger import Notification
+from common.clock import Clock
 
 LEASE_SECONDS = 60
 POLL_SECONDS = 0.2

@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.crm.connector import MARKETING_CHANNELS
 from backend.errors import DatadeskError, Invalid
-from backend.masking import mask_email, mask_phone, mask_text
 from backend.models.ledger import ErasurePreview
 from backend.services import Services
+from common.masking import mask_email, mask_phone, mask_text
 
 
 async def validate_payload(

@@ -1,9 +1,11 @@
-"""The long-running processes: backend API, worker, and everything in one (``datadesk run``).
+"""The backend's long-running processes: the HTTP API (with the console) and the worker.
 
 Each entry point takes the parsed command-line arguments and the settings and
-returns an exit status (``backend/cli.py``). They stop gracefully on SIGTERM
-and SIGINT: the HTTP server stops accepting, workers finish the request in
-hand (its lease protects it if they cannot), connections are released.
+returns an exit status (``datadesk/cli.py``); ``datadesk run`` assembles the
+same parts with the bot in one process (``datadesk/run.py``). They stop
+gracefully on SIGTERM and SIGINT: the HTTP server stops accepting, workers
+finish the request in hand (its lease protects it if they cannot),
+connections are released.
 """
 
 from __future__ import annotations
@@ -16,16 +18,15 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
 
 from aiohttp import web
 
-from backend.clock import Clock, FakeClock
 from backend.errors import ConfigError
-from backend.logs import configure
 from backend.retention import load_policy
 from backend.services import Services, open_services
 from backend.settings import Settings
+from common.clock import Clock, FakeClock
+from common.logs import configure
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +61,16 @@ async def serve_backend(
         await runner.cleanup()
 
 
-async def _with_services(
+async def with_services(
     settings: Settings,
     body: Callable[[Services, asyncio.Event], Awaitable[int]],
     clock: Clock | None = None,
 ) -> int:
+    """Open the services, run ``body`` until it returns or a signal sets its stop event, close them.
+
+    A wrong retention policy or other ConfigError is printed as ``datadesk: file:line: …``
+    and answers exit status 1.
+    """
     stop = asyncio.Event()
     _stop_on_signals(stop)
     services = await open_services(settings.with_service_token(), clock=clock)
@@ -87,10 +93,11 @@ def run_backend(args: argparse.Namespace, settings: Settings) -> int:
         await serve_backend(services, stop)
         return 0
 
-    return asyncio.run(_with_services(settings, body))
+    return asyncio.run(with_services(settings, body))
 
 
-async def _workers(services: Services, stop: asyncio.Event, concurrency: int, once: bool) -> int:
+async def work_queue(services: Services, stop: asyncio.Event, concurrency: int, once: bool) -> int:
+    """Carry out queued requests until ``stop`` is set (or the queue is empty, with ``once``)."""
     from backend.ledger import connector
     from backend.worker import run_workers
 
@@ -111,9 +118,9 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
         clock = FakeClock(datetime.fromisoformat(args.now))
 
     async def body(services: Services, stop: asyncio.Event) -> int:
-        return await _workers(services, stop, concurrency, once)
+        return await work_queue(services, stop, concurrency, once)
 
-    return asyncio.run(_with_services(settings, body, clock))
+    return asyncio.run(with_services(settings, body, clock))
 
 
 def worker_main(args: argparse.Namespace) -> int:
@@ -126,70 +133,3 @@ def worker_main(args: argparse.Namespace) -> int:
         print(f"datadesk: {exc}", file=sys.stderr)
         return 2
     return run_worker(args, settings)
-
-
-async def _run_all(args: argparse.Namespace, settings: Settings) -> int:
-    from backend.db import upgrade
-    from backend.migrate import BOT_MIGRATIONS
-
-    await upgrade(settings.database_url)
-    await upgrade(settings.bot_database_url, BOT_MIGRATIONS)
-
-    async def body(services: Services, stop: asyncio.Event) -> int:
-        concurrency = int(getattr(args, "concurrency", 1) or 1)
-        listening = asyncio.Event()
-        tasks: list[asyncio.Task[Any]] = [
-            asyncio.create_task(serve_backend(services, stop, listening), name="backend"),
-            asyncio.create_task(_workers(services, stop, concurrency, False), name="worker"),
-        ]
-        print(
-            f"agent console: http://{settings.http_host}:{settings.http_port}/console/", flush=True
-        )
-        # The channel talks to the backend over HTTP: start it once the backend listens.
-        await _first(listening.wait(), *tasks)
-        channel: asyncio.Task[Any] | None = None
-        if settings.telegram_token:
-            from bot.runner import start_bot
-
-            channel = asyncio.create_task(start_bot(services.settings), name="bot")
-        elif getattr(args, "chat", False):
-            from bot.terminal import run_chat
-
-            channel = asyncio.create_task(
-                run_chat(services.settings, language=getattr(args, "lang", None)), name="chat"
-            )
-        waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait(), name="stop")]
-        if channel is not None:
-            waiters.append(channel)
-        # Wait for a signal, the end of the terminal chat, or any part failing.
-        finished, _ = await asyncio.wait([*tasks, *waiters], return_when=asyncio.FIRST_COMPLETED)
-        stop.set()
-        status = 0
-        for task in finished:
-            if task.cancelled() or task.get_name() == "stop":
-                continue
-            error = task.exception()
-            if error is not None:
-                log.error("%s stopped with an error", task.get_name(), exc_info=error)
-                status = 1
-        if channel is not None and not channel.done():
-            channel.cancel()
-        await asyncio.gather(*tasks, *waiters, return_exceptions=True)
-        return status
-
-    return await _with_services(settings, body)
-
-
-async def _first(wanted: Awaitable[Any], *failing: asyncio.Task[Any]) -> None:
-    """Wait for ``wanted``, or return early if one of ``failing`` ends first."""
-    waiter = asyncio.ensure_future(wanted)
-    await asyncio.wait([waiter, *failing], return_when=asyncio.FIRST_COMPLETED)
-    waiter.cancel()
-
-
-def run_all(args: argparse.Namespace, settings: Settings) -> int:
-    """``datadesk run``: migrate, then backend, worker(s) and the chosen channel in one process."""
-    terminal_chat = bool(getattr(args, "chat", False)) and not settings.telegram_token
-    # The terminal chat owns the screen: only warnings and errors go to stderr beside it.
-    configure("WARNING" if terminal_chat else settings.log_level)
-    return asyncio.run(_run_all(args, settings))

@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend import crypto
-from backend.clock import Clock, SystemClock
 from backend.crm.connector import CrmConnector
-from backend.db import make_engine, make_sessionmaker
 from backend.mailer import Mailer, SmtpMailer
 from backend.settings import Settings
 from backend.sms import ConsoleSmsGateway, HttpSmsGateway, SmsGateway
+from common.clock import Clock, SystemClock
+from common.db import make_engine, make_sessionmaker
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import Protocol, TextIO
 import aiohttp
 
 from backend.errors import DatadeskError
-from backend.masking import mask_phone
+from common.masking import mask_phone
 
 log = logging.getLogger(__name__)
 

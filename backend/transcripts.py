@@ -17,8 +17,8 @@ from datetime import datetime
 from sqlalchemy import delete, select, union
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.masking import mask_email, mask_iban, mask_pan, mask_phone
 from backend.models.console import Escalation, TranscriptEntry
+from common.masking import mask_email, mask_iban, mask_pan, mask_phone
 
 # The longest message kept: several Telegram messages' worth.
 MAX_STORED_TEXT = 16 * 1024

@@ -37,7 +37,6 @@ from sqlalchemy.orm import aliased
 
 from backend import audit, notifications
 from backend.crm.connector import Address, CrmConnector
-from backend.db import is_sqlite
 from backend.erasure import purge_daily
 from backend.models.ledger import (
     DONE,
@@ -50,6 +49,7 @@ from backend.models.ledger import (
     Request,
 )
 from backend.services import Services
+from common.db import is_sqlite
 
 log = logging.getLogger(__name__)
 

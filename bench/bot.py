@@ -262,15 +262,16 @@ async def datadesk(api: BotApiStandIn, workdir: Path) -> AsyncIterator[Recording
 
     from backend.api.app import create_app
     from backend.crm import importer
-    from backend.db import upgrade
     from backend.ledger import connector
-    from backend.migrate import BOT_MIGRATIONS
+    from backend.models.base import BACKEND_MIGRATIONS
     from backend.services import open_services
     from backend.settings import Settings
     from backend.worker import run_workers
     from bot.backend_client import BackendClient
     from bot.conversation import Conversations
+    from bot.state import BOT_MIGRATIONS
     from bot.telegram.app import ChannelOptions, TelegramChannel
+    from common.db import upgrade
 
     settings = replace(
         Settings.from_env({}),
@@ -282,7 +283,7 @@ async def datadesk(api: BotApiStandIn, workdir: Path) -> AsyncIterator[Recording
         telegram_token=TOKEN,
         telegram_api_url=api.url,
     )
-    await upgrade(settings.database_url)
+    await upgrade(settings.database_url, BACKEND_MIGRATIONS)
     await upgrade(settings.bot_database_url, BOT_MIGRATIONS)
     services = await open_services(settings)
     sms = RecordingSms()

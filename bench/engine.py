@@ -19,13 +19,12 @@ import time
 from pathlib import Path
 
 from backend.crypto import Keyring
-from backend.db import upgrade_sync
-from backend.migrate import BOT_MIGRATIONS
 from backend.settings import REPO_ROOT
 from bot.channel import Contact, Event, Press, Start, Text
 from bot.engine import ActionResult, Dialogs, State, load_dialogs, step
 from bot.i18n import Catalogs
-from bot.state import StateStore
+from bot.state import BOT_MIGRATIONS, StateStore
+from common.db import upgrade_sync
 
 SECONDS = 3.0
 CHATS = 50

@@ -32,14 +32,15 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import make_url
 
 from backend import ledger
-from backend.clock import SystemClock
 from backend.crm import importer
-from backend.db import admin_execute, upgrade
 from backend.models.audit import AuditEntry
+from backend.models.base import BACKEND_MIGRATIONS
 from backend.models.ledger import QUEUED, Request
 from backend.services import Services, open_services
 from backend.settings import Settings
 from backend.worker import claim, run_workers, worker_name
+from common.clock import SystemClock
+from common.db import admin_execute, upgrade
 
 REPO = Path(__file__).resolve().parent.parent
 REQUESTS = 400
@@ -207,7 +208,7 @@ async def _processes(services: Services, refs: list[str], workers: int) -> float
 
 
 async def _engine(name: str, url: str, workdir: Path) -> list[Row]:
-    await upgrade(url)
+    await upgrade(url, BACKEND_MIGRATIONS)
     settings = replace(
         Settings.from_env({}),
         data_dir=workdir,

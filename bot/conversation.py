@@ -26,7 +26,6 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from backend.clock import Clock, SystemClock
 from backend.crypto import load_keyring
 from backend.settings import Settings
 from bot import hygiene, notices
@@ -48,6 +47,7 @@ from bot.engine_adapter import DialogEngine, EngineAdapter, OutMessage, PlainMes
 from bot.i18n import Catalogs, negotiate
 from bot.state import ChatRecord, StaleState, StateStore
 from bot.transcript import Transcript
+from common.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from stdnum import luhn
 from stdnum.cn import ric as cn_ric
 from stdnum.lv import pvn as lv_pvn
 
-from backend.masking import DOT, mask_iban, mask_pan
+from common.masking import DOT, mask_iban, mask_pan
 
 # Order matters: a span claimed by an earlier kind is not looked at again.
 KINDS = ("card", "iban", "national_id", "code")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import BigInteger, MetaData, String, Text, delete, insert, select, update
@@ -23,7 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from backend.crypto import CryptoError, Keyring
-from backend.db import NAMING, UTCDateTime, make_engine, make_sessionmaker
+from common.db import NAMING, UTCDateTime, make_engine, make_sessionmaker
+
+# The bot database's Alembic migrations; ``datadesk db upgrade`` runs them.
+BOT_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 class BotBase(DeclarativeBase):

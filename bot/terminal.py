@@ -152,8 +152,8 @@ async def run_chat(
     poll_wait: float = 25.0,
 ) -> None:
     """Talk to the dialogs until ``/quit`` or the end of input."""
-    from backend.db import upgrade
-    from backend.migrate import BOT_MIGRATIONS
+    from bot.state import BOT_MIGRATIONS
+    from common.db import upgrade
 
     await upgrade(settings.bot_database_url, BOT_MIGRATIONS)
     settings = settings.with_service_token()
@@ -197,8 +197,8 @@ async def _talk(
 def chat_command(args: argparse.Namespace, settings: Settings) -> int:
     """``datadesk chat [--lang xx]``: the dialogs in this terminal, against ``BACKEND_URL``."""
     from backend.errors import ConfigError
-    from backend.logs import configure
     from bot.engine import DialogErrors
+    from common.logs import configure
 
     # The chat owns the terminal: only warnings and errors go to stderr beside it.
     configure("WARNING")

@@ -13,10 +13,10 @@ import functools
 import logging
 from collections.abc import Sequence
 
-from backend.masking import mask_phone
 from bot import hygiene
 from bot.backend_client import BackendClient, BackendError
 from bot.channel import Command, Contact, Event, Outgoing, Press, Reply, Start, Text
+from common.masking import mask_phone
 
 log = logging.getLogger(__name__)
 

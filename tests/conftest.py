@@ -24,11 +24,12 @@ import pytest
 from aiohttp import web
 from sqlalchemy.engine import make_url
 
-from backend.clock import FakeClock
-from backend.db import BACKEND_MIGRATIONS, admin_execute, upgrade_sync
-from backend.migrate import BOT_MIGRATIONS
+from backend.models.base import BACKEND_MIGRATIONS
 from backend.services import Services, open_services
 from backend.settings import Settings
+from bot.state import BOT_MIGRATIONS
+from common.clock import FakeClock
+from common.db import admin_execute, upgrade_sync
 
 POSTGRES_URL = os.environ.get("DATADESK_TEST_POSTGRES_URL", "")
 SERVICE_TOKEN = "test-service-token"

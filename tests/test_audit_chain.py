@@ -10,10 +10,10 @@ from datetime import timedelta
 from sqlalchemy import delete, select, text, update
 
 from backend import audit
-from backend.clock import FakeClock
 from backend.models.audit import AuditEntry
 from backend.services import Services
 from backend.settings import Settings
+from common.clock import FakeClock
 
 
 async def _write(services: Services, clock: FakeClock, count: int) -> None:
@@ -35,7 +35,7 @@ async def _write(services: Services, clock: FakeClock, count: int) -> None:
 def _verify_cli(settings: Settings) -> subprocess.CompletedProcess[str]:
     env = {"DATADESK_DATABASE_URL": settings.database_url, "PATH": "/usr/bin:/bin"}
     return subprocess.run(
-        [sys.executable, "-m", "backend.cli", "audit", "verify"],
+        [sys.executable, "-m", "datadesk.cli", "audit", "verify"],
         capture_output=True,
         text=True,
         env=env,

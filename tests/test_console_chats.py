@@ -13,11 +13,11 @@ from fakes.console import ConsoleClient, add_agent, audit_actions
 from fakes.ledger import add_customers, customer, session_token, submit
 from sqlalchemy import select
 
-from backend.clock import FakeClock
-from backend.masking import mask_phone
 from backend.models.audit import AuditEntry
 from backend.models.ledger import Notification
 from backend.services import Services
+from common.clock import FakeClock
+from common.masking import mask_phone
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from conftest import LiveBackend
 from fakes.console import ConsoleClient, add_agent, audit_actions
 from yarl import URL
 
-from backend.clock import FakeClock
 from backend.services import Services
+from common.clock import FakeClock
 
 PUBLIC = {"/console/login"}
 SAMPLE = {"id": "es_doesnotexist", "reference": "DD-0000AA"}

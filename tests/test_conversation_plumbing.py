@@ -22,7 +22,6 @@ from conftest import SERVICE_TOKEN, LiveBackend
 from fakes.dialog_engine import FakeEngine
 
 from backend import escalations
-from backend.clock import FakeClock
 from backend.models.console import Agent
 from backend.settings import REPO_ROOT, Settings
 from bot.backend_client import BackendClient
@@ -31,6 +30,7 @@ from bot.conversation import Conversations
 from bot.engine import DialogErrors
 from bot.engine_adapter import DialogEngine
 from bot.i18n import Catalogs
+from common.clock import FakeClock
 
 Opener = Callable[[], Awaitable[Conversations]]
 CARD = "4111 1111 1111 1111"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fakes.verification_world import ANNA, DMITRY, World, world
 
-from backend.masking import mask_phone
+from common.masking import mask_phone
 
 __all__ = ["world"]
 

@@ -151,7 +151,7 @@ def test_the_installed_command_says_ok_in_one_line_and_exits_0(tmp_path: Path) -
     locales = write_complete_locales(DIALOGS, tmp_path / "locales")
     env = {**os.environ, "DATADESK_LOCALES_DIR": str(locales), "DATADESK_DATA_DIR": str(tmp_path)}
     done = subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "backend.cli", "dialogs", "check", str(DIALOGS)],
+        [sys.executable, "-m", "datadesk.cli", "dialogs", "check", str(DIALOGS)],
         capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
@@ -166,7 +166,7 @@ def test_the_installed_command_exits_1_on_a_broken_folder(tmp_path: Path) -> Non
         "DATADESK_LOCALES_DIR": str(write_complete_locales(DIALOGS, tmp_path / "loc")),
     }
     done = subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "backend.cli", "dialogs", "check", str(folder)],
+        [sys.executable, "-m", "datadesk.cli", "dialogs", "check", str(folder)],
         capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 1

@@ -12,12 +12,12 @@ from conftest import LiveBackend
 from sqlalchemy import select
 
 from backend import escalations, transcripts
-from backend.clock import FakeClock
 from backend.errors import Conflict
 from backend.models.audit import AuditEntry
 from backend.models.console import Agent, TranscriptEntry
 from backend.models.ledger import Notification
 from backend.services import Services
+from common.clock import FakeClock
 
 ESCALATE = {"chat": "tg:42", "reason": "asked", "locale": "lv", "verified": False}
 

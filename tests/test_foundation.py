@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import LiveBackend
 
-from backend.logs import redact
 from backend.settings import Settings, SettingsError
+from common.logs import redact
 
 
 def test_settings_default_to_sqlite_under_data_dir(tmp_path):

@@ -12,11 +12,11 @@ from fakes.ledger import add_customers, customer, preview, proof_token, session_
 from sqlalchemy import func, select
 
 from backend import ledger
-from backend.clock import FakeClock
 from backend.crm.builtin import BuiltinCrm
 from backend.models.audit import AuditEntry
 from backend.models.ledger import Notification, Request
 from backend.worker import run_one
+from common.clock import FakeClock
 
 
 async def _count(backend: LiveBackend, model: type) -> int:

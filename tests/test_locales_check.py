@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.cli import main
 from backend.settings import REPO_ROOT
+from datadesk.cli import main
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LV = "locales/lv/LC_MESSAGES/messages.po"
@@ -275,7 +275,7 @@ def test_a_dialog_file_that_is_not_yaml_is_reported_with_its_line(
 def test_the_shipped_catalogs_pass_the_check() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DATADESK_")}
     done = subprocess.run(
-        [sys.executable, "-m", "backend.cli", "locales", "check"],
+        [sys.executable, "-m", "datadesk.cli", "locales", "check"],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

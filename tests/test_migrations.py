@@ -11,7 +11,8 @@ from sqlalchemy.engine import Connection
 
 import backend.models  # noqa: F401  (registers every backend table)
 import bot.state
-from backend.db import Base, make_engine
+from backend.models.base import Base
+from common.db import make_engine
 
 
 async def _differences(url: str, metadata: MetaData) -> list[Any]:

@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 
 from backend import notifications
 from backend.api.app import create_app
-from backend.clock import FakeClock
 from backend.models.ledger import Notification
 from backend.services import Services
+from common.clock import FakeClock
 
 
 async def _enqueue(backend: LiveBackend, chat: str, **extra: Any) -> int:

@@ -13,7 +13,6 @@ from conftest import LiveBackend
 from fakes.ledger import add_customers, customer, preview, session_token, submit
 from sqlalchemy import select, update
 
-from backend.clock import FakeClock
 from backend.crm.builtin import BuiltinCrm
 from backend.crm.connector import Category
 from backend.erasure import drop_stale_previews, mask_product_id, purge_daily, purge_once
@@ -22,6 +21,7 @@ from backend.models.crm import ProductRow
 from backend.models.ledger import ErasurePreview, Notification
 from backend.retention import purge_command
 from backend.worker import run_one
+from common.clock import FakeClock
 
 OPEN = [
     {

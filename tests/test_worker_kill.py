@@ -14,12 +14,12 @@ from fakes.ledger import add_customers, customer, preview, session_token, submit
 from sqlalchemy import func, select
 
 from backend import audit
-from backend.clock import FakeClock
 from backend.crm.builtin import BuiltinCrm
 from backend.models.audit import AuditEntry
 from backend.models.crm import AppliedChange
 from backend.models.ledger import Notification, Request
 from backend.worker import EXIT_AFTER_EFFECT, LEASE_SECONDS
+from common.clock import FakeClock
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,7 +10,6 @@ from fakes.ledger import add_customers, customer, proof_token, session_token, su
 from sqlalchemy import func, select
 
 from backend import audit
-from backend.clock import FakeClock
 from backend.crm.builtin import BuiltinCrm
 from backend.crm.connector import Address
 from backend.errors import ConnectorError
@@ -18,6 +17,7 @@ from backend.models.audit import AuditEntry
 from backend.models.console import Escalation
 from backend.models.ledger import Notification, Request
 from backend.worker import LEASE_SECONDS, backoff, claim, run_one, run_workers
+from common.clock import FakeClock
 
 ADDRESS = {"line1": "Elizabetes iela 2", "city": "Rīga", "postcode": "LV-1010", "country": "LV"}
 

@@ -46,7 +46,7 @@ def test_datadesk_run_serves_the_api_with_a_worker_and_stops_on_sigterm(
 ) -> None:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "run"],
+        [sys.executable, "-m", "datadesk.cli", "run"],
         cwd=ROOT,
         env=_env(tmp_path, backend_db_url, port),
         stdout=subprocess.PIPE,
@@ -80,7 +80,7 @@ def test_a_worker_with_once_drains_an_empty_queue_and_exits_zero(
     tmp_path: Path, backend_db_url: str
 ) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "backend.cli", "worker", "--once", "--concurrency", "2"],
+        [sys.executable, "-m", "datadesk.cli", "worker", "--once", "--concurrency", "2"],
         cwd=ROOT,
         env=_env(tmp_path, backend_db_url, _free_port()),
         capture_output=True,
@@ -95,7 +95,7 @@ def test_datadesk_run_chat_stops_everything_when_the_terminal_chat_ends(
 ) -> None:
     port = _free_port()
     result = subprocess.run(
-        [sys.executable, "-m", "backend.cli", "run", "--chat"],
+        [sys.executable, "-m", "datadesk.cli", "run", "--chat"],
         cwd=ROOT,
         env=_env(tmp_path, backend_db_url, port),
         input="/quit\n",
@@ -112,7 +112,7 @@ def test_a_worker_for_a_jurisdiction_without_rules_says_so_and_exits_one(
 ) -> None:
     env = _env(tmp_path, backend_db_url, _free_port()) | {"DATADESK_JURISDICTION": "XX"}
     result = subprocess.run(
-        [sys.executable, "-m", "backend.cli", "worker", "--once"],
+        [sys.executable, "-m", "datadesk.cli", "worker", "--once"],
         cwd=ROOT,
         env=env,
         capture_output=True,

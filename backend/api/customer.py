@@ -14,8 +14,8 @@ from backend.api.http import json_response, read_json, services
 from backend.api.verification import send_later, verifier
 from backend.crm.connector import Address
 from backend.errors import ConnectorError, NotFound, ServiceUnavailable, Unauthorized
-from backend.masking import DOT, mask_email, mask_phone
 from backend.verification import customer_for_session
+from common.masking import DOT, mask_email, mask_phone
 
 SESSION_HEADER = "X-Customer-Session"
 

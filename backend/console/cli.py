@@ -17,10 +17,10 @@ from sqlalchemy.exc import DBAPIError
 
 from backend import audit
 from backend.console.auth import hash_password
-from backend.logs import configure
 from backend.models.console import ROLES, Agent
 from backend.services import open_services
 from backend.settings import Settings
+from common.logs import configure
 
 MIN_PASSWORD = 12
 MAX_NAME = 64

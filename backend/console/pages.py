@@ -22,10 +22,10 @@ from backend.console import auth
 from backend.console.web import CANNED, LOGIN_PATH, PREFIX, Handler, me, page, refuse, set_cookie
 from backend.crm.connector import CustomerRecord
 from backend.errors import ApiError, NotFound
-from backend.masking import mask_email, mask_phone, mask_text
 from backend.models.console import Escalation, TranscriptEntry
 from backend.models.ledger import Request
 from backend.services import Services
+from common.masking import mask_email, mask_phone, mask_text
 
 log = logging.getLogger(__name__)
 

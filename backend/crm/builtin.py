@@ -22,7 +22,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend import crypto
-from backend.clock import Clock
 from backend.crm.connector import (
     MARKETING_CHANNELS,
     Address,
@@ -48,6 +47,7 @@ from backend.models.crm import (
     TransactionRow,
 )
 from backend.validation import email_key
+from common.clock import Clock
 
 log = logging.getLogger(__name__)
 

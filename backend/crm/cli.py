@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from backend.clock import SystemClock
 from backend.crm import importer
 from backend.crm.builtin import BuiltinCrm
 from backend.crm.demo import demo_document
-from backend.logs import configure
 from backend.services import open_services
 from backend.settings import Settings
+from common.clock import SystemClock
+from common.logs import configure
 
 
 def read_document(path: Path) -> tuple[Any, list[str]]:

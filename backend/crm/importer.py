@@ -20,7 +20,6 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend import crypto
-from backend.clock import Clock
 from backend.crm.builtin import customer_by_ref
 from backend.crm.connector import CATEGORIES, MARKETING_CHANNELS
 from backend.models.crm import (
@@ -43,6 +42,7 @@ from backend.validation import (
     normalize_email,
     normalize_phone,
 )
+from common.clock import Clock
 
 _REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _KIND = re.compile(r"[a-z][a-z0-9_]{0,31}")

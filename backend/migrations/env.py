@@ -1,7 +1,7 @@
 """Alembic environment for the backend database."""
 
 import backend.models  # noqa: F401  (registers every table on Base.metadata)
-from backend.alembic_env import run_migrations
-from backend.db import Base
+from backend.models.base import Base
+from common.alembic_env import run_migrations
 
 run_migrations(Base.metadata)

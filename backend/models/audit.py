@@ -13,7 +13,8 @@ from datetime import datetime
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backend.db import Base, UTCDateTime
+from backend.models.base import Base
+from common.db import UTCDateTime
 
 
 class AuditEntry(Base):

@@ -19,7 +19,8 @@ from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.crypto import Encrypted
-from backend.db import Base, UTCDateTime
+from backend.models.base import Base
+from common.db import UTCDateTime
 
 ROLES = ("agent", "supervisor")
 REASONS = ("asked", "lockout", "misunderstanding", "failed_request")

@@ -14,7 +14,8 @@ from sqlalchemy import Date, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.crypto import BlindIndex, Encrypted
-from backend.db import Base, UTCDateTime
+from backend.models.base import Base
+from common.db import UTCDateTime
 
 _CUSTOMER_FK = "crm_customers.id"
 

@@ -15,7 +15,8 @@ from sqlalchemy import Date, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.crypto import Encrypted
-from backend.db import Base, UTCDateTime
+from backend.models.base import Base
+from common.db import UTCDateTime
 
 # Request states, in the order a request moves through them.
 SUBMITTED = "submitted"

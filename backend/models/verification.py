@@ -13,7 +13,8 @@ from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.crypto import Encrypted
-from backend.db import Base, UTCDateTime
+from backend.models.base import Base
+from common.db import UTCDateTime
 
 
 class Challenge(Base):

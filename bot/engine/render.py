@@ -13,10 +13,10 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from backend.masking import DOT
 from bot.engine.model import Dialogs, Text
 from bot.engine.state import State
 from bot.i18n import Translator
+from common.masking import DOT
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 

@@ -1,6 +1,6 @@
 """Alembic environment for the bot database (conversation state)."""
 
-from backend.alembic_env import run_migrations
 from bot.state import BotBase
+from common.alembic_env import run_migrations
 
 run_migrations(BotBase.metadata)

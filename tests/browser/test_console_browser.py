@@ -13,9 +13,9 @@ from fakes.ledger import add_customers, customer, preview, session_token, submit
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
-from backend.masking import mask_phone
 from backend.models.console import Escalation
 from backend.models.ledger import Request
+from common.masking import mask_phone
 
 from .conftest import DESKTOP, PHONE
 

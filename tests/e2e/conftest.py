@@ -23,7 +23,6 @@ import pytest
 from aiohttp import web
 from fakes.botapi import TOKEN, BotApiStandIn
 
-from backend.clock import FakeClock
 from backend.crm import importer
 from backend.services import Services, open_services
 from backend.settings import Settings
@@ -31,6 +30,7 @@ from bot.backend_client import BackendClient
 from bot.conversation import Conversations
 from bot.i18n import Catalogs
 from bot.telegram.app import ChannelOptions, TelegramChannel
+from common.clock import FakeClock
 
 SMS_TOKEN = "sms-gateway-test-token"
 

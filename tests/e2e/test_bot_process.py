@@ -66,7 +66,7 @@ class BotProcess:
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "backend.cli", "bot",
+            sys.executable, "-m", "datadesk.cli", "bot",
             cwd=REPO_ROOT, env=self.environment(), stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         self._reader = asyncio.create_task(self._read())
@@ -162,7 +162,7 @@ def test_a_bot_with_broken_dialog_files_refuses_to_start_and_says_where(tmp_path
         "DATADESK_SERVICE_TOKEN": "t",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "backend.cli", "bot"],
+        [sys.executable, "-m", "datadesk.cli", "bot"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 1

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from conftest import LiveBackend
 
-from backend.clock import FakeClock
 from backend.crm import importer
 from backend.crm.demo import well_known
 from backend.services import Services
 from backend.sms import HttpSmsGateway
+from common.clock import FakeClock
 from fakes.sms_sink import SmsSink, running_sms_sink
 
 ANNA, ANNA_REF = "+37120000001", "C-1001"

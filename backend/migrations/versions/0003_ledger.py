@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from backend.crypto import Encrypted
-from backend.db import UTCDateTime
+from common.db import UTCDateTime
 
 revision = "0003_ledger"
 down_revision = "0002_verification"

@@ -7,7 +7,7 @@ Revises: 0003_ledger
 import sqlalchemy as sa
 from alembic import op
 
-from backend.db import UTCDateTime
+from common.db import UTCDateTime
 
 revision = "0004_audit"
 down_revision = "0003_ledger"

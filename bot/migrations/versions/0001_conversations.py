@@ -7,7 +7,7 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 
-from backend.db import UTCDateTime
+from common.db import UTCDateTime
 
 revision = "0001_conversations"
 down_revision = None

@@ -13,7 +13,7 @@ from alembic import context
 from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 
-from backend.db import is_sqlite, make_engine
+from common.db import is_sqlite, make_engine
 
 
 def _run(connection: Connection, metadata: MetaData) -> None:

@@ -1,8 +1,10 @@
-"""Database engines, sessions and migrations for the backend and the bot.
+"""Database engines, sessions and migrations, the same for the backend's database and the bot's.
 
 Both databases are reached through SQLAlchemy's asyncio API: SQLite (aiosqlite)
 for the embedded default, PostgreSQL (asyncpg) at scale. ``upgrade`` runs the
-Alembic migrations of one database; nothing creates tables any other way.
+Alembic migrations of one database; nothing creates tables any other way. Each
+side owns its declarative base and its migrations folder
+(``backend.models.base``, ``bot.state``); this module knows neither.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -20,7 +22,6 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 # Stable constraint names, so that migrations written on SQLite and PostgreSQL agree.
@@ -31,14 +32,6 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-BACKEND_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-
-
-class Base(DeclarativeBase):
-    """Declarative base of every backend table."""
-
-    metadata = MetaData(naming_convention=NAMING)
 
 
 def is_sqlite(url: str) -> bool:
@@ -86,7 +79,7 @@ def _alembic_config(url: str, script_location: Path) -> Any:
     return config
 
 
-def upgrade_sync(url: str, script_location: Path = BACKEND_MIGRATIONS) -> None:
+def upgrade_sync(url: str, script_location: Path) -> None:
     """Run Alembic migrations of one database up to head (blocking)."""
     from alembic import command
 
@@ -97,7 +90,7 @@ def upgrade_sync(url: str, script_location: Path = BACKEND_MIGRATIONS) -> None:
     command.upgrade(_alembic_config(url, script_location), "heads")
 
 
-async def upgrade(url: str, script_location: Path = BACKEND_MIGRATIONS) -> None:
+async def upgrade(url: str, script_location: Path) -> None:
     """Run Alembic migrations up to head without blocking the event loop."""
     await asyncio.to_thread(upgrade_sync, url, script_location)
 

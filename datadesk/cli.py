@@ -3,7 +3,10 @@
 Each sub-command names the function that carries it out as ``module:function``;
 the module is imported only when that command runs, so ``datadesk dialogs
 check`` does not load the database drivers. A command function takes the
-parsed arguments and the settings and returns the exit status.
+parsed arguments and the settings and returns the exit status. Commands that
+belong to one side live on that side (``backend/crm/cli.py``,
+``bot/dialogs/cli.py``); this package only assembles them, and alone runs
+both sides together (``datadesk run``, ``datadesk db upgrade``).
 """
 
 from __future__ import annotations
@@ -60,12 +63,12 @@ def _agent_args(p: argparse.ArgumentParser) -> None:
 
 # (words, help, add-arguments, "module:function")
 COMMANDS: tuple[tuple[tuple[str, ...], str, AddArgs, str], ...] = (
-    (("run",), "backend, worker, bot and console in one process", _run_args, "backend.runner:run_all"),
+    (("run",), "backend, worker, bot and console in one process", _run_args, "datadesk.run:run_all"),
     (("backend",), "the backend HTTP API and agent console", _none, "backend.runner:run_backend"),
     (("worker",), "a worker that carries out queued requests", _worker_args, "backend.runner:run_worker"),
     (("bot",), "the Telegram channel", _none, "bot.runner:run_bot"),
     (("chat",), "talk to the dialogs in this terminal", _chat_args, "bot.terminal:chat_command"),
-    (("db", "upgrade"), "migrate the backend and bot databases", _none, "backend.migrate:upgrade_command"),
+    (("db", "upgrade"), "migrate the backend and bot databases", _none, "datadesk.migrate:upgrade_command"),
     (("crm", "import"), "import customers from a JSON file (all or nothing)", _file_arg, "backend.crm.cli:import_command"),
     (("crm", "export"), "print one customer's record as JSON", _ref_arg, "backend.crm.cli:export_command"),
     (("crm", "seed-demo"), "load the demo customers", _none, "backend.crm.cli:seed_demo_command"),

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
-from backend.db import BACKEND_MIGRATIONS, upgrade_sync
-from backend.logs import configure
+from backend.models.base import BACKEND_MIGRATIONS
 from backend.settings import Settings
-
-BOT_MIGRATIONS = Path(__file__).resolve().parent.parent / "bot" / "migrations"
+from bot.state import BOT_MIGRATIONS
+from common.db import upgrade_sync
+from common.logs import configure
 
 
 def upgrade_all(settings: Settings) -> None:

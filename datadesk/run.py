@@ -1,0 +1,89 @@
+"""``datadesk run``: backend, worker(s), the console and a chat channel in one process.
+
+The one place that wires the backend and the bot together: it migrates both
+databases, serves the backend's HTTP API and console, runs a worker, and once
+the backend listens starts the Telegram bot (when a token is set) or the
+terminal chat (``--chat``), which reach the backend over HTTP like separate
+processes do. Exit status 0 after a signal or the end of the terminal chat, 1
+when any part fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from collections.abc import Awaitable
+from typing import Any
+
+from backend.models.base import BACKEND_MIGRATIONS
+from backend.runner import serve_backend, with_services, work_queue
+from backend.services import Services
+from backend.settings import Settings
+from bot.runner import start_bot
+from bot.state import BOT_MIGRATIONS
+from bot.terminal import run_chat
+from common.db import upgrade
+from common.logs import configure
+
+log = logging.getLogger(__name__)
+
+
+async def _run_all(args: argparse.Namespace, settings: Settings) -> int:
+    await upgrade(settings.database_url, BACKEND_MIGRATIONS)
+    await upgrade(settings.bot_database_url, BOT_MIGRATIONS)
+
+    async def body(services: Services, stop: asyncio.Event) -> int:
+        concurrency = int(getattr(args, "concurrency", 1) or 1)
+        listening = asyncio.Event()
+        tasks: list[asyncio.Task[Any]] = [
+            asyncio.create_task(serve_backend(services, stop, listening), name="backend"),
+            asyncio.create_task(work_queue(services, stop, concurrency, False), name="worker"),
+        ]
+        print(
+            f"agent console: http://{settings.http_host}:{settings.http_port}/console/", flush=True
+        )
+        # The channel talks to the backend over HTTP: start it once the backend listens.
+        await _first(listening.wait(), *tasks)
+        channel: asyncio.Task[Any] | None = None
+        if settings.telegram_token:
+            channel = asyncio.create_task(start_bot(services.settings), name="bot")
+        elif getattr(args, "chat", False):
+            channel = asyncio.create_task(
+                run_chat(services.settings, language=getattr(args, "lang", None)), name="chat"
+            )
+        waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait(), name="stop")]
+        if channel is not None:
+            waiters.append(channel)
+        # Wait for a signal, the end of the terminal chat, or any part failing.
+        finished, _ = await asyncio.wait([*tasks, *waiters], return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        status = 0
+        for task in finished:
+            if task.cancelled() or task.get_name() == "stop":
+                continue
+            error = task.exception()
+            if error is not None:
+                log.error("%s stopped with an error", task.get_name(), exc_info=error)
+                status = 1
+        if channel is not None and not channel.done():
+            channel.cancel()
+        await asyncio.gather(*tasks, *waiters, return_exceptions=True)
+        return status
+
+    return await with_services(settings, body)
+
+
+async def _first(wanted: Awaitable[Any], *failing: asyncio.Task[Any]) -> None:
+    """Wait for ``wanted``, or return early if one of ``failing`` ends first."""
+    waiter = asyncio.ensure_future(wanted)
+    await asyncio.wait([waiter, *failing], return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+
+
+def run_all(args: argparse.Namespace, settings: Settings) -> int:
+    """``datadesk run``: migrate, then backend, worker(s) and the chosen channel in one process."""
+    terminal_chat = bool(getattr(args, "chat", False)) and not settings.telegram_token
+    # The terminal chat owns the screen: only warnings and errors go to stderr beside it.
+    configure("WARNING" if terminal_chat else settings.log_level)
+    return asyncio.run(_run_all(args, settings))
