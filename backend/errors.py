@@ -1,6 +1,6 @@
 """The backend's exception tree. Every error shown to a client carries a stable code.
 
-    DatadeskError
+    DatadeskError           (common/errors.py)
     ├── ApiError            an HTTP answer: status, stable ``code``, developer message, details
     │   ├── BadRequest      400  (unknown request kind, malformed JSON, …)
     │   ├── Unauthorized    401  (missing or wrong service token / session token)
@@ -13,7 +13,7 @@
     │   ├── WrongCode       422  (``details["attempts_left"]``)
     │   ├── TooManyRequests 429  (``details["retry_after"]`` in seconds)
     │   └── ServiceUnavailable 503  (the CRM cannot be reached)
-    ├── ConfigError         a file an operator or product team edits is wrong (``file:line: …``)
+    ├── ConfigError         a file an operator or product team edits is wrong (common/errors.py)
     └── ConnectorError      the CRM connector failed (network, remote 5xx); retried by workers
 
 Codes are part of the HTTP contract (``docs/backend-api.md``): the bot maps
@@ -25,9 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-class DatadeskError(Exception):
-    """Root of every error this package raises on purpose."""
+from common.errors import DatadeskError
 
 
 class ApiError(DatadeskError):
@@ -114,17 +112,6 @@ class WrongCode(ApiError):
 class TooManyRequests(ApiError):
     status = 429
     default_code = "too_many_requests"
-
-
-class ConfigError(DatadeskError):
-    """A configuration or data file is wrong; ``str(err)`` is ``file:line: what is wrong``."""
-
-    def __init__(self, path: str, line: int | None, message: str) -> None:
-        where = f"{path}:{line}" if line is not None else path
-        super().__init__(f"{where}: {message}")
-        self.path = path
-        self.line = line
-        self.message = message
 
 
 class ConnectorError(DatadeskError):

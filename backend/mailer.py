@@ -13,8 +13,8 @@ import ssl
 from email.message import EmailMessage
 from typing import Protocol
 
-from backend.errors import DatadeskError
 from backend.settings import Settings
+from common.errors import DatadeskError
 
 
 class MailDeliveryError(DatadeskError):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from backend.errors import ConfigError
+from common.errors import ConfigError
 
 MESSAGES_FILE = Path(__file__).resolve().parent / "policies" / "messages.yaml"
 SOURCE_LOCALE = "en"

@@ -14,9 +14,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.crm.connector import MARKETING_CHANNELS
-from backend.errors import DatadeskError, Invalid
+from backend.errors import Invalid
 from backend.models.ledger import ErasurePreview
 from backend.services import Services
+from common.errors import DatadeskError
 from common.masking import mask_email, mask_phone, mask_text
 
 

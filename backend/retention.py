@@ -26,8 +26,8 @@ from typing import Any, Literal
 import yaml
 
 from backend.crm.connector import CATEGORIES, Category, CustomerRecord, Hold, Product
-from backend.errors import ConfigError
 from backend.settings import Settings
+from common.errors import ConfigError
 
 POLICY_PATH = Path(__file__).resolve().parent / "policies" / "retention.yaml"
 STARTS = ("product_open", "product_closed", "relationship_end", "transaction_date")

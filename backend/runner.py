@@ -21,11 +21,11 @@ from datetime import datetime
 
 from aiohttp import web
 
-from backend.errors import ConfigError
 from backend.retention import load_policy
 from backend.services import Services, open_services
 from backend.settings import Settings
 from common.clock import Clock, FakeClock
+from common.errors import ConfigError
 from common.logs import configure
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 def worker_main(args: argparse.Namespace) -> int:
     """``python -m backend.worker``: ``run_worker`` with settings from the environment."""
-    from backend.settings import SettingsError
+    from common.settings import SettingsError
 
     try:
         settings = Settings.from_env()

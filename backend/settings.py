@@ -1,7 +1,7 @@
 """Settings read from the ``DATADESK_*`` environment (see ``docs/operators.md``).
 
-The names and defaults are a contract shared with operators and other tools
-(``../shared/DESIGN.md``): add settings, never rename them. ``Settings.from_env``
+The names and defaults are a contract shared with operators and other tools:
+add settings, never rename them. ``Settings.from_env``
 is the only place that reads the environment; everything else is handed a
 ``Settings``.
 """
@@ -14,36 +14,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-PREFIX = "DATADESK_"
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from common.settings import (
+    PREFIX,
+    REPO_ROOT,
+    SettingsError,
+    lookup,
+    parse_bool,
+    parse_choice,
+    parse_int,
+)
 
 REQUEST_KINDS = ("update_contact", "marketing_opt_out", "erasure")
-
-
-class SettingsError(ValueError):
-    """A setting has a value that cannot be used; the message names the variable."""
-
-
-def _bool(name: str, raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off", ""}:
-        return False
-    raise SettingsError(f"{PREFIX}{name}: expected true or false, got {raw!r}")
-
-
-def _int(name: str, raw: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise SettingsError(f"{PREFIX}{name}: expected a whole number, got {raw!r}") from None
-
-
-def _choice(name: str, raw: str, allowed: tuple[str, ...]) -> str:
-    if raw not in allowed:
-        raise SettingsError(f"{PREFIX}{name}: expected one of {', '.join(allowed)}, got {raw!r}")
-    return raw
 
 
 @dataclass(frozen=True)
@@ -88,12 +69,11 @@ class Settings:
         env = dict(os.environ if environ is None else environ)
 
         def get(name: str) -> str | None:
-            value = env.get(PREFIX + name)
-            return value if value not in (None, "") else None
+            return lookup(env, name)
 
         data_dir = Path(get("DATA_DIR") or "var").resolve()
         http_host = get("HTTP_HOST") or "127.0.0.1"
-        http_port = _int("HTTP_PORT", get("HTTP_PORT") or "8080")
+        http_port = parse_int("HTTP_PORT", get("HTTP_PORT") or "8080")
         review = get("REVIEW_KINDS") or ""
         review_kinds = frozenset(k.strip() for k in review.split(",") if k.strip())
         for kind in review_kinds:
@@ -110,7 +90,7 @@ class Settings:
             or f"sqlite+aiosqlite:///{data_dir / 'bot.sqlite3'}",
             telegram_token=get("TELEGRAM_TOKEN"),
             telegram_api_url=(get("TELEGRAM_API_URL") or "https://api.telegram.org").rstrip("/"),
-            telegram_mode=_choice(
+            telegram_mode=parse_choice(
                 "TELEGRAM_MODE", get("TELEGRAM_MODE") or "polling", ("polling", "webhook")
             ),
             webhook_url=get("WEBHOOK_URL"),
@@ -119,23 +99,23 @@ class Settings:
             http_port=http_port,
             backend_url=(get("BACKEND_URL") or f"http://{http_host}:{http_port}").rstrip("/"),
             service_token=get("SERVICE_TOKEN") or "",
-            sms_gateway=_choice(
+            sms_gateway=parse_choice(
                 "SMS_GATEWAY", get("SMS_GATEWAY") or "console", ("console", "http")
             ),
             sms_gateway_url=get("SMS_GATEWAY_URL"),
             sms_gateway_token=get("SMS_GATEWAY_TOKEN"),
             smtp_host=get("SMTP_HOST"),
-            smtp_port=_int("SMTP_PORT", get("SMTP_PORT") or "25"),
+            smtp_port=parse_int("SMTP_PORT", get("SMTP_PORT") or "25"),
             smtp_from=get("SMTP_FROM") or "datadesk@localhost",
             smtp_user=get("SMTP_USER"),
             smtp_password=get("SMTP_PASSWORD"),
-            smtp_starttls=_bool("SMTP_STARTTLS", get("SMTP_STARTTLS") or "false"),
+            smtp_starttls=parse_bool("SMTP_STARTTLS", get("SMTP_STARTTLS") or "false"),
             secret_key=get("SECRET_KEY"),
             jurisdiction=get("JURISDICTION") or "EU-LV",
             dialogs_dir=Path(get("DIALOGS_DIR") or REPO_ROOT / "dialogs").resolve(),
             locales_dir=Path(get("LOCALES_DIR") or REPO_ROOT / "locales").resolve(),
             review_kinds=review_kinds,
-            crm=_choice("CRM", get("CRM") or "builtin", ("builtin", "http")),
+            crm=parse_choice("CRM", get("CRM") or "builtin", ("builtin", "http")),
             crm_url=get("CRM_URL"),
             crm_token=get("CRM_TOKEN"),
             log_level=(get("LOG_LEVEL") or "INFO").upper(),

@@ -16,7 +16,7 @@ from typing import Protocol, TextIO
 
 import aiohttp
 
-from backend.errors import DatadeskError
+from common.errors import DatadeskError
 from common.masking import mask_phone
 
 log = logging.getLogger(__name__)

@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 
 from backend.crypto import Keyring
-from backend.settings import REPO_ROOT
 from bot.channel import Contact, Event, Press, Start, Text
 from bot.engine import ActionResult, Dialogs, State, load_dialogs, step
 from bot.i18n import Catalogs
 from bot.state import BOT_MIGRATIONS, StateStore
 from common.db import upgrade_sync
+from common.settings import REPO_ROOT
 
 SECONDS = 3.0
 CHATS = 50

@@ -19,12 +19,12 @@ import sys
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-from backend.errors import ConfigError
 from backend.settings import Settings
 from bot.backend_client import BackendClient
 from bot.conversation import Conversations
 from bot.engine import DialogErrors
 from bot.telegram.app import ChannelOptions, TelegramChannel
+from common.errors import ConfigError
 from common.logs import configure
 
 log = logging.getLogger(__name__)

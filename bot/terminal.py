@@ -196,8 +196,8 @@ async def _talk(
 
 def chat_command(args: argparse.Namespace, settings: Settings) -> int:
     """``datadesk chat [--lang xx]``: the dialogs in this terminal, against ``BACKEND_URL``."""
-    from backend.errors import ConfigError
     from bot.engine import DialogErrors
+    from common.errors import ConfigError
     from common.logs import configure
 
     # The chat owns the terminal: only warnings and errors go to stderr beside it.

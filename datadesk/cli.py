@@ -16,7 +16,8 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from backend.settings import Settings, SettingsError
+from backend.settings import Settings
+from common.settings import SettingsError
 
 AddArgs = Callable[[argparse.ArgumentParser], None]
 

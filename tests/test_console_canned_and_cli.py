@@ -13,11 +13,11 @@ from sqlalchemy import select
 from backend.console import canned
 from backend.console.auth import password_matches
 from backend.console.cli import add_agent_command
-from backend.errors import ConfigError
 from backend.models.audit import AuditEntry
 from backend.models.console import Agent
 from backend.services import open_services
 from backend.settings import Settings
+from common.errors import ConfigError
 
 GOOD = """\
 responses:

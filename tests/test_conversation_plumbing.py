@@ -23,7 +23,7 @@ from fakes.dialog_engine import FakeEngine
 
 from backend import escalations
 from backend.models.console import Agent
-from backend.settings import REPO_ROOT, Settings
+from backend.settings import Settings
 from bot.backend_client import BackendClient
 from bot.channel import Command, Delete, Edited, Outgoing, Press, Reply, Start, Text
 from bot.conversation import Conversations
@@ -31,6 +31,7 @@ from bot.engine import DialogErrors
 from bot.engine_adapter import DialogEngine
 from bot.i18n import Catalogs
 from common.clock import FakeClock
+from common.settings import REPO_ROOT
 
 Opener = Callable[[], Awaitable[Conversations]]
 CARD = "4111 1111 1111 1111"

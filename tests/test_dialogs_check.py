@@ -15,10 +15,11 @@ import pytest
 import yaml
 from fakes.complete_catalogs import write_complete_locales
 
-from backend.settings import REPO_ROOT, Settings
+from backend.settings import Settings
 from bot.dialogs.cli import check_command
 from bot.engine import DialogErrors, check_dialogs, load_dialogs
 from bot.i18n import Catalogs
+from common.settings import REPO_ROOT
 
 DIALOGS = REPO_ROOT / "dialogs"
 BROKEN = Path(__file__).parent / "fixtures" / "dialogs_broken"

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from fakes.complete_catalogs import write_complete_locales
 
-from backend.settings import REPO_ROOT, Settings
+from backend.settings import Settings
 from bot.dialogs import cli
 from bot.dialogs.pidfile import bot_pids, register_bot, unregister_bot
+from common.settings import REPO_ROOT
 
 DIALOGS = REPO_ROOT / "dialogs"
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from backend.settings import REPO_ROOT
 from bot.dialogs.testing import Script, ScriptFailed, load_scripts, run_script
 from bot.engine import Dialogs, load_dialogs
 from bot.i18n import Catalogs
+from common.settings import REPO_ROOT
 
 DIALOGS = REPO_ROOT / "dialogs"
 SCRIPTS, SCRIPT_ERRORS = load_scripts(DIALOGS / "tests")

@@ -7,11 +7,11 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backend.settings import REPO_ROOT
 from bot.channel import Command, Contact, Event, Press, Start, Text, Unsupported
 from bot.engine import ActionResult, State, load_dialogs, step
 from bot.engine.registry import ACTIONS, GLOBAL_COMMANDS
 from bot.i18n import Catalogs
+from common.settings import REPO_ROOT
 
 DIALOGS = load_dialogs(REPO_ROOT / "dialogs")
 CATALOGS = Catalogs.load(REPO_ROOT / "locales")

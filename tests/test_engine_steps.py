@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from fakes.complete_catalogs import write_complete_locales
 
-from backend.settings import REPO_ROOT
 from bot.channel import Command, Contact, Event, Press, Start, Text, Unsupported
 from bot.engine import ActionResult, Dialogs, Frame, State, StepResult, load_dialogs, resume, step
 from bot.i18n import Catalogs
+from common.settings import REPO_ROOT
 
 DIALOGS = REPO_ROOT / "dialogs"
 MENU = ["update_contact", "marketing_opt_out", "erasure", "status", "agent"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import LiveBackend
 
-from backend.settings import Settings, SettingsError
+from backend.settings import Settings
 from common.logs import redact
+from common.settings import SettingsError
 
 
 def test_settings_default_to_sqlite_under_data_dir(tmp_path):

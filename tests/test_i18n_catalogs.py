@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from backend.errors import ConfigError
-from backend.settings import REPO_ROOT
 from bot.i18n import SHIPPED_LOCALES, Catalogs
+from common.errors import ConfigError
+from common.settings import REPO_ROOT
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DUE = "Your request {reference} is due on {due_date}."

@@ -13,9 +13,9 @@ import pytest
 from babel.messages.extract import extract
 from babel.messages.pofile import read_po
 
-from backend.errors import ConfigError
-from backend.settings import REPO_ROOT
 from bot.i18n.sources import extract_template
+from common.errors import ConfigError
+from common.settings import REPO_ROOT
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PYBABEL = Path(sys.executable).parent / "pybabel"

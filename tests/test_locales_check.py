@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.settings import REPO_ROOT
+from common.settings import REPO_ROOT
 from datadesk.cli import main
 
 FIXTURES = Path(__file__).parent / "fixtures"

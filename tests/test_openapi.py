@@ -10,7 +10,7 @@ import yaml
 from conftest import LiveBackend
 
 from backend.api.openapi import assemble
-from backend.errors import ConfigError
+from common.errors import ConfigError
 
 
 async def test_the_description_is_served_without_a_token_and_lists_the_ledger_routes(

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from backend.errors import ConfigError
+from common.errors import ConfigError
 
 FRAGMENTS = Path(__file__).resolve().parent / "openapi"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from backend.errors import ConfigError
+from common.errors import ConfigError
 
 LOCALES = ("en", "lv", "ru", "zh_Hans", "zh_Hant")
 DEFAULT_PATH = Path(__file__).resolve().parent / "canned.yaml"

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal, Protocol
 
-from backend.errors import DatadeskError
+from common.errors import DatadeskError
 
 Category = Literal["contact", "marketing", "chat_history", "identity", "products", "transactions"]
 CATEGORIES: tuple[Category, ...] = (

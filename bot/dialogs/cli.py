@@ -15,12 +15,12 @@ import signal
 import sys
 from pathlib import Path
 
-from backend.errors import ConfigError
 from backend.settings import Settings
 from bot.dialogs.pidfile import PID_FILE, bot_pids, unregister_bot
 from bot.dialogs.testing import iter_results, load_scripts
 from bot.engine import check_dialogs
 from bot.i18n import Catalogs
+from common.errors import ConfigError
 
 
 def _directory(args: argparse.Namespace, settings: Settings) -> Path:

@@ -26,7 +26,7 @@ from typing import IO, Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from backend.errors import ConfigError
+from common.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

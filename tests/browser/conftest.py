@@ -20,7 +20,7 @@ from _pytest.fixtures import FixtureFunctionDefinition
 from e2e.conftest import Stack
 from playwright.async_api import Browser, async_playwright
 
-from backend.settings import REPO_ROOT
+from common.settings import REPO_ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from fakes.botapi import TOKEN
 
-from backend.settings import REPO_ROOT
+from common.settings import REPO_ROOT
 from e2e.conftest import Stack
 from e2e.steps import (
     ERASURE_SUBMITTED,
