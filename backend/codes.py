@@ -34,7 +34,6 @@ CODES_PER_HOUR = 5
 WINDOW = timedelta(hours=1)
 SESSION_TTL = 900
 PROOF_TTL = 900
-CHANNELS = ("sms", "email")
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend import audit
-from backend.crm.connector import Category, CrmConnector, CustomerRecord, Product
+from backend.crm.connector import CrmConnector, CustomerRecord, Product
 from backend.models.ledger import ErasurePreview
 from backend.retention import CategoryPlan, Plan, load_policy, preview
 from backend.services import Services
 from common.masking import DOT, mask_iban, mask_pan
+from common.vocabulary.categories import Category
+from common.vocabulary.request_kinds import ERASURE
 
 log = logging.getLogger(__name__)
 
@@ -189,14 +191,15 @@ async def replan_closed_products(services: Services, crm: CrmConnector) -> int:
     """
     from sqlalchemy import select
 
-    from backend.models.ledger import DONE, PARTLY_DONE, Request
+    from backend.models.ledger import Request
+    from common.vocabulary.request_states import DONE, PARTLY_DONE
 
     now = services.clock.now()
     async with services.sessions() as session:
         refs = (
             await session.scalars(
                 select(Request.customer_ref)
-                .where(Request.kind == "erasure", Request.state.in_((DONE, PARTLY_DONE)))
+                .where(Request.kind == ERASURE, Request.state.in_((DONE, PARTLY_DONE)))
                 .distinct()
             )
         ).all()

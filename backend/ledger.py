@@ -37,20 +37,18 @@ from backend.errors import (
     Invalid,
     NotFound,
 )
-from backend.models.ledger import (
+from backend.models.ledger import SCRUBBED, ErasurePreview, Request
+from backend.request_payloads import validate_payload
+from backend.services import Services
+from common.vocabulary.request_kinds import ERASURE, MARKETING_OPT_OUT, REQUEST_KINDS
+from common.vocabulary.request_states import (
     AWAITING_REVIEW,
     DONE,
     OPEN_STATES,
     QUEUED,
     REJECTED,
     RUNNING,
-    SCRUBBED,
-    ErasurePreview,
-    Request,
 )
-from backend.request_payloads import validate_payload
-from backend.services import Services
-from backend.settings import REQUEST_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +158,7 @@ async def submit(
                 if existing is not None:
                     return _replay(existing, digest)
             continue
-        if kind == "marketing_opt_out":
+        if kind == MARKETING_OPT_OUT:
             return Submitted(await _apply_opt_out(services, row, stored), created=True)
         return Submitted(json.loads(row.response), created=True)
     raise ApiError("could not allocate a request reference")
@@ -182,7 +180,7 @@ async def _insert(
 ) -> Request:
     """Add the request row in its first state, with its audit entry; flush."""
     reference = references.new_reference()
-    if kind == "marketing_opt_out":
+    if kind == MARKETING_OPT_OUT:
         # Held by this process while it applies the opt-out itself (see _apply_opt_out).
         state, owner = RUNNING, "submit"
     elif kind in services.settings.review_kinds:
@@ -218,7 +216,7 @@ async def _insert(
         public["state"] = QUEUED
     row.response = json.dumps(public)
     session.add(row)
-    if kind == "erasure":
+    if kind == ERASURE:
         # Conditional, so two requests racing for one preview cannot both have it.
         claimed = await session.execute(
             update(ErasurePreview)

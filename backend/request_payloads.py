@@ -13,12 +13,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.crm.connector import MARKETING_CHANNELS
 from backend.errors import Invalid
 from backend.models.ledger import ErasurePreview
 from backend.services import Services
 from common.errors import DatadeskError
 from common.masking import mask_email, mask_phone, mask_text
+from common.vocabulary.contact_kinds import PROVEN_CONTACT_KINDS
+from common.vocabulary.marketing_channels import MARKETING_CHANNELS
+from common.vocabulary.request_kinds import ERASURE, MARKETING_OPT_OUT
 
 
 async def validate_payload(
@@ -32,7 +34,7 @@ async def validate_payload(
     """The payload to store and the masked preview a reviewer sees; Invalid per field."""
     if not isinstance(payload, dict):
         raise Invalid({"payload": "invalid"})
-    if kind == "marketing_opt_out":
+    if kind == MARKETING_OPT_OUT:
         channels = payload.get("channels")
         if (
             not isinstance(channels, list)
@@ -42,7 +44,7 @@ async def validate_payload(
             raise Invalid({"channels": "invalid_channels"})
         chosen = list(MARKETING_CHANNELS) if "all" in channels else sorted(set(channels))
         return {"channels": chosen}, {"channels": chosen}
-    if kind == "erasure":
+    if kind == ERASURE:
         preview_id = payload.get("preview_id")
         if not isinstance(preview_id, str):
             raise Invalid({"preview_id": "unknown_preview"})
@@ -64,7 +66,7 @@ async def validate_payload(
         stored = {k: v for k, v in vars(address).items()}
         shown = {k: mask_text(v) if k in ("line1", "line2") and v else v for k, v in stored.items()}
         return {"field": "address", "address": stored}, {"field": "address", "new": shown}
-    if field not in ("phone", "email"):
+    if field not in PROVEN_CONTACT_KINDS:
         raise Invalid({"field": "invalid_field"})
     token = payload.get("proof_token")
     if not isinstance(token, str) or not token:

@@ -25,9 +25,10 @@ from typing import Any, Literal
 
 import yaml
 
-from backend.crm.connector import CATEGORIES, Category, CustomerRecord, Hold, Product
+from backend.crm.connector import CustomerRecord, Hold, Product
 from backend.settings import Settings
 from common.errors import ConfigError
+from common.vocabulary.categories import CATEGORIES, Category
 
 POLICY_PATH = Path(__file__).resolve().parent / "policies" / "retention.yaml"
 STARTS = ("product_open", "product_closed", "relationship_end", "transaction_date")

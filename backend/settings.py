@@ -23,8 +23,7 @@ from common.settings import (
     parse_choice,
     parse_int,
 )
-
-REQUEST_KINDS = ("update_contact", "marketing_opt_out", "erasure")
+from common.vocabulary.request_kinds import REQUEST_KINDS
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,6 @@ INVALID_EMAIL = "invalid_email"
 INVALID_ADDRESS = "invalid_address"
 SAME_AS_CURRENT = "same_as_current"
 
-LOCALES = ("en", "lv", "ru", "zh_Hans", "zh_Hant")
-
 _COUNTRIES = frozenset(
     str(code) for code in Locale("en").territories if re.fullmatch(r"[A-Z]{2}", str(code))
 )

@@ -27,7 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend import audit
 from backend.codes import (
-    CHANNELS,
     CODE_TTL,
     MAX_CHECKS,
     PROOF_TTL,
@@ -59,12 +58,14 @@ from backend.services import Services
 from backend.validation import (
     INVALID_EMAIL,
     INVALID_PHONE,
-    LOCALES,
     SAME_AS_CURRENT,
     email_key,
     normalize_email,
     normalize_phone,
 )
+from common.vocabulary.contact_kinds import PROVEN_CONTACT_KINDS
+from common.vocabulary.locales import SHIPPED_LOCALES
+from common.vocabulary.verification_channels import VERIFICATION_CHANNELS
 
 __all__ = ["Verifier", "customer_for_session", "redeem_proof"]
 
@@ -146,7 +147,7 @@ class Verifier:
         if e164 is None:
             fields["phone"] = INVALID_PHONE
         channel = channel or "sms"
-        if channel not in CHANNELS:
+        if channel not in VERIFICATION_CHANNELS:
             fields["channel"] = "invalid_channel"
         elif channel == "email" and self._s.mailer is None:
             fields["channel"] = "email_unavailable"
@@ -165,7 +166,7 @@ class Verifier:
             customer_ref=ref,
             subject=subject,
             channel=channel,
-            locale=locale if locale in LOCALES else "en",
+            locale=locale if locale in SHIPPED_LOCALES else "en",
             # Kept (encrypted) only for a customer on file, so a resend reaches the same phone.
             target_kind="phone",
             target=e164 if ref else None,
@@ -176,7 +177,7 @@ class Verifier:
 
     async def start_proof(self, customer_ref: str, kind: Any, value: Any, locale: Any) -> Started:
         """Issue a code to a new phone or email the verified customer wants on file."""
-        if kind not in ("phone", "email"):
+        if kind not in PROVEN_CONTACT_KINDS:
             raise Invalid({"kind": "invalid_kind"})
         normalized = normalize_phone(value) if kind == "phone" else normalize_email(value)
         if normalized is None:
@@ -197,7 +198,7 @@ class Verifier:
             customer_ref=customer_ref,
             subject=self._s.keyring.mac("customer", customer_ref),
             channel=channel,
-            locale=locale if locale in LOCALES else on_file.language,
+            locale=locale if locale in SHIPPED_LOCALES else on_file.language,
             target_kind=kind,
             target=normalized,
             template=f"{channel}_proof_code",
@@ -288,7 +289,7 @@ class Verifier:
             if challenge is None or challenge.verified_at is not None:
                 raise NotFound("no such verification", code="not_found")
             await lock_limits(session, [challenge.chat, challenge.subject])
-            if locale in LOCALES:
+            if locale in SHIPPED_LOCALES:
                 challenge.locale = locale
             ready_at = challenge.sent_at + timedelta(seconds=RESEND_AFTER)
             wait = await lockout_retry_after(session, challenge.chat, challenge.subject, now)

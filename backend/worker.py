@@ -38,18 +38,11 @@ from sqlalchemy.orm import aliased
 from backend import audit, notifications
 from backend.crm.connector import Address, CrmConnector
 from backend.erasure import purge_daily
-from backend.models.ledger import (
-    DONE,
-    FAILED,
-    PARTLY_DONE,
-    QUEUED,
-    REJECTED,
-    RUNNING,
-    SCRUBBED,
-    Request,
-)
+from backend.models.ledger import SCRUBBED, Request
 from backend.services import Services
 from common.db import is_sqlite
+from common.vocabulary.request_kinds import ERASURE, MARKETING_OPT_OUT, UPDATE_CONTACT
+from common.vocabulary.request_states import DONE, FAILED, PARTLY_DONE, QUEUED, REJECTED, RUNNING
 
 log = logging.getLogger(__name__)
 
@@ -176,11 +169,11 @@ async def carry_out(services: Services, crm: CrmConnector, job: Claimed) -> Outc
 
     key = job.reference
     try:
-        if job.kind == "marketing_opt_out":
+        if job.kind == MARKETING_OPT_OUT:
             consent = {channel: False for channel in job.payload["channels"]}
             await crm.set_marketing(job.customer_ref, consent, idempotency_key=key)
             return Outcome(DONE, None, {"channels": job.payload["channels"]})
-        if job.kind == "update_contact":
+        if job.kind == UPDATE_CONTACT:
             field = job.payload["field"]
             if field == "phone":
                 await crm.update_phone(job.customer_ref, job.payload["value"], idempotency_key=key)
@@ -190,7 +183,7 @@ async def carry_out(services: Services, crm: CrmConnector, job: Claimed) -> Outc
                 address = Address(**job.payload["address"])
                 await crm.update_address(job.customer_ref, address, idempotency_key=key)
             return Outcome(DONE, None, {"field": field})
-        if job.kind == "erasure":
+        if job.kind == ERASURE:
             from backend.erasure import load_plan, plan_result
 
             async with services.sessions() as session:

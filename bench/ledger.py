@@ -35,12 +35,13 @@ from backend import ledger
 from backend.crm import importer
 from backend.models.audit import AuditEntry
 from backend.models.base import BACKEND_MIGRATIONS
-from backend.models.ledger import QUEUED, Request
+from backend.models.ledger import Request
 from backend.services import Services, open_services
 from backend.settings import Settings
 from backend.worker import claim, run_workers, worker_name
 from common.clock import SystemClock
 from common.db import admin_execute, upgrade
+from common.vocabulary.request_states import QUEUED
 
 REPO = Path(__file__).resolve().parent.parent
 REQUESTS = 400

@@ -26,6 +26,8 @@ from bot.backend_client import (
     BackendUnavailable,
     idempotency_key,
 )
+from common.vocabulary.contact_kinds import PROVEN_CONTACT_KINDS
+from common.vocabulary.request_kinds import ERASURE, UPDATE_CONTACT
 
 log = logging.getLogger(__name__)
 
@@ -235,9 +237,9 @@ async def submit_request(
     raw = args.get("payload")
     payload: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
     # Dialogs may leave out what only this side remembers.
-    if kind == "update_contact" and payload.get("field") in ("phone", "email"):
+    if kind == UPDATE_CONTACT and payload.get("field") in PROVEN_CONTACT_KINDS:
         payload["proof_token"] = payload.get("proof_token") or ctx.memory.get("proof_token")
-    if kind == "erasure":
+    if kind == ERASURE:
         payload["preview_id"] = payload.get("preview_id") or ctx.memory.get("preview_id")
     # The session is the flow instance: a new verification is a new instance.
     key = idempotency_key(ctx.chat, token, kind, payload)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 from backend.settings import Settings
 from common.settings import SettingsError
+from common.vocabulary.locales import SHIPPED_LOCALES
 
 AddArgs = Callable[[argparse.ArgumentParser], None]
 
@@ -42,7 +43,9 @@ def _worker_args(p: argparse.ArgumentParser) -> None:
 
 
 def _chat_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lang", default=None, help="locale to start in (en, lv, ru, zh_Hans, zh_Hant)")
+    p.add_argument(
+        "--lang", default=None, help=f"locale to start in ({', '.join(SHIPPED_LOCALES)})"
+    )
 
 
 def _file_arg(p: argparse.ArgumentParser) -> None:

@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backend.crm.connector import CATEGORIES, CustomerRecord, Product
+from backend.crm.connector import CustomerRecord, Product
 from backend.erasure import plan_from_storage, plan_to_api, plan_to_storage
 from backend.retention import POLICY_PATH, add_period, due_date, load_policy, parse_policy, preview
 from common.errors import ConfigError
+from common.vocabulary.categories import CATEGORIES
 
 TODAY = date(2026, 11, 22)
 ACCOUNT = Product("current_account", "LV80BANK0000435195001", date(2015, 3, 1), None)

@@ -17,10 +17,10 @@ from backend import escalations, transcripts, verification
 from backend.api.http import json_response, read_json, services
 from backend.errors import Invalid
 from backend.models.console import REASONS
+from common.vocabulary.locales import SHIPPED_LOCALES
 
 log = logging.getLogger(__name__)
 
-LOCALES = ("en", "lv", "ru", "zh_Hans", "zh_Hant")
 MAX_CHAT = 128
 # Transcript lines from the bot may be several Telegram messages long.
 MAX_TRANSCRIPT_TEXT = 16 * 1024
@@ -52,7 +52,7 @@ async def create_escalation(request: web.Request) -> web.Response:
     if reason not in REASONS:
         fields["reason"] = "invalid_reason"
     locale = body.get("locale")
-    if locale not in LOCALES:
+    if locale not in SHIPPED_LOCALES:
         fields["locale"] = "invalid_locale"
     verified = body.get("verified", False)
     if not isinstance(verified, bool):

@@ -10,15 +10,15 @@ from aiohttp import web
 
 from backend import ledger
 from backend.api.http import SERVICES, json_response, read_json, services
-from backend.crm.connector import CATEGORIES
 from backend.erasure import make_preview, plan_to_api
 from backend.errors import BadRequest, Invalid, NotFound, Unauthorized
 from backend.retention import load_policy
-from backend.settings import REQUEST_KINDS
+from common.vocabulary.categories import CATEGORIES
+from common.vocabulary.locales import SHIPPED_LOCALES
+from common.vocabulary.request_kinds import REQUEST_KINDS
 
 MAX_KEY = 128
 MAX_CHAT = 128
-LOCALES = ("en", "lv", "ru", "zh_Hans", "zh_Hant")
 
 
 async def customer_ref(request: web.Request) -> str:
@@ -81,7 +81,7 @@ async def submit_request(request: web.Request) -> web.Response:
     chat, locale = body.get("chat"), body.get("locale")
     if not isinstance(chat, str) or not chat or len(chat) > MAX_CHAT:
         fields["chat"] = "invalid_chat"
-    if locale not in LOCALES:
+    if locale not in SHIPPED_LOCALES:
         fields["locale"] = "invalid_locale"
     if not isinstance(body.get("payload"), dict):
         fields["payload"] = "invalid"

@@ -20,8 +20,8 @@ from pathlib import Path
 import yaml
 
 from common.errors import ConfigError
+from common.vocabulary.locales import SHIPPED_LOCALES
 
-LOCALES = ("en", "lv", "ru", "zh_Hans", "zh_Hant")
 DEFAULT_PATH = Path(__file__).resolve().parent / "canned.yaml"
 _ID = re.compile(r"^[a-z0-9_]{1,40}$")
 
@@ -87,11 +87,11 @@ def load(path: Path = DEFAULT_PATH) -> list[Canned]:
             raise ConfigError(name, _line(text_node), f"'{ident}': text must map locales to text")
         texts = _mapping(text_node)
         for locale, (key_node, value_node) in texts.items():
-            if locale not in LOCALES:
+            if locale not in SHIPPED_LOCALES:
                 raise ConfigError(name, _line(key_node), f"'{ident}': unknown locale '{locale}'")
             if not isinstance(value_node, yaml.ScalarNode) or not str(value_node.value).strip():
                 raise ConfigError(name, _line(value_node), f"'{ident}': empty {locale} text")
-        missing = [locale for locale in LOCALES if locale not in texts]
+        missing = [locale for locale in SHIPPED_LOCALES if locale not in texts]
         if missing:
             raise ConfigError(
                 name, _line(text_node), f"'{ident}': no text for {', '.join(missing)}"
@@ -100,7 +100,7 @@ def load(path: Path = DEFAULT_PATH) -> list[Canned]:
             Canned(
                 id=ident,
                 title=str(title_node.value).strip(),
-                text={loc: str(texts[loc][1].value).strip() for loc in LOCALES},
+                text={loc: str(texts[loc][1].value).strip() for loc in SHIPPED_LOCALES},
             )
         )
     return found

@@ -22,16 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend import crypto
-from backend.crm.connector import (
-    MARKETING_CHANNELS,
-    Address,
-    Category,
-    ContactOnFile,
-    CustomerNotFound,
-    CustomerRecord,
-    Hold,
-    MarketingChannel,
-)
+from backend.crm.connector import Address, ContactOnFile, CustomerNotFound, CustomerRecord, Hold
 from backend.crm.shape import address_json, hold_json, record_from_export
 from backend.models.crm import (
     AppliedChange,
@@ -48,6 +39,8 @@ from backend.models.crm import (
 )
 from backend.validation import email_key
 from common.clock import Clock
+from common.vocabulary.categories import Category
+from common.vocabulary.marketing_channels import MARKETING_CHANNELS, MarketingChannel
 
 log = logging.getLogger(__name__)
 

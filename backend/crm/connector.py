@@ -14,21 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Literal, Protocol
+from typing import Protocol
 
 from common.errors import DatadeskError
-
-Category = Literal["contact", "marketing", "chat_history", "identity", "products", "transactions"]
-CATEGORIES: tuple[Category, ...] = (
-    "contact",
-    "marketing",
-    "chat_history",
-    "identity",
-    "products",
-    "transactions",
-)
-MarketingChannel = Literal["email", "sms", "phone", "post"]
-MARKETING_CHANNELS: tuple[MarketingChannel, ...] = ("email", "sms", "phone", "post")
+from common.vocabulary.categories import Category
+from common.vocabulary.marketing_channels import MarketingChannel
 
 
 class CustomerNotFound(DatadeskError):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from common.vocabulary.marketing_channels import MARKETING_CHANNELS
+
 Customer = dict[str, Any]
 
 
@@ -46,7 +48,7 @@ def _person(
         "phones": [{"number": phone, "primary": True}],
         "emails": [{"address": email, "primary": True}] if email else [],
         "address": address,
-        "marketing": dict(zip(("email", "sms", "phone", "post"), marketing, strict=True)),
+        "marketing": dict(zip(MARKETING_CHANNELS, marketing, strict=True)),
         "products": products,
         "transactions": transactions,
         "documents": documents or [{"kind": "passport_copy", "collected": "2015-03-01"}],

@@ -17,17 +17,11 @@ from urllib.parse import quote
 
 import aiohttp
 
-from backend.crm.connector import (
-    Address,
-    Category,
-    ContactOnFile,
-    CustomerNotFound,
-    CustomerRecord,
-    Hold,
-    MarketingChannel,
-)
+from backend.crm.connector import Address, ContactOnFile, CustomerNotFound, CustomerRecord, Hold
 from backend.crm.shape import address_json, hold_json, record_from_export
 from backend.errors import ConnectorError
+from common.vocabulary.categories import Category
+from common.vocabulary.marketing_channels import MarketingChannel
 
 
 def _says_customer_not_found(text: str) -> bool:

@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend import crypto
 from backend.crm.builtin import customer_by_ref
-from backend.crm.connector import CATEGORIES, MARKETING_CHANNELS
 from backend.models.crm import (
     Customer,
     Email,
@@ -35,7 +34,6 @@ from backend.models.crm import (
     TransactionRow,
 )
 from backend.validation import (
-    LOCALES,
     check_address,
     email_key,
     looks_like_full_pan,
@@ -43,6 +41,9 @@ from backend.validation import (
     normalize_phone,
 )
 from common.clock import Clock
+from common.vocabulary.categories import CATEGORIES
+from common.vocabulary.locales import SHIPPED_LOCALES
+from common.vocabulary.marketing_channels import MARKETING_CHANNELS
 
 _REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _KIND = re.compile(r"[a-z][a-z0-9_]{0,31}")
@@ -133,8 +134,8 @@ def _customer(path: str, raw: dict[str, Any], problems: Problems) -> dict[str, A
     else:
         out["name"] = _text(raw.get("name"), f"{path}.name", problems)
     language = raw.get("language")
-    if language not in LOCALES:
-        problems.add(f"{path}.language", f"must be one of {', '.join(LOCALES)}")
+    if language not in SHIPPED_LOCALES:
+        problems.add(f"{path}.language", f"must be one of {', '.join(SHIPPED_LOCALES)}")
     out["language"] = language
 
     phones, raw_phones = [], _objects(raw.get("phones"), f"{path}.phones", problems)

@@ -9,15 +9,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, cast
 
-from backend.crm.connector import (
-    CATEGORIES,
-    MARKETING_CHANNELS,
-    Address,
-    Category,
-    CustomerRecord,
-    Hold,
-    Product,
-)
+from backend.crm.connector import Address, CustomerRecord, Hold, Product
+from common.vocabulary.categories import CATEGORIES, Category
+from common.vocabulary.marketing_channels import MARKETING_CHANNELS
 
 
 def address_json(address: Address | None) -> dict[str, str] | None:

@@ -18,19 +18,8 @@ from backend.crypto import Encrypted
 from backend.models.base import Base
 from common.db import UTCDateTime
 
-# Request states, in the order a request moves through them.
-SUBMITTED = "submitted"
-AWAITING_REVIEW = "awaiting_review"
-QUEUED = "queued"
-RUNNING = "running"
-DONE = "done"
-PARTLY_DONE = "partly_done"
-REJECTED = "rejected"
-FAILED = "failed"
-OPEN_STATES = (SUBMITTED, AWAITING_REVIEW, QUEUED, RUNNING)
 # What a finished request's payload becomes: its personal values are not kept.
 SCRUBBED = "{}"
-FINAL_STATES = (DONE, PARTLY_DONE, REJECTED, FAILED)
 
 
 class Request(Base):
@@ -56,7 +45,7 @@ class Request(Base):
     response: Mapped[str] = mapped_column(Text)
     # What a reviewer sees: masked values only (JSON).
     review_preview: Mapped[str | None] = mapped_column(Text)
-    state: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))  # one of common.vocabulary.request_states
     attempts: Mapped[int] = mapped_column(default=0)
     max_attempts: Mapped[int] = mapped_column(default=5)
     next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -33,6 +33,7 @@ from bot.engine.registry import (
     VERIFYING_ACTION,
 )
 from bot.i18n import SHIPPED_LOCALES, Catalogs
+from common.vocabulary.request_kinds import ERASURE, UPDATE_CONTACT
 
 CALLBACK_LIMIT = 64
 # Room kept for a channel's short prefix and colon (``o:email``) within the 64 bytes.
@@ -261,9 +262,9 @@ def check_translations(dialogs: Dialogs, catalogs: Catalogs) -> list[str]:
 # Path flags: what a path has done so far.
 VERIFIED, SHOWN_ERASURE, SHOWN_CONTACT, CONFIRMED_ERASURE, CONFIRMED_CONTACT = 1, 2, 4, 8, 16
 _SHOWN = {"erasure_preview": SHOWN_ERASURE, "contact_change": SHOWN_CONTACT}
-_NEEDS = {
-    "erasure": (SHOWN_ERASURE, CONFIRMED_ERASURE),
-    "update_contact": (SHOWN_CONTACT, CONFIRMED_CONTACT),
+_NEEDS: dict[str, tuple[int, int]] = {
+    ERASURE: (SHOWN_ERASURE, CONFIRMED_ERASURE),
+    UPDATE_CONTACT: (SHOWN_CONTACT, CONFIRMED_CONTACT),
 }
 
 Node = tuple[str, str, int, tuple[tuple[str, str | None], ...]]

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from common.vocabulary.categories import CATEGORIES
+from common.vocabulary.marketing_channels import MARKETING_CHANNELS
+from common.vocabulary.request_kinds import ERASURE, UPDATE_CONTACT
+
 
 @dataclass(frozen=True)
 class ActionSpec:
@@ -70,10 +74,10 @@ VERIFYING_ACTION, VERIFIED_OUTCOME = "check_code", "verified"
 SESSION_EXPIRED = "session_expired"
 # Where data-changing requests are submitted; ``dialogs check`` guards every path to it.
 SUBMIT_ACTION = "submit_request"
-GUARDED_KINDS = ("erasure", "update_contact")
+GUARDED_KINDS = (ERASURE, UPDATE_CONTACT)
 
 # What a step must render (``say: {render: …}``) before a guarded kind is confirmed.
-PREVIEW_RENDER = {"erasure": "erasure_preview", "update_contact": "contact_change"}
+PREVIEW_RENDER: dict[str, str] = {ERASURE: "erasure_preview", UPDATE_CONTACT: "contact_change"}
 
 # Values the engine itself provides to dialogs, beside what steps save and set.
 ENGINE_VALUES = (
@@ -130,11 +134,8 @@ ENGINE_MESSAGES = (
     "marketing.header",
     "marketing.on",
     "marketing.off",
-    *(f"channel.{c}" for c in ("email", "sms", "phone", "post")),
-    *(
-        f"category.{c}"
-        for c in ("contact", "marketing", "chat_history", "identity", "products", "transactions")
-    ),
+    *(f"channel.{c}" for c in MARKETING_CHANNELS),
+    *(f"category.{c}" for c in CATEGORIES),
     "basis.unknown",
     "product.other",
     "preview.header",

@@ -17,6 +17,7 @@ from bot.engine.model import Dialogs, Text
 from bot.engine.state import State
 from bot.i18n import Translator
 from common.masking import DOT
+from common.vocabulary.marketing_channels import MARKETING_CHANNELS
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -124,7 +125,7 @@ def marketing_state(page: Page, state: State) -> str:
     marketing = _data(state, "load_profile").get("marketing")
     consents = marketing if isinstance(marketing, dict) else {}
     lines = [page.say("marketing.header")]
-    for channel in ("email", "sms", "phone", "post"):
+    for channel in MARKETING_CHANNELS:
         name = page.say(f"channel.{channel}")
         lines.append(
             page.say("marketing.on" if consents.get(channel) else "marketing.off", channel=name)

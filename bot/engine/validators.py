@@ -21,6 +21,8 @@ from typing import Any
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from common.vocabulary.locales import SHIPPED_LOCALES
+
 REGION_HINTS: dict[str, str] = {
     "en": "LV",
     "lv": "LV",
@@ -115,7 +117,7 @@ def _country_names() -> dict[str, str]:
     from babel import Locale
 
     names: dict[str, str] = {}
-    for locale in ("en", "lv", "ru", "zh_Hans", "zh_Hant"):
+    for locale in SHIPPED_LOCALES:
         for territory, name in Locale.parse(locale).territories.items():
             if len(territory) == 2 and territory.isalpha():
                 names[name.casefold()] = territory

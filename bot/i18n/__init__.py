@@ -2,7 +2,7 @@
 
 The seam other bot modules use (names agreed between engineers; extend, never rename)::
 
-    SHIPPED_LOCALES, DEFAULT_LOCALE
+    SHIPPED_LOCALES, DEFAULT_LOCALE        (owned by common.vocabulary.locales)
     negotiate(language_code) -> locale id
     Catalogs.load(locales_dir, domain="messages") -> Catalogs
         .locales, .translator(locale) -> Translator, .has(locale, message, context=None)
@@ -15,6 +15,7 @@ Message ids are the English source texts, extracted from ``dialogs/*.yaml`` by
 from __future__ import annotations
 
 from bot.i18n.catalogs import Catalogs, Translator
-from bot.i18n.negotiation import DEFAULT_LOCALE, SHIPPED_LOCALES, negotiate
+from bot.i18n.negotiation import negotiate
+from common.vocabulary.locales import DEFAULT_LOCALE, SHIPPED_LOCALES
 
 __all__ = ["DEFAULT_LOCALE", "SHIPPED_LOCALES", "Catalogs", "Translator", "negotiate"]

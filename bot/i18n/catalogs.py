@@ -31,10 +31,11 @@ from babel.messages.pofile import PoFileError, read_po
 from babel.numbers import format_decimal
 from babel.support import Translations
 
-from bot.i18n.negotiation import DEFAULT_LOCALE, SHIPPED_LOCALES, negotiate
+from bot.i18n.negotiation import negotiate
 from bot.i18n.plurals import PluralFormsError, compile_rule
 from bot.i18n.posyntax import first_problem
 from common.errors import ConfigError
+from common.vocabulary.locales import DEFAULT_LOCALE, SHIPPED_LOCALES
 
 log = logging.getLogger(__name__)
 

@@ -34,10 +34,10 @@ from babel.messages.pofile import PoFileError, read_po, unescape
 
 from backend.settings import Settings
 from bot.i18n.catalogs import display_path, is_translated, message_key, read_catalog
-from bot.i18n.negotiation import SHIPPED_LOCALES
 from bot.i18n.plurals import PluralFormsError, compile_rule, describe_forms, header_mismatch
 from bot.i18n.sources import extract_template
 from common.errors import ConfigError
+from common.vocabulary.locales import SHIPPED_LOCALES
 
 DOMAIN = "messages"
 _TOO_MANY_FORMS = "msg has more translations than num_plurals of catalog"

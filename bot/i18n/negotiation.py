@@ -19,8 +19,7 @@ from __future__ import annotations
 from babel import Locale, UnknownLocaleError
 from babel.core import get_global, negotiate_locale
 
-SHIPPED_LOCALES: tuple[str, ...] = ("en", "lv", "ru", "zh_Hans", "zh_Hant")
-DEFAULT_LOCALE = "en"
+from common.vocabulary.locales import DEFAULT_LOCALE, SHIPPED_LOCALES
 
 # Telegram sends IETF tags of a few characters; anything longer is not a tag.
 _MAX_TAG_LENGTH = 35
