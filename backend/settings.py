@@ -8,6 +8,7 @@ is the only place that reads the environment; everything else is handed a
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -24,6 +25,19 @@ from common.settings import (
     parse_int,
 )
 from common.vocabulary.request_kinds import REQUEST_KINDS
+
+
+def _networks(name: str, raw: str) -> tuple[str, ...]:
+    found = []
+    for item in raw.replace(",", " ").split():
+        try:
+            found.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise SettingsError(
+                f"{PREFIX}{name}: {item!r} is not an IP address or network "
+                "(expected e.g. 10.0.0.5, 10.0.0.0/24 or fd00::/8, comma-separated)"
+            ) from None
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,8 @@ class Settings:
     crm_url: str | None = None
     crm_token: str | None = None
     log_level: str = "INFO"
+    # Reverse proxies whose X-Forwarded-For names the console's clients (CIDRs).
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -118,6 +134,7 @@ class Settings:
             crm_url=get("CRM_URL"),
             crm_token=get("CRM_TOKEN"),
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
+            trusted_proxies=_networks("TRUSTED_PROXIES", get("TRUSTED_PROXIES") or ""),
         )
         if settings.sms_gateway == "http" and not settings.sms_gateway_url:
             raise SettingsError(f"{PREFIX}SMS_GATEWAY=http needs {PREFIX}SMS_GATEWAY_URL")

@@ -3,12 +3,16 @@
 | module   | does                                                              |
 |----------|-------------------------------------------------------------------|
 | web      | the sub-application, its guard (session, role, CSRF, origin)      |
-| auth     | argon2id passwords, server-side sessions, CSRF tokens, login limits |
+| auth     | argon2id passwords, server-side sessions, CSRF tokens, logging in |
+| login_limits | which counters a login attempt takes; device cookies        |
+| limits   | atomic counters in the database (login attempts)                 |
+| proxies  | the client address behind trusted reverse proxies                |
 | pages    | login/logout, the queue, a chat: take over, reply, reveal, hand back |
 | review   | the supervisors' review queue: approve, reject with a reason code |
 | live     | the websocket: queue changes and a chat's new messages            |
 | canned   | canned responses per locale from ``canned.yaml``                  |
 | cli      | ``datadesk agents add NAME --role agent|supervisor``              |
 
-``backend.console.web`` is listed in ``backend.api.app.ROUTE_MODULES``.
+``backend.console.web`` is listed in ``backend.api.app.ROUTE_MODULES``. The
+limits are argued in ``docs/console-login-limits.md``.
 """

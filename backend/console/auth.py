@@ -7,8 +7,10 @@
   at logout, after ``IDLE`` without a request, or ``ABSOLUTE`` after login.
 - The CSRF token is a second keyed digest of the session token: one per
   session, never stored, checked in constant time on every POST.
-- Failed logins are counted per login name and per remote address over
-  ``FAILURE_WINDOW``; past the limit every attempt, right or wrong, is refused.
+- Login limits (``login_limits``, ``limits``): an attempt takes its slots on
+  the limit counters in one committed transaction *before* argon2 runs, and a
+  right password gives them back afterwards. So parallel attempts can never
+  test more passwords than the limits allow, whichever process they reach.
 """
 
 from __future__ import annotations
@@ -20,20 +22,18 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 
 from backend import audit
+from backend.console import limits, login_limits
 from backend.crypto import constant_time_equal
-from backend.models.console import Agent, ConsoleSession, LoginFailure
+from backend.models.console import Agent, ConsoleSession
 from backend.services import Services
 
 COOKIE = "datadesk_console"
 LOGIN_COOKIE = "datadesk_console_login"
 IDLE = timedelta(minutes=15)
 ABSOLUTE = timedelta(hours=12)
-FAILURE_WINDOW = timedelta(minutes=15)
-MAX_FAILURES_PER_NAME = 5
-MAX_FAILURES_PER_ADDRESS = 20
 
 _hasher = PasswordHasher()
 # Verified against when the name is unknown, so both cases take as long.
@@ -56,11 +56,17 @@ class Me:
 
 
 class LoginRefused(Exception):
-    """A login failed; ``code`` is ``wrong_password`` or ``too_many_attempts``."""
+    """A login failed: ``code`` and, when a limit refused it, ``retry_after`` in seconds.
 
-    def __init__(self, code: str) -> None:
+    Codes: ``wrong_password`` (also for an unknown name), ``too_many_attempts``
+    (a refusing limit is reached), ``slow_down`` (the name is being guessed at
+    from elsewhere; this browser may try again after ``retry_after``).
+    """
+
+    def __init__(self, code: str, retry_after: int | None = None) -> None:
         super().__init__(code)
         self.code = code
+        self.retry_after = retry_after
 
 
 async def hash_password(password: str) -> str:
@@ -89,20 +95,11 @@ def csrf_ok(expected: str, given: str | None) -> bool:
     return given is not None and constant_time_equal(expected, given)
 
 
-async def _failures(svc: Services, key: str, since: datetime) -> int:
-    async with svc.sessions() as session:
-        count = await session.scalar(
-            select(func.count()).where(LoginFailure.key == key, LoginFailure.at > since)
-        )
-    return int(count or 0)
-
-
 async def _refuse(
-    svc: Services, agent: Agent | None, code: str, failures: list[LoginFailure]
+    svc: Services, agent: Agent | None, code: str, *, retry_after: int | None = None
 ) -> LoginRefused:
-    """Count the failure and audit the refusal (by id only; unknown names stay unnamed)."""
+    """Audit the refusal (by id only; unknown names stay unnamed) and return it to raise."""
     async with svc.sessions() as session, session.begin():
-        session.add_all(failures)
         await audit.record(
             session,
             action="console.login",
@@ -110,32 +107,51 @@ async def _refuse(
             outcome=code,
             at=svc.clock.now(),
         )
-    return LoginRefused(code)
+    return LoginRefused(code, retry_after)
 
 
-async def log_in(svc: Services, name: str, password: str, address: str) -> tuple[str, Agent]:
-    """Check a login; return a new session token and the agent, or raise LoginRefused."""
+async def _take(svc: Services, tried: login_limits.Attempt, now: datetime) -> login_limits.Attempt:
+    """Take the attempt's slots, committed before argon2 runs: they are what a parallel attempt sees.
+
+    A device cookie whose own limit is reached counts as no cookie (it may
+    have been stolen), so its browser falls back to the limits of any other.
+    """
+    try:
+        async with svc.sessions() as session, session.begin():
+            await limits.take(session, tried.slots, now)
+        return tried
+    except limits.LimitReached:
+        if not tried.trusted_device:
+            raise
+    untrusted = tried.without_device
+    async with svc.sessions() as session, session.begin():
+        await limits.take(session, untrusted.slots, now)
+    return untrusted
+
+
+async def log_in(
+    svc: Services, name: str, password: str, client: str, device_cookie: str | None = None
+) -> tuple[str, Agent]:
+    """Check a login from ``client``; return a new session token and the agent, or raise LoginRefused.
+
+    ``device_cookie`` is what the browser sent in ``login_limits.DEVICE_COOKIE``.
+    """
     now = svc.clock.now()
-    since = now - FAILURE_WINDOW
-    # Keyed digests, not the text: people type passwords into the name field.
-    name_key = "name:" + svc.keyring.mac("console-login-name", name)
-    addr_key = "addr:" + svc.keyring.mac("console-login-address", address)
+    tried = login_limits.attempt(svc.keyring, name, client, device_cookie, now)
     async with svc.sessions() as session:
         agent = await session.scalar(select(Agent).where(Agent.name == name, Agent.active))
-    if (
-        await _failures(svc, name_key, since) >= MAX_FAILURES_PER_NAME
-        or await _failures(svc, addr_key, since) >= MAX_FAILURES_PER_ADDRESS
-    ):
-        raise await _refuse(svc, agent, "too_many_attempts", [])
+    try:
+        tried = await _take(svc, tried, now)
+    except limits.LimitReached as reached:
+        code = "too_many_attempts" if reached.kind in login_limits.REFUSING else "slow_down"
+        raise await _refuse(svc, agent, code, retry_after=reached.retry_after) from None
     ok = await password_matches(agent.password_hash if agent else _DUMMY_HASH, password)
     if agent is None or not ok:
-        failures = [LoginFailure(key=name_key, at=now), LoginFailure(key=addr_key, at=now)]
-        raise await _refuse(svc, agent, "wrong_password", failures)
+        # The slots stay taken: they are the failure's count.
+        raise await _refuse(svc, agent, "wrong_password")
     token = secrets.token_urlsafe(32)
     async with svc.sessions() as session, session.begin():
-        await session.execute(delete(LoginFailure).where(LoginFailure.key == name_key))
-        # Old rows matter no more; sweep them while here.
-        await session.execute(delete(LoginFailure).where(LoginFailure.at <= since))
+        await login_limits.succeeded(session, tried)
         await session.execute(
             delete(ConsoleSession).where(ConsoleSession.created_at <= now - ABSOLUTE)
         )
@@ -150,7 +166,15 @@ async def log_in(svc: Services, name: str, password: str, address: str) -> tuple
         await audit.record(
             session, action="console.login", actor=f"agent:{agent.id}", outcome="ok", at=now
         )
+    # Old counters matter no more; sweep them in a transaction of their own.
+    async with svc.sessions() as session, session.begin():
+        await limits.sweep(session, now - login_limits.LONGEST)
     return token, agent
+
+
+def new_device_cookie(svc: Services, agent: Agent) -> str:
+    """The device cookie a browser gets after ``agent`` logged in on it."""
+    return login_limits.new_device_cookie(svc.keyring, agent.name, svc.clock.now())
 
 
 async def resume(svc: Services, token: str) -> Me | None:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from backend import audit, escalations, transcripts
 from backend.api.http import SERVICES
-from backend.console import auth
+from backend.console import auth, login_limits
 from backend.console.web import CANNED, LOGIN_PATH, PREFIX, Handler, me, page, refuse, set_cookie
 from backend.crm.connector import CustomerRecord
 from backend.errors import ApiError, NotFound
@@ -84,7 +84,13 @@ async def login_form(request: web.Request) -> web.Response:
     response = page(
         request,
         "login.html",
-        {"login_csrf": token, "next": request.query.get("next", ""), "failed": None},
+        {
+            "login_csrf": token,
+            "next": request.query.get("next", ""),
+            "failed": None,
+            "wait_seconds": None,
+            "wait_minutes": None,
+        },
     )
     set_cookie(response, request, auth.LOGIN_COOKIE, token)
     return response
@@ -106,20 +112,33 @@ async def login(request: web.Request) -> web.StreamResponse:
         return refuse(request, 403, "csrf")
     name, password = str(form.get("name", "")), str(form.get("password", ""))
     svc = _svc(request)
-    address = request.remote or "unknown"
+    # The socket peer, or the client behind a trusted proxy (backend.console.proxies).
+    client = request.remote or "unknown"
+    device = request.cookies.get(login_limits.DEVICE_COOKIE)
     try:
-        token, agent = await auth.log_in(svc, name, password, address)
+        token, agent = await auth.log_in(svc, name, password, client, device)
     except auth.LoginRefused as refused:
         log.info("console login refused (%s)", refused.code)
         fresh = secrets.token_urlsafe(24)
-        status = 429 if refused.code == "too_many_attempts" else 401
-        context = {"login_csrf": fresh, "next": form.get("next", ""), "failed": refused.code}
-        response = page(request, "login.html", context, status=status)
+        wait = refused.retry_after
+        context = {
+            "login_csrf": fresh,
+            "next": form.get("next", ""),
+            "failed": refused.code,
+            "wait_seconds": wait,
+            "wait_minutes": -(-wait // 60) if wait else None,
+        }
+        response = page(request, "login.html", context, status=401 if wait is None else 429)
+        if wait is not None:
+            response.headers["Retry-After"] = str(wait)
         set_cookie(response, request, auth.LOGIN_COOKIE, fresh)
         return response
     log.info("agent %s logged in", agent.id)
     response = web.HTTPFound(_safe_next(str(form.get("next", ""))))
     set_cookie(response, request, auth.COOKIE, token)
+    lifetime = int(login_limits.DEVICE_LIFETIME.total_seconds())
+    device_cookie = auth.new_device_cookie(svc, agent)
+    set_cookie(response, request, login_limits.DEVICE_COOKIE, device_cookie, max_age=lifetime)
     response.del_cookie(auth.LOGIN_COOKIE, path=PREFIX)
     raise response
 

@@ -4,7 +4,9 @@ Every console route sits behind ``guard``: without a live session a page
 redirects to the login form and anything else answers 401; routes under
 ``/console/review`` answer 403 to anyone but a supervisor; every POST needs
 the session's CSRF token. The guard is a middleware of the sub-application,
-so a route added later is protected without remembering to be.
+so a route added later is protected without remembering to be. In front of it,
+behind the operator's trusted reverse proxies, ``proxies`` sets the client
+address that login limits count on.
 """
 
 from __future__ import annotations
@@ -79,10 +81,26 @@ def is_https(request: web.Request) -> bool:
     return request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
 
 
-def set_cookie(response: web.StreamResponse, request: web.Request, name: str, value: str) -> None:
-    """A console cookie: HttpOnly, SameSite=Strict, Secure over HTTPS, scoped to /console."""
+def set_cookie(
+    response: web.StreamResponse,
+    request: web.Request,
+    name: str,
+    value: str,
+    *,
+    max_age: int | None = None,
+) -> None:
+    """A console cookie: HttpOnly, SameSite=Strict, Secure over HTTPS, scoped to /console.
+
+    Without ``max_age`` it lasts as long as the browser session.
+    """
     response.set_cookie(
-        name, value, path=PREFIX, httponly=True, samesite="Strict", secure=is_https(request)
+        name,
+        value,
+        path=PREFIX,
+        httponly=True,
+        samesite="Strict",
+        secure=is_https(request),
+        max_age=max_age,
     )
 
 
@@ -156,9 +174,10 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
 
 def setup(app: web.Application) -> None:
     """Mount the console under ``/console/`` on the backend application."""
-    from backend.console import canned, live, pages, review
+    from backend.console import canned, live, pages, proxies, review
 
-    console = web.Application(middlewares=[guard])
+    trusted = app[SERVICES].settings.trusted_proxies
+    console = web.Application(middlewares=[*proxies.middlewares(trusted), guard])
     console[SERVICES] = app[SERVICES]
     console[CANNED] = canned.load()
     env = aiohttp_jinja2.setup(

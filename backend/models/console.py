@@ -3,8 +3,9 @@
 - ``agents``: people who log in to the console, with an argon2id password hash.
 - ``console_sessions``: server-side login sessions; the cookie holds a random
   token and the row only its keyed digest, so a copy of the table logs no one in.
-- ``console_login_failures``: failed logins, counted per name and per address
-  to rate-limit guessing.
+- ``console_limits``: one counter per limited key (a login name, a client, a
+  name and client pair, a trusted device, an agent's reveals); see
+  ``backend/console/limits.py``. Keys are keyed digests, never typed text.
 - ``escalations``: a chat handed to people: waiting → taken → handed_back |
   closed. At most one open (waiting or taken) escalation per chat, enforced by
   a partial unique index on both engines.
@@ -51,15 +52,16 @@ class ConsoleSession(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class LoginFailure(Base):
-    __tablename__ = "console_login_failures"
+class LimitCounter(Base):
+    __tablename__ = "console_limits"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    # "name:<mac of login>" or "addr:<mac of remote address>"
-    key: Mapped[str] = mapped_column(String(160))
-    at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-    __table_args__ = (Index("ix_console_login_failures_key_at", "key", "at"),)
+    # "<kind>:<keyed digest>", e.g. "pair:3f…"; never a typed name or an address.
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    # Events counted since window_start (reserved attempts included).
+    count: Mapped[int]
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The next event may not be counted before this (progressive delay).
+    next_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Escalation(Base):
