@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 from conftest import LiveBackend
-from fakes.console import ConsoleClient, add_agent, audit_actions
+from fakes.console import ConsoleClient, add_agent, audit_actions, escalate
 from fakes.ledger import add_customers, customer, session_token, submit
 from sqlalchemy import select
 
@@ -40,13 +40,6 @@ async def bob(backend: LiveBackend, services: Services) -> AsyncIterator[Console
         yield client
     finally:
         await client.close()
-
-
-async def escalate(backend: LiveBackend, chat: str = "tg:42", **fields: Any) -> str:
-    body = {"chat": chat, "reason": "asked", "locale": "lv", "verified": False, **fields}
-    async with backend.client.post(backend.api("/api/v1/escalations"), json=body) as resp:
-        assert resp.status in (200, 201)
-        return str((await resp.json())["escalation_id"])
 
 
 async def say(backend: LiveBackend, chat: str, text: str, direction: str = "in") -> bool:
@@ -195,6 +188,8 @@ async def test_revealing_a_field_needs_a_reason_and_is_audited(
     await add_customers(services, customer("C-1001", phone="+37120000001"))
     token = await session_token(services, "C-1001")
     es = await escalate(backend, verified=True, session_token=token)
+    await alice.get(f"/console/chats/{es}")
+    await alice.post(f"/console/chats/{es}/take")
     _, page = await alice.get(f"/console/chats/{es}")
     assert mask_phone("+37120000001") in page
     assert "+37120000001" not in page
@@ -214,6 +209,7 @@ async def test_revealing_a_field_needs_a_reason_and_is_audited(
             select(AuditEntry).where(AuditEntry.action == "console.reveal")
         )
     assert entry is not None
+    assert entry.outcome is None  # revealed; refusals carry their code here
     assert entry.subject == "C-1001"
     assert json.loads(entry.data) == {"escalation": es, "field": "phone", "reason": reason}
     # Shown once: the next page load is masked again.

@@ -5,9 +5,10 @@
 | web      | the sub-application, its guard (session, role, CSRF, origin)      |
 | auth     | argon2id passwords, server-side sessions, CSRF tokens, logging in |
 | login_limits | which counters a login attempt takes; device cookies        |
-| limits   | atomic counters in the database (login attempts)                 |
+| limits   | atomic counters in the database (login attempts, reveals)        |
 | proxies  | the client address behind trusted reverse proxies                |
 | pages    | login/logout, the queue, a chat: take over, reply, reveal, hand back |
+| reveal   | who may see a customer field in clear, how often; its audit entry |
 | review   | the supervisors' review queue: approve, reject with a reason code |
 | live     | the websocket: queue changes and a chat's new messages            |
 | canned   | canned responses per locale from ``canned.yaml``                  |

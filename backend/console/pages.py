@@ -19,6 +19,7 @@ from sqlalchemy import select
 from backend import audit, escalations, transcripts
 from backend.api.http import SERVICES
 from backend.console import auth, login_limits
+from backend.console import reveal as revealing
 from backend.console.web import CANNED, LOGIN_PATH, PREFIX, Handler, me, page, refuse, set_cookie
 from backend.crm.connector import CustomerRecord
 from backend.errors import ApiError, NotFound
@@ -28,9 +29,6 @@ from backend.services import Services
 from common.masking import mask_email, mask_phone, mask_text
 
 log = logging.getLogger(__name__)
-
-REVEALABLE = ("name", "phone", "email", "address")
-MIN_REASON = 10
 
 
 def _svc(request: web.Request) -> Services:
@@ -197,20 +195,6 @@ def _masked_fields(record: CustomerRecord | None) -> dict[str, str]:
     }
 
 
-def _clear_field(record: CustomerRecord, field: str) -> str:
-    if field == "name":
-        return str(record.name)
-    if field == "phone":
-        return next((p for p, primary in record.phones if primary), "")
-    if field == "email":
-        return next((e for e, primary in record.emails if primary), "")
-    address = record.address
-    if address is None:
-        return ""
-    parts = [address.line1, address.line2, address.city, address.postcode, address.country]
-    return ", ".join(p for p in parts if p)
-
-
 async def recent_requests(request: web.Request, chat: str) -> list[Any]:
     """The chat's ten newest requests in any state: what a failed request escalation is about."""
     async with _svc(request).sessions() as session:
@@ -228,6 +212,7 @@ async def chat_page(
     *,
     revealed: dict[str, str] | None = None,
     error: str | None = None,
+    retry_after: int | None = None,
     status: int = 200,
 ) -> web.Response:
     """One escalated chat: transcript (masked), customer fields, reply, hand back."""
@@ -248,9 +233,15 @@ async def chat_page(
         # A supervisor may release a chat another agent left holding.
         "can_release": row.state == "taken" and me(request).supervisor,
         "waited": waited(row.created_at, _svc(request).clock.now()),
+        "can_reveal": revealing.may_reveal(row, me(request)),
+        "reveal_per_hour": revealing.PER_HOUR,
         "error": error,
+        "retry_minutes": -(-retry_after // 60) if retry_after else None,
     }
-    return page(request, "chat.html", context, status=status)
+    response = page(request, "chat.html", context, status=status)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 async def show_chat(request: web.Request) -> web.Response:
@@ -309,34 +300,28 @@ def _action(name: str) -> Handler:
 
 
 async def reveal(request: web.Request) -> web.Response:
-    """Show one customer field in clear, once, for a typed reason that goes to the audit log."""
+    """Show one customer field in clear, once, for a typed reason that goes to the audit log.
+
+    Refusals answer with their status and code: the chat page for a browser,
+    JSON for a script (``backend.console.reveal`` says who may, and how often).
+    """
     form = await request.post()
-    field, reason = str(form.get("field", "")), str(form.get("reason", "")).strip()
-    if field not in REVEALABLE:
-        return await chat_page(request, error="invalid_field", status=422)
-    if len(reason) < MIN_REASON:
-        return await chat_page(request, error="reason_required", status=422)
-    row = await _escalation(request)
-    record = await _customer(request, row)
-    if record is None:
-        return await chat_page(request, error="customer_unknown", status=409)
+    field, reason = str(form.get("field", "")), str(form.get("reason", ""))
     svc, current = _svc(request), me(request)
-    async with svc.sessions() as session, session.begin():
-        await audit.record(
-            session,
-            action="console.reveal",
-            actor=escalations.actor(current.id),
-            subject=row.customer_ref,
-            # The reason is for compliance readers; masked, since the chain is never erased.
-            data={
-                "field": field,
-                "escalation": row.id,
-                "reason": transcripts.mask_personal_data(reason)[:200],
-            },
-            at=svc.clock.now(),
-        )
-    log.info("agent %s revealed %s on %s", current.id, field, row.id)
-    return await chat_page(request, revealed={field: _clear_field(record, field)})
+    try:
+        clear = await revealing.reveal(svc, request.match_info["id"], current, field, reason)
+    except NotFound:
+        return refuse(request, 404, "not_found")
+    except ApiError as exc:
+        retry_after = exc.details.get("retry_after")
+        if "text/html" not in request.headers.get("Accept", ""):
+            response = web.json_response({"error": {"code": exc.code}}, status=exc.status)
+            if retry_after is not None:
+                response.headers["Retry-After"] = str(retry_after)
+            return response
+        return await chat_page(request, error=exc.code, retry_after=retry_after, status=exc.status)
+    log.info("agent %s revealed %s on %s", current.id, field, request.match_info["id"])
+    return await chat_page(request, revealed={field: clear})
 
 
 def setup(console: web.Application) -> None:

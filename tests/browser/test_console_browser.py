@@ -186,6 +186,9 @@ async def test_an_agent_reveals_one_field_of_a_verified_customer_for_a_reason(
     panel = page.locator("aside.customer")
     await expect(panel).to_contain_text(mask_phone("+37120000032"))
     await expect(panel).not_to_contain_text("+37120000032")
+    # Only the agent holding the chat may reveal: nothing is offered before taking it.
+    await expect(panel.locator("summary", has_text="Reveal")).to_have_count(0)
+    await page.get_by_role("button", name="Take over").click()
 
     await panel.locator(".field", has_text="phone").locator("summary").click()
     reason = panel.locator(".field", has_text="phone").get_by_label(
@@ -196,7 +199,6 @@ async def test_an_agent_reveals_one_field_of_a_verified_customer_for_a_reason(
     await expect(page.locator("#revealed-phone")).to_have_text("+37120000032")
 
     # A canned response fills the reply box in the customer's language, to edit before sending.
-    await page.get_by_role("button", name="Take over").click()
     await page.get_by_role("button", name="Greeting").click()
     await expect(page.get_by_label(re.compile("Reply to the customer"))).to_have_value(
         re.compile("^您好，這裡是客戶服務")

@@ -7,7 +7,7 @@ the last page it fetched, as a form would carry it.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from sqlalchemy import select
@@ -16,6 +16,9 @@ from backend.console.auth import hash_password
 from backend.models.audit import AuditEntry
 from backend.models.console import Agent
 from backend.services import Services
+
+if TYPE_CHECKING:
+    from conftest import LiveBackend
 
 PASSWORD = "correct horse battery staple"
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -36,6 +39,14 @@ async def add_agent(
         session.add(agent)
         await session.flush()
         return agent.id
+
+
+async def escalate(backend: LiveBackend, chat: str = "tg:42", **fields: Any) -> str:
+    """Escalate ``chat`` through the backend API, as the bot would; return the escalation id."""
+    body = {"chat": chat, "reason": "asked", "locale": "lv", "verified": False, **fields}
+    async with backend.client.post(backend.api("/api/v1/escalations"), json=body) as resp:
+        assert resp.status in (200, 201)
+        return str((await resp.json())["escalation_id"])
 
 
 async def audit_actions(services: Services) -> list[tuple[str, str, str | None]]:
