@@ -7,6 +7,7 @@
     │   ├── Forbidden       403
     │   ├── NotFound        404
     │   ├── Conflict        409
+    │   │   └── IllegalTransition  a request cannot move from its state to that one
     │   ├── Expired         410  (a one-time code past its five minutes)
     │   ├── PayloadTooLarge 413
     │   ├── Invalid         422  (per-field codes in ``details["fields"]``)
@@ -70,6 +71,23 @@ class NotFound(ApiError):
 class Conflict(ApiError):
     status = 409
     default_code = "conflict"
+
+
+class IllegalTransition(Conflict):
+    """A request was asked to move where ``backend/ledger/states.py`` allows no move.
+
+    ``current`` and ``to`` are state ids; the message names the reference.
+    """
+
+    default_code = "illegal_transition"
+
+    def __init__(self, reference: str, current: str, to: str) -> None:
+        super().__init__(
+            f"request {reference} cannot move from {current} to {to}",
+            details={"from": current, "to": to},
+        )
+        self.current = current
+        self.to = to
 
 
 class PayloadTooLarge(ApiError):

@@ -62,6 +62,38 @@ async def enqueue(
     details: Mapping[str, Any] | None = None,
 ) -> int:
     """Add a notification inside the caller's transaction; return its id."""
+    row = add(
+        session,
+        chat=chat,
+        locale=locale,
+        type=type,
+        at=at,
+        reference=reference,
+        outcome=outcome,
+        reason=reason,
+        details=details,
+    )
+    await session.flush()
+    return row.id
+
+
+def add(
+    session: AsyncSession,
+    *,
+    chat: str,
+    locale: str,
+    type: str,
+    at: datetime,
+    reference: str | None = None,
+    outcome: str | None = None,
+    reason: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> Notification:
+    """Add a notification inside the caller's transaction, written at its next flush.
+
+    ``enqueue`` without the flush: a worker recording many outcomes at once
+    writes all their notifications in one statement.
+    """
     if type not in TYPES:
         raise ValueError(f"unknown notification type {type!r}")
     row = Notification(
@@ -76,9 +108,8 @@ async def enqueue(
         leased_until=None,
     )
     session.add(row)
-    await session.flush()
     _wakeup().set()
-    return row.id
+    return row
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ and reports mistakes as ``retention.yaml:LINE: what is wrong``. ``preview``
 turns the policy and one customer's record into a ``Plan``: per category in
 the chosen scope, erase, or keep with a basis code and an end date, or keep
 while a named product is open. The plan is what the customer is shown and,
-stored unchanged, what the worker carries out (``backend.erasure``).
+stored unchanged, what the worker carries out (``backend.ledger.previews``).
 
 ``purge_command`` (``datadesk purge``) erases held data whose hold has ended;
 workers run the same purge once a day.
@@ -319,7 +319,7 @@ def _longer(until: date | None, than: date | None) -> bool:
 
 def purge_command(args: argparse.Namespace, settings: Settings) -> int:
     """``datadesk purge``: erase held data whose hold has ended; print how many."""
-    from backend.erasure import purge_once
+    from backend.ledger.purge import purge_once
     from backend.services import open_services
 
     async def run() -> int:

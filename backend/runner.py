@@ -99,7 +99,7 @@ def run_backend(args: argparse.Namespace, settings: Settings) -> int:
 async def work_queue(services: Services, stop: asyncio.Event, concurrency: int, once: bool) -> int:
     """Carry out queued requests until ``stop`` is set (or the queue is empty, with ``once``)."""
     from backend.ledger import connector
-    from backend.worker import run_workers
+    from backend.ledger.worker import run_workers
 
     count = await run_workers(
         services, connector(services), concurrency=concurrency, stop=stop, once=once

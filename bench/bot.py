@@ -263,10 +263,10 @@ async def datadesk(api: BotApiStandIn, workdir: Path) -> AsyncIterator[Recording
     from backend.api.app import create_app
     from backend.crm import importer
     from backend.ledger import connector
+    from backend.ledger.worker import run_workers
     from backend.models.base import BACKEND_MIGRATIONS
     from backend.services import open_services
     from backend.settings import Settings
-    from backend.worker import run_workers
     from bot.backend_client import BackendClient
     from bot.conversation import Conversations
     from bot.state import BOT_MIGRATIONS

@@ -65,6 +65,20 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, **kwargs)
 
 
+async def begin_write(session: AsyncSession) -> None:
+    """Start ``session``'s transaction as a writer: on SQLite, take the write lock now.
+
+    pysqlite opens a deferred transaction at the first write, so a transaction
+    that reads what it is about to change (which rows are due, whose lease is
+    still ours) would read before holding the lock; ``BEGIN IMMEDIATE`` takes
+    it first, waiting up to the busy timeout. PostgreSQL locks rows instead
+    (``FOR UPDATE``), so this does nothing there. Call it before anything else.
+    """
+    connection = await session.connection()
+    if connection.dialect.name == "sqlite":
+        await connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """The one way sessions are made: objects stay usable after commit."""
     return async_sessionmaker(engine, expire_on_commit=False)

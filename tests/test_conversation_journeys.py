@@ -28,7 +28,7 @@ from fakes.smtp import SmtpCapture
 from fakes.verification_world import ANNA, World, world
 
 from backend import escalations
-from backend.worker import run_one
+from backend.ledger.worker import run_one
 from bot.channel import Delete
 
 __all__ = ["open_conversations", "smtp", "world"]

@@ -23,8 +23,8 @@ from fakes.customer import (
 from fakes.verification_world import UNKNOWN, World, world
 
 from backend import escalations
+from backend.ledger.worker import run_one
 from backend.models.console import Agent
-from backend.worker import run_one
 from bot.backend_client import BackendClient
 from bot.channel import Command, Delete
 

@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 
 from backend import ledger
 from backend.crm.builtin import BuiltinCrm
+from backend.ledger.worker import run_one
 from backend.models.audit import AuditEntry
 from backend.models.ledger import Notification, Request
-from backend.worker import run_one
 from common.clock import FakeClock
 
 

@@ -14,12 +14,13 @@ from fakes.ledger import add_customers, customer, preview, session_token, submit
 from sqlalchemy import select, update
 
 from backend.crm.builtin import BuiltinCrm
-from backend.erasure import drop_stale_previews, mask_product_id, purge_daily, purge_once
+from backend.ledger.previews import mask_product_id
+from backend.ledger.purge import drop_stale_previews, purge_daily, purge_once
+from backend.ledger.worker import run_one
 from backend.models.audit import AuditEntry
 from backend.models.crm import ProductRow
 from backend.models.ledger import ErasurePreview, Notification
 from backend.retention import purge_command
-from backend.worker import run_one
 from common.clock import FakeClock
 from common.vocabulary.categories import Category
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from backend.crm.connector import CustomerRecord, Product
-from backend.erasure import plan_from_storage, plan_to_api, plan_to_storage
+from backend.ledger.previews import plan_from_storage, plan_to_api, plan_to_storage
 from backend.retention import POLICY_PATH, add_period, due_date, load_policy, parse_policy, preview
 from common.errors import ConfigError
 from common.vocabulary.categories import CATEGORIES

@@ -20,8 +20,8 @@ from conftest import SECRET_KEY, SERVICE_TOKEN
 from fakes.verification_world import ANNA, World, world
 
 from backend import notifications
+from backend.ledger.worker import run_one
 from backend.settings import Settings
-from backend.worker import run_one
 from bot.terminal import run_chat
 
 __all__ = ["world"]

@@ -10,15 +10,16 @@ from datetime import timedelta
 from pathlib import Path
 
 from conftest import SECRET_KEY, LiveBackend
+from fakes.dying_worker import DIED
 from fakes.ledger import add_customers, customer, preview, session_token, submit
 from sqlalchemy import func, select
 
 from backend import audit
 from backend.crm.builtin import BuiltinCrm
+from backend.ledger.claims import LEASE_SECONDS
 from backend.models.audit import AuditEntry
 from backend.models.crm import AppliedChange
 from backend.models.ledger import Notification, Request
-from backend.worker import EXIT_AFTER_EFFECT, LEASE_SECONDS
 from common.clock import FakeClock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def _worker(
     backend: LiveBackend, now: str, *, die_after_effect: bool, concurrency: int = 1
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m backend.worker --once`` against the test's database at a fixed time."""
+    """Run ``python -m backend.worker --once`` against the test's database at a fixed time.
+
+    ``die_after_effect`` runs ``tests/fakes/dying_worker.py`` instead, which
+    exits abruptly right after its first CRM effect.
+    """
     settings = backend.services.settings
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -38,18 +43,11 @@ def _worker(
         "DATADESK_JURISDICTION": settings.jurisdiction,
     }
     if die_after_effect:
-        env[EXIT_AFTER_EFFECT] = "1"
+        command = ["tests.fakes.dying_worker", "--now", now]
+    else:
+        command = ["backend.worker", "--once", "--now", now, "--concurrency", str(concurrency)]
     return subprocess.run(  # noqa: S603  (our own interpreter and module, fixed arguments)
-        [
-            sys.executable,
-            "-m",
-            "backend.worker",
-            "--once",
-            "--now",
-            now,
-            "--concurrency",
-            str(concurrency),
-        ],
+        [sys.executable, "-m", *command],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -60,7 +58,7 @@ def _worker(
 
 async def _kill_then_recover(backend: LiveBackend, clock: FakeClock, reference: str) -> None:
     died = await asyncio.to_thread(_worker, backend, clock.now().isoformat(), die_after_effect=True)
-    assert died.returncode == 17, died.stderr
+    assert died.returncode == DIED, died.stderr
     async with backend.services.sessions() as session:
         row = (
             await session.execute(select(Request).where(Request.reference == reference))

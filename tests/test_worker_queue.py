@@ -13,10 +13,12 @@ from backend import audit
 from backend.crm.builtin import BuiltinCrm
 from backend.crm.connector import Address
 from backend.errors import ConnectorError
+from backend.ledger.claims import LEASE_SECONDS, claim
+from backend.ledger.outcomes import backoff
+from backend.ledger.worker import run_one, run_workers
 from backend.models.audit import AuditEntry
 from backend.models.console import Escalation
 from backend.models.ledger import Notification, Request
-from backend.worker import LEASE_SECONDS, backoff, claim, run_one, run_workers
 from common.clock import FakeClock
 
 ADDRESS = {"line1": "Elizabetes iela 2", "city": "Rīga", "postcode": "LV-1010", "country": "LV"}
@@ -138,8 +140,7 @@ async def test_a_request_whose_worker_vanished_is_taken_up_when_the_lease_runs_o
     await add_customers(backend.services, customer("C-1"))
     token = await session_token(backend.services, "C-1")
     await submit(backend, token, "update_contact", {"field": "address", "address": ADDRESS})
-    held = await claim(backend.services, "dead-worker")
-    assert held is not None
+    assert len(await claim(backend.services, "dead-worker")) == 1
     crm = crm_of(backend)
     assert await run_one(backend.services, crm, "w2") is False
     clock.advance(seconds=LEASE_SECONDS + 1)
@@ -188,11 +189,10 @@ async def test_a_request_whose_workers_keep_dying_fails_after_its_last_attempt(
         backend, token, "update_contact", {"field": "address", "address": ADDRESS}
     )
     for attempt in range(1, 6):
-        held = await claim(backend.services, f"doomed-{attempt}")
-        assert held is not None
+        [held] = await claim(backend.services, f"doomed-{attempt}")
         assert held.attempts == attempt
         clock.advance(seconds=LEASE_SECONDS + 1)
-    assert await claim(backend.services, "w6") is None
+    assert await claim(backend.services, "w6") == []
     row = await _request(backend)
     assert (row.state, row.reason, row.attempts) == ("failed", "attempts_exhausted", 5)
     async with backend.services.sessions() as session:

@@ -10,8 +10,8 @@ from aiohttp import web
 
 from backend import ledger
 from backend.api.http import SERVICES, json_response, read_json, services
-from backend.erasure import make_preview, plan_to_api
 from backend.errors import BadRequest, Invalid, NotFound, Unauthorized
+from backend.ledger.previews import make_preview, plan_to_api
 from backend.retention import load_policy
 from common.vocabulary.categories import CATEGORIES
 from common.vocabulary.locales import SHIPPED_LOCALES

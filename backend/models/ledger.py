@@ -12,14 +12,30 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import Date, Index, String, Text, UniqueConstraint
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 from backend.crypto import Encrypted
 from backend.models.base import Base
 from common.db import UTCDateTime
+from common.vocabulary.request_states import RequestState
 
 # What a finished request's payload becomes: its personal values are not kept.
 SCRUBBED = "{}"
+
+
+class StateColumn(TypeDecorator[RequestState]):
+    """A ``RequestState`` stored as its string, so the stored values are the contract's ids."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else RequestState(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> RequestState | None:
+        return None if value is None else RequestState(value)
 
 
 class Request(Base):
@@ -45,7 +61,8 @@ class Request(Base):
     response: Mapped[str] = mapped_column(Text)
     # What a reviewer sees: masked values only (JSON).
     review_preview: Mapped[str | None] = mapped_column(Text)
-    state: Mapped[str] = mapped_column(String(16))  # one of common.vocabulary.request_states
+    # Changed only by backend.ledger.transitions; a new row starts submitted.
+    state: Mapped[RequestState] = mapped_column(StateColumn(), default=RequestState.SUBMITTED)
     attempts: Mapped[int] = mapped_column(default=0)
     max_attempts: Mapped[int] = mapped_column(default=5)
     next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -221,7 +221,7 @@ async def stack(
 
     from backend.api.app import create_app
     from backend.ledger import connector
-    from backend.worker import run_workers
+    from backend.ledger.worker import run_workers
 
     async with contextlib.AsyncExitStack() as stack_exit:
         api = await stack_exit.enter_async_context(BotApiStandIn())

@@ -1,0 +1,119 @@
+"""Claiming due requests in batches: one short write transaction takes up to ``limit`` of them.
+
+A request is due when it is ``queued`` and its ``next_run_at`` has come, or
+``running`` with a lease that ran out (its worker died). A customer's
+requests run one at a time, in the order received: a request waits while an
+earlier one of the same customer is queued or running, so one batch never
+holds two of the same customer and a second address change never overtakes
+the first.
+
+On PostgreSQL the pick is ``SELECT … FOR UPDATE SKIP LOCKED LIMIT n``, so
+workers never wait on each other nor take the same row; on SQLite the
+transaction starts with ``BEGIN IMMEDIATE``, taking the single write lock
+before reading. The picked rows move to ``running`` with this worker's lease
+(``transitions.transition``, one audit entry each) in the same transaction:
+a request and its place in the queue are one write. A taken-over request
+whose attempts are used up fails instead (its workers keep dying on it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import exists, or_, select
+from sqlalchemy.orm import aliased
+
+from backend.ledger.transitions import Lease, transition
+from backend.models.ledger import Request
+from backend.services import Services
+from common.db import begin_write
+from common.vocabulary.request_states import FAILED, QUEUED, RUNNING
+
+LEASE_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A request this worker now holds, with its payload decrypted."""
+
+    id: int
+    reference: str
+    customer_ref: str
+    chat: str
+    locale: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+
+
+def _due(now: Any) -> Any:
+    earlier = aliased(Request)
+    waits_its_turn = exists().where(
+        earlier.customer_ref == Request.customer_ref,
+        earlier.id < Request.id,
+        earlier.state.in_((QUEUED, RUNNING)),
+    )
+    return (
+        or_(
+            (Request.state == QUEUED) & (Request.next_run_at <= now),
+            (Request.state == RUNNING) & (Request.lease_expires_at <= now),
+        )
+        & ~waits_its_turn
+    )
+
+
+async def claim(services: Services, owner: str, limit: int = 1) -> list[Claimed]:
+    """Take up to ``limit`` due requests for ``owner``, the longest-waiting first; commit."""
+    now = services.clock.now()
+    lease = Lease(owner, now + timedelta(seconds=LEASE_SECONDS))
+    actor = f"worker:{owner}"
+    async with services.sessions() as session:
+        await begin_write(session)
+        rows = (
+            await session.scalars(
+                select(Request)
+                .where(_due(now))
+                .order_by(Request.next_run_at, Request.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        taken: list[Claimed] = []
+        for row in rows:
+            taken_over = row.state == RUNNING
+            if taken_over and row.attempts >= row.max_attempts:
+                await transition(
+                    session, row, FAILED, actor=actor, at=now, reason="attempts_exhausted"
+                )
+                continue
+            await transition(
+                session,
+                row,
+                RUNNING,
+                actor=actor,
+                at=now,
+                lease=lease,
+                data={"lease_expired": taken_over},
+            )
+            taken.append(
+                Claimed(
+                    id=row.id,
+                    reference=row.reference,
+                    customer_ref=row.customer_ref,
+                    chat=row.chat,
+                    locale=row.locale,
+                    kind=row.kind,
+                    payload=json.loads(row.payload),
+                    attempts=row.attempts,
+                    max_attempts=row.max_attempts,
+                )
+            )
+        await session.commit()
+    if rows and not taken:
+        # Every row picked was given up; others may be due behind them.
+        return await claim(services, owner, limit)
+    return taken

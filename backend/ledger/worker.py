@@ -1,0 +1,244 @@
+"""Workers: claim due requests in batches, carry them out through the CRM, record the outcomes.
+
+A worker process runs one ``Worker`` with ``concurrency`` slots: at most that
+many requests are being carried out at once. The slots share a buffer that is
+refilled by one batch claim (``claims.py``) of up to ``BATCH_PER_SLOT`` per
+slot, and share the transactions that record outcomes (``outcomes.GroupCommit``).
+When nothing is due the worker sleeps until a request is queued
+(``wakeup.py``: in-process at once, on PostgreSQL ``LISTEN/NOTIFY`` from any
+process) or ``wakeup.POLL_SECONDS`` pass.
+
+Effects go to the CRM with ``idempotency_key=reference``: a worker that dies
+after the effect and before recording it leaves the request ``running`` under
+its lease, and whoever takes it over applies nothing twice. On a graceful stop
+the slots finish the request in hand and the claimed requests not yet started
+go back to the queue at once.
+
+``python -m backend.worker`` (or ``datadesk worker``) runs one worker;
+``--once`` drains what is due and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import select
+
+from backend.crm.connector import CrmConnector
+from backend.ledger.claims import Claimed, claim
+from backend.ledger.kinds import carry_out
+from backend.ledger.outcomes import GroupCommit, Settled
+from backend.ledger.purge import purge_daily
+from backend.ledger.transitions import transition
+from backend.ledger.wakeup import Waiter
+from backend.models.ledger import Request
+from backend.services import Services
+from common.db import begin_write
+from common.vocabulary.request_states import QUEUED, RUNNING
+
+log = logging.getLogger(__name__)
+
+# Requests claimed ahead per slot: one claim transaction serves several requests,
+# while a stopping worker has few to hand back.
+BATCH_PER_SLOT = 4
+MAX_BATCH = 64
+
+AfterEffect = Callable[[Claimed], None]
+
+
+def worker_name(index: int = 0) -> str:
+    """A name unique to this process and worker, recorded as the lease owner."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{index}"
+
+
+async def _carry_out(
+    services: Services,
+    crm: CrmConnector,
+    job: Claimed,
+    commit: GroupCommit,
+    after_effect: AfterEffect | None,
+) -> None:
+    """Carry ``job`` out and record what became of it."""
+    try:
+        outcome = await carry_out(services, crm, job)
+    except Exception as exc:
+        # Whatever went wrong (CRM down, a bug) is retried; the type only, as
+        # exception texts can carry personal data.
+        log.warning("request %s attempt %d failed: %s", job.id, job.attempts, type(exc).__name__)
+        await commit.settle(Settled(job, error=type(exc).__name__))
+        return
+    if after_effect is not None:
+        after_effect(job)
+    await commit.settle(Settled(job, outcome=outcome))
+
+
+async def run_one(
+    services: Services, crm: CrmConnector, owner: str, *, after_effect: AfterEffect | None = None
+) -> bool:
+    """Claim and carry out one request; False when nothing was due."""
+    jobs = await claim(services, owner, 1)
+    if not jobs:
+        return False
+    await _carry_out(services, crm, jobs[0], GroupCommit(services, owner), after_effect)
+    return True
+
+
+async def release(services: Services, owner: str, jobs: Sequence[Claimed]) -> None:
+    """Put claimed requests that were never started back in the queue, due now."""
+    if not jobs:
+        return
+    now = services.clock.now()
+    async with services.sessions() as session:
+        await begin_write(session)
+        rows = await session.scalars(
+            select(Request)
+            .where(
+                Request.id.in_([job.id for job in jobs]),
+                Request.lease_owner == owner,
+                Request.state == RUNNING,
+            )
+            .with_for_update()
+        )
+        for row in rows:
+            # Not tried: the attempt it was claimed for is not counted.
+            row.attempts -= 1
+            await transition(
+                session, row, QUEUED, actor=f"worker:{owner}", at=now, data={"released": True}
+            )
+        await session.commit()
+
+
+class Worker:
+    """``concurrency`` slots carrying out requests for one lease owner; see the module docstring."""
+
+    def __init__(
+        self,
+        services: Services,
+        crm: CrmConnector,
+        *,
+        owner: str,
+        concurrency: int = 1,
+        after_effect: AfterEffect | None = None,
+    ) -> None:
+        self.services = services
+        self.crm = crm
+        self.owner = owner
+        self.concurrency = max(1, concurrency)
+        self.batch = min(MAX_BATCH, self.concurrency * BATCH_PER_SLOT)
+        self.after_effect = after_effect
+        self._buffer: deque[Claimed] = deque()
+        self._refill = asyncio.Lock()
+        self._drained = False
+
+    async def run(self, stop: asyncio.Event, *, once: bool = False) -> int:
+        """Carry out requests until ``stop`` is set (with ``once``, until none is due); count them."""
+        waiter = Waiter(self.services.settings.database_url)
+        await waiter.start()
+        commit = GroupCommit(self.services, self.owner)
+        stopping = asyncio.ensure_future(stop.wait())
+        counts = [0] * self.concurrency
+
+        async def slot(index: int) -> None:
+            while (job := await self._next(waiter, stop, stopping, once)) is not None:
+                try:
+                    await _carry_out(self.services, self.crm, job, commit, self.after_effect)
+                except Exception as exc:
+                    # A database hiccup must not end the slot; the lease protects the request.
+                    # The type only: database errors can quote the values they were given.
+                    log.error("worker %s: request %s: %s", self.owner, job.id, type(exc).__name__)
+                    continue
+                counts[index] += 1
+
+        try:
+            await asyncio.gather(*(slot(i) for i in range(self.concurrency)))
+        finally:
+            stopping.cancel()
+            left, self._buffer = list(self._buffer), deque()
+            try:
+                await release(self.services, self.owner, left)
+            except Exception as exc:
+                # Their leases run out and another worker takes them then.
+                log.error(
+                    "worker %s: could not hand back requests: %s", self.owner, type(exc).__name__
+                )
+            await waiter.close()
+        return sum(counts)
+
+    async def _next(
+        self, waiter: Waiter, stop: asyncio.Event, stopping: asyncio.Future[Any], once: bool
+    ) -> Claimed | None:
+        """The next claimed request for a slot; None when the worker is to stop."""
+        async with self._refill:
+            while not self._buffer:
+                if stop.is_set() or self._drained:
+                    return None
+                waiter.clear()
+                try:
+                    self._buffer.extend(await claim(self.services, self.owner, self.batch))
+                except Exception as exc:
+                    log.error("worker %s: claim failed: %s", self.owner, type(exc).__name__)
+                if self._buffer:
+                    break
+                if once:
+                    self._drained = True
+                    return None
+                woken = asyncio.ensure_future(waiter.wait())
+                await asyncio.wait({woken, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await woken
+            if stop.is_set():
+                return None
+            return self._buffer.popleft()
+
+
+async def run_workers(
+    services: Services,
+    crm: CrmConnector,
+    *,
+    concurrency: int,
+    stop: asyncio.Event,
+    once: bool = False,
+    purge: bool = True,
+    after_effect: AfterEffect | None = None,
+) -> int:
+    """A worker with ``concurrency`` slots (and the daily purge) until ``stop``; return requests run.
+
+    ``after_effect(job)`` runs after each CRM effect, before its outcome is
+    recorded: the kill tests end the process there.
+    """
+    worker = Worker(
+        services, crm, owner=worker_name(), concurrency=concurrency, after_effect=after_effect
+    )
+    purger = asyncio.create_task(purge_daily(services, crm, stop)) if purge and not once else None
+    try:
+        return await worker.run(stop, once=once)
+    finally:
+        if purger is not None:
+            stop.set()
+            await purger
+
+
+def main() -> int:
+    """``python -m backend.worker [--once] [--concurrency N] [--now ISO]``."""
+    import argparse
+
+    from backend.runner import worker_main
+
+    parser = argparse.ArgumentParser(prog="python -m backend.worker")
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--once", action="store_true")
+    # A fixed clock, so tests can make a lease expire without waiting for it.
+    parser.add_argument("--now", default=None, help=argparse.SUPPRESS)
+    return worker_main(parser.parse_args())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
