@@ -1,18 +1,24 @@
-"""The requests ledger under load: requests per second submitted, claimed and completed.
+"""The requests ledger under load, next to pgqueuer on the same PostgreSQL server.
+
+Every case is bounded (``SUBMIT_SECONDS``, ``REQUESTS``, ``DRAIN_TIMEOUT``) and
+runs the real code against the built-in CRM (address changes, one customer
+per request so per-customer ordering never holds a claim back):
+
+- pgqueuer: ``bench/_pgqueuer.py`` drains 10,000 no-op jobs with 4 queue
+  managers on a fresh database of the same server: the baseline, measured
+  in the same run (only when a PostgreSQL server is named).
+- submitted: requests per second through ``ledger.submit`` (validation,
+  reference, audit entry) by ``SUBMITTERS`` concurrent submitters.
+- completed (slots): those requests carried out by one worker of 1 or 4
+  slots (``run_workers``, as ``datadesk worker --concurrency N``), each with
+  its real effect: the CRM change, the outcome notification, the audit entries.
+- completed (procs): ``PROCESS_BATCH`` more, drained by 1 or 4 separate
+  ``python -m backend.worker`` processes, timed from the first claim to the
+  last outcome in the audit log (process start-up is not counted).
 
 On SQLite (a file, WAL) and, when ``DATADESK_BENCH_POSTGRES_URL`` or
-``DATADESK_TEST_POSTGRES_URL`` names a server, on a fresh PostgreSQL database;
-each with 1 and 4 workers (claim loops in one process, as ``datadesk worker
---concurrency N`` runs them). Every case is bounded by ``SECONDS`` and
-``REQUESTS``, and runs the real code: ``ledger.submit`` (validation, reference,
-audit entry), ``worker.claim`` (the claim transaction with its audit entry)
-and ``worker.run_workers`` against the built-in CRM (address changes).
-
-- submitted: ``N`` concurrent submitters, each a new request.
-- claimed: claims alone (rows go to ``running``), then put back.
-- completed: claim, CRM change, outcome, audit and notification; by claim
-  loops in this process, and by as many separate ``python -m backend.worker``
-  processes (timed from the first claim to the last outcome in the audit log).
+``DATADESK_TEST_POSTGRES_URL`` names a server, on a fresh PostgreSQL database.
+The last lines are the ratios issue 10 sets targets for.
 """
 
 from __future__ import annotations
@@ -24,32 +30,31 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from backend import ledger
 from backend.crm import importer
+from backend.ledger.worker import run_workers
 from backend.models.audit import AuditEntry
 from backend.models.base import BACKEND_MIGRATIONS
-from backend.models.ledger import Request
 from backend.services import Services, open_services
 from backend.settings import Settings
-from backend.worker import claim, run_workers, worker_name
+from bench import _pgqueuer
 from common.clock import SystemClock
 from common.db import admin_execute, upgrade
-from common.vocabulary.request_states import QUEUED
 
 REPO = Path(__file__).resolve().parent.parent
-REQUESTS = 400
-# Requests drained by separate worker processes in the last case of each row.
-PROCESS_BATCH = 100
-SECONDS = 3.0
-# One request per customer at most, so per-customer ordering never holds a claim back.
-CUSTOMERS = REQUESTS
+REQUESTS = 500
+SUBMIT_SECONDS = 3.0
+SUBMITTERS = 8
+PROCESS_BATCH = 200
+DRAIN_TIMEOUT = 60.0
+# One customer per request: every case's requests are due at once.
+CUSTOMERS = 2 * (REQUESTS + PROCESS_BATCH)
 ADDRESS = {"line1": "Elizabetes iela 2", "city": "Rīga", "postcode": "LV-1010", "country": "LV"}
 
 
@@ -58,34 +63,12 @@ class Row:
     engine: str
     workers: int
     submitted: float
-    claimed: float
     completed: float
     processes: float
 
 
-async def _bounded(loops: int, step: Callable[[int], Awaitable[bool]]) -> tuple[int, float]:
-    """Run ``loops`` concurrent loops of ``step(n)`` (n counts up from 1) until REQUESTS,
-    SECONDS or a step finds nothing left."""
-    count = 0
-    started = time.perf_counter()
-    deadline = started + SECONDS
-
-    issued = 0
-
-    async def loop() -> None:
-        nonlocal count, issued
-        while issued < REQUESTS and time.perf_counter() < deadline:
-            issued += 1
-            if not await step(issued):
-                return
-            count += 1
-
-    await asyncio.gather(*(loop() for _ in range(loops)))
-    return count, time.perf_counter() - started
-
-
 async def _customers(services: Services) -> list[str]:
-    refs = [f"B-{i:04d}" for i in range(CUSTOMERS)]
+    refs = [f"B-{i:05d}" for i in range(CUSTOMERS)]
     document = {
         "customers": [
             {
@@ -110,68 +93,45 @@ async def _customers(services: Services) -> list[str]:
     return refs
 
 
-async def _case(services: Services, refs: list[str], workers: int) -> tuple[float, float, float]:
-    """Submitted, claimed and completed per second with ``workers`` loops."""
+async def _submit(services: Services, refs: list[str], limit: int, seconds: float) -> float:
+    """Submit address changes for the next unused customers; return requests per second."""
+    count = 0
+    started = time.perf_counter()
+    deadline = started + seconds
 
-    async def submit_one(i: int) -> bool:
-        await ledger.submit(
-            services,
-            customer_ref=refs[i % len(refs)],
-            chat=f"bench:{i}",
-            locale="en",
-            kind="update_contact",
-            payload={"field": "address", "address": ADDRESS},
-            idempotency_key=uuid.uuid4().hex,
-        )
-        return True
+    async def loop() -> None:
+        nonlocal count
+        while count < limit and time.perf_counter() < deadline:
+            ref = refs.pop()
+            count += 1
+            await ledger.submit(
+                services,
+                customer_ref=ref,
+                chat=f"bench:{ref}",
+                locale="en",
+                kind="update_contact",
+                payload={"field": "address", "address": ADDRESS},
+                idempotency_key=uuid.uuid4().hex,
+            )
 
-    submitted, s_time = await _bounded(workers, submit_one)
+    await asyncio.gather(*(loop() for _ in range(SUBMITTERS)))
+    return count / (time.perf_counter() - started)
 
-    async def claim_one(i: int) -> bool:
-        return await claim(services, worker_name(i % workers)) is not None
 
-    claimed, c_time = await _bounded(workers, claim_one)
-    async with services.sessions() as session:
-        # Put the claimed rows back so the completion case starts from the same queue.
-        await session.execute(
-            update(Request)
-            .where(Request.state == "running")
-            .values(state=QUEUED, lease_owner=None, lease_expires_at=None, attempts=0)
-        )
-        await session.commit()
+async def _slots(services: Services, workers: int) -> float:
+    """Completed per second by one worker of ``workers`` slots draining the queue."""
     started = time.perf_counter()
     stop = asyncio.Event()
-    # Bounded like the other cases: stop after SECONDS, or earlier when the queue is empty.
-    timer = asyncio.get_running_loop().call_later(SECONDS, stop.set)
+    timer = asyncio.get_running_loop().call_later(DRAIN_TIMEOUT, stop.set)
     crm = ledger.connector(services)
     done = await run_workers(services, crm, concurrency=workers, stop=stop, once=True, purge=False)
     timer.cancel()
-    d_time = time.perf_counter() - started
-    return submitted / s_time, claimed / c_time, done / d_time
+    return done / (time.perf_counter() - started)
 
 
 async def _processes(services: Services, refs: list[str], workers: int) -> float:
-    """Completed per second by ``workers`` separate ``python -m backend.worker`` processes.
-
-    Timed from the first claim to the last outcome in the audit log, so process
-    start-up (imports, connections) is not counted.
-    """
-    async with services.sessions() as session:
-        # Whatever the bounded in-process case left behind is not part of this batch.
-        await session.execute(
-            update(Request).where(Request.state == QUEUED).values(state="done", reason="bench_skip")
-        )
-        await session.commit()
-    for i in range(PROCESS_BATCH):
-        await ledger.submit(
-            services,
-            customer_ref=refs[i % len(refs)],
-            chat=f"bench:p{i}",
-            locale="en",
-            kind="update_contact",
-            payload={"field": "address", "address": ADDRESS},
-            idempotency_key=uuid.uuid4().hex,
-        )
+    """Completed per second by ``workers`` separate ``python -m backend.worker`` processes."""
+    await _submit(services, refs, PROCESS_BATCH, DRAIN_TIMEOUT)
     since = services.clock.now()
     settings = services.settings
     env = {
@@ -186,7 +146,7 @@ async def _processes(services: Services, refs: list[str], workers: int) -> float
     procs = [
         await asyncio.create_subprocess_exec(*command, env=env, cwd=REPO) for _ in range(workers)
     ]
-    await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), timeout=300)
+    await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), timeout=DRAIN_TIMEOUT)
     async with services.sessions() as session:
         first = await session.scalar(
             select(func.min(AuditEntry.at)).where(
@@ -222,24 +182,28 @@ async def _engine(name: str, url: str, workdir: Path) -> list[Row]:
         refs = await _customers(services)
         rows = []
         for workers in (1, 4):
-            submitted, claimed, completed = await _case(services, refs, workers)
+            submitted = await _submit(services, refs, REQUESTS, SUBMIT_SECONDS)
+            completed = await _slots(services, workers)
             separate = await _processes(services, refs, workers)
-            rows.append(Row(name, workers, submitted, claimed, completed, separate))
+            rows.append(Row(name, workers, submitted, completed, separate))
         return rows
     finally:
         await services.close()
 
 
-async def measure() -> list[Row]:
-    """Every engine available, 1 and 4 workers each."""
+async def measure() -> tuple[list[Row], float | None]:
+    """Every engine available, 1 and 4 workers each; and pgqueuer's jobs/s where PostgreSQL is."""
     workdir = Path(tempfile.mkdtemp(prefix="dd-bench-"))
     rows: list[Row] = []
+    baseline = None
     try:
         rows += await _engine("sqlite", f"sqlite+aiosqlite:///{workdir / 'bench.sqlite3'}", workdir)
         base = os.environ.get("DATADESK_BENCH_POSTGRES_URL") or os.environ.get(
             "DATADESK_TEST_POSTGRES_URL"
         )
         if base:
+            jobs, seconds = await _pgqueuer.drain(base)
+            baseline = jobs / seconds
             name = f"dd_bench_{uuid.uuid4().hex[:10]}"
             await admin_execute(base, f'CREATE DATABASE "{name}"')
             try:
@@ -249,42 +213,49 @@ async def measure() -> list[Row]:
                 await admin_execute(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return rows
+    return rows, baseline
 
 
 def _ratio(a: float, b: float) -> str:
-    return f"{a / b:>9.2f}×" if b else f"{'-':>10}"
+    return f"{a / b:.2f}×" if b else "-"
 
 
-def report(rows: list[Row]) -> str:
-    """The figures, with each 4-worker row as a multiple of the same engine's 1-worker row."""
-    head = ("engine", "workers", "submitted", "claimed", "completed", "completed")
+def report(rows: list[Row], baseline: float | None) -> str:
+    """The figures, then the ratios the targets name."""
     lines = [
-        f"ledger: up to {REQUESTS} requests or {SECONDS:.0f} s per case (requests per second);",
-        f"workers as claim loops in one process, and as {PROCESS_BATCH} requests for separate processes",
-        f"{head[0]:<11} {head[1]:>7} {head[2]:>10} {head[3]:>10} {head[4]:>10} {head[5]:>10}",
-        f"{'':<11} {'':>7} {'':>10} {'':>10} {'(loops)':>10} {'(procs)':>10}",
+        f"ledger: requests per second; up to {REQUESTS} requests or {SUBMIT_SECONDS:.0f} s of"
+        f" submits per case, then drained; {PROCESS_BATCH} more for separate processes",
+        f"{'engine':<11} {'workers':>7} {'submitted':>10} {'completed':>10} {'completed':>10}",
+        f"{'':<11} {'':>7} {'':>10} {'(slots)':>10} {'(procs)':>10}",
     ]
-    single = {r.engine: r for r in rows if r.workers == 1}
     for r in rows:
         lines.append(
-            f"{r.engine:<11} {r.workers:>7} {r.submitted:>10.0f} {r.claimed:>10.0f}"
-            f" {r.completed:>10.0f} {r.processes:>10.0f}"
+            f"{r.engine:<11} {r.workers:>7} {r.submitted:>10.0f} {r.completed:>10.0f}"
+            f" {r.processes:>10.0f}"
         )
-        base = single.get(r.engine)
-        if base is not None and r is not base:
-            lines.append(
-                f"{'':<11} {'÷1':>7} {_ratio(r.submitted, base.submitted)}"
-                f" {_ratio(r.claimed, base.claimed)} {_ratio(r.completed, base.completed)}"
-                f" {_ratio(r.processes, base.processes)}"
-            )
-    if "sqlite" in single and "postgresql" in single:
-        q, p = single["sqlite"], single["postgresql"]
+    if baseline is not None:
+        lines.append(f"{'pgqueuer':<11} {4:>7} {'':>10} {baseline:>10.0f}   (no-op jobs)")
+    by = {(r.engine, r.workers): r for r in rows}
+    pg1, pg4 = by.get(("postgresql", 1)), by.get(("postgresql", 4))
+    lite1, lite4 = by.get(("sqlite", 1)), by.get(("sqlite", 4))
+    lines.append("targets (slots; procs in brackets):")
+    if pg4 is not None and baseline is not None:
         lines.append(
-            f"{'pg÷sqlite':<11} {1:>7} {_ratio(p.submitted, q.submitted)}"
-            f" {_ratio(p.claimed, q.claimed)} {_ratio(p.completed, q.completed)}"
-            f" {_ratio(p.processes, q.processes)}"
+            f"  postgresql 4 ÷ pgqueuer 4    {_ratio(pg4.completed, baseline):>7}"
+            f"  [{_ratio(pg4.processes, baseline)}]   target ≥ 0.5×"
         )
+    if pg1 is not None and pg4 is not None:
+        lines.append(
+            f"  postgresql 4 ÷ postgresql 1  {_ratio(pg4.completed, pg1.completed):>7}"
+            f"  [{_ratio(pg4.processes, pg1.processes)}]   target ≥ 1.5×"
+        )
+    for lite, pg in ((lite1, pg1), (lite4, pg4)):
+        if lite is not None and pg is not None:
+            lines.append(
+                f"  sqlite {lite.workers} ÷ postgresql {pg.workers}      "
+                f"{_ratio(lite.completed, pg.completed):>7}"
+                f"  [{_ratio(lite.processes, pg.processes)}]   target ≥ 0.5×"
+            )
     return "\n".join(lines)
 
 
@@ -293,8 +264,8 @@ def main() -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    rows = asyncio.run(measure())
-    print(report(rows))
+    rows, baseline = asyncio.run(measure())
+    print(report(rows, baseline))
     return 0 if rows and all(r.completed > 0 for r in rows) else 1
 
 

@@ -26,12 +26,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _worker(
-    backend: LiveBackend, now: str, *, die_after_effect: bool, concurrency: int = 1
+    backend: LiveBackend, now: str, *, die_at: str | None = None, concurrency: int = 1
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m backend.worker --once`` against the test's database at a fixed time.
 
-    ``die_after_effect`` runs ``tests/fakes/dying_worker.py`` instead, which
-    exits abruptly right after its first CRM effect.
+    ``die_at`` (``effect`` or ``outcome``) runs ``tests/fakes/dying_worker.py``
+    instead, which exits abruptly at that point of its first request.
     """
     settings = backend.services.settings
     env = {
@@ -42,8 +42,8 @@ def _worker(
         "DATADESK_SERVICE_TOKEN": "unused",
         "DATADESK_JURISDICTION": settings.jurisdiction,
     }
-    if die_after_effect:
-        command = ["tests.fakes.dying_worker", "--now", now]
+    if die_at is not None:
+        command = ["tests.fakes.dying_worker", "--now", now, "--die-at", die_at]
     else:
         command = ["backend.worker", "--once", "--now", now, "--concurrency", str(concurrency)]
     return subprocess.run(  # noqa: S603  (our own interpreter and module, fixed arguments)
@@ -56,8 +56,10 @@ def _worker(
     )
 
 
-async def _kill_then_recover(backend: LiveBackend, clock: FakeClock, reference: str) -> None:
-    died = await asyncio.to_thread(_worker, backend, clock.now().isoformat(), die_after_effect=True)
+async def _kill_then_recover(
+    backend: LiveBackend, clock: FakeClock, reference: str, die_at: str = "effect"
+) -> None:
+    died = await asyncio.to_thread(_worker, backend, clock.now().isoformat(), die_at=die_at)
     assert died.returncode == DIED, died.stderr
     async with backend.services.sessions() as session:
         row = (
@@ -66,8 +68,16 @@ async def _kill_then_recover(backend: LiveBackend, clock: FakeClock, reference: 
         assert row.state == "running"
         applied = await session.scalar(select(func.count()).select_from(AppliedChange))
         assert applied == 1
+        # Nothing of the outcome is half-written: no notice, no audit entry.
+        assert await session.scalar(select(func.count()).select_from(Notification)) == 0
+        finished = await session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action.in_(["request_done", "request_partly_done"]))
+        )
+        assert finished == 0
     later = (clock.now() + timedelta(seconds=LEASE_SECONDS + 1)).isoformat()
-    second = await asyncio.to_thread(_worker, backend, later, die_after_effect=False)
+    second = await asyncio.to_thread(_worker, backend, later)
     assert second.returncode == 0, second.stderr
 
 
@@ -139,8 +149,8 @@ async def test_two_worker_processes_share_one_queue_and_run_each_request_once(
         await submit(backend, token, "update_contact", {"field": "address", "address": address})
     now = clock.now().isoformat()
     first, second = await asyncio.gather(
-        asyncio.to_thread(_worker, backend, now, die_after_effect=False, concurrency=2),
-        asyncio.to_thread(_worker, backend, now, die_after_effect=False, concurrency=2),
+        asyncio.to_thread(_worker, backend, now, concurrency=2),
+        asyncio.to_thread(_worker, backend, now, concurrency=2),
     )
     assert (first.returncode, second.returncode) == (0, 0), first.stderr + second.stderr
     async with backend.services.sessions() as session:
@@ -154,3 +164,62 @@ async def test_two_worker_processes_share_one_queue_and_run_each_request_once(
         assert (await audit.verify(session)).intact
     assert set(states) == {"done"}
     assert (applied, claims) == (16, 16)
+
+
+async def test_a_worker_killed_while_recording_an_outcome_leaves_none_of_it_and_it_is_told_once(
+    backend: LiveBackend, clock: FakeClock
+) -> None:
+    await add_customers(backend.services, customer("C-1"))
+    token = await session_token(backend.services, "C-1")
+    address = {"line1": "Elizabetes iela 2", "city": "Rīga", "postcode": "LV-1010", "country": "LV"}
+    _, body = await submit(
+        backend, token, "update_contact", {"field": "address", "address": address}
+    )
+    await _kill_then_recover(backend, clock, body["reference"], die_at="outcome")
+    state, _ = await _once_each(backend, body["reference"])
+    assert state == "done"
+
+
+async def test_worker_processes_claim_in_batches_without_overlap_and_keep_each_customers_order(
+    backend: LiveBackend, clock: FakeClock
+) -> None:
+    refs = [f"C-{i}" for i in range(6)]
+    await add_customers(
+        backend.services, *(customer(r, phone=f"+3712200{i:04d}") for i, r in enumerate(refs))
+    )
+    references: dict[str, list[str]] = {ref: [] for ref in refs}
+    for street in ("Pirmā iela 1", "Otrā iela 2", "Trešā iela 3"):
+        for ref in refs:
+            token = await session_token(backend.services, ref)
+            address = {"line1": street, "city": "Rīga", "postcode": "LV-1010", "country": "LV"}
+            _, body = await submit(
+                backend, token, "update_contact", {"field": "address", "address": address}
+            )
+            references[ref].append(body["reference"])
+    now = clock.now().isoformat()
+    runs = await asyncio.gather(
+        *(asyncio.to_thread(_worker, backend, now, concurrency=3) for _ in range(2))
+    )
+    assert [run.returncode for run in runs] == [0, 0], "".join(run.stderr for run in runs)
+    crm = BuiltinCrm(backend.services.sessions, clock)
+    async with backend.services.sessions() as session:
+        states = (await session.execute(select(Request.state))).scalars().all()
+        applied = await session.scalar(select(func.count()).select_from(AppliedChange))
+        log = (
+            await session.execute(
+                select(AuditEntry.subject, AuditEntry.action).order_by(AuditEntry.seq)
+            )
+        ).all()
+    assert set(states) == {"done"}
+    assert applied == 18
+    claims = [subject for subject, action in log if action == "request_claimed"]
+    assert sorted(claims) == sorted(r for rs in references.values() for r in rs)
+    position = {(subject, action): i for i, (subject, action) in enumerate(log)}
+    for ref, (first, second, third) in references.items():
+        # Each of a customer's requests was claimed only after the one before it was done.
+        assert position[(first, "request_done")] < position[(second, "request_claimed")]
+        assert position[(second, "request_done")] < position[(third, "request_claimed")]
+        record = await crm.get(ref)
+        assert record is not None
+        assert record.address is not None
+        assert record.address.line1 == "Trešā iela 3"

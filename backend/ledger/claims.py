@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import aliased
 
-from backend.ledger.transitions import Lease, transition
+from backend.ledger.transitions import Lease, Move, transition_all
 from backend.models.ledger import Request
 from backend.services import Services
 from common.db import begin_write
@@ -70,7 +70,6 @@ async def claim(services: Services, owner: str, limit: int = 1) -> list[Claimed]
     """Take up to ``limit`` due requests for ``owner``, the longest-waiting first; commit."""
     now = services.clock.now()
     lease = Lease(owner, now + timedelta(seconds=LEASE_SECONDS))
-    actor = f"worker:{owner}"
     async with services.sessions() as session:
         await begin_write(session)
         rows = (
@@ -82,36 +81,30 @@ async def claim(services: Services, owner: str, limit: int = 1) -> list[Claimed]
                 .with_for_update(skip_locked=True)
             )
         ).all()
-        taken: list[Claimed] = []
-        for row in rows:
-            taken_over = row.state == RUNNING
-            if taken_over and row.attempts >= row.max_attempts:
-                await transition(
-                    session, row, FAILED, actor=actor, at=now, reason="attempts_exhausted"
-                )
-                continue
-            await transition(
-                session,
-                row,
-                RUNNING,
-                actor=actor,
-                at=now,
-                lease=lease,
-                data={"lease_expired": taken_over},
+        moves = [
+            Move(row, FAILED, reason="attempts_exhausted")
+            if row.state == RUNNING and row.attempts >= row.max_attempts
+            # Its workers keep dying on it: a request that crashes the process
+            # would otherwise be retried for ever.
+            else Move(row, RUNNING, lease=lease, data={"lease_expired": row.state == RUNNING})
+            for row in rows
+        ]
+        await transition_all(session, moves, actor=f"worker:{owner}", at=now)
+        taken = [
+            Claimed(
+                id=move.row.id,
+                reference=move.row.reference,
+                customer_ref=move.row.customer_ref,
+                chat=move.row.chat,
+                locale=move.row.locale,
+                kind=move.row.kind,
+                payload=json.loads(move.row.payload),
+                attempts=move.row.attempts,
+                max_attempts=move.row.max_attempts,
             )
-            taken.append(
-                Claimed(
-                    id=row.id,
-                    reference=row.reference,
-                    customer_ref=row.customer_ref,
-                    chat=row.chat,
-                    locale=row.locale,
-                    kind=row.kind,
-                    payload=json.loads(row.payload),
-                    attempts=row.attempts,
-                    max_attempts=row.max_attempts,
-                )
-            )
+            for move in moves
+            if move.to == RUNNING
+        ]
         await session.commit()
     if rows and not taken:
         # Every row picked was given up; others may be due behind them.

@@ -27,7 +27,7 @@ from sqlalchemy import select
 
 from backend.ledger.claims import Claimed
 from backend.ledger.kinds import Outcome
-from backend.ledger.transitions import transition
+from backend.ledger.transitions import Move, transition_all
 from backend.models.ledger import Request
 from backend.services import Services
 from common.db import begin_write
@@ -58,7 +58,6 @@ class Settled:
 async def record(services: Services, owner: str, batch: Sequence[Settled]) -> set[int]:
     """Write ``batch`` in one transaction; return the ids of requests this worker still held."""
     now = services.clock.now()
-    actor = f"worker:{owner}"
     async with services.sessions() as session:
         await begin_write(session)
         held = {
@@ -74,35 +73,22 @@ async def record(services: Services, owner: str, batch: Sequence[Settled]) -> se
                 .with_for_update()
             )
         }
+        moves = []
         for item in batch:
             row = held.get(item.job.id)
             if row is None:
                 log.warning("request %s: lease lost before recording the outcome", item.job.id)
             elif item.outcome is not None:
                 outcome = item.outcome
-                await transition(
-                    session,
-                    row,
-                    outcome.state,
-                    actor=actor,
-                    at=now,
-                    reason=outcome.reason,
-                    details=outcome.details,
-                )
+                moves.append(Move(row, outcome.state, outcome.reason, outcome.details))
             elif row.attempts >= row.max_attempts:
-                await transition(
-                    session, row, FAILED, actor=actor, at=now, reason="attempts_exhausted"
-                )
+                moves.append(Move(row, FAILED, reason="attempts_exhausted"))
             else:
-                await transition(
-                    session,
-                    row,
-                    QUEUED,
-                    actor=actor,
-                    at=now,
-                    run_at=now + backoff(row.attempts),
-                    data={"error": item.error or "error"},
+                retry_at = now + backoff(row.attempts)
+                moves.append(
+                    Move(row, QUEUED, run_at=retry_at, data={"error": item.error or "error"})
                 )
+        await transition_all(session, moves, actor=f"worker:{owner}", at=now)
         await session.commit()
     return set(held)
 

@@ -1,21 +1,26 @@
-"""The one function that moves a request from state to state.
+"""The one place that moves a request from state to state.
 
-``transition`` checks the move against ``states.MOVES`` (``IllegalTransition``
-otherwise) and, in the caller's transaction, writes everything the move
-means: the state and its bookkeeping (lease, attempts, next run time), the
-audit entry, the outcome notification for a final state, the escalation for
-a failure, and the wake-up for a request queued to run now. Nothing else
-assigns ``Request.state`` (``tests/test_ledger_transitions.py`` holds every
-module to that), so a request's history is the audit log's.
+``transition`` (one request) and ``transition_all`` (a batch: a claim, a
+group of outcomes) check each move against ``states.MOVES``
+(``IllegalTransition`` otherwise, before anything changes) and, in the
+caller's transaction, write everything a move means: the state and its
+bookkeeping (lease, attempts, next run time), the outcome notification for a
+final state, the escalation for a failure, the wake-up for a request queued
+to run now, and the audit entry. Nothing else assigns ``Request.state``
+(``tests/test_ledger_transitions.py`` holds every module to that), so a
+request's history is the audit log's.
 
-It does not commit: the caller decides what else belongs to the same
-transaction (a claim's other rows, a batch of outcomes).
+The audit entries are written last, after every row of the batch: the rows'
+updates and notifications then go to the database together (one flush), and
+an audit log that orders its writers holds them for the shortest time.
+
+Neither commits: the caller decides what else belongs to the same transaction.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,6 +40,19 @@ class Lease:
 
     owner: str
     until: datetime
+
+
+@dataclass(frozen=True)
+class Move:
+    """One request's move to ``to``; see ``transition`` for what the other fields mean."""
+
+    row: Request
+    to: RequestState
+    reason: str | None = None
+    details: Mapping[str, Any] | None = None
+    lease: Lease | None = None
+    run_at: datetime | None = None
+    data: Mapping[str, audit.Scalar] | None = None
 
 
 async def transition(
@@ -58,21 +76,71 @@ async def transition(
       scrubbed, the customer is told, and a failure is escalated to an agent.
     - ``data`` adds facts (scalars, no personal data) to the audit entry.
     """
+    move = Move(row, to, reason, details, lease, run_at, data)
+    await transition_all(session, [move], actor=actor, at=at)
+
+
+async def transition_all(
+    session: AsyncSession, moves: Sequence[Move], *, actor: str, at: datetime
+) -> None:
+    """Make every move of ``moves`` as ``actor`` at ``at`` (see ``transition``); no commit."""
+    actions = [_check(move) for move in moves]
+    for move in moves:
+        await _apply(session, move, at)
+    for move in moves:
+        if move.to in states.ESCALATED:
+            from backend.escalations import open_escalation
+
+            await open_escalation(
+                session,
+                chat=move.row.chat,
+                reason="failed_request",
+                locale=move.row.locale,
+                verified=True,
+                customer_ref=move.row.customer_ref,
+                at=at,
+            )
+    for move, action in zip(moves, actions, strict=True):
+        row = move.row
+        facts: dict[str, audit.Scalar] = {"kind": row.kind, "attempt": row.attempts or 0}
+        if move.reason is not None:
+            facts["reason"] = move.reason
+        facts.update(move.data or {})
+        await audit.record(
+            session,
+            action=action,
+            actor=actor,
+            subject=row.reference,
+            outcome=move.to,
+            data=facts,
+            at=at,
+        )
+
+
+def _check(move: Move) -> str:
+    """The audit action of an allowed move; ``IllegalTransition`` for any other."""
+    row = move.row
     current = RequestState(row.state) if row.state is not None else SUBMITTED
-    action = states.MOVES.get((current, to))
+    action = states.MOVES.get((current, move.to))
     if action is None:
-        raise IllegalTransition(row.reference, current, to)
+        raise IllegalTransition(row.reference, current, move.to)
+    if move.to == RUNNING and move.lease is None:
+        raise ValueError("a request moves to running only with a lease")
+    return action
+
+
+async def _apply(session: AsyncSession, move: Move, at: datetime) -> None:
+    """The row's new state and bookkeeping, and the customer's notification."""
+    row, to = move.row, move.to
     row.state = to
     row.updated_at = at
-    if to == RUNNING:
-        if lease is None:
-            raise ValueError("a request moves to running only with a lease")
-        row.lease_owner, row.lease_expires_at = lease.owner, lease.until
+    if move.lease is not None and to == RUNNING:
+        row.lease_owner, row.lease_expires_at = move.lease.owner, move.lease.until
         row.attempts = (row.attempts or 0) + 1
     else:
         row.lease_owner = row.lease_expires_at = None
     if to == QUEUED:
-        row.next_run_at = run_at or at
+        row.next_run_at = move.run_at or at
         if row.next_run_at <= at:
             await wakeup.announce(session)
     if to in states.SCRUBBED_IN:
@@ -80,8 +148,8 @@ async def transition(
         # carry the request out, not to remember it afterwards.
         row.payload = SCRUBBED
         row.next_run_at = None
-        row.reason = reason
-        row.result = json.dumps(dict(details or {}), ensure_ascii=False)
+        row.reason = move.reason
+        row.result = json.dumps(dict(move.details or {}), ensure_ascii=False)
     if to in states.TOLD:
         notifications.add(
             session,
@@ -91,31 +159,6 @@ async def transition(
             at=at,
             reference=row.reference,
             outcome=to,
-            reason=reason,
-            details=details or {},
+            reason=move.reason,
+            details=move.details or {},
         )
-    if to in states.ESCALATED:
-        from backend.escalations import open_escalation
-
-        await open_escalation(
-            session,
-            chat=row.chat,
-            reason="failed_request",
-            locale=row.locale,
-            verified=True,
-            customer_ref=row.customer_ref,
-            at=at,
-        )
-    facts: dict[str, audit.Scalar] = {"kind": row.kind, "attempt": row.attempts or 0}
-    if reason is not None:
-        facts["reason"] = reason
-    facts.update(data or {})
-    await audit.record(
-        session,
-        action=action,
-        actor=actor,
-        subject=row.reference,
-        outcome=to,
-        data=facts,
-        at=at,
-    )

@@ -36,8 +36,8 @@ from backend.ledger.claims import Claimed, claim
 from backend.ledger.kinds import carry_out
 from backend.ledger.outcomes import GroupCommit, Settled
 from backend.ledger.purge import purge_daily
-from backend.ledger.transitions import transition
-from backend.ledger.wakeup import Waiter
+from backend.ledger.transitions import Move, transition_all
+from backend.ledger.wakeup import POLL_SECONDS, Waiter
 from backend.models.ledger import Request
 from backend.services import Services
 from common.db import begin_write
@@ -106,12 +106,12 @@ async def release(services: Services, owner: str, jobs: Sequence[Claimed]) -> No
             )
             .with_for_update()
         )
+        moves = []
         for row in rows:
             # Not tried: the attempt it was claimed for is not counted.
             row.attempts -= 1
-            await transition(
-                session, row, QUEUED, actor=f"worker:{owner}", at=now, data={"released": True}
-            )
+            moves.append(Move(row, QUEUED, data={"released": True}))
+        await transition_all(session, moves, actor=f"worker:{owner}", at=now)
         await session.commit()
 
 
@@ -126,6 +126,7 @@ class Worker:
         owner: str,
         concurrency: int = 1,
         after_effect: AfterEffect | None = None,
+        poll_seconds: float = POLL_SECONDS,
     ) -> None:
         self.services = services
         self.crm = crm
@@ -133,13 +134,19 @@ class Worker:
         self.concurrency = max(1, concurrency)
         self.batch = min(MAX_BATCH, self.concurrency * BATCH_PER_SLOT)
         self.after_effect = after_effect
+        self.poll_seconds = poll_seconds
         self._buffer: deque[Claimed] = deque()
         self._refill = asyncio.Lock()
         self._drained = False
+        # Slots carrying a request out, and a signal each time one finishes: with
+        # ``once``, a finished request can make its customer's next one due.
+        self._busy = 0
+        self._finished = asyncio.Event()
+        self._completions = 0
 
     async def run(self, stop: asyncio.Event, *, once: bool = False) -> int:
         """Carry out requests until ``stop`` is set (with ``once``, until none is due); count them."""
-        waiter = Waiter(self.services.settings.database_url)
+        waiter = Waiter(self.services.settings.database_url, self.poll_seconds)
         await waiter.start()
         commit = GroupCommit(self.services, self.owner)
         stopping = asyncio.ensure_future(stop.wait())
@@ -147,14 +154,18 @@ class Worker:
 
         async def slot(index: int) -> None:
             while (job := await self._next(waiter, stop, stopping, once)) is not None:
+                self._busy += 1
                 try:
                     await _carry_out(self.services, self.crm, job, commit, self.after_effect)
+                    counts[index] += 1
                 except Exception as exc:
                     # A database hiccup must not end the slot; the lease protects the request.
                     # The type only: database errors can quote the values they were given.
                     log.error("worker %s: request %s: %s", self.owner, job.id, type(exc).__name__)
-                    continue
-                counts[index] += 1
+                finally:
+                    self._busy -= 1
+                    self._completions += 1
+                    self._finished.set()
 
         try:
             await asyncio.gather(*(slot(i) for i in range(self.concurrency)))
@@ -180,12 +191,18 @@ class Worker:
                 if stop.is_set() or self._drained:
                     return None
                 waiter.clear()
+                completions = self._completions
                 try:
                     self._buffer.extend(await claim(self.services, self.owner, self.batch))
                 except Exception as exc:
                     log.error("worker %s: claim failed: %s", self.owner, type(exc).__name__)
                 if self._buffer:
                     break
+                if once and (self._busy or self._completions != completions):
+                    if self._completions == completions:
+                        self._finished.clear()
+                        await self._finished.wait()
+                    continue
                 if once:
                     self._drained = True
                     return None
@@ -208,14 +225,21 @@ async def run_workers(
     once: bool = False,
     purge: bool = True,
     after_effect: AfterEffect | None = None,
+    poll_seconds: float = POLL_SECONDS,
 ) -> int:
     """A worker with ``concurrency`` slots (and the daily purge) until ``stop``; return requests run.
 
     ``after_effect(job)`` runs after each CRM effect, before its outcome is
-    recorded: the kill tests end the process there.
+    recorded (the kill tests end the process there); ``poll_seconds`` is how
+    long an idle worker waits for a wake-up before it looks anyway.
     """
     worker = Worker(
-        services, crm, owner=worker_name(), concurrency=concurrency, after_effect=after_effect
+        services,
+        crm,
+        owner=worker_name(),
+        concurrency=concurrency,
+        after_effect=after_effect,
+        poll_seconds=poll_seconds,
     )
     purger = asyncio.create_task(purge_daily(services, crm, stop)) if purge and not once else None
     try:

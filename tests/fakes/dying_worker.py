@@ -1,8 +1,11 @@
-"""``python -m tests.fakes.dying_worker --now ISO``: a worker that dies right after a CRM effect.
+"""``python -m tests.fakes.dying_worker --now ISO [--die-at effect|outcome]``: a worker killed mid-request.
 
-The kill tests run it to leave a request ``running`` with its effect applied
-and its outcome not recorded, as a worker killed at that moment would: the
-process ends with ``os._exit(DIED)``, no clean-up, no commit.
+The kill tests run it to leave a request as a worker killed at that moment
+would: the process ends with ``os._exit(DIED)``, no clean-up, no commit.
+
+- ``effect``: right after the CRM effect, before the outcome is recorded.
+- ``outcome``: inside the transaction that records the outcome, as it writes
+  the customer's notification (the state change already sent, not committed).
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ import argparse
 import asyncio
 import os
 from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event
 
 from backend.ledger.claims import Claimed
 from backend.ledger.submit import connector
@@ -28,16 +34,32 @@ def die(job: Claimed) -> None:
     os._exit(DIED)
 
 
+def die_on_notification(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+    """``before_cursor_execute``: end the process as the outbox insert is sent."""
+    if statement.lstrip().upper().startswith("INSERT INTO NOTIFICATIONS"):
+        os._exit(DIED)
+
+
 def main() -> int:
     """Run one worker with the fixed clock ``--now`` until it dies (or finds nothing due)."""
     parser = argparse.ArgumentParser(prog="python -m tests.fakes.dying_worker")
     parser.add_argument("--now", required=True)
+    parser.add_argument("--die-at", choices=("effect", "outcome"), default="effect")
     args = parser.parse_args()
 
     async def body(services: Services, stop: asyncio.Event) -> int:
         crm = connector(services)
+        after_effect = die if args.die_at == "effect" else None
+        if args.die_at == "outcome":
+            event.listen(services.engine.sync_engine, "before_cursor_execute", die_on_notification)
         await run_workers(
-            services, crm, concurrency=1, stop=stop, once=True, purge=False, after_effect=die
+            services,
+            crm,
+            concurrency=1,
+            stop=stop,
+            once=True,
+            purge=False,
+            after_effect=after_effect,
         )
         return 0
 
