@@ -13,6 +13,7 @@ from backend.settings import Settings
 from backend.sms import ConsoleSmsGateway, HttpSmsGateway, SmsGateway
 from common.clock import Clock, SystemClock
 from common.db import make_engine, make_sessionmaker
+from common.private_files import ensure_private_dir
 
 
 @dataclass
@@ -35,6 +36,8 @@ class Services:
 
 async def open_services(settings: Settings, *, clock: Clock | None = None) -> Services:
     """Build the services for ``settings``; the database must already be migrated."""
+    # DATA_DIR holds the key and, by default, the database: private before either is made.
+    ensure_private_dir(settings.data_dir)
     keyring = crypto.load_keyring(settings.secret_key, settings.data_dir)
     crypto.install(keyring)
     engine = make_engine(settings.database_url)

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from common.private_files import ensure_private_dir, read_or_create_secret
 from common.settings import (
     PREFIX,
     REPO_ROOT,
+    SERVICE_TOKEN_FILE,
     SettingsError,
     lookup,
     parse_bool,
@@ -148,17 +149,16 @@ class Settings:
         """Return settings whose service token is set, generating one into DATA_DIR once.
 
         The embedded default runs bot and backend in one process, so a token
-        generated on first run and kept beside the data is enough; at scale the
-        operator sets ``DATADESK_SERVICE_TOKEN`` on every process.
+        generated on first start and kept beside the data (``DATA_DIR/service-token``,
+        ``0600`` from creation, one token however many processes start at once)
+        is enough. At scale the operator sets ``DATADESK_SERVICE_TOKEN`` on
+        every process.
         """
         if self.service_token:
             return self
-        path = self.data_dir / "service-token"
-        if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(32))
-            path.chmod(0o600)
-        return replace(self, service_token=path.read_text().strip())
+        ensure_private_dir(self.data_dir)
+        token = read_or_create_secret(self.data_dir / SERVICE_TOKEN_FILE)
+        return replace(self, service_token=token)
 
     @property
     def email_enabled(self) -> bool:

@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from common.private_files import DIR_MODE, ensure_private_file, tighten_private_file
+
 # Stable constraint names, so that migrations written on SQLite and PostgreSQL agree.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -50,12 +52,28 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _prepare_sqlite_file(url: str) -> None:
+    """Create a SQLite database file ``0600`` (in a ``0700`` folder if new) before SQLite does.
+
+    SQLite gives its ``-wal``, ``-shm`` and ``-journal`` files the database
+    file's permissions, so they are private too; ones left wider by an older
+    version are tightened.
+    """
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.parent.exists():
+        path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    ensure_private_file(path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        tighten_private_file(path.with_name(path.name + suffix))
+
+
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """Create an async engine with the settings this project relies on for ``url``."""
     if is_sqlite(url):
-        database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        _prepare_sqlite_file(url)
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -98,9 +116,7 @@ def upgrade_sync(url: str, script_location: Path) -> None:
     from alembic import command
 
     if is_sqlite(url):
-        database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        _prepare_sqlite_file(url)
     command.upgrade(_alembic_config(url, script_location), "heads")
 
 

@@ -14,6 +14,9 @@ from pathlib import Path
 PREFIX = "DATADESK_"
 # The checkout: default home of dialogs/ and locales/.
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Where the backend keeps the service token it generated (no DATADESK_SERVICE_TOKEN
+# set), in its DATA_DIR.
+SERVICE_TOKEN_FILE = "service-token"  # noqa: S105 - a file name, not a secret
 
 
 class SettingsError(ValueError):

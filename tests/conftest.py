@@ -94,7 +94,9 @@ class DatabaseFactory:
         template = self._ensure_template()
         if self.kind == "sqlite":
             target = directory / f"{self.label}.sqlite3"
-            shutil.copyfile(template, target)
+            # Private from creation, as the database helpers make every SQLite file.
+            with open(template, "rb") as source, open(target, "xb", opener=_private) as copy:
+                shutil.copyfileobj(source, copy)
             return f"sqlite+aiosqlite:///{target}"
         name = f"dd_{self.label}_{uuid.uuid4().hex[:12]}"
         asyncio.run(_pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
@@ -106,6 +108,10 @@ class DatabaseFactory:
             return
         for name in [*self._made, *([self._template] if self._template else [])]:
             asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
 
 
 @pytest.fixture(scope="session")
