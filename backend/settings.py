@@ -1,9 +1,11 @@
-"""Settings read from the ``DATADESK_*`` environment (see ``docs/operators.md``).
+"""The backend's settings, read from the ``DATADESK_*`` environment (see ``docs/operators.md``).
 
 The names and defaults are a contract shared with operators and other tools:
-add settings, never rename them. ``Settings.from_env``
-is the only place that reads the environment; everything else is handed a
-``Settings``.
+add settings, never rename them. ``Settings.from_env`` is the only place in
+``backend/`` that reads the environment; everything else is handed a
+``Settings``. The bot's variables (Telegram, ``BACKEND_URL``, its database
+and key, dialogs and catalogs) are ``bot/settings.py``'s; ``datadesk run``
+reads both from the same environment and hands each side its own.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from pathlib import Path
 from common.private_files import ensure_private_dir, read_or_create_secret
 from common.settings import (
     PREFIX,
-    REPO_ROOT,
     SERVICE_TOKEN_FILE,
     SettingsError,
     lookup,
@@ -47,15 +48,8 @@ class Settings:
 
     data_dir: Path = Path("var")
     database_url: str = ""
-    bot_database_url: str = ""
-    telegram_token: str | None = None
-    telegram_api_url: str = "https://api.telegram.org"
-    telegram_mode: str = "polling"
-    webhook_url: str | None = None
-    webhook_secret: str | None = None
     http_host: str = "127.0.0.1"
     http_port: int = 8080
-    backend_url: str = ""
     service_token: str = ""
     sms_gateway: str = "console"
     sms_gateway_url: str | None = None
@@ -68,8 +62,6 @@ class Settings:
     smtp_starttls: bool = False
     secret_key: str | None = None
     jurisdiction: str = "EU-LV"
-    dialogs_dir: Path = REPO_ROOT / "dialogs"
-    locales_dir: Path = REPO_ROOT / "locales"
     # Request kinds that wait in the back-office review queue before running.
     review_kinds: frozenset[str] = field(default_factory=frozenset)
     crm: str = "builtin"
@@ -82,7 +74,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read settings from ``environ`` (default ``os.environ``); raise SettingsError."""
-        env = dict(os.environ if environ is None else environ)
+        env = os.environ if environ is None else environ
 
         def get(name: str) -> str | None:
             return lookup(env, name)
@@ -102,18 +94,8 @@ class Settings:
             data_dir=data_dir,
             database_url=get("DATABASE_URL")
             or f"sqlite+aiosqlite:///{data_dir / 'backend.sqlite3'}",
-            bot_database_url=get("BOT_DATABASE_URL")
-            or f"sqlite+aiosqlite:///{data_dir / 'bot.sqlite3'}",
-            telegram_token=get("TELEGRAM_TOKEN"),
-            telegram_api_url=(get("TELEGRAM_API_URL") or "https://api.telegram.org").rstrip("/"),
-            telegram_mode=parse_choice(
-                "TELEGRAM_MODE", get("TELEGRAM_MODE") or "polling", ("polling", "webhook")
-            ),
-            webhook_url=get("WEBHOOK_URL"),
-            webhook_secret=get("WEBHOOK_SECRET"),
             http_host=http_host,
             http_port=http_port,
-            backend_url=(get("BACKEND_URL") or f"http://{http_host}:{http_port}").rstrip("/"),
             service_token=get("SERVICE_TOKEN") or "",
             sms_gateway=parse_choice(
                 "SMS_GATEWAY", get("SMS_GATEWAY") or "console", ("console", "http")
@@ -128,8 +110,6 @@ class Settings:
             smtp_starttls=parse_bool("SMTP_STARTTLS", get("SMTP_STARTTLS") or "false"),
             secret_key=get("SECRET_KEY"),
             jurisdiction=get("JURISDICTION") or "EU-LV",
-            dialogs_dir=Path(get("DIALOGS_DIR") or REPO_ROOT / "dialogs").resolve(),
-            locales_dir=Path(get("LOCALES_DIR") or REPO_ROOT / "locales").resolve(),
             review_kinds=review_kinds,
             crm=parse_choice("CRM", get("CRM") or "builtin", ("builtin", "http")),
             crm_url=get("CRM_URL"),
@@ -141,8 +121,6 @@ class Settings:
             raise SettingsError(f"{PREFIX}SMS_GATEWAY=http needs {PREFIX}SMS_GATEWAY_URL")
         if settings.crm == "http" and not settings.crm_url:
             raise SettingsError(f"{PREFIX}CRM=http needs {PREFIX}CRM_URL")
-        if settings.telegram_mode == "webhook" and not settings.webhook_url:
-            raise SettingsError(f"{PREFIX}TELEGRAM_MODE=webhook needs {PREFIX}WEBHOOK_URL")
         return settings
 
     def with_service_token(self) -> Settings:
@@ -151,8 +129,8 @@ class Settings:
         The embedded default runs bot and backend in one process, so a token
         generated on first start and kept beside the data (``DATA_DIR/service-token``,
         ``0600`` from creation, one token however many processes start at once)
-        is enough. At scale the operator sets ``DATADESK_SERVICE_TOKEN`` on
-        every process.
+        is enough; a bot sharing the ``DATA_DIR`` reads it there. At scale the
+        operator sets ``DATADESK_SERVICE_TOKEN`` on every process.
         """
         if self.service_token:
             return self

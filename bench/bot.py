@@ -269,6 +269,7 @@ async def datadesk(api: BotApiStandIn, workdir: Path) -> AsyncIterator[Recording
     from backend.settings import Settings
     from bot.backend_client import BackendClient
     from bot.conversation import Conversations
+    from bot.settings import BotSettings
     from bot.state import BOT_MIGRATIONS
     from bot.telegram.app import ChannelOptions, TelegramChannel
     from common.db import upgrade
@@ -277,14 +278,20 @@ async def datadesk(api: BotApiStandIn, workdir: Path) -> AsyncIterator[Recording
         Settings.from_env({}),
         data_dir=workdir,
         database_url=f"sqlite+aiosqlite:///{workdir / 'backend.sqlite3'}",
-        bot_database_url=f"sqlite+aiosqlite:///{workdir / 'bot.sqlite3'}",
         service_token="bench-service-token",  # noqa: S106 - a throwaway bench database
         secret_key="bench-secret-key",  # noqa: S106
+    )
+    bot_settings = replace(
+        BotSettings.from_env({}),
+        data_dir=workdir / "bot",
+        bot_database_url=f"sqlite+aiosqlite:///{workdir / 'bot.sqlite3'}",
+        bot_secret_key="bench-bot-secret-key",  # noqa: S106
+        service_token=settings.service_token,
         telegram_token=TOKEN,
         telegram_api_url=api.url,
     )
     await upgrade(settings.database_url, BACKEND_MIGRATIONS)
-    await upgrade(settings.bot_database_url, BOT_MIGRATIONS)
+    await upgrade(bot_settings.bot_database_url, BOT_MIGRATIONS)
     services = await open_services(settings)
     sms = RecordingSms()
     services.sms = sms
@@ -298,14 +305,13 @@ async def datadesk(api: BotApiStandIn, workdir: Path) -> AsyncIterator[Recording
     server = site._server
     assert server is not None
     port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-    settings = replace(settings, backend_url=f"http://127.0.0.1:{port}")
-    services.settings = settings
+    bot_settings = replace(bot_settings, backend_url=f"http://127.0.0.1:{port}")
     stop = asyncio.Event()
     worker = asyncio.create_task(
         run_workers(services, connector(services), concurrency=1, stop=stop, purge=False)
     )
-    backend = BackendClient(settings.backend_url, settings.service_token)
-    conversations = await Conversations.open(settings, backend=backend)
+    backend = BackendClient(bot_settings.backend_url, bot_settings.service_token)
+    conversations = await Conversations.open(bot_settings, backend=backend)
     channel = TelegramChannel(
         token=TOKEN,
         api_url=api.url,

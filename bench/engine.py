@@ -18,11 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from backend.crypto import Keyring
 from bot.channel import Contact, Event, Press, Start, Text
 from bot.engine import ActionResult, Dialogs, State, load_dialogs, step
 from bot.i18n import Catalogs
 from bot.state import BOT_MIGRATIONS, StateStore
+from bot.state_key import StateKey
 from common.db import upgrade_sync
 from common.settings import REPO_ROOT
 
@@ -93,7 +93,7 @@ async def persisted(dialogs: Dialogs, catalogs: Catalogs, folder: Path) -> tuple
     """Events stepped in ``SECONDS`` with a load and a save of the chat's row around each."""
     url = f"sqlite+aiosqlite:///{folder / 'bot.sqlite3'}"
     await asyncio.to_thread(upgrade_sync, url, BOT_MIGRATIONS)
-    store = StateStore.open(url, Keyring.from_secret("bench-secret-not-for-production"))
+    store = StateStore.open(url, StateKey("bench-secret-not-for-production"))
     events, started = 0, time.perf_counter()
     try:
         while time.perf_counter() - started < SECONDS:

@@ -26,8 +26,6 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from backend.crypto import load_keyring
-from backend.settings import Settings
 from bot import hygiene, notices
 from bot.actions import ActionContext, run_action
 from bot.backend_client import BackendClient
@@ -45,7 +43,9 @@ from bot.channel import (
 )
 from bot.engine_adapter import DialogEngine, EngineAdapter, OutMessage, PlainMessage
 from bot.i18n import Catalogs, negotiate
+from bot.settings import BotSettings
 from bot.state import ChatRecord, StaleState, StateStore
+from bot.state_key import load_state_key
 from bot.transcript import Transcript
 from common.clock import Clock, SystemClock
 
@@ -84,7 +84,7 @@ class Conversations:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: BotSettings,
         *,
         store: StateStore,
         backend: BackendClient,
@@ -109,7 +109,7 @@ class Conversations:
     @classmethod
     async def open(
         cls,
-        settings: Settings,
+        settings: BotSettings,
         *,
         backend: BackendClient | None = None,
         engine: EngineAdapter | None = None,
@@ -120,14 +120,14 @@ class Conversations:
             engine = DialogEngine()
         catalogs = await asyncio.to_thread(Catalogs.load, settings.locales_dir)
         dialogs = await asyncio.to_thread(engine.load, settings.dialogs_dir, catalogs)
-        keyring = load_keyring(settings.secret_key, settings.data_dir)
+        key = load_state_key(settings)
         owns = backend is None
         if backend is None:
             token = settings.with_service_token().service_token
             backend = BackendClient(settings.backend_url, token)
         return cls(
             settings,
-            store=StateStore.open(settings.bot_database_url, keyring),
+            store=StateStore.open(settings.bot_database_url, key),
             backend=backend,
             catalogs=catalogs,
             engine=engine,

@@ -2,9 +2,11 @@
 
 ``start_bot(settings)`` serves until cancelled: it opens the conversation
 service, the backend client and the channel, and closes them again on the
-way out. While it runs, ``DATA_DIR/bot.pid`` holds the process id and SIGHUP
-re-reads the dialog files (``datadesk dialogs reload`` sends it); a broken set
-is refused and the last good one kept (``Conversations.reload``).
+way out. It is handed the bot's own ``BotSettings`` (never the backend's), so
+the process holds no key but the bot's. While it runs, ``DATA_DIR/bot.pid``
+holds the process id and SIGHUP re-reads the dialog files (``datadesk dialogs
+reload`` sends it); a broken set is refused and the last good one kept
+(``Conversations.reload``).
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ import sys
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-from backend.settings import Settings
 from bot.backend_client import BackendClient
 from bot.conversation import Conversations
 from bot.engine import DialogErrors
+from bot.settings import BotSettings
 from bot.telegram.app import ChannelOptions, TelegramChannel
 from common.errors import ConfigError
 from common.logs import configure
+from common.private_files import ensure_private_dir
+from common.settings import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +38,7 @@ log = logging.getLogger(__name__)
 DEFAULT_WEBHOOK_PORT = 8443
 
 
-def channel_options(settings: Settings) -> ChannelOptions:
+def channel_options(settings: BotSettings) -> ChannelOptions:
     """The channel's options from the operator's settings.
 
     In webhook mode the bot listens on ``HTTP_HOST`` at the port named in
@@ -53,13 +57,13 @@ def channel_options(settings: Settings) -> ChannelOptions:
     )
 
 
-def pid_file(settings: Settings) -> str:
+def pid_file(settings: BotSettings) -> str:
     """Where a running bot leaves its process id for ``datadesk dialogs reload``."""
     return str(settings.data_dir / "bot.pid")
 
 
 @contextlib.contextmanager
-def _reload_on_sighup(conversations: Conversations, settings: Settings) -> Iterator[None]:
+def _reload_on_sighup(conversations: Conversations, settings: BotSettings) -> Iterator[None]:
     """SIGHUP → reload the dialogs; the pid file names this process meanwhile."""
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[bool]] = set()
@@ -78,7 +82,6 @@ def _reload_on_sighup(conversations: Conversations, settings: Settings) -> Itera
         # Not the main thread (tests, embedding): reload stays available as a call.
         log.debug("SIGHUP reload not installed outside the main thread")
     path = pid_file(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
         handle.write(f"{os.getpid()}\n")
     try:
@@ -93,12 +96,15 @@ def _reload_on_sighup(conversations: Conversations, settings: Settings) -> Itera
                 os.remove(path)
 
 
-async def start_bot(settings: Settings, *, options: ChannelOptions | None = None) -> None:
-    """Serve the Telegram channel for ``settings`` until cancelled."""
-    token = settings.telegram_token
-    if not token:
-        raise ValueError("DATADESK_TELEGRAM_TOKEN is not set; there is no Telegram channel to run")
+async def start_bot(settings: BotSettings, *, options: ChannelOptions | None = None) -> None:
+    """Serve the Telegram channel for ``settings`` until cancelled.
+
+    SettingsError when the channel cannot run (``BotSettings.check_channel``)
+    or no service token is to be had (``BotSettings.with_service_token``).
+    """
+    token = settings.check_channel()
     settings = settings.with_service_token()
+    ensure_private_dir(settings.data_dir)
     backend = BackendClient(settings.backend_url, settings.service_token)
     try:
         conversations = await Conversations.open(settings, backend=backend)
@@ -118,7 +124,7 @@ async def start_bot(settings: Settings, *, options: ChannelOptions | None = None
         await backend.close()
 
 
-async def _serve_until_signalled(settings: Settings) -> None:
+async def _serve_until_signalled(settings: BotSettings) -> None:
     """``start_bot`` until SIGTERM or SIGINT, then a clean stop."""
     task = asyncio.current_task()
     assert task is not None
@@ -129,19 +135,23 @@ async def _serve_until_signalled(settings: Settings) -> None:
         await start_bot(settings)
 
 
-def run_bot(args: argparse.Namespace, settings: Settings) -> int:
+def run_bot(args: argparse.Namespace, settings: BotSettings) -> int:
     """``datadesk bot``: the Telegram channel in this process; exit status."""
     configure(settings.log_level)
-    if not settings.telegram_token:
-        log.error("DATADESK_TELEGRAM_TOKEN is not set; nothing to serve")
+    try:
+        settings.check_channel()
+        settings = settings.with_service_token()
+    except (SettingsError, ConfigError) as exc:
+        print(f"datadesk bot: not started: {exc}", file=sys.stderr)
         return 2
     try:
         asyncio.run(_serve_until_signalled(settings))
-    except (DialogErrors, ConfigError) as exc:
-        # Broken dialog or catalog files: refuse to start, saying where (file:line: what).
+    except DialogErrors as exc:
+        # Broken dialog files: refuse to start, saying where (file:line: what).
         print(f"datadesk bot: not started, the dialogs are broken:\n{exc}", file=sys.stderr)
         return 1
-    except ValueError as exc:
-        log.error("%s", exc)
-        return 2
+    except ConfigError as exc:
+        # A broken catalog or key file: the same, naming the file.
+        print(f"datadesk bot: not started:\n{exc}", file=sys.stderr)
+        return 1
     return 0

@@ -1,8 +1,10 @@
 """Conversation state kept in the bot database (see bot/migrations).
 
 One row per chat holds the engine's state and the action context (session
-token, pending verification, proof token), both encrypted with the
-deployment's keyring because they carry personal data the customer typed. A
+token, pending verification, proof token), both sealed with the bot's own key
+(``bot.state_key``) because they carry personal data the customer typed; a
+row that does not open under it (sealed under another key, or damaged) is
+read as no state, so the customer starts again at the menu. A
 ``version`` column gives optimistic concurrency: a writer that read version
 ``n`` only succeeds if the row is still at ``n``. Shown notification ids are
 kept per chat so a redelivered notification is not shown twice; the last
@@ -13,6 +15,7 @@ handled twice.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,11 +26,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from backend.crypto import CryptoError, Keyring
+from bot.state_key import SealError, StateKey
 from common.db import NAMING, UTCDateTime, make_engine, make_sessionmaker
 
 # The bot database's Alembic migrations; ``datadesk db upgrade`` runs them.
 BOT_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+log = logging.getLogger(__name__)
 
 
 class BotBase(DeclarativeBase):
@@ -85,25 +90,26 @@ class ChatRecord:
 class StateStore:
     """Loads and saves ``ChatRecord``s in the bot database (SQLite or PostgreSQL)."""
 
-    def __init__(self, engine: AsyncEngine, keyring: Keyring) -> None:
+    def __init__(self, engine: AsyncEngine, key: StateKey) -> None:
         self.engine = engine
         self.sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(engine)
-        self.keyring = keyring
+        self.key = key
 
     @classmethod
-    def open(cls, url: str, keyring: Keyring) -> StateStore:
+    def open(cls, url: str, key: StateKey) -> StateStore:
         """A store on the (already migrated) database at ``url``."""
-        return cls(make_engine(url), keyring)
+        return cls(make_engine(url), key)
 
     async def close(self) -> None:
         """Release the database connections."""
         await self.engine.dispose()
 
-    def _seal(self, value: dict[str, Any] | None) -> str:
-        return self.keyring.encrypt(json.dumps(value, ensure_ascii=False, sort_keys=True))
+    def _seal(self, chat: str, column: str, value: dict[str, Any] | None) -> str:
+        plain = json.dumps(value, ensure_ascii=False, sort_keys=True)
+        return self.key.seal(plain, bound_to=f"{chat}\x00{column}")
 
-    def _open(self, sealed: str) -> Any:
-        return json.loads(self.keyring.decrypt(sealed))
+    def _open(self, chat: str, column: str, sealed: str) -> Any:
+        return json.loads(self.key.open(sealed, bound_to=f"{chat}\x00{column}"))
 
     async def load(self, chat: str) -> ChatRecord:
         """The chat's record, or a fresh one; unreadable state starts over rather than crash."""
@@ -112,11 +118,17 @@ class StateStore:
         if row is None:
             return ChatRecord(chat=chat)
         try:
-            state = self._open(row.state)
-            context = self._open(row.context)
-        except (CryptoError, ValueError):
-            # A changed secret key or a damaged row: the customer starts again
-            # (keeping the version so the next save still detects races).
+            state = self._open(chat, "state", row.state)
+            context = self._open(chat, "context", row.context)
+        except (SealError, ValueError) as exc:
+            # Sealed under another key (the shared key of earlier versions, a
+            # changed bot key) or damaged: the customer starts again (keeping
+            # the version so the next save still detects races).
+            log.warning(
+                "chat %s: saved conversation does not open (%s); it starts again at the menu",
+                chat,
+                type(exc).__name__,
+            )
             return ChatRecord(
                 chat=chat,
                 agent_active=row.agent_active,
@@ -138,8 +150,8 @@ class StateStore:
         """Write ``record`` if nobody else did since it was loaded; bump its version."""
         now = now or datetime.now(UTC)
         values = {
-            "state": self._seal(record.state),
-            "context": self._seal(record.context),
+            "state": self._seal(record.chat, "state", record.state),
+            "context": self._seal(record.chat, "context", record.context),
             "agent_active": record.agent_active,
             "version": record.version + 1,
             "updated_at": now,

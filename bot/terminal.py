@@ -26,10 +26,10 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import TextIO
 
-from backend.settings import Settings
 from bot.backend_client import BackendClient, BackendError
 from bot.channel import Command, Contact, Delete, Event, Outgoing, Press, Start, Text
 from bot.conversation import Conversations
+from bot.settings import BotSettings
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def _language(settings_language: str | None) -> str | None:
 
 
 async def run_chat(
-    settings: Settings,
+    settings: BotSettings,
     *,
     language: str | None = None,
     name: str | None = None,
@@ -151,12 +151,17 @@ async def run_chat(
     out: TextIO | None = None,
     poll_wait: float = 25.0,
 ) -> None:
-    """Talk to the dialogs until ``/quit`` or the end of input."""
+    """Talk to the dialogs until ``/quit`` or the end of input.
+
+    SettingsError when no service token is to be had (``BotSettings.with_service_token``).
+    """
     from bot.state import BOT_MIGRATIONS
     from common.db import upgrade
+    from common.private_files import ensure_private_dir
 
-    await upgrade(settings.bot_database_url, BOT_MIGRATIONS)
     settings = settings.with_service_token()
+    ensure_private_dir(settings.data_dir)
+    await upgrade(settings.bot_database_url, BOT_MIGRATIONS)
     terminal = Terminal(out or sys.stdout)
     chat = chat_id(name)
     language = _language(language)
@@ -194,16 +199,20 @@ async def _talk(
         await asyncio.gather(poller, return_exceptions=True)
 
 
-def chat_command(args: argparse.Namespace, settings: Settings) -> int:
+def chat_command(args: argparse.Namespace, settings: BotSettings) -> int:
     """``datadesk chat [--lang xx]``: the dialogs in this terminal, against ``BACKEND_URL``."""
     from bot.engine import DialogErrors
     from common.errors import ConfigError
     from common.logs import configure
+    from common.settings import SettingsError
 
     # The chat owns the terminal: only warnings and errors go to stderr beside it.
     configure("WARNING")
     try:
         asyncio.run(run_chat(settings, language=getattr(args, "lang", None)))
+    except SettingsError as exc:
+        print(f"datadesk chat: {exc}", file=sys.stderr)
+        return 2
     except ConfigError as exc:
         print(f"datadesk chat: {exc}", file=sys.stderr)
         return 1

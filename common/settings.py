@@ -1,6 +1,6 @@
 """Parsing helpers for the ``DATADESK_*`` environment, shared by each side's settings.
 
-Each process's settings class (``backend/settings.py``) reads the environment
+Each side's settings class (``backend/settings.py``, ``bot/settings.py``) reads the environment
 in its ``from_env`` and turns raw strings into values with these helpers, so a
 bad value fails the same way everywhere: ``SettingsError`` whose message names
 the variable, printed at start instead of a traceback.
@@ -15,7 +15,7 @@ PREFIX = "DATADESK_"
 # The checkout: default home of dialogs/ and locales/.
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Where the backend keeps the service token it generated (no DATADESK_SERVICE_TOKEN
-# set), in its DATA_DIR.
+# set), in its DATA_DIR; a bot sharing that DATA_DIR reads it there.
 SERVICE_TOKEN_FILE = "service-token"  # noqa: S105 - a file name, not a secret
 
 

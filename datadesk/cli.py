@@ -3,7 +3,10 @@
 Each sub-command names the function that carries it out as ``module:function``;
 the module is imported only when that command runs, so ``datadesk dialogs
 check`` does not load the database drivers. A command function takes the
-parsed arguments and the settings and returns the exit status. Commands that
+parsed arguments and the settings of its side and returns the exit status:
+backend commands get the backend's ``Settings``, bot commands the bot's
+``BotSettings`` (so a bot command never reads the backend's secrets), and the
+commands that run both get a ``Deployment`` holding each. Commands that
 belong to one side live on that side (``backend/crm/cli.py``,
 ``bot/dialogs/cli.py``); this package only assembles them, and alone runs
 both sides together (``datadesk run``, ``datadesk db upgrade``).
@@ -15,12 +18,23 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from backend.settings import Settings
+from bot.settings import BotSettings
 from common.settings import SettingsError
 from common.vocabulary.locales import SHIPPED_LOCALES
+from datadesk.deployment import Deployment
 
 AddArgs = Callable[[argparse.ArgumentParser], None]
+
+# Whose settings a command is handed (see the module docstring).
+BACKEND, BOT, BOTH = "backend", "bot", "both"
+LOADERS: dict[str, Callable[[], Any]] = {
+    BACKEND: Settings.from_env,
+    BOT: BotSettings.from_env,
+    BOTH: Deployment.from_env,
+}
 
 
 def _none(_: argparse.ArgumentParser) -> None:
@@ -65,24 +79,24 @@ def _agent_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--role", choices=("agent", "supervisor"), default="agent")
 
 
-# (words, help, add-arguments, "module:function")
-COMMANDS: tuple[tuple[tuple[str, ...], str, AddArgs, str], ...] = (
-    (("run",), "backend, worker, bot and console in one process", _run_args, "datadesk.run:run_all"),
-    (("backend",), "the backend HTTP API and agent console", _none, "backend.runner:run_backend"),
-    (("worker",), "a worker that carries out queued requests", _worker_args, "backend.runner:run_worker"),
-    (("bot",), "the Telegram channel", _none, "bot.runner:run_bot"),
-    (("chat",), "talk to the dialogs in this terminal", _chat_args, "bot.terminal:chat_command"),
-    (("db", "upgrade"), "migrate the backend and bot databases", _none, "datadesk.migrate:upgrade_command"),
-    (("crm", "import"), "import customers from a JSON file (all or nothing)", _file_arg, "backend.crm.cli:import_command"),
-    (("crm", "export"), "print one customer's record as JSON", _ref_arg, "backend.crm.cli:export_command"),
-    (("crm", "seed-demo"), "load the demo customers", _none, "backend.crm.cli:seed_demo_command"),
-    (("dialogs", "check"), "validate dialog files", _dir_arg, "bot.dialogs.cli:check_command"),
-    (("dialogs", "test"), "run the scripted dialog tests", _dir_arg, "bot.dialogs.cli:test_command"),
-    (("dialogs", "reload"), "tell running bots to reload dialog files", _none, "bot.dialogs.cli:reload_command"),
-    (("locales", "check"), "check every catalog is complete and consistent", _none, "bot.i18n.check:check_command"),
-    (("agents", "add"), "add a console user; password on stdin", _agent_args, "backend.console.cli:add_agent_command"),
-    (("audit", "verify"), "verify the audit log's hash chain", _none, "backend.audit:verify_command"),
-    (("purge",), "erase held data whose hold has ended", _none, "backend.retention:purge_command"),
+# (words, help, add-arguments, "module:function", whose settings)
+COMMANDS: tuple[tuple[tuple[str, ...], str, AddArgs, str, str], ...] = (
+    (("run",), "backend, worker, bot and console in one process", _run_args, "datadesk.run:run_all", BOTH),
+    (("backend",), "the backend HTTP API and agent console", _none, "backend.runner:run_backend", BACKEND),
+    (("worker",), "a worker that carries out queued requests", _worker_args, "backend.runner:run_worker", BACKEND),
+    (("bot",), "the Telegram channel", _none, "bot.runner:run_bot", BOT),
+    (("chat",), "talk to the dialogs in this terminal", _chat_args, "bot.terminal:chat_command", BOT),
+    (("db", "upgrade"), "migrate the backend and bot databases", _none, "datadesk.migrate:upgrade_command", BOTH),
+    (("crm", "import"), "import customers from a JSON file (all or nothing)", _file_arg, "backend.crm.cli:import_command", BACKEND),
+    (("crm", "export"), "print one customer's record as JSON", _ref_arg, "backend.crm.cli:export_command", BACKEND),
+    (("crm", "seed-demo"), "load the demo customers", _none, "backend.crm.cli:seed_demo_command", BACKEND),
+    (("dialogs", "check"), "validate dialog files", _dir_arg, "bot.dialogs.cli:check_command", BOT),
+    (("dialogs", "test"), "run the scripted dialog tests", _dir_arg, "bot.dialogs.cli:test_command", BOT),
+    (("dialogs", "reload"), "tell running bots to reload dialog files", _none, "bot.dialogs.cli:reload_command", BOT),
+    (("locales", "check"), "check every catalog is complete and consistent", _none, "bot.i18n.check:check_command", BOT),
+    (("agents", "add"), "add a console user; password on stdin", _agent_args, "backend.console.cli:add_agent_command", BACKEND),
+    (("audit", "verify"), "verify the audit log's hash chain", _none, "backend.audit:verify_command", BACKEND),
+    (("purge",), "erase held data whose hold has ended", _none, "backend.retention:purge_command", BACKEND),
 )  # fmt: skip
 
 
@@ -90,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="datadesk", description=__doc__.splitlines()[0])
     groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
     top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for words, help_text, add_args, target in COMMANDS:
+    for words, help_text, add_args, target, side in COMMANDS:
         subparsers = top
         for depth, word in enumerate(words[:-1]):
             key = " ".join(words[: depth + 1])
@@ -100,20 +114,20 @@ def build_parser() -> argparse.ArgumentParser:
             subparsers = groups[key]
         command = subparsers.add_parser(words[-1], help=help_text, description=help_text)
         add_args(command)
-        command.set_defaults(target=target)
+        command.set_defaults(target=target, side=side)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv``, load settings, run the command; return its exit status."""
+    """Parse ``argv``, load the command's side's settings, run it; return its exit status."""
     args = build_parser().parse_args(argv)
     try:
-        settings = Settings.from_env()
+        settings = LOADERS[args.side]()
     except SettingsError as exc:
         print(f"datadesk: {exc}", file=sys.stderr)
         return 2
     module_name, _, function_name = args.target.partition(":")
-    command: Callable[[argparse.Namespace, Settings], int] = getattr(
+    command: Callable[[argparse.Namespace, Any], int] = getattr(
         importlib.import_module(module_name), function_name
     )
     try:

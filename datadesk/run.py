@@ -4,8 +4,11 @@ The one place that wires the backend and the bot together: it migrates both
 databases, serves the backend's HTTP API and console, runs a worker, and once
 the backend listens starts the Telegram bot (when a token is set) or the
 terminal chat (``--chat``), which reach the backend over HTTP like separate
-processes do. Exit status 0 after a signal or the end of the terminal chat, 1
-when any part fails.
+processes do. Both sides' settings are read from the same environment, and
+each side is handed only its own: the bot gets ``BotSettings`` (with the
+backend's service token handed over in memory), never the backend's keys.
+Exit status 0 after a signal or the end of the terminal chat, 1 when any part
+fails, 2 when the settings are wrong.
 """
 
 from __future__ import annotations
@@ -13,25 +16,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 from collections.abc import Awaitable
+from dataclasses import replace
 from typing import Any
 
 from backend.models.base import BACKEND_MIGRATIONS
 from backend.runner import serve_backend, with_services, work_queue
 from backend.services import Services
-from backend.settings import Settings
 from bot.runner import start_bot
 from bot.state import BOT_MIGRATIONS
 from bot.terminal import run_chat
 from common.db import upgrade
 from common.logs import configure
+from common.private_files import ensure_private_dir
+from common.settings import SettingsError
+from datadesk.deployment import Deployment
 
 log = logging.getLogger(__name__)
 
 
-async def _run_all(args: argparse.Namespace, settings: Settings) -> int:
+async def _run_all(args: argparse.Namespace, deployment: Deployment) -> int:
+    settings = deployment.backend
+    for data_dir in {settings.data_dir, deployment.bot.data_dir}:
+        ensure_private_dir(data_dir)
     await upgrade(settings.database_url, BACKEND_MIGRATIONS)
-    await upgrade(settings.bot_database_url, BOT_MIGRATIONS)
+    await upgrade(deployment.bot.bot_database_url, BOT_MIGRATIONS)
 
     async def body(services: Services, stop: asyncio.Event) -> int:
         concurrency = int(getattr(args, "concurrency", 1) or 1)
@@ -45,12 +55,14 @@ async def _run_all(args: argparse.Namespace, settings: Settings) -> int:
         )
         # The channel talks to the backend over HTTP: start it once the backend listens.
         await _first(listening.wait(), *tasks)
+        # One process, one service token: the bot gets the backend's, whichever made it.
+        bot = replace(deployment.bot, service_token=services.settings.service_token)
         channel: asyncio.Task[Any] | None = None
-        if settings.telegram_token:
-            channel = asyncio.create_task(start_bot(services.settings), name="bot")
+        if bot.telegram_token:
+            channel = asyncio.create_task(start_bot(bot), name="bot")
         elif getattr(args, "chat", False):
             channel = asyncio.create_task(
-                run_chat(services.settings, language=getattr(args, "lang", None)), name="chat"
+                run_chat(bot, language=getattr(args, "lang", None)), name="chat"
             )
         waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait(), name="stop")]
         if channel is not None:
@@ -81,9 +93,15 @@ async def _first(wanted: Awaitable[Any], *failing: asyncio.Task[Any]) -> None:
     waiter.cancel()
 
 
-def run_all(args: argparse.Namespace, settings: Settings) -> int:
+def run_all(args: argparse.Namespace, deployment: Deployment) -> int:
     """``datadesk run``: migrate, then backend, worker(s) and the chosen channel in one process."""
-    terminal_chat = bool(getattr(args, "chat", False)) and not settings.telegram_token
+    if deployment.bot.telegram_token:
+        try:
+            deployment.bot.check_channel()
+        except SettingsError as exc:
+            print(f"datadesk: {exc}", file=sys.stderr)
+            return 2
+    terminal_chat = bool(getattr(args, "chat", False)) and not deployment.bot.telegram_token
     # The terminal chat owns the screen: only warnings and errors go to stderr beside it.
-    configure("WARNING" if terminal_chat else settings.log_level)
-    return asyncio.run(_run_all(args, settings))
+    configure("WARNING" if terminal_chat else deployment.backend.log_level)
+    return asyncio.run(_run_all(args, deployment))

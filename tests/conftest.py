@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from backend.models.base import BACKEND_MIGRATIONS
 from backend.services import Services, open_services
 from backend.settings import Settings
+from bot.settings import BotSettings
 from bot.state import BOT_MIGRATIONS
 from common.clock import FakeClock
 from common.db import admin_execute, upgrade_sync
@@ -34,6 +35,7 @@ from common.db import admin_execute, upgrade_sync
 POSTGRES_URL = os.environ.get("DATADESK_TEST_POSTGRES_URL", "")
 SERVICE_TOKEN = "test-service-token"
 SECRET_KEY = "test-secret-key-not-for-production"
+BOT_SECRET_KEY = "test-bot-secret-key-not-for-production"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -167,14 +169,25 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def settings(tmp_path: Path, backend_db_url: str) -> Settings:
-    """Settings for one test: its own data folder and database, fixed secrets."""
+    """The backend's settings for one test: its own data folder and database, fixed secrets."""
     return replace(
         Settings.from_env({}),
         data_dir=tmp_path / "var",
         database_url=backend_db_url,
-        bot_database_url=f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}",
         service_token=SERVICE_TOKEN,
         secret_key=SECRET_KEY,
+    )
+
+
+def bot_settings_for(tmp_path: Path, backend_url: str, bot_db_url: str) -> BotSettings:
+    """The bot's settings for one test: a data folder apart from the backend's, fixed secrets."""
+    return replace(
+        BotSettings.from_env({}),
+        data_dir=tmp_path / "bot-var",
+        bot_database_url=bot_db_url,
+        backend_url=backend_url,
+        service_token=SERVICE_TOKEN,
+        bot_secret_key=BOT_SECRET_KEY,
     )
 
 

@@ -27,26 +27,6 @@ FORBIDDEN: dict[str, frozenset[str]] = {
     "datadesk": frozenset(),
 }
 
-# The bot's last imports of the backend, each marked with why it is still here.
-# TO BE REMOVED by the bot-settings/bot-key task (issue 9, item 8): the bot gets
-# its own BotSettings (bot/settings.py) and seals its state with its own key.
-# When an import goes, its entry must go too (test_the_allow_list_names_only_imports_that_exist).
-ALLOWED: frozenset[tuple[str, str]] = frozenset(
-    {
-        # The bot reads the backend's whole Settings (SMTP password, CRM token
-        # and SECRET_KEY included) until it has BotSettings.
-        ("bot/conversation.py", "backend.settings"),
-        ("bot/dialogs/cli.py", "backend.settings"),
-        ("bot/i18n/check.py", "backend.settings"),
-        ("bot/runner.py", "backend.settings"),
-        ("bot/terminal.py", "backend.settings"),
-        # Conversation state is sealed with the key that encrypts the CRM
-        # columns (load_keyring, Keyring, CryptoError) until the bot has its own.
-        ("bot/conversation.py", "backend.crypto"),
-        ("bot/state.py", "backend.crypto"),
-    }
-)
-
 
 @dataclass(frozen=True)
 class Import:
@@ -103,7 +83,7 @@ def imports_of(path: Path, root: Path) -> Iterator[Import]:
 
 
 def crossings(root: Path, package: str) -> list[Import]:
-    """Imports in ``root/package`` of a package it may not import, outside ``ALLOWED``."""
+    """Imports in ``root/package`` of a package it may not import."""
     found: list[Import] = []
     for path in sorted((root / package).rglob("*.py")):
         for imp in imports_of(path, root):
@@ -112,39 +92,15 @@ def crossings(root: Path, package: str) -> list[Import]:
     return found
 
 
-def _unexplained(found: list[Import]) -> list[str]:
-    """``file:line: imports module`` for each crossing the allow-list does not name, once each."""
-    lines = {
-        f"{imp.path}:{imp.line}: imports {imp.module}"
-        for imp in found
-        if not any(imp.path == p and _within(imp.module, m) for p, m in ALLOWED)
-    }
-    return sorted(lines)
-
-
-def _within(module: str, allowed: str) -> bool:
-    return module == allowed or module.startswith(allowed + ".")
+def _described(found: list[Import]) -> list[str]:
+    """``file:line: imports module`` for each crossing, once each, in order."""
+    return sorted({f"{imp.path}:{imp.line}: imports {imp.module}" for imp in found})
 
 
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_no_package_imports_one_it_must_not(package: str) -> None:
-    problems = _unexplained(crossings(REPO_ROOT, package))
+    problems = _described(crossings(REPO_ROOT, package))
     assert not problems, "\n".join(problems)
-
-
-def test_the_allow_list_names_only_imports_that_exist() -> None:
-    found = crossings(REPO_ROOT, "bot")
-    stale = sorted(
-        f"{p}: {m}"
-        for p, m in ALLOWED
-        if not any(imp.path == p and _within(imp.module, m) for imp in found)
-    )
-    assert stale == [], "the bot no longer imports these; remove them from ALLOWED"
-
-
-def test_the_allow_list_lets_the_bot_reach_only_settings_and_crypto() -> None:
-    assert {m for _, m in ALLOWED} == {"backend.settings", "backend.crypto"}
-    assert all(p.startswith("bot/") for p, _ in ALLOWED)
 
 
 def test_the_check_catches_every_way_of_writing_an_import(tmp_path: Path) -> None:
@@ -164,7 +120,7 @@ def test_the_check_catches_every_way_of_writing_an_import(tmp_path: Path) -> Non
         "import common.clock, telegram\n"
     )
 
-    found = _unexplained(crossings(tmp_path, "bot"))
+    found = _described(crossings(tmp_path, "bot"))
 
     assert found == [
         "bot/sub/leaky.py:1: imports backend.crypto",

@@ -18,18 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SERVICE_TOKEN, LiveBackend
+from conftest import SERVICE_TOKEN, LiveBackend, bot_settings_for
 from fakes.dialog_engine import FakeEngine
 
 from backend import escalations
 from backend.models.console import Agent
-from backend.settings import Settings
 from bot.backend_client import BackendClient
 from bot.channel import Command, Delete, Edited, Outgoing, Press, Reply, Start, Text
 from bot.conversation import Conversations
 from bot.engine import DialogErrors
 from bot.engine_adapter import DialogEngine
 from bot.i18n import Catalogs
+from bot.settings import BotSettings
 from common.clock import FakeClock
 from common.settings import REPO_ROOT
 
@@ -38,18 +38,14 @@ CARD = "4111 1111 1111 1111"
 
 
 @pytest.fixture
-def bot_settings(
-    settings: Settings, backend: LiveBackend, bot_db_url: str, tmp_path: Path
-) -> Settings:
+def bot_settings(backend: LiveBackend, bot_db_url: str, tmp_path: Path) -> BotSettings:
     dialogs = tmp_path / "dialogs"
     dialogs.mkdir()
-    return replace(
-        settings, backend_url=backend.url, bot_database_url=bot_db_url, dialogs_dir=dialogs
-    )
+    return replace(bot_settings_for(tmp_path, backend.url, bot_db_url), dialogs_dir=dialogs)
 
 
 @pytest.fixture
-async def open_conversations(bot_settings: Settings) -> AsyncIterator[Opener]:
+async def open_conversations(bot_settings: BotSettings) -> AsyncIterator[Opener]:
     """Opens Conversations like a (re)started bot process would; all are closed at the end."""
     opened: list[tuple[Conversations, BackendClient]] = []
 
@@ -339,7 +335,7 @@ async def test_repeated_misunderstanding_puts_the_chat_in_the_agents_queue(
 
 
 async def test_a_broken_dialog_folder_on_reload_keeps_the_last_good_one(
-    open_conversations: Opener, bot_settings: Settings, caplog: pytest.LogCaptureFixture
+    open_conversations: Opener, bot_settings: BotSettings, caplog: pytest.LogCaptureFixture
 ) -> None:
     conversations = await open_conversations()
     (bot_settings.dialogs_dir / "broken.yaml").write_text("nonsense")
@@ -371,7 +367,7 @@ def test_dialogs_without_a_message_the_service_shows_are_refused_with_where(
 
 
 async def test_conversations_idle_for_a_month_are_deleted_and_start_again(
-    bot_settings: Settings,
+    bot_settings: BotSettings,
 ) -> None:
     clock = FakeClock()
     client = BackendClient(bot_settings.backend_url, SERVICE_TOKEN)
@@ -448,7 +444,7 @@ async def test_an_edit_delivered_again_is_not_deleted_twice(open_conversations: 
 
 
 async def test_update_ids_are_not_compared_once_telegram_may_have_started_them_afresh(
-    bot_settings: Settings,
+    bot_settings: BotSettings,
 ) -> None:
     clock = FakeClock()
     client = BackendClient(bot_settings.backend_url, SERVICE_TOKEN)

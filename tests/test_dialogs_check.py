@@ -8,17 +8,16 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
 from fakes.complete_catalogs import write_complete_locales
 
-from backend.settings import Settings
 from bot.dialogs.cli import check_command
 from bot.engine import DialogErrors, check_dialogs, load_dialogs
 from bot.i18n import Catalogs
+from bot.settings import BotSettings
 from common.settings import REPO_ROOT
 
 DIALOGS = REPO_ROOT / "dialogs"
@@ -137,7 +136,7 @@ def test_the_command_lists_errors_and_exits_1(
     folder = _dialogs_with(
         tmp_path, BROKEN / "unknown_action.yaml", BROKEN / "unknown_validator.yaml"
     )
-    settings = replace(Settings(), locales_dir=write_complete_locales(folder, tmp_path / "locales"))
+    settings = BotSettings(locales_dir=write_complete_locales(folder, tmp_path / "locales"))
     status = check_command(argparse.Namespace(dir=str(folder)), settings)
     out = capsys.readouterr()
     assert status == 1

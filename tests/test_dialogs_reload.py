@@ -8,15 +8,14 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from fakes.complete_catalogs import write_complete_locales
 
-from backend.settings import Settings
 from bot.dialogs import cli
 from bot.dialogs.pidfile import bot_pids, register_bot, unregister_bot
+from bot.settings import BotSettings
 from common.settings import REPO_ROOT
 
 DIALOGS = REPO_ROOT / "dialogs"
@@ -37,9 +36,9 @@ time.sleep(60)
 """
 
 
-def _settings(tmp_path: Path, dialogs: Path = DIALOGS) -> Settings:
+def _settings(tmp_path: Path, dialogs: Path = DIALOGS) -> BotSettings:
     locales = write_complete_locales(dialogs, tmp_path / "locales")
-    return replace(Settings(), data_dir=tmp_path / "var", dialogs_dir=dialogs, locales_dir=locales)
+    return BotSettings(data_dir=tmp_path / "var", dialogs_dir=dialogs, locales_dir=locales)
 
 
 def _wait_for(path: Path) -> None:

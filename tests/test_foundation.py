@@ -13,7 +13,6 @@ from common.settings import SettingsError
 def test_settings_default_to_sqlite_under_data_dir(tmp_path):
     settings = Settings.from_env({"DATADESK_DATA_DIR": str(tmp_path)})
     assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path / 'backend.sqlite3'}"
-    assert settings.backend_url == "http://127.0.0.1:8080"
     assert settings.jurisdiction == "EU-LV"
 
 

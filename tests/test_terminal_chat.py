@@ -13,15 +13,13 @@ import os
 import re
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 
-from conftest import SECRET_KEY, SERVICE_TOKEN
+from conftest import SERVICE_TOKEN, bot_settings_for
 from fakes.verification_world import ANNA, World, world
 
 from backend import notifications
 from backend.ledger.worker import run_one
-from backend.settings import Settings
 from bot.terminal import run_chat
 
 __all__ = ["world"]
@@ -50,9 +48,9 @@ class Screen(io.StringIO):
 
 
 async def test_a_customer_changes_their_address_in_the_terminal_and_sees_the_outcome(
-    world: World, settings: Settings, bot_db_url: str
+    world: World, bot_db_url: str, tmp_path: Path
 ) -> None:
-    chat_settings = replace(settings, backend_url=world.backend.url, bot_database_url=bot_db_url)
+    chat_settings = bot_settings_for(tmp_path, world.backend.url, bot_db_url)
     screen = Screen()
 
     async def typed() -> AsyncIterator[str]:
@@ -88,7 +86,6 @@ async def test_datadesk_chat_talks_to_a_backend_in_another_process(
         "LOGNAME": "chat-test",
         "DATADESK_BACKEND_URL": world.backend.url,
         "DATADESK_SERVICE_TOKEN": SERVICE_TOKEN,
-        "DATADESK_SECRET_KEY": SECRET_KEY,
         "DATADESK_DATA_DIR": str(tmp_path / "var"),
         "DATADESK_BOT_DATABASE_URL": bot_db_url,
     }

@@ -15,33 +15,33 @@ import signal
 import sys
 from pathlib import Path
 
-from backend.settings import Settings
 from bot.dialogs.pidfile import PID_FILE, bot_pids, unregister_bot
 from bot.dialogs.testing import iter_results, load_scripts
 from bot.engine import check_dialogs
 from bot.i18n import Catalogs
+from bot.settings import BotSettings
 from common.errors import ConfigError
 
 
-def _directory(args: argparse.Namespace, settings: Settings) -> Path:
+def _directory(args: argparse.Namespace, settings: BotSettings) -> Path:
     raw = getattr(args, "dir", None)
     return Path(raw) if raw else settings.dialogs_dir
 
 
-def _catalogs(settings: Settings) -> tuple[Catalogs | None, list[str]]:
+def _catalogs(settings: BotSettings) -> tuple[Catalogs | None, list[str]]:
     try:
         return Catalogs.load(settings.locales_dir), []
     except ConfigError as exc:
         return None, [str(exc)]
 
 
-def _check(directory: Path, settings: Settings) -> list[str]:
+def _check(directory: Path, settings: BotSettings) -> list[str]:
     catalogs, errors = _catalogs(settings)
     _, found = check_dialogs(directory, catalogs)
     return errors + found
 
 
-def check_command(args: argparse.Namespace, settings: Settings) -> int:
+def check_command(args: argparse.Namespace, settings: BotSettings) -> int:
     """Validate the dialog files (schema, meaning, translations, safety paths)."""
     directory = _directory(args, settings)
     errors = _check(directory, settings)
@@ -59,7 +59,7 @@ def check_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def test_command(args: argparse.Namespace, settings: Settings) -> int:
+def test_command(args: argparse.Namespace, settings: BotSettings) -> int:
     """Play the scripted conversations in ``DIR/tests``; exit 1 on any failure."""
     directory = _directory(args, settings)
     dialogs, errors = check_dialogs(directory)
@@ -84,7 +84,7 @@ def test_command(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failed else 0
 
 
-def reload_command(args: argparse.Namespace, settings: Settings) -> int:
+def reload_command(args: argparse.Namespace, settings: BotSettings) -> int:
     """Check the dialogs, then ask every running bot (``DATA_DIR/bot.pid``) to reload them."""
     errors = _check(settings.dialogs_dir, settings)
     if errors:

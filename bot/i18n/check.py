@@ -32,10 +32,10 @@ from babel import Locale, UnknownLocaleError
 from babel.messages.catalog import Catalog, Message
 from babel.messages.pofile import PoFileError, read_po, unescape
 
-from backend.settings import Settings
 from bot.i18n.catalogs import display_path, is_translated, message_key, read_catalog
 from bot.i18n.plurals import PluralFormsError, compile_rule, describe_forms, header_mismatch
 from bot.i18n.sources import extract_template
+from bot.settings import BotSettings
 from common.errors import ConfigError
 from common.vocabulary.locales import SHIPPED_LOCALES
 
@@ -341,7 +341,7 @@ def check_locales(
     return problems, summary
 
 
-def check_command(args: argparse.Namespace, settings: Settings) -> int:
+def check_command(args: argparse.Namespace, settings: BotSettings) -> int:
     """``datadesk locales check``: print problems as ``file:line: message``; exit 1 on any."""
     problems: list[Problem] = []
     template: Catalog | None = None

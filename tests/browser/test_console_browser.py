@@ -29,7 +29,7 @@ async def start(stack: Stack, chat: int, language_code: str) -> None:
 
 
 async def log_in(page: Page, stack: Stack, name: str) -> None:
-    await page.goto(f"{stack.settings.backend_url}/console/")
+    await page.goto(f"{stack.backend_url}/console/")
     await expect(page).to_have_url(re.compile(r"/console/login"))
     await page.get_by_label("Name").fill(name)
     await page.get_by_label("Password").fill(PASSWORD)
@@ -128,7 +128,7 @@ async def test_a_supervisor_approves_an_erasure_awaiting_review(
     client = aiohttp.ClientSession(
         headers={"Authorization": f"Bearer {stack.settings.service_token}"}
     )
-    backend = LiveBackend(url=stack.settings.backend_url, services=stack.services, client=client)
+    backend = LiveBackend(url=stack.backend_url, services=stack.services, client=client)
     try:
         _, plan = await preview(backend, token, ["marketing", "transactions"])
         _, body = await submit(
@@ -171,7 +171,7 @@ async def test_an_agent_reveals_one_field_of_a_verified_customer_for_a_reason(
     )
     try:
         body = {"chat": "tg:5003", "reason": "lockout", "locale": "zh_Hant", "session_token": token}
-        async with client.post(f"{stack.settings.backend_url}/api/v1/escalations", json=body) as r:
+        async with client.post(f"{stack.backend_url}/api/v1/escalations", json=body) as r:
             es = (await r.json())["escalation_id"]
     finally:
         await client.close()

@@ -5,6 +5,8 @@ the Bot API stand-in, the SMS gateway sink and an SMTP server, the real
 backend API and one real worker on the test's backend database (clock: the
 test's ``FakeClock``), and the real bot pieces (``Conversations`` on the test's
 bot database, ``BackendClient``, ``TelegramChannel``) pointed at all of them.
+Each side has its own settings and data folder, as separate processes would:
+``Stack.settings`` is the backend's, ``Stack.bot_settings`` the bot's.
 Customers come from a small CRM import; their codes are read from what the
 SMS sink and the SMTP server received, the way a phone would.
 """
@@ -29,6 +31,7 @@ from backend.settings import Settings
 from bot.backend_client import BackendClient
 from bot.conversation import Conversations
 from bot.i18n import Catalogs
+from bot.settings import BotSettings
 from bot.telegram.app import ChannelOptions, TelegramChannel
 from common.clock import FakeClock
 
@@ -107,6 +110,7 @@ class Stack:
     mail: Any
     services: Services
     settings: Settings
+    bot_settings: BotSettings
     clock: FakeClock
     catalogs: Catalogs
     mode: str = "polling"
@@ -114,12 +118,18 @@ class Stack:
     conversations: Conversations | None = None
     backend_client: BackendClient | None = None
 
+    @property
+    def backend_url(self) -> str:
+        """Where the backend's API and console listen."""
+        return self.bot_settings.backend_url
+
     # ---- the bot process --------------------------------------------------
 
     async def start_bot(self) -> None:
         """Start the bot pieces as ``datadesk bot`` does (state from the bot database)."""
-        self.backend_client = BackendClient(self.settings.backend_url, self.settings.service_token)
-        self.conversations = await Conversations.open(self.settings, backend=self.backend_client)
+        bot = self.bot_settings
+        self.backend_client = BackendClient(bot.backend_url, bot.service_token)
+        self.conversations = await Conversations.open(bot, backend=self.backend_client)
         self.channel = TelegramChannel(
             token=TOKEN,
             api_url=self.api.url,
@@ -231,11 +241,8 @@ async def stack(
             Settings.from_env({}),
             data_dir=tmp_path / "var",
             database_url=backend_db_url,
-            bot_database_url=bot_db_url,
             service_token="e2e-service-token",
             secret_key="e2e-secret-key-not-for-production",
-            telegram_token=TOKEN,
-            telegram_api_url=api.url,
             sms_gateway="http",
             sms_gateway_url=sms.url,
             sms_gateway_token=SMS_TOKEN,
@@ -250,8 +257,16 @@ async def stack(
         await importer.apply(services.sessions, customers, clock)
         runner, url = await serve(create_app(services))
         stack_exit.push_async_callback(runner.cleanup)
-        settings = replace(settings, backend_url=url)
-        services.settings = settings
+        bot_settings = replace(
+            BotSettings.from_env({}),
+            data_dir=tmp_path / "bot-var",
+            bot_database_url=bot_db_url,
+            bot_secret_key="e2e-bot-secret-key-not-for-production",
+            telegram_token=TOKEN,
+            telegram_api_url=api.url,
+            backend_url=url,
+            service_token=settings.service_token,
+        )
         stop = asyncio.Event()
         worker = asyncio.create_task(
             run_workers(services, connector(services), concurrency=1, stop=stop, purge=False)
@@ -262,8 +277,10 @@ async def stack(
             await worker
 
         stack_exit.push_async_callback(stop_worker)
-        catalogs = Catalogs.load(settings.locales_dir)
-        running = Stack(api, sms, mail, services, settings, clock, catalogs, telegram_mode)
+        catalogs = Catalogs.load(bot_settings.locales_dir)
+        running = Stack(
+            api, sms, mail, services, settings, bot_settings, clock, catalogs, telegram_mode
+        )
         stack_exit.push_async_callback(running.stop_bot)
         if bot_in_process:
             await running.start_bot()

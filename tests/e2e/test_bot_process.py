@@ -1,7 +1,9 @@
 """``datadesk bot`` as its own process: killed mid-journey, started again, reloaded, stopped.
 
 The backend, worker and Bot API stand-in run in the test; the bot runs as an
-operator would run it, configured only through ``DATADESK_*`` variables.
+operator would run it, configured only through ``DATADESK_*`` variables, and
+only the bot's: its own data folder, database and key, the backend's address
+and service token, nothing of the backend's secrets.
 """
 
 from __future__ import annotations
@@ -47,18 +49,16 @@ class BotProcess:
         self._logged = asyncio.Event()
 
     def environment(self) -> dict[str, str]:
-        s = self.stack.settings
+        s = self.stack.bot_settings
         env = {k: v for k, v in os.environ.items() if not k.startswith("DATADESK_")}
         env.update(
             {
                 "DATADESK_DATA_DIR": str(s.data_dir),
-                "DATADESK_DATABASE_URL": s.database_url,
                 "DATADESK_BOT_DATABASE_URL": s.bot_database_url,
                 "DATADESK_TELEGRAM_TOKEN": TOKEN,
                 "DATADESK_TELEGRAM_API_URL": s.telegram_api_url,
                 "DATADESK_BACKEND_URL": s.backend_url,
                 "DATADESK_SERVICE_TOKEN": s.service_token,
-                "DATADESK_SECRET_KEY": s.secret_key or "",
                 "DATADESK_LOG_LEVEL": "INFO",
             }
         )
@@ -135,7 +135,7 @@ async def test_a_killed_bot_process_is_replaced_and_the_customer_carries_on_at_t
         outcome = await api.wait_for_message(CHAT, stack.t(locale, OUTCOME_DONE), timeout=30)
         assert request.reference in outcome.text
         # SIGHUP re-reads the dialog files and the bot keeps serving.
-        pid_file = stack.settings.data_dir / "bot.pid"
+        pid_file = stack.bot_settings.data_dir / "bot.pid"
         assert pid_file.read_text().strip() == str(replacement.process.pid)  # type: ignore[union-attr]
         replacement.process.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
         await replacement.wait_logged("dialogs reloaded")

@@ -298,10 +298,10 @@ async def test_messages_in_a_group_chat_are_not_answered_there(
 
 
 def test_webhook_settings_name_the_port_and_path_the_bot_listens_on() -> None:
-    from backend.settings import Settings
     from bot.runner import channel_options
+    from bot.settings import BotSettings
 
-    settings = Settings.from_env(
+    settings = BotSettings.from_env(
         {
             "DATADESK_TELEGRAM_MODE": "webhook",
             "DATADESK_WEBHOOK_URL": "https://bot.bank.lv:88/tg/hook",
@@ -312,7 +312,7 @@ def test_webhook_settings_name_the_port_and_path_the_bot_listens_on() -> None:
     options = channel_options(settings)
     assert (options.mode, options.webhook_host, options.webhook_port) == ("webhook", "10.0.0.5", 88)
     default = channel_options(
-        Settings.from_env(
+        BotSettings.from_env(
             {"DATADESK_TELEGRAM_MODE": "webhook", "DATADESK_WEBHOOK_URL": "https://bot.bank.lv/tg"}
         )
     )

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
-from conftest import SERVICE_TOKEN
+from conftest import SERVICE_TOKEN, bot_settings_for
 
 from backend.mailer import SmtpMailer
-from backend.settings import Settings
 from bot.backend_client import BackendClient
 from bot.channel import Contact, Event, Outgoing, Press, Reply, Start, Text
 from bot.conversation import Conversations
@@ -34,11 +34,11 @@ def smtp() -> Iterator[SmtpCapture]:
 
 @pytest.fixture
 async def open_conversations(
-    world: World, smtp: SmtpCapture, settings: Settings, bot_db_url: str
+    world: World, smtp: SmtpCapture, bot_db_url: str, tmp_path: Path
 ) -> AsyncIterator[Opener]:
     """Opens Conversations as a (re)started bot process would, on the shared bot database."""
     world.services.mailer = SmtpMailer(smtp.host, smtp.port, "datadesk@bank.test")
-    bot_settings = replace(settings, backend_url=world.backend.url, bot_database_url=bot_db_url)
+    bot_settings = bot_settings_for(tmp_path, world.backend.url, bot_db_url)
     opened: list[tuple[Conversations, BackendClient]] = []
 
     async def open_one() -> Conversations:

@@ -1,0 +1,147 @@
+"""The bot's settings, read from the ``DATADESK_*`` environment (see ``docs/operators.md``).
+
+The bot is a channel: it holds the Telegram token, its conversation store and
+its own key, and reaches the backend over HTTP with the service token. It never
+reads the backend's secrets (``SECRET_KEY``, ``SMTP_*``, ``SMS_*``, ``CRM_*``):
+``BotSettings.from_env`` looks up only the variables named in ``VARIABLES``,
+and the class has no field that could hold one of them. ``BotSettings.from_env``
+is the only place in ``bot/`` that reads ``DATADESK_*`` variables.
+
+Variable names and defaults are the shared contract of ``docs/operators.md``;
+where the bot and the backend read the same variable (``DATA_DIR``,
+``HTTP_HOST``, ``HTTP_PORT``, ``SERVICE_TOKEN``, ``LOG_LEVEL``) they read it
+the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from common.private_files import read_secret
+from common.settings import (
+    PREFIX,
+    REPO_ROOT,
+    SERVICE_TOKEN_FILE,
+    SettingsError,
+    lookup,
+    parse_choice,
+    parse_int,
+)
+
+# Every variable the bot reads (without the prefix); nothing else is looked up.
+VARIABLES = (
+    "DATA_DIR",
+    "BOT_DATABASE_URL",
+    "BOT_SECRET_KEY",
+    "TELEGRAM_TOKEN",
+    "TELEGRAM_API_URL",
+    "TELEGRAM_MODE",
+    "WEBHOOK_URL",
+    "WEBHOOK_SECRET",
+    "HTTP_HOST",
+    "HTTP_PORT",
+    "BACKEND_URL",
+    "SERVICE_TOKEN",
+    "DIALOGS_DIR",
+    "LOCALES_DIR",
+    "LOG_LEVEL",
+)
+
+# A shorter key is a password, not a key: refuse it at start.
+MIN_SECRET_LENGTH = 16
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    """What the bot process may know. Paths are absolute once loaded; secrets stay out of repr."""
+
+    data_dir: Path = Path("var")
+    bot_database_url: str = ""
+    # The bot's own key for conversation state (None: generated into DATA_DIR/bot.key).
+    bot_secret_key: str | None = field(default=None, repr=False)
+    telegram_token: str | None = field(default=None, repr=False)
+    telegram_api_url: str = "https://api.telegram.org"
+    telegram_mode: str = "polling"
+    webhook_url: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
+    # The webhook listener's address (HTTP_HOST); the port comes from WEBHOOK_URL.
+    http_host: str = "127.0.0.1"
+    backend_url: str = "http://127.0.0.1:8080"
+    service_token: str = field(default="", repr=False)
+    dialogs_dir: Path = REPO_ROOT / "dialogs"
+    locales_dir: Path = REPO_ROOT / "locales"
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> BotSettings:
+        """Read the bot's variables from ``environ`` (default ``os.environ``); raise SettingsError.
+
+        Only the names in ``VARIABLES`` are looked up. Whether the Telegram
+        channel can run (a token; ``WEBHOOK_URL`` in webhook mode) is checked
+        by ``check_channel`` when it starts, so ``dialogs check`` and the
+        other commands run whatever the channel's settings are.
+        """
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            return lookup(env, name)
+
+        data_dir = Path(get("DATA_DIR") or "var").resolve()
+        bot_secret_key = get("BOT_SECRET_KEY")
+        if bot_secret_key is not None and len(bot_secret_key) < MIN_SECRET_LENGTH:
+            raise SettingsError(
+                f"{PREFIX}BOT_SECRET_KEY: use at least {MIN_SECRET_LENGTH} random characters"
+            )
+        http_host = get("HTTP_HOST") or "127.0.0.1"
+        http_port = parse_int("HTTP_PORT", get("HTTP_PORT") or "8080")
+        return cls(
+            data_dir=data_dir,
+            bot_database_url=get("BOT_DATABASE_URL")
+            or f"sqlite+aiosqlite:///{data_dir / 'bot.sqlite3'}",
+            bot_secret_key=bot_secret_key,
+            telegram_token=get("TELEGRAM_TOKEN"),
+            telegram_api_url=(get("TELEGRAM_API_URL") or "https://api.telegram.org").rstrip("/"),
+            telegram_mode=parse_choice(
+                "TELEGRAM_MODE", get("TELEGRAM_MODE") or "polling", ("polling", "webhook")
+            ),
+            webhook_url=get("WEBHOOK_URL"),
+            webhook_secret=get("WEBHOOK_SECRET"),
+            http_host=http_host,
+            backend_url=(get("BACKEND_URL") or f"http://{http_host}:{http_port}").rstrip("/"),
+            service_token=get("SERVICE_TOKEN") or "",
+            dialogs_dir=Path(get("DIALOGS_DIR") or REPO_ROOT / "dialogs").resolve(),
+            locales_dir=Path(get("LOCALES_DIR") or REPO_ROOT / "locales").resolve(),
+            log_level=(get("LOG_LEVEL") or "INFO").upper(),
+        )
+
+    def check_channel(self) -> str:
+        """The Telegram token, if the channel can run (a token; a URL for webhooks); else SettingsError."""
+        if not self.telegram_token:
+            raise SettingsError(f"{PREFIX}TELEGRAM_TOKEN is not set; there is no Telegram channel")
+        if self.telegram_mode == "webhook" and not self.webhook_url:
+            raise SettingsError(f"{PREFIX}TELEGRAM_MODE=webhook needs {PREFIX}WEBHOOK_URL")
+        return self.telegram_token
+
+    def with_service_token(self) -> BotSettings:
+        """Settings whose service token is set, or SettingsError saying how to set it.
+
+        The backend owns the token: ``DATADESK_SERVICE_TOKEN`` when the
+        operator sets one (at scale, on every process), otherwise the one the
+        backend generated into its ``DATA_DIR/service-token`` on first start,
+        which a bot sharing that ``DATA_DIR`` reads (the embedded default and
+        one-host set-ups). The bot never makes one up: the backend would
+        refuse it.
+        """
+        if self.service_token:
+            return self
+        token = read_secret(self.data_dir / SERVICE_TOKEN_FILE)
+        if token is None:
+            raise SettingsError(
+                f"{PREFIX}SERVICE_TOKEN is not set and {self.data_dir / SERVICE_TOKEN_FILE} "
+                "does not exist: set the backend's service token, or start the backend "
+                "with the same DATA_DIR first"
+            )
+        return replace(self, service_token=token)
