@@ -5,16 +5,14 @@ or ``backend``) runs once on SQLite and, when ``DATADESK_TEST_POSTGRES_URL`` is
 set, once more on PostgreSQL. ``--require-postgres`` (set by ``.ci/run``) turns
 an unreachable PostgreSQL into an error instead of a smaller run.
 
-Each test gets its own database, cloned from a template migrated once per
-session: a copied file on SQLite, ``CREATE DATABASE … TEMPLATE`` on PostgreSQL.
+Each test gets its own database, made from a template migrated once per
+session: a copied file on SQLite, a pooled database emptied between tests on
+PostgreSQL (``tests/database_pool.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import shutil
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,7 +20,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from sqlalchemy.engine import make_url
+from database_pool import DatabaseFactory, PostgresServer
 
 from backend.models.base import BACKEND_MIGRATIONS
 from backend.services import Services, open_services
@@ -30,7 +28,6 @@ from backend.settings import Settings
 from bot.settings import BotSettings
 from bot.state import BOT_MIGRATIONS
 from common.clock import FakeClock
-from common.db import admin_execute, upgrade_sync
 
 POSTGRES_URL = os.environ.get("DATADESK_TEST_POSTGRES_URL", "")
 SERVICE_TOKEN = "test-service-token"
@@ -54,89 +51,32 @@ def pytest_configure(config: pytest.Config) -> None:
 DB_KINDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
 
 
-async def _pg_admin(sql: str) -> None:
-    await admin_execute(POSTGRES_URL, sql)
-
-
-def _pg_url(name: str) -> str:
-    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-
-
-class DatabaseFactory:
-    """Makes fresh, migrated databases of one kind from a template migrated once."""
-
-    def __init__(self, kind: str, script_location: Path, workdir: Path, label: str) -> None:
-        self.kind = kind
-        self.script_location = script_location
-        self.workdir = workdir
-        self.label = label
-        self._template: str | None = None
-        self._made: list[str] = []
-
-    def _template_name(self) -> str:
-        return f"dd_tmpl_{self.label}_{os.getpid()}"
-
-    def _ensure_template(self) -> str:
-        if self._template is not None:
-            return self._template
-        if self.kind == "sqlite":
-            path = self.workdir / f"template-{self.label}.sqlite3"
-            upgrade_sync(f"sqlite+aiosqlite:///{path}", self.script_location)
-            self._template = str(path)
-        else:
-            name = self._template_name()
-            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}"'))
-            asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
-            upgrade_sync(_pg_url(name), self.script_location)
-            self._template = name
-        return self._template
-
-    def new(self, directory: Path) -> str:
-        """A URL of a new database at the newest schema, empty of rows."""
-        template = self._ensure_template()
-        if self.kind == "sqlite":
-            target = directory / f"{self.label}.sqlite3"
-            # Private from creation, as the database helpers make every SQLite file.
-            with open(template, "rb") as source, open(target, "xb", opener=_private) as copy:
-                shutil.copyfileobj(source, copy)
-            return f"sqlite+aiosqlite:///{target}"
-        name = f"dd_{self.label}_{uuid.uuid4().hex[:12]}"
-        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-        self._made.append(name)
-        return _pg_url(name)
-
-    def drop_all(self) -> None:
-        if self.kind != "postgres":
-            return
-        for name in [*self._made, *([self._template] if self._template else [])]:
-            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-def _private(path: str, flags: int) -> int:
-    return os.open(path, flags, 0o600)
-
-
 @pytest.fixture(scope="session")
 def database_factories(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[dict[tuple[str, str], DatabaseFactory]]:
     """One factory per (kind, which database); templates are built on first use."""
+    server: PostgresServer | None = None
     if POSTGRES_URL:
+        server = PostgresServer(POSTGRES_URL)
         try:
-            asyncio.run(_pg_admin("SELECT 1"))
+            server.admin("SELECT 1")
         except Exception as exc:
             raise pytest.UsageError(
                 f"DATADESK_TEST_POSTGRES_URL is set but PostgreSQL is unreachable: {exc}"
             ) from exc
+        server.sweep_orphans()
     workdir = tmp_path_factory.mktemp("templates")
     factories = {
-        (kind, which): DatabaseFactory(kind, script, workdir, which)
+        (kind, which): DatabaseFactory(
+            kind, script, workdir, which, server if kind == "postgres" else None
+        )
         for kind in DB_KINDS
         for which, script in (("backend", BACKEND_MIGRATIONS), ("bot", BOT_MIGRATIONS))
     }
     yield factories
     for factory in factories.values():
-        factory.drop_all()
+        factory.close()
 
 
 @pytest.fixture(params=DB_KINDS)
@@ -148,17 +88,23 @@ def db_kind(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def backend_db_url(
     db_kind: str, database_factories: dict[tuple[str, str], DatabaseFactory], tmp_path: Path
-) -> str:
+) -> Iterator[str]:
     """A fresh backend database at the newest schema."""
-    return database_factories[(db_kind, "backend")].new(tmp_path)
+    factory = database_factories[(db_kind, "backend")]
+    url = factory.new(tmp_path)
+    yield url
+    factory.release(url)
 
 
 @pytest.fixture
 def bot_db_url(
     db_kind: str, database_factories: dict[tuple[str, str], DatabaseFactory], tmp_path: Path
-) -> str:
+) -> Iterator[str]:
     """A fresh bot (conversation state) database at the newest schema."""
-    return database_factories[(db_kind, "bot")].new(tmp_path)
+    factory = database_factories[(db_kind, "bot")]
+    url = factory.new(tmp_path)
+    yield url
+    factory.release(url)
 
 
 @pytest.fixture
