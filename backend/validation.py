@@ -2,14 +2,16 @@
 
 Each ``normalize_*`` returns the canonical form (E.164 phone, normalised
 email) or None. ``check_address`` returns an ``Address`` and per-field codes.
-Codes (``invalid_phone``, ``invalid_email``, ``invalid_address``,
-``same_as_current``) are part of the HTTP contract (``docs/backend-api.md``).
+``is_text`` and ``valid_chat`` check what channels send beside it. Codes
+(``invalid_phone``, ``invalid_email``, ``invalid_address``, ``invalid_text``,
+``invalid_chat``, ``same_as_current``) are part of the HTTP contract
+(``docs/backend-api.md``).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 import phonenumbers
 from babel import Locale
@@ -20,6 +22,8 @@ from backend.crm.connector import Address
 INVALID_PHONE = "invalid_phone"
 INVALID_EMAIL = "invalid_email"
 INVALID_ADDRESS = "invalid_address"
+INVALID_TEXT = "invalid_text"
+INVALID_CHAT = "invalid_chat"
 SAME_AS_CURRENT = "same_as_current"
 
 _COUNTRIES = frozenset(
@@ -35,6 +39,32 @@ _POSTCODE_BY_COUNTRY = {
     "CN": re.compile(r"\d{6}"),
 }
 _MAX_LINE = 200
+MAX_CHAT = 128
+
+
+def is_text(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is a string both databases can store.
+
+    A lone surrogate (``\\ud800`` escaped in JSON, or a stray byte in a header)
+    cannot be encoded as UTF-8, and PostgreSQL refuses NUL in text.
+    """
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def valid_chat(value: object) -> str | None:
+    """A channel's opaque chat id (``tg:42``) when usable: 1–128 printable characters, else None.
+
+    Printable excludes control characters (NUL, ESC) and lone surrogates.
+    """
+    if isinstance(value, str) and 0 < len(value) <= MAX_CHAT and value.isprintable():
+        return value if value.strip() else None
+    return None
 
 
 def normalize_phone(raw: object) -> str | None:
@@ -75,7 +105,7 @@ def _line(value: object, *, required: bool) -> str | bool | None:
     """A trimmed text line; False when it is unusable."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return False if required else None
-    if not isinstance(value, str) or len(value) > _MAX_LINE or any(ord(c) < 32 for c in value):
+    if not is_text(value) or len(value) > _MAX_LINE or any(ord(c) < 32 for c in value):
         return False
     return value.strip()
 

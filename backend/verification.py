@@ -18,6 +18,7 @@ alike.
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,18 +57,23 @@ from backend.errors import (
 from backend.models.verification import Challenge, CodeIssue, ContactProof, CustomerSession
 from backend.services import Services
 from backend.validation import (
+    INVALID_CHAT,
     INVALID_EMAIL,
     INVALID_PHONE,
     SAME_AS_CURRENT,
     email_key,
     normalize_email,
     normalize_phone,
+    valid_chat,
 )
 from common.vocabulary.contact_kinds import PROVEN_CONTACT_KINDS
 from common.vocabulary.locales import SHIPPED_LOCALES
 from common.vocabulary.verification_channels import VERIFICATION_CHANNELS
 
 __all__ = ["Verifier", "customer_for_session", "redeem_proof"]
+
+
+_CODE = re.compile(r"[0-9]{6}")
 
 
 def typed_code(code: str) -> str:
@@ -136,13 +142,8 @@ class Verifier:
     ) -> Started:
         """Issue a code for ``phone`` to the customer on file, or pretend to when there is none."""
         fields = {}
-        if (
-            not isinstance(chat, str)
-            or not chat.isprintable()
-            or not chat.strip()
-            or len(chat) > 128
-        ):
-            fields["chat"] = "invalid_chat"
+        if valid_chat(chat) is None:
+            fields["chat"] = INVALID_CHAT
         e164 = normalize_phone(phone)
         if e164 is None:
             fields["phone"] = INVALID_PHONE
@@ -354,8 +355,12 @@ class Verifier:
         return Started(vid, challenge.channel, delivery, masked)
 
     async def check(self, vid: str, code: Any) -> dict[str, Any]:
-        """Check a code: a session or proof token, or the error that says why not."""
-        if not isinstance(code, str) or len(code) > 32:
+        """Check a code: a session or proof token, or the error that says why not.
+
+        Something that is not 6 digits (once spaces and dashes are dropped) is
+        ``invalid_code`` and spends no attempt: it cannot be anyone's code.
+        """
+        if not isinstance(code, str) or len(code) > 32 or not _CODE.fullmatch(typed_code(code)):
             raise Invalid({"code": "invalid_code"})
         now = self._now()
         keyring = self._s.keyring

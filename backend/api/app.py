@@ -2,7 +2,9 @@
 
 Each module in ``ROUTE_MODULES`` exposes ``setup(app)`` which adds its routes.
 Everything under ``/api/`` needs the service token (``Authorization: Bearer``);
-errors are JSON ``{"error": {"code", "message", ...}}`` with a stable code.
+errors are JSON ``{"error": {"code", "message", ...}}`` with a stable code. A
+URL whose path or query holds NUL or a lone surrogate is refused before any
+route sees it (``400 malformed_url``): no database can store or compare it.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from backend.api.http import MAX_BODY_BYTES, SERVICES, json_response
+from backend.api.http import MAX_BODY_BYTES, SERVICES, header_text, json_response
 from backend.crypto import constant_time_equal
-from backend.errors import ApiError, PayloadTooLarge, Unauthorized
+from backend.errors import ApiError, BadRequest, PayloadTooLarge, Unauthorized
 from backend.services import Services
+from backend.validation import is_text
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +63,22 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 
 @web.middleware
+async def url_text_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse a path or query that is not storable text (``400 malformed_url``)."""
+    pairs = request.query.items()
+    if not is_text(request.path) or not all(is_text(k) and is_text(v) for k, v in pairs):
+        raise BadRequest(
+            "the URL holds NUL or text that is not valid Unicode", code="malformed_url"
+        )
+    return await handler(request)
+
+
+@web.middleware
 async def service_token_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Reject /api/ calls without the service token, in constant time."""
     if request.path.startswith("/api/") and request.path not in PUBLIC_API_PATHS:
         expected = request.app[SERVICES].settings.service_token
-        header = request.headers.get("Authorization", "")
+        header = header_text(request, "Authorization")
         scheme, _, token = header.partition(" ")
         if not expected or scheme.lower() != "bearer" or not constant_time_equal(token, expected):
             raise Unauthorized("missing or wrong service token", code="unauthorized")
@@ -75,7 +89,7 @@ def create_app(services: Services) -> web.Application:
     """The backend application for ``services``; start it with any aiohttp runner."""
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
-        middlewares=[errors_middleware, service_token_middleware],
+        middlewares=[errors_middleware, url_text_middleware, service_token_middleware],
     )
     app[SERVICES] = services
     for name in ROUTE_MODULES:

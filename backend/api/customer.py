@@ -10,7 +10,7 @@ import re
 
 from aiohttp import web
 
-from backend.api.http import json_response, read_json, services
+from backend.api.http import header_text, json_response, read_json, services
 from backend.api.verification import send_later, verifier
 from backend.crm.connector import Address
 from backend.errors import ConnectorError, NotFound, ServiceUnavailable, Unauthorized
@@ -23,7 +23,7 @@ SESSION_HEADER = "X-Customer-Session"
 async def customer_ref(request: web.Request) -> str:
     """The ref of the customer whose session this request carries; else 401 session_expired."""
     svc = services(request)
-    token = request.headers.get(SESSION_HEADER, "")
+    token = header_text(request, SESSION_HEADER)
     async with svc.sessions() as session:
         ref = await customer_for_session(session, svc.keyring, token, svc.clock.now())
     if ref is None:

@@ -9,7 +9,6 @@ case the channel does not run the dialog for it.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from aiohttp import web
 
@@ -17,19 +16,13 @@ from backend import escalations, transcripts, verification
 from backend.api.http import json_response, read_json, services
 from backend.errors import Invalid
 from backend.models.console import REASONS
+from backend.validation import INVALID_CHAT, valid_chat
 from common.vocabulary.locales import SHIPPED_LOCALES
 
 log = logging.getLogger(__name__)
 
-MAX_CHAT = 128
 # Transcript lines from the bot may be several Telegram messages long.
 MAX_TRANSCRIPT_TEXT = 16 * 1024
-
-
-def _chat(value: Any) -> str | None:
-    if isinstance(value, str) and 0 < len(value) <= MAX_CHAT and value.isprintable():
-        return value
-    return None
 
 
 async def _customer_ref(request: web.Request, token: str | None) -> str | None:
@@ -45,9 +38,9 @@ async def create_escalation(request: web.Request) -> web.Response:
     """Open an escalation for a chat; 201 when new, 200 with the open one otherwise."""
     body = await read_json(request)
     fields: dict[str, str] = {}
-    chat = _chat(body.get("chat"))
+    chat = valid_chat(body.get("chat"))
     if chat is None:
-        fields["chat"] = "invalid_chat"
+        fields["chat"] = INVALID_CHAT
     reason = body.get("reason")
     if reason not in REASONS:
         fields["reason"] = "invalid_reason"
@@ -87,11 +80,11 @@ async def create_escalation(request: web.Request) -> web.Response:
 
 async def add_message(request: web.Request) -> web.Response:
     """Add a masked message to a chat's transcript; answer whether an agent holds the chat."""
-    chat = _chat(request.match_info["chat"])
+    chat = valid_chat(request.match_info["chat"])
     body = await read_json(request)
     fields: dict[str, str] = {}
     if chat is None:
-        fields["chat"] = "invalid_chat"
+        fields["chat"] = INVALID_CHAT
     direction = body.get("direction")
     if direction not in ("in", "out"):
         fields["direction"] = "invalid_direction"

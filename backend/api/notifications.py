@@ -7,7 +7,7 @@ import asyncio
 from aiohttp import web
 
 from backend import notifications
-from backend.api.http import json_response, read_json, services
+from backend.api.http import MAX_ID, json_response, query_number, read_json, services
 from backend.errors import Invalid
 
 # Set when the server starts shutting down, so waiting long polls answer at once.
@@ -18,22 +18,12 @@ MAX_LIMIT = 100
 MAX_ACK = 1000
 
 
-def _number(raw: str | None, default: float, low: float, high: float, name: str) -> float:
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise Invalid({name: "invalid_number"}) from None
-    if not low <= value <= high:
-        raise Invalid({name: "out_of_range"})
-    return value
-
-
 async def poll(request: web.Request) -> web.Response:
     """``GET /api/v1/notifications?wait=30&limit=100&prefix=tg:``: lease what is due."""
-    wait = _number(request.query.get("wait"), 0, 0, MAX_WAIT, "wait")
-    limit = int(_number(request.query.get("limit"), MAX_LIMIT, 1, MAX_LIMIT, "limit"))
+    wait = query_number(request, "wait", default=0, low=0, high=MAX_WAIT)
+    limit = int(
+        query_number(request, "limit", default=MAX_LIMIT, low=1, high=MAX_LIMIT, integer=True)
+    )
     prefix = request.query.get("prefix") or None
     svc = services(request)
     found = await notifications.wait_and_lease(
@@ -55,7 +45,7 @@ async def acknowledge(request: web.Request) -> web.Response:
     if (
         not isinstance(ids, list)
         or len(ids) > MAX_ACK
-        or any(not isinstance(i, int) or isinstance(i, bool) for i in ids)
+        or any(not isinstance(i, int) or isinstance(i, bool) or not 0 < i <= MAX_ID for i in ids)
     ):
         raise Invalid({"ids": "invalid_ids"})
     svc = services(request)

@@ -9,33 +9,17 @@ from __future__ import annotations
 from aiohttp import web
 
 from backend import ledger
+from backend.api.customer import customer_ref
 from backend.api.http import SERVICES, json_response, read_json, services
-from backend.errors import BadRequest, Invalid, NotFound, Unauthorized
+from backend.errors import BadRequest, Invalid, NotFound
 from backend.ledger.previews import make_preview, plan_to_api
 from backend.retention import load_policy
+from backend.validation import INVALID_CHAT, INVALID_TEXT, is_text, valid_chat
 from common.vocabulary.categories import CATEGORIES
 from common.vocabulary.locales import SHIPPED_LOCALES
 from common.vocabulary.request_kinds import REQUEST_KINDS
 
 MAX_KEY = 128
-MAX_CHAT = 128
-
-
-async def customer_ref(request: web.Request) -> str:
-    """The customer of the request's session token, or ``401 session_expired``."""
-    from backend.verification import customer_for_session
-
-    token = request.headers.get("X-Customer-Session", "")
-    svc = services(request)
-    if token:
-        async with svc.sessions() as session:
-            ref: str | None = await customer_for_session(
-                session, svc.keyring, token, svc.clock.now()
-            )
-            await session.commit()
-        if ref is not None:
-            return ref
-    raise Unauthorized("missing, wrong or expired customer session", code="session_expired")
 
 
 async def erasure_preview(request: web.Request) -> web.Response:
@@ -73,14 +57,16 @@ async def submit_request(request: web.Request) -> web.Response:
         raise BadRequest("the Idempotency-Key header is required", code="missing_idempotency_key")
     if len(key) > MAX_KEY:
         raise Invalid({"idempotency_key": "too_long"})
+    if not is_text(key) or not key.isprintable():
+        raise Invalid({"idempotency_key": INVALID_TEXT})
     body = await read_json(request)
     kind = body.get("kind")
     if not isinstance(kind, str) or kind not in REQUEST_KINDS:
         raise BadRequest("unknown request kind", code="unknown_kind")
     fields: dict[str, str] = {}
-    chat, locale = body.get("chat"), body.get("locale")
-    if not isinstance(chat, str) or not chat or len(chat) > MAX_CHAT:
-        fields["chat"] = "invalid_chat"
+    chat, locale = valid_chat(body.get("chat")), body.get("locale")
+    if chat is None:
+        fields["chat"] = INVALID_CHAT
     if locale not in SHIPPED_LOCALES:
         fields["locale"] = "invalid_locale"
     if not isinstance(body.get("payload"), dict):
@@ -103,9 +89,9 @@ async def submit_request(request: web.Request) -> web.Response:
 
 async def list_requests(request: web.Request) -> web.Response:
     """``GET /api/v1/requests?chat=``: the open requests of the chat's customer(s)."""
-    chat = request.query.get("chat", "")
-    if not chat or len(chat) > MAX_CHAT:
-        raise Invalid({"chat": "invalid_chat"})
+    chat = valid_chat(request.query.get("chat"))
+    if chat is None:
+        raise Invalid({"chat": INVALID_CHAT})
     svc = services(request)
     async with svc.sessions() as session:
         found = await ledger.open_requests(session, chat)

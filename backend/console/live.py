@@ -26,7 +26,7 @@ from aiohttp import WSMsgType, web
 from sqlalchemy import select
 
 from backend import escalations, transcripts
-from backend.api.http import SERVICES
+from backend.api.http import MAX_ID, SERVICES, query_number
 from backend.console import auth
 from backend.console.web import me
 from backend.errors import NotFound
@@ -88,10 +88,8 @@ async def live(request: web.Request) -> web.WebSocketResponse:
     svc: Services = request.config_dict[SERVICES]
     current = me(request)
     watched = request.query.get("chat") or None
-    try:
-        after = max(int(request.query.get("after", "0")), 0)
-    except ValueError:
-        after = 0
+    # An entry id: beyond the column's range it would fail in the database, not here.
+    after = int(query_number(request, "after", default=0, low=0, high=MAX_ID, integer=True))
     if watched is not None:
         async with svc.sessions() as session:
             try:
