@@ -2,7 +2,8 @@
 
 ``smtplib`` runs in a worker thread so the event loop never waits on the
 mail server. STARTTLS and login are used when the settings ask for them.
-Failures raise ``MailDeliveryError`` naming the reference only.
+Failures raise ``MailDeliveryError`` naming the reference and what went wrong
+(the exception's type and the server's reply code), never an address.
 """
 
 from __future__ import annotations
@@ -23,6 +24,15 @@ class MailDeliveryError(DatadeskError):
     def __init__(self, reference: str, reason: str) -> None:
         super().__init__(f"email {reference} not accepted: {reason}")
         self.reference = reference
+
+
+def _reason(exc: Exception) -> str:
+    """The failure as the exception's type and SMTP reply codes, without addresses or replies."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = sorted({str(code) for code, _ in exc.recipients.values()})
+        return f"SMTPRecipientsRefused {'/'.join(codes)}".rstrip()
+    code = getattr(exc, "smtp_code", None)
+    return f"{type(exc).__name__} {code}" if isinstance(code, int) else type(exc).__name__
 
 
 class Mailer(Protocol):
@@ -78,7 +88,10 @@ class SmtpMailer:
         try:
             await asyncio.to_thread(self._deliver, message)
         except (OSError, smtplib.SMTPException) as exc:
-            raise MailDeliveryError(reference, type(exc).__name__) from exc
+            # Not chained: smtplib's errors carry the recipient's address
+            # (SMTPRecipientsRefused is a dict keyed by it) and the server's
+            # reply, which often quotes it; a logged traceback would print both.
+            raise MailDeliveryError(reference, _reason(exc)) from None
 
     def _deliver(self, message: EmailMessage) -> None:
         with smtplib.SMTP(self._host, self._port, timeout=self._timeout) as client:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import aiohttp
@@ -28,6 +28,9 @@ DEFAULT_TIMEOUT = 10.0
 
 class BackendError(Exception):
     """The backend could not be used for this call."""
+
+    # Messages name the route and the status, never a body: safe for the logs.
+    loggable_message: ClassVar[bool] = True
 
 
 class BackendUnavailable(BackendError):

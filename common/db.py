@@ -71,7 +71,13 @@ def _prepare_sqlite_file(url: str) -> None:
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """Create an async engine with the settings this project relies on for ``url``."""
+    """Create an async engine with the settings this project relies on for ``url``.
+
+    Every engine hides SQL parameters from its errors and echo: they hold
+    personal data in clear (before ``Encrypted`` columns encrypt it), and an
+    error's text ends up in logs.
+    """
+    kwargs["hide_parameters"] = True
     if is_sqlite(url):
         _prepare_sqlite_file(url)
         engine = create_async_engine(url, **kwargs)

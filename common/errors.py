@@ -9,9 +9,15 @@ Messages are for developers and operators and never contain personal data.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class DatadeskError(Exception):
     """Root of every error this project raises on purpose."""
+
+    # The messages are written for developers and never hold personal data, so
+    # tracebacks in the logs may show them (``common.logs`` withholds others).
+    loggable_message: ClassVar[bool] = True
 
 
 class ConfigError(DatadeskError):

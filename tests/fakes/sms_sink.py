@@ -3,7 +3,8 @@
 ``async with running_sms_sink(token) as sink:`` serves ``POST {sink.url}``;
 each accepted message lands in ``sink.messages`` (``to``, ``text``,
 ``reference``). ``sink.fail_next(n, status)`` answers the next ``n`` posts with
-``status`` (recorded in ``sink.rejected``) so retries can be tested;
+``status`` (recorded in ``sink.rejected``, the messages in ``sink.refused``)
+so retries and failures can be tested;
 ``sink.hold()`` keeps posts hanging until ``sink.release()``. A wrong
 or missing Bearer token gets 401. ``await sink.wait_for(n)`` waits until ``n``
 messages were accepted; ``sink.codes_for(phone)`` lists the 6-digit codes sent
@@ -36,6 +37,7 @@ class SmsSink:
         self.url = ""
         self.messages: list[SmsMessage] = []
         self.rejected: list[tuple[int, str]] = []  # (status, reference)
+        self.refused: list[SmsMessage] = []  # what those posts carried
         self._failures: list[int] = []
         self._arrived = asyncio.Condition()
         self._open = asyncio.Event()
@@ -82,6 +84,7 @@ class SmsSink:
         if self._failures:
             status = self._failures.pop(0)
             self.rejected.append((status, str(body.get("reference"))))
+            self.refused.append(SmsMessage(body["to"], body["text"], body["reference"]))
             return web.json_response({"error": "try later"}, status=status)
         async with self._arrived:
             self.messages.append(SmsMessage(body["to"], body["text"], body["reference"]))

@@ -4,6 +4,9 @@
 ``smtp.messages`` holds parsed ``email.message.EmailMessage`` objects;
 ``await smtp.wait_for(n)`` waits until ``n`` arrived; ``smtp.codes_for(address)``
 lists the 6-digit codes mailed to an address, oldest first.
+``running_smtp(refuse_recipients=True)`` is a server that refuses every
+recipient the way real ones do, quoting the address in its reply (smtplib
+then raises ``SMTPRecipientsRefused``); ``smtp.refused`` lists them.
 """
 
 from __future__ import annotations
@@ -24,12 +27,24 @@ from aiosmtpd.controller import Controller
 class SmtpCapture:
     """The aiosmtpd handler: records each message's envelope recipients and content."""
 
-    def __init__(self) -> None:
+    def __init__(self, refuse_recipients: bool = False) -> None:
         self.host = "127.0.0.1"
         self.port = 0
         self.messages: list[EmailMessage] = []
         self.recipients: list[list[str]] = []
+        self.refused: list[str] = []
+        self.refuse_recipients = refuse_recipients
         self._lock = threading.Lock()
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        if self.refuse_recipients:
+            with self._lock:
+                self.refused.append(address)
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = message_from_bytes(envelope.original_content, policy=policy.default)
@@ -69,9 +84,9 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_smtp() -> Iterator[SmtpCapture]:
+def running_smtp(*, refuse_recipients: bool = False) -> Iterator[SmtpCapture]:
     """Serve SMTP on a free loopback port for the duration of the block."""
-    capture = SmtpCapture()
+    capture = SmtpCapture(refuse_recipients)
     capture.port = _free_port()
     controller = Controller(capture, hostname=capture.host, port=capture.port)
     controller.start()
