@@ -113,12 +113,11 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-def settings(tmp_path: Path, backend_db_url: str) -> Settings:
-    """The backend's settings for one test: its own data folder and database, fixed secrets."""
+def settings_for(folder: Path, backend_db_url: str) -> Settings:
+    """The backend's settings with a data folder in ``folder``, a database, fixed secrets."""
     return replace(
         Settings.from_env({}),
-        data_dir=tmp_path / "var",
+        data_dir=folder / "var",
         database_url=backend_db_url,
         service_token=SERVICE_TOKEN,
         secret_key=SECRET_KEY,
@@ -135,6 +134,12 @@ def bot_settings_for(tmp_path: Path, backend_url: str, bot_db_url: str) -> BotSe
         service_token=SERVICE_TOKEN,
         bot_secret_key=BOT_SECRET_KEY,
     )
+
+
+@pytest.fixture
+def settings(tmp_path: Path, backend_db_url: str) -> Settings:
+    """The backend's settings for one test: its own data folder and database, fixed secrets."""
+    return settings_for(tmp_path, backend_db_url)
 
 
 @pytest.fixture

@@ -116,3 +116,21 @@ async def test_verification_works_over_the_http_crm(server: CrmServer, backend):
         async with backend.client.post(backend.api("/api/v1/verifications"), json=body) as resp:
             assert resp.status == 503
             assert (await resp.json())["error"]["code"] == "crm_unavailable"
+
+
+async def test_an_erasure_preview_while_the_http_crm_fails_answers_503_not_500(
+    server: CrmServer,
+    backend,  # type: ignore[no-untyped-def]
+):
+    from fakes.ledger import session_token
+
+    backend.services.crm = HttpCrm(server.url, server.token)
+    token = await session_token(backend.services, "C-1001")
+    server.fail_next(1)
+    async with backend.client.post(
+        backend.api("/api/v1/erasure-preview"),
+        json={"scope": ["marketing"]},
+        headers={"X-Customer-Session": token},
+    ) as resp:
+        assert resp.status == 503
+        assert (await resp.json())["error"]["code"] == "crm_unavailable"

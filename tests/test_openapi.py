@@ -56,3 +56,22 @@ def test_two_fragments_describing_one_path_are_refused(tmp_path: Path) -> None:
     (tmp_path / "b.yaml").write_text("paths:\n  /api/v1/x: {post: {}}\n")
     with pytest.raises(ConfigError, match=r"b\.yaml: path /api/v1/x defined twice"):
         assemble(tmp_path)
+
+
+def test_every_operation_lists_the_answers_every_route_can_give() -> None:
+    document = assemble()
+    for route, item in document["paths"].items():
+        for method, operation in item.items():
+            statuses = set(operation["responses"])
+            assert {"400", "401"} <= statuses, (method, route)
+            if "requestBody" in operation:
+                assert {"413", "422"} <= statuses, (method, route)
+
+
+def test_a_fragment_s_own_description_of_a_common_status_is_kept(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(
+        "paths:\n  /api/v1/x:\n    get:\n      responses:\n        '400': {description: mine}\n"
+    )
+    responses = assemble(tmp_path)["paths"]["/api/v1/x"]["get"]["responses"]
+    assert responses["400"] == {"description": "mine"}
+    assert responses["401"] == {"$ref": "#/components/responses/Unauthorized"}

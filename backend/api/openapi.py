@@ -4,6 +4,12 @@ Each ``backend/api/openapi/*.yaml`` holds the ``paths`` (and any
 ``components``) of one route module; this module merges them under a common
 header, in file-name order, and refuses two fragments that describe the same
 path or component (``file: … defined twice``). Public: no token needed.
+
+Answers the application gives on every route, whatever the route (a URL or
+body it cannot read, a missing service token, a body too large or holding
+text no database can store: ``backend/api/app.py``, ``backend/api/http.py``)
+are added to every operation here, unless its fragment describes that status
+itself, so that the document lists every status an operation can answer.
 """
 
 from __future__ import annotations
@@ -55,9 +61,41 @@ HEADER: dict[str, Any] = {
                 },
             }
         },
+        "responses": {
+            "BadRequest": {
+                "description": "`malformed_json`: the body is not a UTF-8 JSON object within "
+                "the bounds (32 levels deep, numbers of at most 64 digits); "
+                "`malformed_url`: the path or query holds NUL or a lone surrogate",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            },
+            "Unauthorized": {
+                "description": "`unauthorized`: the service token is missing or wrong; "
+                "`session_expired`: X-Customer-Session is missing, wrong or expired",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            },
+            "PayloadTooLarge": {
+                "description": "`payload_too_large`: the body is over 64 KiB",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            },
+            "Invalid": {
+                "description": "`invalid`, with one code per field in `fields` "
+                "(`invalid_text` for a string holding NUL or a lone surrogate)",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            },
+        },
     },
     "paths": {},
 }
+
+_EVERY_ROUTE = {
+    "400": {"$ref": "#/components/responses/BadRequest"},
+    "401": {"$ref": "#/components/responses/Unauthorized"},
+}
+_EVERY_BODY = {
+    "413": {"$ref": "#/components/responses/PayloadTooLarge"},
+    "422": {"$ref": "#/components/responses/Invalid"},
+}
+_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
 
 def assemble(folder: Path = FRAGMENTS) -> dict[str, Any]:
@@ -81,7 +119,21 @@ def assemble(folder: Path = FRAGMENTS) -> dict[str, Any]:
                 if name in target:
                     raise ConfigError(path.name, None, f"components.{section}.{name} defined twice")
                 target[name] = value
+    _add_common_responses(document)
     return document
+
+
+def _add_common_responses(document: dict[str, Any]) -> None:
+    """Give every operation the answers every route can give (module docstring)."""
+    for item in document["paths"].values():
+        for method in _METHODS:
+            operation = item.get(method) if isinstance(item, dict) else None
+            if not isinstance(operation, dict):
+                continue
+            responses = operation.setdefault("responses", {})
+            common = {**_EVERY_ROUTE, **(_EVERY_BODY if "requestBody" in operation else {})}
+            for status, answer in common.items():
+                responses.setdefault(status, answer)
 
 
 @cache

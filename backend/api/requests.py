@@ -11,7 +11,7 @@ from aiohttp import web
 from backend import ledger
 from backend.api.customer import customer_ref
 from backend.api.http import SERVICES, json_response, read_json, services
-from backend.errors import BadRequest, Invalid, NotFound
+from backend.errors import BadRequest, ConnectorError, Invalid, NotFound, ServiceUnavailable
 from backend.ledger.previews import make_preview, plan_to_api
 from backend.retention import load_policy
 from backend.validation import INVALID_CHAT, INVALID_TEXT, is_text, valid_chat
@@ -34,7 +34,10 @@ async def erasure_preview(request: web.Request) -> web.Response:
     ):
         raise Invalid({"scope": "invalid_scope"})
     svc = services(request)
-    record = await ledger.connector(svc).get(ref)
+    try:
+        record = await ledger.connector(svc).get(ref)
+    except ConnectorError as exc:
+        raise ServiceUnavailable("the CRM is not reachable", code="crm_unavailable") from exc
     if record is None:
         raise NotFound("the session's customer is no longer on file", code="customer_not_found")
     async with svc.sessions() as session:
