@@ -236,6 +236,17 @@ async def test_header_bytes_that_are_not_utf8_answer_401_and_422_not_500(
     assert await count(backend, Request) == 0
 
 
+async def test_a_console_session_cookie_that_is_not_utf8_is_no_session_not_a_500(
+    backend: LiveBackend,
+) -> None:
+    status, body = await raw_http(
+        backend,
+        b"GET /console/live HTTP/1.1\r\nCookie: datadesk_console=\xff\xfe\r\n"
+        b"Upgrade: websocket\r\nConnection: Upgrade\r\n",
+    )
+    assert (status, body["error"]["code"]) == (401, "no_session")
+
+
 async def test_a_code_that_is_not_six_digits_is_invalid_code_and_spends_no_attempt(
     world: World,
 ) -> None:

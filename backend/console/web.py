@@ -24,6 +24,7 @@ from aiohttp import web
 from backend.api.http import SERVICES
 from backend.console import auth
 from backend.console.canned import Canned
+from backend.validation import is_text
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,9 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
         return await handler(request)
     svc = request.config_dict[SERVICES]
     token = request.cookies.get(auth.COOKIE)
-    current = await auth.resume(svc, token) if token else None
+    # A cookie with bytes that are not UTF-8 is no session (aiohttp hands
+    # them over as lone surrogates, which the digest cannot encode).
+    current = await auth.resume(svc, token) if token and is_text(token) else None
     if current is None:
         if request.method == "GET" and not request.headers.get("Upgrade"):
             target = quote(request.path_qs, safe="/?=&")
