@@ -289,3 +289,27 @@ async def test_a_huge_after_on_the_live_socket_is_refused_before_the_upgrade(
             await ws.close()
     finally:
         await alice.close()
+
+
+async def test_optional_verification_fields_sent_with_a_value_they_cannot_take_are_refused(
+    world: World,
+) -> None:
+    status, body = await world.call(
+        "POST",
+        "/api/v1/verifications",
+        {"chat": "tg:1", "phone": ANNA, "locale": "xx", "channel": None, "shared_contact": "yes"},
+    )
+    assert status == 422
+    assert body["error"]["fields"] == {
+        "locale": "invalid_locale",
+        "channel": "invalid_channel",
+        "shared_contact": "invalid_bool",
+    }
+    status, started = await world.call(
+        "POST", "/api/v1/verifications", {"chat": "tg:1", "phone": ANNA}
+    )
+    assert status == 202
+    status, body = await world.call(
+        "POST", f"/api/v1/verifications/{started['verification_id']}/resend", {"locale": None}
+    )
+    assert (status, body["error"]["fields"]) == (422, {"locale": "invalid_locale"})

@@ -7,8 +7,11 @@ ones, valid and invalid, on SQLite and on PostgreSQL. Answers must not be
 server errors, must match the document (a documented status, the declared
 content type, the declared body schema), and input the document rules out
 must be refused with a 4xx. The run is deterministic (a fixed seed,
-derandomized Hypothesis, no example database), so a failure in CI is the
-same failure on a laptop.
+derandomized Hypothesis, no example database) for a given checkout and
+selection of tests, so a failure in CI is the same failure on a laptop
+running the suite. Hypothesis also draws literals from the project's modules
+loaded at the time, so this file run alone may try other examples than the
+whole suite does; both must pass.
 
 The backend is the real application on a real database, served on its own
 event loop in a thread because schemathesis calls it synchronously. Calls

@@ -128,6 +128,8 @@ async def test_bad_parameters_and_bodies_are_refused_with_codes(backend: LiveBac
         assert (r.status, (await r.json())["error"]["fields"]) == (422, {"wait": "invalid_number"})
     async with backend.client.get(backend.api("/api/v1/notifications"), params={"wait": "31"}) as r:
         assert (r.status, (await r.json())["error"]["fields"]) == (422, {"wait": "out_of_range"})
+    async with backend.client.get(backend.api("/api/v1/notifications"), params={"limit": ""}) as r:
+        assert (r.status, (await r.json())["error"]["fields"]) == (422, {"limit": "invalid_number"})
     async with backend.client.post(
         backend.api("/api/v1/notifications/ack"), json={"ids": ["x"]}
     ) as r:

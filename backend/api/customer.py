@@ -11,7 +11,7 @@ import re
 from aiohttp import web
 
 from backend.api.http import header_text, json_response, read_json, services
-from backend.api.verification import send_later, verifier
+from backend.api.verification import refuse_bad_options, send_later, verifier
 from backend.crm.connector import Address
 from backend.errors import ConnectorError, NotFound, ServiceUnavailable, Unauthorized
 from backend.verification import customer_for_session
@@ -63,6 +63,7 @@ async def contact_proof(request: web.Request) -> web.Response:
     """Send a code to a new phone or email; checking it yields a ``proof_token``."""
     ref = await customer_ref(request)
     body = await read_json(request)
+    refuse_bad_options(body, "locale")
     started = await verifier(request).start_proof(
         ref, body.get("kind"), body.get("value"), body.get("locale")
     )

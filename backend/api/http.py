@@ -132,9 +132,12 @@ def query_number(
     high: float,
     integer: bool = False,
 ) -> float:
-    """A number from the query within ``[low, high]``; ``422 invalid_number | out_of_range``."""
+    """A number from the query within ``[low, high]``; ``422 invalid_number | out_of_range``.
+
+    Absent, it is ``default``; present but empty (``?wait=``) is no number.
+    """
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         value = float(raw)

@@ -7,12 +7,16 @@ background tasks the application tracks and awaits on shutdown.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
 
 from backend.api.http import json_response, read_json, services
 from backend.codes import Started
+from backend.errors import Invalid
 from backend.verification import Verifier
+from common.vocabulary.locales import SHIPPED_LOCALES
+from common.vocabulary.verification_channels import VERIFICATION_CHANNELS
 
 
 class Deliveries:
@@ -30,6 +34,23 @@ def verifier(request: web.Request) -> Verifier:
     return Verifier(services(request))
 
 
+def refuse_bad_options(body: dict[str, Any], *names: str) -> None:
+    """``422`` for optional fields present with a value they cannot take (``null`` included).
+
+    Left out, each has its default (``sms``, the customer's language, not
+    shared); sent, it must be one of the documented values.
+    """
+    fields: dict[str, str] = {}
+    if "locale" in names and "locale" in body and body["locale"] not in SHIPPED_LOCALES:
+        fields["locale"] = "invalid_locale"
+    if "channel" in names and "channel" in body and body["channel"] not in VERIFICATION_CHANNELS:
+        fields["channel"] = "invalid_channel"
+    if "shared_contact" in names and not isinstance(body.get("shared_contact", False), bool):
+        fields["shared_contact"] = "invalid_bool"
+    if fields:
+        raise Invalid(fields)
+
+
 def send_later(request: web.Request, started: Started) -> None:
     """Hand the code's delivery to a background task (nothing to do for unknown numbers)."""
     if started.delivery is None:
@@ -43,6 +64,7 @@ def send_later(request: web.Request, started: Started) -> None:
 async def start_verification(request: web.Request) -> web.Response:
     """Send a code to the contact on file for a phone number; the same answer if there is none."""
     body = await read_json(request)
+    refuse_bad_options(body, "locale", "channel", "shared_contact")
     started = await verifier(request).start(
         body.get("chat"),
         body.get("phone"),
@@ -57,6 +79,7 @@ async def start_verification(request: web.Request) -> web.Response:
 async def resend_code(request: web.Request) -> web.Response:
     """Send a new code for the same verification, after the cooldown."""
     body = await read_json(request)
+    refuse_bad_options(body, "locale")
     started = await verifier(request).resend(request.match_info["id"], body.get("locale"))
     send_later(request, started)
     return json_response(started.to_json(), status=202)
