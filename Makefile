@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test`; `make test PYTEST_WORKERS=0` runs in one process.
+PYTEST_WORKERS ?= 2
 # uv installs exactly what uv.lock names; the lock is changed only by `make lock`.
 UV_VERSION := 0.13.9
 UV := $(BIN)/uv
@@ -41,7 +43,7 @@ demo: $(STAMP)
 	$(BIN)/datadesk run --chat
 
 test: $(STAMP) browser
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 check: $(STAMP)
 	$(BIN)/ruff check bot backend common datadesk tests bench

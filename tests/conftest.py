@@ -51,6 +51,22 @@ def pytest_configure(config: pytest.Config) -> None:
 DB_KINDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``postgres_only`` run on PostgreSQL alone: never collected as SQLite skips."""
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_sqlite = callspec is not None and callspec.params.get("db_kind") == "sqlite"
+        if item.get_closest_marker("postgres_only") and (on_sqlite or not POSTGRES_URL):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.fixture(scope="session")
 def database_factories(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest

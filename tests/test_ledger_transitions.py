@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from conftest import POSTGRES_URL, LiveBackend
+from conftest import LiveBackend
 from fakes.ledger import add_customers, customer, session_token, submit
 from sqlalchemy import func, select
 
@@ -160,12 +160,10 @@ async def test_an_idle_worker_starts_a_new_request_when_woken_not_by_polling(
         assert await asyncio.wait_for(worker, timeout=30) == 1
 
 
-@pytest.mark.skipif(not POSTGRES_URL, reason="LISTEN/NOTIFY is PostgreSQL's")
+@pytest.mark.postgres_only  # LISTEN/NOTIFY is PostgreSQL's; SQLite wakes workers in-process
 async def test_a_request_queued_on_postgresql_notifies_listening_processes_at_commit(
-    backend: LiveBackend, db_kind: str
+    backend: LiveBackend,
 ) -> None:
-    if db_kind != "postgres":
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite wakes workers in-process")
     import asyncpg
     from sqlalchemy.engine import make_url
 
@@ -185,12 +183,10 @@ async def test_a_request_queued_on_postgresql_notifies_listening_processes_at_co
         await listener.close()
 
 
-@pytest.mark.skipif(not POSTGRES_URL, reason="LISTEN/NOTIFY is PostgreSQL's")
+@pytest.mark.postgres_only  # LISTEN/NOTIFY is PostgreSQL's; SQLite wakes workers in-process
 async def test_a_waiter_on_postgresql_wakes_on_a_notify_from_another_connection(
-    backend: LiveBackend, db_kind: str
+    backend: LiveBackend,
 ) -> None:
-    if db_kind != "postgres":
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite wakes workers in-process")
     import asyncpg
     from sqlalchemy.engine import make_url
 
