@@ -15,7 +15,9 @@ both sides together (``datadesk run``, ``datadesk db upgrade``).
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -100,8 +102,24 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, AddArgs, str, str], ...] = (
 )  # fmt: skip
 
 
+# What each group of commands is for, as `datadesk --help` lists it.
+GROUPS: dict[str, str] = {
+    "db": "the databases: migrate them",
+    "crm": "the built-in CRM: import, export, demo customers",
+    "dialogs": "dialog files: check, test, reload in running bots",
+    "locales": "translation catalogs: check them",
+    "agents": "agent console users",
+    "audit": "the audit log: verify it",
+    "keys": "encryption keys: status and rotation",
+}
+
+DESCRIPTION = (
+    "datadesk: a bank's customer data-rights assistant. One command for every process and tool."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="datadesk", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="datadesk", description=DESCRIPTION)
     groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
     top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for words, help_text, add_args, target, side in COMMANDS:
@@ -109,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         for depth, word in enumerate(words[:-1]):
             key = " ".join(words[: depth + 1])
             if key not in groups:
-                group = subparsers.add_parser(word, help=f"{word} commands")
+                group = subparsers.add_parser(word, help=GROUPS[key], description=GROUPS[key])
                 groups[key] = group.add_subparsers(dest=f"sub{depth}", required=True, metavar="SUB")
             subparsers = groups[key]
         command = subparsers.add_parser(words[-1], help=help_text, description=help_text)
@@ -131,9 +149,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         importlib.import_module(module_name), function_name
     )
     try:
-        return command(args, settings)
+        status = command(args, settings)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below, not at exit
+        return status
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`datadesk crm export C-1 | head`): not an error of ours.
+        # Point stdout at /dev/null so the interpreter's final flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(f"datadesk: {_address_in_use(exc)}", file=sys.stderr)
+        return 2
+
+
+def _address_in_use(exc: OSError) -> str:
+    """One line for a port another process holds, naming the settings that move it."""
+    return (
+        f"cannot listen: {exc.strerror or exc}; another process holds the port. "
+        "Stop it, or choose another port with "
+        "DATADESK_HTTP_PORT (backend and console) or DATADESK_WEBHOOK_URL (the bot's webhook)."
+    )
 
 
 if __name__ == "__main__":

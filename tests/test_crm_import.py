@@ -117,6 +117,19 @@ def test_known_refs_are_replaced_and_new_ones_created(
     assert len(anna["products"]) == 1  # type: ignore[arg-type]
 
 
+def test_an_unknown_product_kind_is_refused_with_the_kinds_there_are(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    customer = copy.deepcopy(well_known()[1])
+    customer["products"][0]["kind"] = "spaceship"
+    path = _write(tmp_path, {"customers": [customer]})
+    assert _import(settings, path) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"{path}: customers[0].products[0].kind: unknown product kind; "
+        "one of current_account, savings_account, card, loan"
+    )
+
+
 def test_a_card_must_be_kept_as_bin_and_last_four(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):

@@ -44,6 +44,7 @@ from common.clock import Clock
 from common.vocabulary.categories import CATEGORIES
 from common.vocabulary.locales import SHIPPED_LOCALES
 from common.vocabulary.marketing_channels import MARKETING_CHANNELS
+from common.vocabulary.product_kinds import PRODUCT_KINDS
 
 _REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _KIND = re.compile(r"[a-z][a-z0-9_]{0,31}")
@@ -178,8 +179,8 @@ def _customer(path: str, raw: dict[str, Any], problems: Problems) -> dict[str, A
     products, product_ids = [], set()
     for p, item in _objects(raw.get("products"), f"{path}.products", problems):
         kind = item.get("kind")
-        if not isinstance(kind, str) or not _KIND.fullmatch(kind):
-            problems.add(f"{p}.kind", "must be a lower-case word such as current_account")
+        if kind not in PRODUCT_KINDS:
+            problems.add(f"{p}.kind", f"unknown product kind; one of {', '.join(PRODUCT_KINDS)}")
         pid = _text(item.get("id"), f"{p}.id", problems, limit=64)
         if pid is not None and looks_like_full_pan(pid):
             problems.add(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from common.vocabulary.categories import CATEGORIES
 from common.vocabulary.marketing_channels import MARKETING_CHANNELS
+from common.vocabulary.product_kinds import PRODUCT_KINDS
 from common.vocabulary.request_kinds import ERASURE, UPDATE_CONTACT
 
 
@@ -137,6 +138,7 @@ ENGINE_MESSAGES = (
     *(f"channel.{c}" for c in MARKETING_CHANNELS),
     *(f"category.{c}" for c in CATEGORIES),
     "basis.unknown",
+    *(f"product.{k}" for k in PRODUCT_KINDS),
     "product.other",
     "preview.header",
     "preview.erase",

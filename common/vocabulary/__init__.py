@@ -11,6 +11,7 @@ rename them.
 | request_kinds           | ``update_contact marketing_opt_out erasure``                     |
 | request_states          | ``submitted awaiting_review queued running done partly_done rejected failed`` |
 | categories              | ``contact marketing chat_history identity products transactions`` |
+| product_kinds           | ``current_account savings_account card loan``                    |
 | marketing_channels      | ``email sms phone post``                                         |
 | contact_kinds           | ``phone email address``                                          |
 | verification_channels   | ``sms email``                                                    |
