@@ -19,6 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "datadesk.cli"]
 
 
+def _run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    """Run ``datadesk ARGS`` as a shell would (our own interpreter and module)."""
+    return subprocess.run([*CLI, *args], cwd=ROOT, text=True, check=False, **kwargs)  # type: ignore[call-overload]  # noqa: S603
+
+
 def _env(tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]:
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -31,7 +36,8 @@ def _env(tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]:
 
 
 def test_help_names_each_group_by_what_it_is_for_in_plain_text() -> None:
-    done = subprocess.run([*CLI, "--help"], cwd=ROOT, capture_output=True, text=True, check=True)
+    done = _run(["--help"], capture_output=True)
+    assert done.returncode == 0
     assert "``" not in done.stdout
     listed = {line.split()[0]: line for line in done.stdout.splitlines() if line.startswith("    ")}
     for group in ("db", "crm", "dialogs", "locales", "agents", "audit"):
@@ -47,31 +53,26 @@ def test_a_port_already_in_use_is_one_line_naming_the_setting(
         holder.listen()
         port = holder.getsockname()[1]
         env = _env(tmp_path, backend_db_url, DATADESK_HTTP_PORT=str(port))
-        done = subprocess.run(
-            [*CLI, "backend"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-        )
+        done = _run(["backend"], env=env, capture_output=True, timeout=120)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("datadesk: cannot listen:")
-    assert str(port) in last and "DATADESK_HTTP_PORT" in last
+    assert str(port) in last
+    assert "DATADESK_HTTP_PORT" in last
 
 
 def test_an_export_into_a_closed_pipe_ends_quietly(tmp_path: Path, backend_db_url: str) -> None:
     env = _env(tmp_path, backend_db_url)
-    subprocess.run(
-        [*CLI, "crm", "seed-demo"], cwd=ROOT, env=env, capture_output=True, check=True, timeout=120
-    )
+    assert _run(["crm", "seed-demo"], env=env, capture_output=True, timeout=120).returncode == 0
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before the first byte, like `| head` after its lines
     try:
-        done = subprocess.run(
-            [*CLI, "crm", "export", "C-1001"],
-            cwd=ROOT,
+        done = _run(
+            ["crm", "export", "C-1001"],
             env=env,
             stdout=write_end,
             stderr=subprocess.PIPE,
-            text=True,
             timeout=120,
         )
     finally:
