@@ -18,11 +18,13 @@ import asyncio
 import calendar
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays
 import yaml
 
 from backend.crm.connector import CustomerRecord, Hold, Product
@@ -51,6 +53,10 @@ class Jurisdiction:
     """The rules of one jurisdiction."""
 
     code: str
+    timezone: (
+        str  # IANA zone of the bank's office: a request's receipt date is the local date there
+    )
+    calendar: str  # ISO 3166 country whose public holidays and make-up working days count
     deadline: tuple[str, int]
     deadline_citation: str
     restriction: str
@@ -146,8 +152,24 @@ class _Reader:
         what = f"jurisdictions.{code}"
         fields = self.mapping(node, what)
         self.only(
-            fields, {"deadline", "deadline_citation", "restriction", "categories"}, node, what
+            fields,
+            {"timezone", "calendar", "deadline", "deadline_citation", "restriction", "categories"},
+            node,
+            what,
         )
+        zone = self.scalar(fields["timezone"][1], f"{what}.timezone")
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise self.fail(
+                fields["timezone"][1], f"{what}.timezone: {zone!r} is no IANA time zone"
+            ) from None
+        country = self.scalar(fields["calendar"][1], f"{what}.calendar")
+        if country not in holidays.list_supported_countries():
+            raise self.fail(
+                fields["calendar"][1],
+                f"{what}.calendar: {country!r} is no country code the holidays calendar knows",
+            )
         cats = self.mapping(fields["categories"][1], f"{what}.categories")
         categories: dict[Category, tuple[Rule, ...]] = {}
         for name, (key, value) in cats.items():
@@ -162,6 +184,8 @@ class _Reader:
             raise self.fail(fields["categories"][1], f"{what}: no entry for {', '.join(missing)}")
         return Jurisdiction(
             code=code,
+            timezone=zone,
+            calendar=country,
             deadline=self.amount(fields["deadline"][1], DEADLINE_UNITS, f"{what}.deadline"),
             deadline_citation=self.scalar(fields["deadline_citation"][1], what),
             restriction=self.scalar(fields["restriction"][1], what),
@@ -192,15 +216,30 @@ def load_policy(path: Path = POLICY_PATH) -> Policy:
     return parse_policy(path.read_text(encoding="utf-8"), path.name)
 
 
-def add_period(start: date, unit: str, amount: int) -> date:
-    """``start`` plus a period; the 29th of February becomes the 28th in a short year."""
+@cache
+def working_days_of(country: str) -> holidays.HolidayBase:
+    """The public holidays of ``country``, with its make-up working days (China's 调休)."""
+    return holidays.country_holidays(country)
+
+
+def add_period(start: date, unit: str, amount: int, calendar_country: str | None = None) -> date:
+    """``start`` plus a period; the 29th of February becomes the 28th in a short year.
+
+    Working days are Monday to Friday, except the public holidays of
+    ``calendar_country`` and including its weekend days made working days.
+    """
     if unit == "days":
         return start + timedelta(days=amount)
     if unit == "working_days":
+        is_working = (
+            working_days_of(calendar_country).is_working_day
+            if calendar_country
+            else (lambda d: d.weekday() < 5)
+        )
         day, left = start, amount
         while left:
             day += timedelta(days=1)
-            if day.weekday() < 5:
+            if is_working(day):
                 left -= 1
         return day
     months = amount * 12 if unit == "years" else amount
@@ -209,9 +248,15 @@ def add_period(start: date, unit: str, amount: int) -> date:
     return date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
 
 
-def due_date(jurisdiction: Jurisdiction, received: date) -> date:
-    """The statutory deadline for answering a request received on ``received``."""
-    return add_period(received, *jurisdiction.deadline)
+def received_on(jurisdiction: Jurisdiction, at: datetime) -> date:
+    """The bank's local date at ``at`` (a request received at 23:30 UTC in Riga is received the next day)."""
+    return at.astimezone(ZoneInfo(jurisdiction.timezone)).date()
+
+
+def due_date(jurisdiction: Jurisdiction, received: datetime) -> date:
+    """The statutory deadline for answering a request received at ``received`` (aware)."""
+    unit, amount = jurisdiction.deadline
+    return add_period(received_on(jurisdiction, received), unit, amount, jurisdiction.calendar)
 
 
 Action = Literal["erase", "keep"]

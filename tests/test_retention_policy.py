@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from hypothesis import given
@@ -41,8 +41,32 @@ def test_the_shipped_policy_covers_every_category_in_both_jurisdictions() -> Non
 
 def test_eu_requests_are_due_a_month_later_and_cn_after_fifteen_working_days() -> None:
     policy = load_policy(POLICY_PATH)
-    assert due_date(policy.get("EU-LV"), date(2026, 1, 31)) == date(2026, 2, 28)
-    assert due_date(policy.get("CN"), date(2026, 11, 20)) == date(2026, 12, 11)
+    assert due_date(policy.get("EU-LV"), datetime(2026, 1, 31, 10, tzinfo=UTC)) == date(2026, 2, 28)
+    assert due_date(policy.get("CN"), datetime(2026, 11, 20, 2, tzinfo=UTC)) == date(2026, 12, 11)
+
+
+def test_cn_working_days_skip_public_holidays_and_count_make_up_saturdays() -> None:
+    cn = load_policy(POLICY_PATH).get("CN")
+    # Golden Week 2026: 1-7 October off; Saturday 10 October is worked. Weekdays alone
+    # would give 19 October.
+    assert due_date(cn, datetime(2026, 9, 28, 2, tzinfo=UTC)) == date(2026, 10, 23)
+    # Spring Festival 2026: 15-23 February off; Saturdays 14 and 28 February are worked.
+    assert due_date(cn, datetime(2026, 2, 13, 2, tzinfo=UTC)) == date(2026, 3, 12)
+
+
+def test_the_receipt_date_is_the_banks_local_date_not_utcs() -> None:
+    policy = load_policy(POLICY_PATH)
+    # 21:30 UTC on 31 May is 00:30 on 1 June in Riga (UTC+3 in summer).
+    assert due_date(policy.get("EU-LV"), datetime(2026, 5, 31, 21, 30, tzinfo=UTC)) == date(
+        2026, 7, 1
+    )
+    assert due_date(policy.get("EU-LV"), datetime(2026, 5, 31, 20, 30, tzinfo=UTC)) == date(
+        2026, 6, 30
+    )
+    # 16:30 UTC on 19 November is 00:30 on 20 November in Shanghai.
+    assert due_date(policy.get("CN"), datetime(2026, 11, 19, 16, 30, tzinfo=UTC)) == date(
+        2026, 12, 11
+    )
 
 
 def test_with_an_open_account_products_and_contact_are_kept_while_it_is_open() -> None:
@@ -164,6 +188,15 @@ GOOD = POLICY_PATH.read_text(encoding="utf-8")
             "unknown category 'marketting'",
         ),
         (GOOD.replace("deadline: {months: 1}", "deadline: {months: 1", 1), "not valid YAML"),
+        (
+            GOOD.replace("timezone: Europe/Riga", "timezone: Europe/Rigga", 1),
+            "'Europe/Rigga' is no IANA time zone",
+        ),
+        (
+            GOOD.replace("calendar: CN", "calendar: XX", 1),
+            "'XX' is no country code the holidays calendar knows",
+        ),
+        (GOOD.replace("    calendar: LV\n", "", 1), "missing field 'calendar'"),
     ],
 )
 def test_a_broken_policy_names_the_file_and_line(broken: str, expected: str) -> None:

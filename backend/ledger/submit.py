@@ -136,7 +136,7 @@ async def submit(
                     next_run_at=now,
                     received_at=now,
                     updated_at=now,
-                    due_date=retention.due_date(policy, now.date()),
+                    due_date=retention.due_date(policy, now),
                     result=None,
                     reason=None,
                 )
