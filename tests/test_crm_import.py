@@ -15,6 +15,7 @@ import pytest
 from backend.crm.builtin import BuiltinCrm
 from backend.crm.cli import export_command, import_command, seed_demo_command
 from backend.crm.demo import demo_document, well_known
+from backend.crm.importer import validate
 from backend.services import open_services
 from backend.settings import Settings
 
@@ -210,3 +211,12 @@ def test_a_customer_after_an_erasure_exports_and_imports_back(settings: Settings
     assert before["name"] == ""
     assert _import(settings, _write(tmp_path, {"customers": [before]}, "erased.json")) == 0
     assert _export_all(settings, ["C-1001"]) == [before]
+
+
+def test_the_documented_example_file_imports_as_it_stands() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "crm-json.md").read_text("utf-8")
+    example = doc.split("```json\n", 1)[1].split("```", 1)[0]
+    customers, problems = validate(json.loads(example))
+    assert problems == []
+    assert [c["ref"] for c in customers] == ["C-1001"]
+    assert customers[0]["products"][1]["closed"] == date(2024, 6, 30)
