@@ -18,6 +18,7 @@ from pathlib import Path
 from bot.dialogs.pidfile import PID_FILE, bot_pids, unregister_bot
 from bot.dialogs.testing import iter_results, load_scripts
 from bot.engine import check_dialogs
+from bot.engine.phrasings import uncovered
 from bot.i18n import Catalogs
 from bot.settings import BotSettings
 from common.errors import ConfigError
@@ -52,6 +53,8 @@ def check_command(args: argparse.Namespace, settings: BotSettings) -> int:
         return 1
     dialogs, _ = check_dialogs(directory)
     assert dialogs is not None
+    for note in uncovered(dialogs):
+        print(f"note: {note}", file=sys.stderr)
     steps = sum(len(f.steps) for f in dialogs.flows.values())
     print(
         f"dialogs check: OK, {len(dialogs.flows)} flows, {steps} steps, {len(dialogs.messages)} messages in {directory}"

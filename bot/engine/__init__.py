@@ -24,6 +24,7 @@ from bot.engine.events import ActionCall, ActionResult, EngineEvent, OutMessage,
 from bot.engine.loader import DialogErrors, read_dialogs
 from bot.engine.machine import resume, step
 from bot.engine.model import Dialogs
+from bot.engine.phrasings import check_phrasings
 from bot.engine.render import render_message
 from bot.engine.state import Frame, State
 from bot.i18n import Catalogs
@@ -62,6 +63,7 @@ def check_dialogs(
         *check_names(dialogs),
         *check_reachability(dialogs),
         *check_guarded_paths(dialogs),
+        *check_phrasings(dialogs),
     ]
     if catalogs is not None:
         errors += check_translations(dialogs, catalogs)

@@ -12,6 +12,8 @@ The schema (``dialogs/README.md`` has it for product teams)::
             next: <step id>     # optional: the following step by default
     messages:
       <message id>: {text: …, comment: …, context: …}
+    phrasings:                  # free text: see bot.engine.phrasings
+      <main-menu option id>: {<locale>: [<example>, …]}
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ from bot.engine.model import (
     STEP_KINDS,
     Dialogs,
     Flow,
+    Phrasing,
     Step,
     Text,
     Transition,
 )
+from bot.engine.phrasings import read_phrasings
 from bot.engine.schema import ASK_KEYS, SAY_KEYS, STEP_KEYS, FieldReader
 from bot.engine.yamlsrc import LineDict, LineList, YamlError, load_yaml
 
@@ -279,6 +283,7 @@ def read_dialogs(directory: Path) -> tuple[Dialogs, list[str]]:
     errors: list[str] = []
     flows: dict[str, Flow] = {}
     messages: dict[str, Text] = {}
+    phrasings: list[Phrasing] = []
     files = sorted(directory.glob("*.yaml")) if directory.is_dir() else []
     if not files:
         errors.append(f"{display_path(directory).as_posix()}: no dialog files (*.yaml) here")
@@ -293,9 +298,11 @@ def read_dialogs(directory: Path) -> tuple[Dialogs, list[str]]:
             reader.error(1, f"cannot read: {exc}")
             continue
         if not isinstance(data, LineDict):
-            reader.error(1, "expected a mapping with 'flows' and/or 'messages'")
+            reader.error(1, "expected a mapping with 'flows', 'messages' and/or 'phrasings'")
             continue
-        reader.unknown_keys(data, {"flows", "messages"}, "a dialog file")
+        reader.unknown_keys(data, {"flows", "messages", "phrasings"}, "a dialog file")
+        if "phrasings" in data:
+            phrasings += read_phrasings(reader, data["phrasings"], data.line_of("phrasings"))
         if "messages" in data:
             for message_id, text in reader.messages(
                 data["messages"], data.line_of("messages")
@@ -320,4 +327,4 @@ def read_dialogs(directory: Path) -> tuple[Dialogs, list[str]]:
                 reader.error(flow.where.line, f"duplicate flow {name!r} (also {flows[name].where})")
                 continue
             flows[name] = flow
-    return Dialogs(directory, flows, messages), errors
+    return Dialogs(directory, flows, messages, tuple(phrasings)), errors

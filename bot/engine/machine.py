@@ -16,6 +16,7 @@ from bot.channel import Command, Contact, Press, Start, Text, Unsupported
 from bot.engine.events import ActionCall, ActionResult, EngineEvent, StepResult
 from bot.engine.inputs import unusable
 from bot.engine.model import Dialogs, Option, Step
+from bot.engine.phrasings import main_menu
 from bot.engine.registry import SESSION_EXPIRED, VERIFIED_OUTCOME, VERIFYING_ACTION
 from bot.engine.render import render_text
 from bot.engine.state import Frame, State
@@ -61,6 +62,20 @@ def resume(dialogs: Dialogs, state: State, catalogs: Catalogs, *, menu: bool = F
     return run.result
 
 
+def _listens(step: Step) -> bool:
+    """Whether typed free text may name a journey here: a question of buttons, or yes/no.
+
+    Never at a step that asks for a code or a contact (phone, email, address):
+    there, typed text is the answer, and a code must not be read as anything else.
+    """
+    return (
+        step.validator in (None, "yes_no")
+        and step.contact_button is None
+        and not step.sensitive
+        and bool(step.options)
+    )
+
+
 class _Run(Walker):
     """Handles one event: a customer's turn, a command or an action's result."""
 
@@ -83,10 +98,12 @@ class _Run(Walker):
         step = self.current()
         if step.kind != "ask":
             raise _Broken
+        # A "did you mean" offer holds for the next turn only.
+        offered, self.s.offered = self.s.offered, []
         if isinstance(event, Command):
             self.command(event.name, step)
         elif isinstance(event, Press):
-            self.press(step, event.option_id)
+            self.press(step, event.option_id, offered)
         elif isinstance(event, Text):
             self.text(step, event.text)
         elif isinstance(event, Contact):
@@ -165,13 +182,22 @@ class _Run(Walker):
             self.emit(self.message("command.help"))
             self.prompt(step)
 
-    def press(self, step: Step, option_id: str) -> None:
-        """A button: an option of this question, a global command, or a stale button."""
+    def press(self, step: Step, option_id: str, offered: list[str]) -> None:
+        """A button: an option of this question, a global command, an offered journey, or stale."""
         option = step.option(option_id)
+        menu = main_menu(self.dialogs)
         if option is not None:
             self.choose(step, option)
         elif option_id in GLOBAL_FLOWS or option_id in ("cancel", "back", "help"):
             self.command(option_id, step)
+        elif option_id in offered and menu is not None and menu.option(option_id) is not None:
+            # The customer took a journey free text offered mid-way: as if from the menu.
+            self.go_home()
+            home = self.current()
+            chosen = home.option(option_id)
+            if chosen is None:
+                raise _Broken
+            self.choose(home, chosen)
         else:
             self.prompt(step, self.message("input.stale_button"))
 
@@ -187,10 +213,13 @@ class _Run(Walker):
         if option is not None:
             self.choose(step, option)
             return
-        if step.validator is None:
+        checked = VALIDATORS[step.validator](text, self.s.locale) if step.validator else None
+        if not isinstance(checked, Valid) and _listens(step) and self.dialogs.phrasings:
+            self.free_text(step, text)
+            return
+        if checked is None:
             self.refuse(step, "input.choose_option")
             return
-        checked = VALIDATORS[step.validator](text, self.s.locale)
         if not isinstance(checked, Valid):
             self.refuse(step, checked.reason)
             return
@@ -201,6 +230,23 @@ class _Run(Walker):
         if step.contact_button is not None:
             self.s.vars["shared_contact"] = False
         self.accept(step, checked.value)
+
+    def free_text(self, step: Step, text: str) -> None:
+        """Typed words at a question of buttons: offer the journeys they name, or say I'm lost."""
+        menu = main_menu(self.dialogs)
+        guess = self.dialogs.matcher.guess(text)
+        offers = [j for j in guess.offers if menu is not None and menu.option(j) is not None]
+        if menu is None or not offers:
+            self.refuse(step, "freetext.not_understood")
+            return
+        self.s.offered = offers
+        buttons: list[list[tuple[str, str]]] = []
+        for journey in offers:
+            option = menu.option(journey)
+            assert option is not None
+            buttons.append([(journey, render_text(option.label, self.translator, self.s.vars))])
+        key = "freetext.did_you_mean" if len(offers) == 1 else "freetext.did_you_mean_one_of"
+        self.emit(self.message(key), buttons)
 
     def contact(self, step: Step, contact: Contact) -> None:
         """A shared contact: the customer's own number answers a phone question."""

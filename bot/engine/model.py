@@ -6,9 +6,12 @@ check`` and the engine's own errors can say ``file:line: what is wrong``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bot.understanding import Matcher
 
 STEP_KINDS = ("say", "ask", "action", "branch", "goto", "call", "end")
 
@@ -131,12 +134,33 @@ class Flow:
 
 
 @dataclass(frozen=True)
+class Phrasing:
+    """An example of how customers name a journey (a main-menu option id) in one locale."""
+
+    where: Where
+    journey: str
+    locale: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Dialogs:
-    """Every flow and named message of one dialogs folder."""
+    """Every flow, named message and example phrasing of one dialogs folder."""
 
     directory: Path
     flows: dict[str, Flow]
     messages: dict[str, Text]
+    phrasings: tuple[Phrasing, ...] = ()
+
+    @functools.cached_property
+    def matcher(self) -> Matcher:
+        """The free-text matcher over the phrasings, built once per loaded folder."""
+        grouped: dict[str, dict[str, list[str]]] = {}
+        for phrasing in self.phrasings:
+            grouped.setdefault(phrasing.journey, {}).setdefault(phrasing.locale, []).append(
+                phrasing.text
+            )
+        return Matcher(grouped)
 
     def step(self, flow: str, step: str) -> Step:
         """The step ``step`` of flow ``flow`` (KeyError when absent)."""

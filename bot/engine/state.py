@@ -46,6 +46,8 @@ class State:
     # Whether the share-contact reply keyboard is showing (the next message removes it).
     contact_keyboard: bool = False
     shown_notifications: list[int] = field(default_factory=list)
+    # Journeys (main-menu ids) the last message offered for typed free text ("did you mean").
+    offered: list[str] = field(default_factory=list)
     serial: int = 0
 
     @property

@@ -1,0 +1,97 @@
+"""What a typed message is made of, for matching: word stems, character trigrams, Han n-grams.
+
+The same function turns the product teams' example phrasings and the
+customer's message into features, so whatever it forgives on one side it
+forgives on the other:
+
+- case, width and diacritics (``dzest`` is ``dzēst``, ``удалить`` with ``ё``/``й`` or without);
+- inflection: Russian and English words are stemmed by Snowball, Latvian words
+  lose their case and verb endings (Snowball has no Latvian), and every word
+  also gives its character trigrams, which share most of a word across its forms;
+- Chinese written without spaces: each Han character and each pair of neighbours.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections import defaultdict
+
+import snowballstemmer
+
+_RUSSIAN = snowballstemmer.stemmer("russian")
+_ENGLISH = snowballstemmer.stemmer("english")
+
+# Latvian noun, adjective and verb endings, diacritics already removed, longest first.
+_LATVIAN_ENDINGS = (
+    "ajiem", "ajam", "ajai", "ajas", "iem", "sim", "siet", "sit", "am", "as", "ai",
+    "em", "es", "os", "us", "ie", "is", "ei", "a", "e", "i", "u", "s", "o",
+)  # fmt: skip
+_MIN_STEM = 3
+
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_WORD = re.compile(r"[^\W\d_]+|\d+")
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+
+# A whole-word stem says more than one of its trigrams.
+STEM_WEIGHT = 1.0
+GRAM_WEIGHT = 0.35
+HAN_WEIGHT = 1.0
+
+
+def strip_marks(text: str) -> str:
+    """The text without combining marks: ``ē`` → ``e``, ``й`` → ``и``, ``ё`` → ``е``."""
+    decomposed = unicodedata.normalize("NFD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _latvian_stem(word: str) -> str:
+    for ending in _LATVIAN_ENDINGS:
+        if word.endswith(ending) and len(word) - len(ending) >= _MIN_STEM:
+            return word[: -len(ending)]
+    return word
+
+
+@functools.lru_cache(maxsize=8192)
+def word_stems(word: str) -> tuple[str, ...]:
+    """The stems a (case-folded) word may have, diacritics removed."""
+    if _CYRILLIC.search(word):
+        return (strip_marks(_RUSSIAN.stemWord(word.replace("ё", "е"))),)
+    plain = strip_marks(word)
+    return tuple({_ENGLISH.stemWord(plain), _latvian_stem(plain)})
+
+
+@functools.lru_cache(maxsize=8192)
+def word_grams(word: str) -> tuple[str, ...]:
+    """Character trigrams of a word with its edges marked (``<dz``, ``dze``, …, ``st>``)."""
+    padded = f"<{strip_marks(word)}>"
+    return tuple(padded[i : i + 3] for i in range(len(padded) - 2))
+
+
+def words(text: str) -> list[str]:
+    """The non-Han words of a text, case-folded (Han runs are left to ``han_grams``)."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return _WORD.findall(_HAN.sub(" ", folded))
+
+
+def han_grams(text: str) -> list[str]:
+    """Each Han character and each pair of neighbours within a run."""
+    grams: list[str] = []
+    for run in _HAN.findall(unicodedata.normalize("NFKC", text)):
+        grams.extend(run)
+        grams.extend(run[i : i + 2] for i in range(len(run) - 1))
+    return grams
+
+
+def features(text: str, extra_words: tuple[str, ...] = ()) -> dict[str, float]:
+    """Weighted features of a text; ``extra_words`` (typo corrections) count like typed words."""
+    found: dict[str, float] = defaultdict(float)
+    for word in (*words(text), *extra_words):
+        for stem in word_stems(word):
+            found["s:" + stem] += STEM_WEIGHT
+        for gram in word_grams(word):
+            found["g:" + gram] += GRAM_WEIGHT
+    for gram in han_grams(text):
+        found["h:" + gram] += HAN_WEIGHT
+    return found
