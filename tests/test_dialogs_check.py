@@ -88,6 +88,8 @@ def test_the_fixtures_cover_every_error_kind_the_issue_names() -> None:
         "callback_too_long", "unknown_validator", "unknown_action", "unhandled_outcome",
         "erasure_without_verification", "erasure_without_preview", "erasure_without_confirmation",
         "contact_change_without_old_new",
+        "phrasings_unknown_journey", "phrasings_empty", "phrasings_locale_not_shipped",
+        "phrasings_duplicate_across_journeys",
     } <= kinds  # fmt: skip
 
 
@@ -227,3 +229,30 @@ def test_every_reason_a_reviewer_can_give_has_words_for_the_customer() -> None:
     dialogs = load_dialogs(DIALOGS)
     for code in REJECT_REASONS:
         assert f"reason.review_rejected.{code}" in dialogs.messages, code
+
+
+def test_a_menu_option_without_phrasings_passes_with_a_note_naming_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _dialogs_with(tmp_path)
+    start = folder / "start.yaml"
+    start.write_text(
+        start.read_text().replace(
+            "            - id: agent\n",
+            "            - id: my_requests\n"
+            '              label: "Where is my request?"\n'
+            "              goto: status\n"
+            "            - id: agent\n",
+            1,
+        )
+    )
+    line = start.read_text().splitlines().index("            - id: my_requests") + 1
+    settings = BotSettings(locales_dir=write_complete_locales(folder, tmp_path / "locales"))
+    status = check_command(argparse.Namespace(dir=str(folder)), settings)
+    out = capsys.readouterr()
+    assert status == 0, out.out
+    assert re.search(
+        rf"note: .+start\.yaml:{line}: main-menu option 'my_requests' has no phrasings in "
+        r"en, lv, ru, zh_Hans, zh_Hant",
+        out.err,
+    ), out.err

@@ -25,8 +25,10 @@ from bot.understanding.features import features, strip_marks, words
 
 # Below this a message names nothing we know; tuned on the evaluation set (bench/understanding.py).
 THRESHOLD = 0.22
-# Another journey is offered beside the best one when it scores at least this share of it.
-ALTERNATIVE_SHARE = 0.8
+# Another journey is offered beside the best one when it scores at least this share of it,
+# and at least the floor: below it, what two texts share is mostly "I want" and "my".
+ALTERNATIVE_SHARE = 0.55
+ALTERNATIVE_FLOOR = 0.3
 MAX_ALTERNATIVES = 2
 # How close a typed word must be to a known one to be read as it (normalized Levenshtein).
 TYPO_SIMILARITY = 0.75
@@ -127,6 +129,6 @@ class Matcher:
             return Guess(None, score=ranked[0][1] if ranked else 0.0)
         journey, top = ranked[0]
         alternatives = tuple(
-            j for j, score in ranked[1:] if score >= max(THRESHOLD, top * ALTERNATIVE_SHARE)
+            j for j, score in ranked[1:] if score >= max(ALTERNATIVE_FLOOR, top * ALTERNATIVE_SHARE)
         )[:MAX_ALTERNATIVES]
         return Guess(journey, alternatives, top)
