@@ -57,7 +57,8 @@ def check_command(args: argparse.Namespace, settings: BotSettings) -> int:
         print(f"note: {note}", file=sys.stderr)
     steps = sum(len(f.steps) for f in dialogs.flows.values())
     print(
-        f"dialogs check: OK, {len(dialogs.flows)} flows, {steps} steps, {len(dialogs.messages)} messages in {directory}"
+        f"dialogs check: OK, {len(dialogs.flows)} flows, {steps} steps, "
+        f"{len(dialogs.messages)} messages, {len(dialogs.phrasings)} phrasings in {directory}"
     )
     return 0
 

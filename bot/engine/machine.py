@@ -235,7 +235,15 @@ class _Run(Walker):
         """Typed words at a question of buttons: offer the journeys they name, or say I'm lost."""
         menu = main_menu(self.dialogs)
         guess = self.dialogs.matcher.guess(text)
-        offers = [j for j in guess.offers if menu is not None and menu.option(j) is not None]
+        # The journey under way is not offered again: its own question is the way on.
+        journey = self.s.stack[0].flow if self.s.stack else None
+        offers = [
+            j
+            for j in guess.offers
+            if menu is not None
+            and (option := menu.option(j)) is not None
+            and (option.then.goto is None or option.then.goto != journey)
+        ]
         if menu is None or not offers:
             self.refuse(step, "freetext.not_understood")
             return
