@@ -76,6 +76,24 @@ def test_keyboard_mash_names_no_journey(mash: str, matcher: Matcher) -> None:
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        "I have a question",
+        "hi there",
+        "can you help me",
+        "Labdien, man ir jautājums",
+        "Здравствуйте, у меня вопрос",
+        "你好，我有个问题",
+    ],
+)
+def test_a_greeting_or_a_question_off_the_menu_names_no_journey(
+    text: str, matcher: Matcher
+) -> None:
+    # Filler words ("I have", "у меня", "我有") must not make it look like a journey's phrasing.
+    assert matcher.guess(text).offers == ()
+
+
+@pytest.mark.parametrize(
     ("written", "typed"),
     [
         ("izdzēsiet manus personas datus", "izdzesiet manus personas datus"),

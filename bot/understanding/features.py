@@ -8,7 +8,10 @@ forgives on the other:
 - inflection: Russian and English words are stemmed by Snowball, Latvian words
   lose their case and verb endings (Snowball has no Latvian), and every word
   also gives its character trigrams, which share most of a word across its forms;
-- Chinese written without spaces: each Han character and each pair of neighbours.
+- Chinese written without spaces: each Han character and each pair of neighbours;
+- filler: words such as "I", "have", "my", "хочу", "lūdzu", "我", "的" (the
+  stopwords-iso lists) weigh less, so "I have a question" does not look like
+  "I have a new mobile number".
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import unicodedata
 from collections import defaultdict
 
 import snowballstemmer
+import stopwordsiso
 
 _RUSSIAN = snowballstemmer.stemmer("russian")
 _ENGLISH = snowballstemmer.stemmer("english")
@@ -38,12 +42,25 @@ _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 STEM_WEIGHT = 1.0
 GRAM_WEIGHT = 0.35
 HAN_WEIGHT = 1.0
+# How much a filler word (or Han character) counts beside a word that carries meaning.
+FILLER_WEIGHT = 0.3
 
 
 def strip_marks(text: str) -> str:
     """The text without combining marks: ``ē`` → ``e``, ``й`` → ``и``, ``ё`` → ``е``."""
     decomposed = unicodedata.normalize("NFD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _filler() -> tuple[frozenset[str], frozenset[str]]:
+    """Filler words of the shipped languages (diacritics removed), and Chinese filler."""
+    words = stopwordsiso.stopwords(["en", "lv", "ru"])
+    return frozenset(strip_marks(w.casefold()) for w in words), frozenset(
+        stopwordsiso.stopwords("zh")
+    )
+
+
+FILLER, HAN_FILLER = _filler()
 
 
 def _latvian_stem(word: str) -> str:
@@ -88,10 +105,11 @@ def features(text: str, extra_words: tuple[str, ...] = ()) -> dict[str, float]:
     """Weighted features of a text; ``extra_words`` (typo corrections) count like typed words."""
     found: dict[str, float] = defaultdict(float)
     for word in (*words(text), *extra_words):
+        weight = FILLER_WEIGHT if strip_marks(word) in FILLER else 1.0
         for stem in word_stems(word):
-            found["s:" + stem] += STEM_WEIGHT
+            found["s:" + stem] += STEM_WEIGHT * weight
         for gram in word_grams(word):
-            found["g:" + gram] += GRAM_WEIGHT
+            found["g:" + gram] += GRAM_WEIGHT * weight
     for gram in han_grams(text):
-        found["h:" + gram] += HAN_WEIGHT
+        found["h:" + gram] += HAN_WEIGHT * (FILLER_WEIGHT if gram in HAN_FILLER else 1.0)
     return found
