@@ -384,3 +384,32 @@ def test_done_with_nothing_ticked_asks_for_a_choice(chat: Chat) -> None:
     assert [(a.name, a.args) for a in chat.last.actions] == [
         ("preview_erasure", {"scope": ["identity"]})
     ]
+
+
+def test_a_journey_offered_mid_way_is_taken_after_the_state_is_stored(chat: Chat) -> None:
+    chat.verified_into("marketing_opt_out")
+    chat.send(ActionResult("load_profile", "ok", {"marketing": {"email": True}}))
+    assert chat.buttons == ["email", "sms", "phone", "post", "all"]
+    chat.send(Text("actually, please delete my data"))
+    assert chat.buttons == ["erasure"]
+    assert chat.text == "Did you mean this?"
+    chat.send(Press("erasure"))
+    # The marketing journey is left; the customer stays verified, so no second code.
+    assert chat.at == ("erasure", "ask_scope")
+    assert chat.state.verified
+    assert chat.last.actions == []
+    assert chat.buttons[0] == "all"
+
+
+def test_without_phrasings_typed_text_at_the_menu_asks_for_a_button(
+    tmp_path: Path, catalogs: Catalogs
+) -> None:
+    folder = _copy_dialogs(tmp_path)
+    for path in folder.glob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        path.write_text(text.split("\n# Free text:")[0] + "\n", encoding="utf-8")
+    chat = Chat(load_dialogs(folder), catalogs)
+    chat.send(Start("en"))
+    chat.send(Text("delete my data"))
+    assert chat.text.startswith("Please choose one of the buttons.")
+    assert chat.buttons == MENU
