@@ -7,6 +7,11 @@
 
 Events are ``bot.channel`` events plus ``ActionResult``; results carry
 ``OutMessage`` values and ``ActionCall`` values for the caller to run.
+
+Typed text at a question of buttons that names a journey is offered as that
+journey's main-menu button ("did you mean"); the journeys are found by
+``bot.understanding`` from the ``phrasings:`` of the dialog files
+(``bot.engine.phrasings``).
 """
 
 from __future__ import annotations

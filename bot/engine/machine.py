@@ -215,7 +215,7 @@ class _Run(Walker):
             return
         checked = VALIDATORS[step.validator](text, self.s.locale) if step.validator else None
         if not isinstance(checked, Valid) and _listens(step) and self.dialogs.phrasings:
-            self.free_text(step, text)
+            self.free_text(step, text, None if checked is None else checked.reason)
             return
         if checked is None:
             self.refuse(step, "input.choose_option")
@@ -231,21 +231,25 @@ class _Run(Walker):
             self.s.vars["shared_contact"] = False
         self.accept(step, checked.value)
 
-    def free_text(self, step: Step, text: str) -> None:
-        """Typed words at a question of buttons: offer the journeys they name, or say I'm lost."""
+    def free_text(self, step: Step, text: str, reason: str | None) -> None:
+        """Typed words at a question of buttons: offer the journeys they name, or say I'm lost.
+
+        ``reason`` is the step validator's (a yes/no question's "please answer yes
+        or no"), said instead of the plain "I didn't understand" when nothing fits.
+        """
         menu = main_menu(self.dialogs)
         guess = self.dialogs.matcher.guess(text)
         # The journey under way is not offered again: its own question is the way on.
-        journey = self.s.stack[0].flow if self.s.stack else None
+        under_way = self.s.stack[0].flow if self.s.stack else None
         offers = [
             j
             for j in guess.offers
             if menu is not None
             and (option := menu.option(j)) is not None
-            and (option.then.goto is None or option.then.goto != journey)
+            and (option.then.goto is None or option.then.goto != under_way)
         ]
         if menu is None or not offers:
-            self.refuse(step, "freetext.not_understood")
+            self.refuse(step, reason or "freetext.not_understood")
             return
         self.s.offered = offers
         buttons: list[list[tuple[str, str]]] = []
