@@ -33,9 +33,10 @@ def main(argv: list[str]) -> int:
             status = 1
         summary.append((name, status, time.perf_counter() - started))
         print(flush=True)
-    print(f"{'bench':<12} {'result':<8} {'seconds':>8}")
+    width = max(len("bench"), *(len(name) for name, _, _ in summary))
+    print(f"{'bench':<{width}} {'result':<8} {'seconds':>8}")
     for name, status, seconds in summary:
-        print(f"{name:<12} {'ok' if status == 0 else 'FAILED':<8} {seconds:>8.1f}")
+        print(f"{name:<{width}} {'ok' if status == 0 else 'FAILED':<8} {seconds:>8.1f}")
     return 1 if any(status for _, status, _ in summary) else 0
 
 
