@@ -21,6 +21,7 @@ from datetime import datetime
 
 from aiohttp import web
 
+from backend.audit import Sealer
 from backend.retention import load_policy
 from backend.services import Services, open_services
 from backend.settings import Settings
@@ -74,14 +75,22 @@ async def with_services(
     stop = asyncio.Event()
     _stop_on_signals(stop)
     services = await open_services(settings.with_service_token(), clock=clock)
+    sealing: asyncio.Task[None] | None = None
+    sealer_stop = asyncio.Event()
     try:
         # A file an operator or compliance edits is wrong: say where, not a traceback.
         load_policy().get(settings.jurisdiction)
+        # Every backend process takes its turn at sealing the audit log (docs/audit.md).
+        sealing = asyncio.create_task(Sealer(services).run(sealer_stop), name="audit-sealer")
         return await body(services, stop)
     except ConfigError as exc:
         print(f"datadesk: {exc}", file=sys.stderr)
         return 1
     finally:
+        if sealing is not None:
+            # After the body: what it audited is sealed and checkpointed before exit.
+            sealer_stop.set()
+            await sealing
         await services.close()
 
 

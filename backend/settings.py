@@ -42,6 +42,10 @@ def _networks(name: str, raw: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _optional_path(raw: str | None) -> Path | None:
+    return Path(raw).resolve() if raw else None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything an operator can set. Paths are absolute once loaded."""
@@ -70,6 +74,12 @@ class Settings:
     log_level: str = "INFO"
     # Reverse proxies whose X-Forwarded-For names the console's clients (CIDRs).
     trusted_proxies: tuple[str, ...] = ()
+    # The audit chain's HMAC key and checkpoint signing key (hex Ed25519 seed);
+    # unset: generated into DATA_DIR. See docs/audit.md.
+    audit_key: str | None = None
+    audit_signing_key: str | None = None
+    # Where signed checkpoints are appended; None: DATA_DIR/audit-checkpoints.
+    audit_checkpoint_dir: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -116,6 +126,9 @@ class Settings:
             crm_token=get("CRM_TOKEN"),
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
             trusted_proxies=_networks("TRUSTED_PROXIES", get("TRUSTED_PROXIES") or ""),
+            audit_key=get("AUDIT_KEY"),
+            audit_signing_key=get("AUDIT_SIGNING_KEY"),
+            audit_checkpoint_dir=_optional_path(get("AUDIT_CHECKPOINT_DIR")),
         )
         if settings.sms_gateway == "http" and not settings.sms_gateway_url:
             raise SettingsError(f"{PREFIX}SMS_GATEWAY=http needs {PREFIX}SMS_GATEWAY_URL")
@@ -137,6 +150,11 @@ class Settings:
         ensure_private_dir(self.data_dir)
         token = read_or_create_secret(self.data_dir / SERVICE_TOKEN_FILE)
         return replace(self, service_token=token)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where the audit log's signed checkpoints go (``AUDIT_CHECKPOINT_DIR``)."""
+        return self.audit_checkpoint_dir or self.data_dir / "audit-checkpoints"
 
     @property
     def email_enabled(self) -> bool:

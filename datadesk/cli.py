@@ -97,7 +97,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, AddArgs, str, str], ...] = (
     (("dialogs", "reload"), "tell running bots to reload dialog files", _none, "bot.dialogs.cli:reload_command", BOT),
     (("locales", "check"), "check every catalog is complete and consistent", _none, "bot.i18n.check:check_command", BOT),
     (("agents", "add"), "add a console user; password on stdin", _agent_args, "backend.console.cli:add_agent_command", BACKEND),
-    (("audit", "verify"), "verify the audit log's hash chain", _none, "backend.audit:verify_command", BACKEND),
+    (("audit", "verify"), "verify the audit log: keys, keyed chain, signed checkpoints", _none, "backend.audit.verifier:verify_command", BACKEND),
     (("purge",), "erase held data whose hold has ended", _none, "backend.retention:purge_command", BACKEND),
 )  # fmt: skip
 

@@ -221,7 +221,7 @@ async def test_revealing_a_field_needs_a_reason_and_is_audited(
         {"field": "email", "reason": "Caller says +37120000001 is no longer theirs"},
     )
     async with services.sessions() as session:
-        last = await session.scalar(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1))
+        last = await session.scalar(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(1))
     assert last is not None
     assert "+37120000001" not in last.data
     assert json.loads(last.data)["field"] == "email"

@@ -71,7 +71,7 @@ async def _reveal(agent: ConsoleClient, es: str, field: str = "phone") -> tuple[
 async def _reveal_entries(services: Services) -> list[tuple[str, str | None, dict[str, str]]]:
     async with services.sessions() as session:
         rows = await session.scalars(
-            select(AuditEntry).where(AuditEntry.action == "console.reveal").order_by(AuditEntry.seq)
+            select(AuditEntry).where(AuditEntry.action == "console.reveal").order_by(AuditEntry.id)
         )
         return [(e.actor, e.outcome, json.loads(e.data)) for e in rows]
 

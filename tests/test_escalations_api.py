@@ -161,7 +161,7 @@ async def test_reply_and_hand_back_reach_the_customer_in_order(
     assert status == 201
     assert fresh["escalation_id"] != es
     async with services.sessions() as session:
-        actions = list(await session.scalars(select(AuditEntry.action).order_by(AuditEntry.seq)))
+        actions = list(await session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
         kinds = list(await session.scalars(select(TranscriptEntry.direction)))
     assert actions == [
         "escalation.open",

@@ -85,7 +85,7 @@ async def test_an_opt_out_is_applied_before_the_answer_and_reported_done(
     async with backend.services.sessions() as session:
         outcome = (await session.execute(select(Notification))).scalar_one()
         actions = (
-            (await session.execute(select(AuditEntry.action).order_by(AuditEntry.seq)))
+            (await session.execute(select(AuditEntry.action).order_by(AuditEntry.id)))
             .scalars()
             .all()
         )
@@ -273,7 +273,7 @@ async def test_an_approved_request_joins_the_queue_and_is_carried_out(backend: L
     async with backend.services.sessions() as session:
         state = (await session.execute(select(Request.state))).scalar_one()
         actions = (
-            (await session.execute(select(AuditEntry.action).order_by(AuditEntry.seq)))
+            (await session.execute(select(AuditEntry.action).order_by(AuditEntry.id)))
             .scalars()
             .all()
         )

@@ -21,7 +21,7 @@ async def test_every_attempt_is_audited_with_internal_ids_only(world: World):
     await world.check(known["verification_id"], code[:3] + " " + code[3:])
     async with world.services.sessions() as session:
         entries = (
-            (await session.execute(select(AuditEntry).order_by(AuditEntry.seq))).scalars().all()
+            (await session.execute(select(AuditEntry).order_by(AuditEntry.id))).scalars().all()
         )
     trail = [(e.action, e.subject, e.outcome) for e in entries]
     assert trail == [

@@ -97,7 +97,7 @@ async def _once_each(backend: LiveBackend, reference: str) -> tuple[str, int]:
             .where(AuditEntry.action.in_(["request_done", "request_partly_done"]))
         )
         told = await session.scalar(select(func.count()).select_from(Notification))
-        assert (await audit.verify(session)).intact
+        assert (await audit.verify(session, backend.services.settings)).intact
     assert (applied, finished, told) == (1, 1, 1)
     assert row.attempts == 2
     return row.state, row.attempts
@@ -161,7 +161,7 @@ async def test_two_worker_processes_share_one_queue_and_run_each_request_once(
             .select_from(AuditEntry)
             .where(AuditEntry.action == "request_claimed")
         )
-        assert (await audit.verify(session)).intact
+        assert (await audit.verify(session, backend.services.settings)).intact
     assert set(states) == {"done"}
     assert (applied, claims) == (16, 16)
 
@@ -223,3 +223,38 @@ async def test_worker_processes_claim_in_batches_without_overlap_and_keep_each_c
         assert record is not None
         assert record.address is not None
         assert record.address.line1 == "Trešā iela 3"
+
+
+async def test_a_worker_killed_while_sealing_leaves_every_entry_to_be_sealed_once_by_the_next(
+    backend: LiveBackend, clock: FakeClock
+) -> None:
+    await add_customers(backend.services, customer("C-1"))
+    token = await session_token(backend.services, "C-1")
+    address = {"line1": "Elizabetes iela 2", "city": "Rīga", "postcode": "LV-1010", "country": "LV"}
+    _, body = await submit(
+        backend, token, "update_contact", {"field": "address", "address": address}
+    )
+    died = await asyncio.to_thread(_worker, backend, clock.now().isoformat(), die_at="seal")
+    assert died.returncode == DIED, died.stderr
+    async with backend.services.sessions() as session:
+        sealed = await session.scalar(
+            select(func.count()).select_from(AuditEntry).where(AuditEntry.seq.is_not(None))
+        )
+        waiting = await session.scalar(select(func.count()).select_from(AuditEntry))
+    # The dead sealer's transaction left nothing half-sealed.
+    assert sealed == 0
+    assert waiting
+    later = (clock.now() + timedelta(seconds=LEASE_SECONDS + 1)).isoformat()
+    second = await asyncio.to_thread(_worker, backend, later)
+    assert second.returncode == 0, second.stderr
+    async with backend.services.sessions() as session:
+        seqs = sorted(s for s in (await session.execute(select(AuditEntry.seq))).scalars() if s)
+        verdict = await audit.verify(session, backend.services.settings)
+        row = (
+            await session.execute(select(Request).where(Request.reference == body["reference"]))
+        ).scalar_one()
+    assert verdict.intact, verdict.problem
+    # Every entry, the dead worker's and the new one's, sealed once, in one unbroken sequence.
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert (verdict.count, verdict.unsealed) == (len(seqs), 0)
+    assert row.state == "done"

@@ -66,9 +66,10 @@ async def test_a_queued_address_change_is_applied_and_the_customer_told(
     row = await _request(backend)
     assert (row.state, row.attempts, row.lease_owner) == ("done", 1, None)
     assert row.payload == "{}"  # the new address is in the CRM, not kept in the ledger
+    await audit.seal_pending(backend.services)
     async with backend.services.sessions() as session:
         told = (await session.execute(select(Notification))).scalar_one()
-        assert (await audit.verify(session)).intact
+        assert (await audit.verify(session, backend.services.settings)).intact
     assert (told.reference, told.outcome, told.locale) == (body["reference"], "done", "lv")
 
 
@@ -195,9 +196,10 @@ async def test_a_request_whose_workers_keep_dying_fails_after_its_last_attempt(
     assert await claim(backend.services, "w6") == []
     row = await _request(backend)
     assert (row.state, row.reason, row.attempts) == ("failed", "attempts_exhausted", 5)
+    await audit.seal_pending(backend.services)
     async with backend.services.sessions() as session:
         told = (await session.execute(select(Notification))).scalar_one()
         escalation = (await session.execute(select(Escalation))).scalar_one()
-        assert (await audit.verify(session)).intact
+        assert (await audit.verify(session, backend.services.settings)).intact
     assert (told.reference, told.outcome) == (body["reference"], "failed")
     assert escalation.reason == "failed_request"

@@ -53,7 +53,7 @@ async def audit_actions(services: Services) -> list[tuple[str, str, str | None]]
     """Every audit entry as (action, actor, outcome), oldest first."""
     async with services.sessions() as session:
         rows = await session.execute(
-            select(AuditEntry.action, AuditEntry.actor, AuditEntry.outcome).order_by(AuditEntry.seq)
+            select(AuditEntry.action, AuditEntry.actor, AuditEntry.outcome).order_by(AuditEntry.id)
         )
         return [(r.action, r.actor, r.outcome) for r in rows]
 

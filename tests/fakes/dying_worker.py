@@ -1,4 +1,4 @@
-"""``python -m tests.fakes.dying_worker --now ISO [--die-at effect|outcome]``: a worker killed mid-request.
+"""``python -m tests.fakes.dying_worker --now ISO [--die-at effect|outcome|seal]``: a worker killed mid-request.
 
 The kill tests run it to leave a request as a worker killed at that moment
 would: the process ends with ``os._exit(DIED)``, no clean-up, no commit.
@@ -6,6 +6,8 @@ would: the process ends with ``os._exit(DIED)``, no clean-up, no commit.
 - ``effect``: right after the CRM effect, before the outcome is recorded.
 - ``outcome``: inside the transaction that records the outcome, as it writes
   the customer's notification (the state change already sent, not committed).
+- ``seal``: inside the audit sealer's transaction, as it sends the seals
+  (sequence numbers and MACs sent, not committed).
 """
 
 from __future__ import annotations
@@ -40,11 +42,17 @@ def die_on_notification(conn: Any, cursor: Any, statement: str, *_: Any) -> None
         os._exit(DIED)
 
 
+def die_on_seal(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+    """``before_cursor_execute``: end the process as the sealer's update is sent."""
+    if statement.lstrip().upper().startswith("UPDATE AUDIT_ENTRIES"):
+        os._exit(DIED)
+
+
 def main() -> int:
     """Run one worker with the fixed clock ``--now`` until it dies (or finds nothing due)."""
     parser = argparse.ArgumentParser(prog="python -m tests.fakes.dying_worker")
     parser.add_argument("--now", required=True)
-    parser.add_argument("--die-at", choices=("effect", "outcome"), default="effect")
+    parser.add_argument("--die-at", choices=("effect", "outcome", "seal"), default="effect")
     args = parser.parse_args()
 
     async def body(services: Services, stop: asyncio.Event) -> int:
@@ -52,6 +60,8 @@ def main() -> int:
         after_effect = die if args.die_at == "effect" else None
         if args.die_at == "outcome":
             event.listen(services.engine.sync_engine, "before_cursor_execute", die_on_notification)
+        if args.die_at == "seal":
+            event.listen(services.engine.sync_engine, "before_cursor_execute", die_on_seal)
         await run_workers(
             services,
             crm,

@@ -1,0 +1,50 @@
+"""Appending audit entries: an insert in the caller's transaction, nothing more.
+
+The entry commits or rolls back with the action it records. It is inserted
+unsealed (no ``seq``, no MAC): nothing here reads or locks a shared row, so
+concurrent transactions never wait for one another to audit. The sealer
+(``sealer.py``) chains it once it has committed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.models.audit import AuditEntry
+
+Scalar = str | int | bool | None
+
+
+def canonical_data(data: Mapping[str, Scalar] | None) -> str:
+    """The stored, MAC-ed form of an entry's ``data``: sorted keys, no spaces."""
+    for key, value in (data or {}).items():
+        if not isinstance(value, str | int | bool) and value is not None:
+            raise TypeError(f"audit data {key!r} must be a scalar, got {type(value).__name__}")
+    return json.dumps(dict(data or {}), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+async def record(
+    session: AsyncSession,
+    *,
+    action: str,
+    actor: str,
+    subject: str | None = None,
+    outcome: str | None = None,
+    data: Mapping[str, Scalar] | None = None,
+    at: datetime,
+) -> None:
+    """Add one unsealed entry to the caller's transaction (the caller commits)."""
+    session.add(
+        AuditEntry(
+            at=at.astimezone(UTC),
+            actor=actor,
+            action=action,
+            subject=subject,
+            outcome=outcome,
+            data=canonical_data(data),
+        )
+    )
