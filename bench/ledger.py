@@ -16,8 +16,8 @@ per request so per-customer ordering never holds a claim back):
   ``python -m backend.worker`` processes, timed from the first claim to the
   last outcome in the audit log (process start-up is not counted).
 - max seal lag: the longest any audit entry of the case waited between its
-  action (``at``) and its sealing (``sealed_at``), with this process and the
-  worker processes each running a sealer, as deployed.
+  commit and its sealing (``LagWatch``), with this process and the worker
+  processes each running a sealer, as deployed.
 
 On SQLite (a file, WAL) and, when ``DATADESK_BENCH_POSTGRES_URL`` or
 ``DATADESK_TEST_POSTGRES_URL`` names a server, on a fresh PostgreSQL database.
@@ -57,6 +57,7 @@ SUBMIT_SECONDS = 3.0
 SUBMITTERS = 8
 PROCESS_BATCH = 200
 DRAIN_TIMEOUT = 60.0
+WATCH_SECONDS = 0.05
 # One customer per request: every case's requests are due at once.
 CUSTOMERS = 2 * (REQUESTS + PROCESS_BATCH)
 ADDRESS = {"line1": "Elizabetes iela 2", "city": "Rīga", "postcode": "LV-1010", "country": "LV"}
@@ -190,12 +191,14 @@ async def _engine(name: str, url: str, workdir: Path) -> list[Row]:
         refs = await _customers(services)
         rows = []
         for workers in (1, 4):
-            since = services.clock.now()
+            watch = LagWatch(services)
+            watching = asyncio.create_task(watch.run())
             submitted = await _submit(services, refs, REQUESTS, SUBMIT_SECONDS)
             completed = await _slots(services, workers)
             separate = await _processes(services, refs, workers)
             await audit.seal_pending(services)
-            lag = await _seal_lag(services, since)
+            watching.cancel()
+            lag = await watch.worst()
             rows.append(Row(name, workers, submitted, completed, separate, lag))
         return rows
     finally:
@@ -204,15 +207,49 @@ async def _engine(name: str, url: str, workdir: Path) -> list[Row]:
         await services.close()
 
 
-async def _seal_lag(services: Services, since: datetime) -> float:
-    """The longest an entry written since ``since`` waited to be sealed, in seconds."""
-    async with services.sessions() as session:
-        rows = (
-            await session.execute(
-                select(AuditEntry.at, AuditEntry.sealed_at).where(AuditEntry.at >= since)
-            )
-        ).all()
-    return max(((s - a).total_seconds() for a, s in rows if s is not None), default=0.0)
+class LagWatch:
+    """How long committed audit entries wait to be sealed, seen from outside.
+
+    Every ``WATCH_SECONDS`` it notes the unsealed entries it sees for the first
+    time: they have committed by then. An entry's wait is its ``sealed_at``
+    minus that moment (so at most ``WATCH_SECONDS`` short); one sealed before
+    the watch saw it waited less than that. Measured from commit, not from
+    the action's ``at``: a transaction waiting for SQLite's write lock has not
+    given the sealer anything to seal yet.
+    """
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.seen: dict[int, datetime] = {}
+
+    async def run(self) -> None:
+        while True:
+            async with self.services.sessions() as session:
+                ids = (
+                    await session.scalars(select(AuditEntry.id).where(AuditEntry.seq.is_(None)))
+                ).all()
+            now = self.services.clock.now()
+            for entry in ids:
+                self.seen.setdefault(entry, now)
+            await asyncio.sleep(WATCH_SECONDS)
+
+    async def worst(self) -> float:
+        """The longest wait, in seconds, of the entries the watch saw unsealed."""
+        sealed: dict[int, datetime | None] = {}
+        ids = list(self.seen)
+        async with self.services.sessions() as session:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                rows = await session.execute(
+                    select(AuditEntry.id, AuditEntry.sealed_at).where(AuditEntry.id.in_(chunk))
+                )
+                sealed.update({row.id: row.sealed_at for row in rows})
+        waits = [
+            (at - self.seen[entry]).total_seconds()
+            for entry, at in sealed.items()
+            if at is not None
+        ]
+        return max(waits, default=0.0)
 
 
 async def measure() -> tuple[list[Row], float | None]:
