@@ -9,6 +9,8 @@ import subprocess
 import sys
 from dataclasses import replace
 
+import pytest
+from conftest import DB_KINDS
 from sqlalchemy import delete, func, insert, select, update
 
 from backend import audit
@@ -338,3 +340,28 @@ async def test_concurrent_appends_and_sealers_keep_one_chain_sealing_each_entry_
     verdict = await _verdict(services)
     assert verdict.intact, verdict.problem
     assert seqs == list(range(1, 21))
+
+
+@pytest.mark.parametrize("db_kind", [kind for kind in DB_KINDS if kind == "postgres"])
+async def test_a_transaction_in_flight_while_a_later_one_is_sealed_has_its_entry_sealed_after(
+    services: Services, clock: FakeClock
+) -> None:
+    # Two writers at once (PostgreSQL only: SQLite has one writer at a time).
+    async with services.sessions() as slow:
+        await audit.record(slow, action="slow", actor="system", at=clock.now())
+        await slow.flush()
+        async with services.sessions() as quick:
+            await audit.record(quick, action="quick", actor="system", at=clock.now())
+            await quick.commit()
+        assert await audit.seal_pending(services) == 1
+        await slow.commit()
+    assert await audit.seal_pending(services) == 1
+    async with services.sessions() as session:
+        chain = (
+            await session.execute(select(AuditEntry.seq, AuditEntry.action, AuditEntry.id))
+        ).all()
+    by_seq = sorted(chain)
+    assert [(seq, action) for seq, action, _ in by_seq] == [(1, "quick"), (2, "slow")]
+    # The slow one took the lower id, yet comes second in the chain.
+    assert by_seq[1][2] < by_seq[0][2]
+    assert (await _verdict(services)).intact
