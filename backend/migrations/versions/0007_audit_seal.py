@@ -7,7 +7,7 @@ behind. Existing entries keep their order (``id`` = old ``seq``) and are
 sealed again, under the HMAC key, by the first sealer that runs: the old
 chain's unkeyed hashes prove nothing a database writer could not recompute.
 
-Revision ID: 0009_audit_seal
+Revision ID: 0007_audit_seal
 Revises: 0006_console_limits
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 
 from common.db import UTCDateTime
 
-revision = "0009_audit_seal"
+revision = "0007_audit_seal"
 down_revision = "0006_console_limits"
 branch_labels = None
 depends_on = None
