@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend import crypto
 from backend.crm.connector import CrmConnector
+from backend.keys import check_keys
 from backend.mailer import Mailer, SmtpMailer
 from backend.settings import Settings
 from backend.sms import ConsoleSmsGateway, HttpSmsGateway, SmsGateway
@@ -35,14 +36,24 @@ class Services:
 
 
 async def open_services(settings: Settings, *, clock: Clock | None = None) -> Services:
-    """Build the services for ``settings``; the database must already be migrated."""
+    """Build the services for ``settings``; the database must already be migrated.
+
+    Raises ``crypto.KeyMismatch`` (a ``SettingsError``: ``datadesk`` prints its one
+    line and exits 2) when the configured keys do not fit the database.
+    """
     # DATA_DIR holds the key and, by default, the database: private before either is made.
     ensure_private_dir(settings.data_dir)
-    keyring = crypto.load_keyring(settings.secret_key, settings.data_dir)
+    keyring = crypto.load_keyring(settings.secret_key, settings.data_dir, settings.old_secret_keys)
     crypto.install(keyring)
     engine = make_engine(settings.database_url)
-    sessions = make_sessionmaker(engine)
     clock = clock or SystemClock()
+    try:
+        # A wrong key would make every customer look unknown: refuse to start instead.
+        await check_keys(engine, keyring, clock)
+    except BaseException:
+        await engine.dispose()
+        raise
+    sessions = make_sessionmaker(engine)
     return Services(
         settings=settings,
         engine=engine,

@@ -65,6 +65,8 @@ class Settings:
     smtp_password: str | None = None
     smtp_starttls: bool = False
     secret_key: str | None = None
+    # Keys a rotation is moving values off: still read, never written (docs/operators.md).
+    old_secret_keys: tuple[str, ...] = ()
     jurisdiction: str = "EU-LV"
     # Request kinds that wait in the back-office review queue before running.
     review_kinds: frozenset[str] = field(default_factory=frozenset)
@@ -119,6 +121,7 @@ class Settings:
             smtp_password=get("SMTP_PASSWORD"),
             smtp_starttls=parse_bool("SMTP_STARTTLS", get("SMTP_STARTTLS") or "false"),
             secret_key=get("SECRET_KEY"),
+            old_secret_keys=tuple((get("OLD_SECRET_KEYS") or "").split()),
             jurisdiction=get("JURISDICTION") or "EU-LV",
             review_kinds=review_kinds,
             crm=parse_choice("CRM", get("CRM") or "builtin", ("builtin", "http")),

@@ -76,6 +76,16 @@ def _dir_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", nargs="?", default=None, help="dialogs folder (default: dialogs/)")
 
 
+def _rotate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch", type=int, default=500, help="rows re-encrypted per transaction")
+    p.add_argument(
+        "--pause",
+        type=float,
+        default=0.0,
+        help="seconds to wait between batches (spare the database)",
+    )
+
+
 def _agent_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="login name")
     p.add_argument("--role", choices=("agent", "supervisor"), default="agent")
@@ -98,6 +108,8 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, AddArgs, str, str], ...] = (
     (("locales", "check"), "check every catalog is complete and consistent", _none, "bot.i18n.check:check_command", BOT),
     (("agents", "add"), "add a console user; password on stdin", _agent_args, "backend.console.cli:add_agent_command", BACKEND),
     (("audit", "verify"), "verify the audit log: keys, keyed chain, signed checkpoints", _none, "backend.audit.verifier:verify_command", BACKEND),
+    (("keys", "status"), "how many encrypted values are on which key", _none, "backend.keys:status_command", BACKEND),
+    (("keys", "rotate"), "re-encrypt every value onto the primary key, in batches", _rotate_args, "backend.keys:rotate_command", BACKEND),
     (("purge",), "erase held data whose hold has ended", _none, "backend.retention:purge_command", BACKEND),
 )  # fmt: skip
 
@@ -152,6 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = command(args, settings)
         sys.stdout.flush()  # here, so that a closed pipe is caught below, not at exit
         return status
+    except SettingsError as exc:
+        # Found only once the command runs: keys that do not fit the database.
+        print(f"datadesk: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

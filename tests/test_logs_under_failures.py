@@ -108,7 +108,7 @@ async def test_a_missing_crm_table_in_the_worker_leaves_no_name_or_address_in_th
 async def test_a_write_that_fails_before_encryption_answers_500_and_logs_no_text(
     world: World, logged: Logged, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def key_store_down(self: Keyring, plaintext: str) -> str:
+    def key_store_down(self: Keyring, plaintext: str, aad: str) -> str:
         raise RuntimeError("the key store is not available")
 
     monkeypatch.setattr(Keyring, "encrypt", key_store_down)

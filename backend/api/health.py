@@ -1,4 +1,4 @@
-"""Liveness and readiness: ``/healthz`` answers when the process runs and its database does."""
+"""Liveness and readiness: ``/healthz`` answers ok when the process runs, its database does, and its key is current."""
 
 from __future__ import annotations
 
@@ -6,15 +6,21 @@ from aiohttp import web
 from sqlalchemy import text
 
 from backend.api.http import json_response, services
+from backend.keys import key_is_current
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """Answer 200 when the database answers, 503 when it does not."""
+    """Answer 200 when the database answers and still takes this process's key, 503 otherwise."""
+    svc = services(request)
     try:
-        async with services(request).engine.connect() as conn:
+        async with svc.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
+            current = await key_is_current(conn, svc.keyring)
     except Exception:
         return json_response({"status": "database unavailable"}, status=503)
+    if not current:
+        # A rotation retired this process's key, or the key table changed under it.
+        return json_response({"status": "key not current"}, status=503)
     return json_response({"status": "ok"})
 
 

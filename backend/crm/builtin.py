@@ -101,12 +101,13 @@ class BuiltinCrm:
 
     async def find_by_phone(self, e164: str) -> str | None:
         """The customer ref whose phone on file is ``e164``, or None."""
-        index = crypto.current().blind_index("phone", e164)
+        # Every configured key's digest: during a rotation a row may be on either.
+        indexes = crypto.current().blind_indexes("phone", e164)
         async with self._sessions() as session:
             row = await session.execute(
                 select(Customer.ref)
                 .join(Phone, Phone.customer_id == Customer.id)
-                .where(Phone.number_index == index)
+                .where(Phone.number_index.in_(indexes))
                 .order_by(Phone.is_primary.desc(), Customer.id)
                 .limit(1)
             )
@@ -146,10 +147,14 @@ class BuiltinCrm:
             await session.execute(
                 delete(Phone).where(Phone.customer_id == customer.id, Phone.is_primary.is_(True))
             )
-            index = crypto.current().blind_index("phone", e164)
-            # The new number may already be on file as a secondary one.
+            keyring = crypto.current()
+            index = keyring.blind_index("phone", e164)
+            # The new number may already be on file as a secondary one, on any configured key.
+            indexes = keyring.blind_indexes("phone", e164)
             await session.execute(
-                delete(Phone).where(Phone.customer_id == customer.id, Phone.number_index == index)
+                delete(Phone).where(
+                    Phone.customer_id == customer.id, Phone.number_index.in_(indexes)
+                )
             )
             session.add(
                 Phone(customer_id=customer.id, number=e164, number_index=index, is_primary=True)
@@ -164,9 +169,13 @@ class BuiltinCrm:
             await session.execute(
                 delete(Email).where(Email.customer_id == customer.id, Email.is_primary.is_(True))
             )
-            index = crypto.current().blind_index("email", email_key(address))
+            keyring = crypto.current()
+            index = keyring.blind_index("email", email_key(address))
+            indexes = keyring.blind_indexes("email", email_key(address))
             await session.execute(
-                delete(Email).where(Email.customer_id == customer.id, Email.address_index == index)
+                delete(Email).where(
+                    Email.customer_id == customer.id, Email.address_index.in_(indexes)
+                )
             )
             session.add(
                 Email(

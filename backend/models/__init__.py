@@ -7,8 +7,9 @@
 | ledger         | requests (the queue), holds, notifications outbox            | 0003_ledger        |
 | audit          | hash-chained audit entries                                   | 0004_audit         |
 | console        | agents, console sessions, escalated chats, transcripts       | 0005_console       |
+| keys           | the keys the data is encrypted with, their checks            | 0007_keys          |
 """
 
-from backend.models import audit, console, crm, ledger, verification
+from backend.models import audit, console, crm, keys, ledger, verification
 
-__all__ = ["audit", "console", "crm", "ledger", "verification"]
+__all__ = ["audit", "console", "crm", "keys", "ledger", "verification"]

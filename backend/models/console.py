@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backend.crypto import Encrypted
+from backend.crypto import Encrypted, new_row_uid
 from backend.models.base import Base
 from common.db import UTCDateTime
 
@@ -98,7 +98,9 @@ class TranscriptEntry(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     chat: Mapped[str] = mapped_column(String(128))
     direction: Mapped[str] = mapped_column(String(8))
-    text: Mapped[str] = mapped_column(Encrypted())
+    # Names the row in its encrypted values' associated data (backend/crypto.py).
+    row_uid: Mapped[str] = mapped_column(String(32), default=new_row_uid)
+    text: Mapped[str] = mapped_column(Encrypted(row=("row_uid",)))
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
 

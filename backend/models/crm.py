@@ -13,7 +13,7 @@ from datetime import date, datetime
 from sqlalchemy import Date, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backend.crypto import BlindIndex, Encrypted
+from backend.crypto import BlindIndex, Encrypted, new_row_uid
 from backend.models.base import Base
 from common.db import UTCDateTime
 
@@ -27,7 +27,7 @@ class Customer(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ref: Mapped[str] = mapped_column(String(64), unique=True)
-    name: Mapped[str] = mapped_column(Encrypted)
+    name: Mapped[str] = mapped_column(Encrypted(row=("ref",)))
     language: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -41,7 +41,9 @@ class Phone(Base):
     customer_id: Mapped[int] = mapped_column(
         ForeignKey(_CUSTOMER_FK, ondelete="CASCADE"), index=True
     )
-    number: Mapped[str] = mapped_column(Encrypted)
+    # Names the row in its encrypted values' associated data (backend/crypto.py).
+    row_uid: Mapped[str] = mapped_column(String(32), default=new_row_uid)
+    number: Mapped[str] = mapped_column(Encrypted(row=("row_uid",)))
     number_index: Mapped[str] = mapped_column(BlindIndex, index=True)
     is_primary: Mapped[bool]
 
@@ -55,7 +57,9 @@ class Email(Base):
     customer_id: Mapped[int] = mapped_column(
         ForeignKey(_CUSTOMER_FK, ondelete="CASCADE"), index=True
     )
-    address: Mapped[str] = mapped_column(Encrypted)
+    # Names the row in its encrypted values' associated data (backend/crypto.py).
+    row_uid: Mapped[str] = mapped_column(String(32), default=new_row_uid)
+    address: Mapped[str] = mapped_column(Encrypted(row=("row_uid",)))
     address_index: Mapped[str] = mapped_column(BlindIndex, index=True)
     is_primary: Mapped[bool]
 
@@ -68,10 +72,10 @@ class PostalAddress(Base):
     customer_id: Mapped[int] = mapped_column(
         ForeignKey(_CUSTOMER_FK, ondelete="CASCADE"), primary_key=True
     )
-    line1: Mapped[str] = mapped_column(Encrypted)
-    line2: Mapped[str | None] = mapped_column(Encrypted)
-    city: Mapped[str] = mapped_column(Encrypted)
-    postcode: Mapped[str] = mapped_column(Encrypted)
+    line1: Mapped[str] = mapped_column(Encrypted(row=("customer_id",)))
+    line2: Mapped[str | None] = mapped_column(Encrypted(row=("customer_id",)))
+    city: Mapped[str] = mapped_column(Encrypted(row=("customer_id",)))
+    postcode: Mapped[str] = mapped_column(Encrypted(row=("customer_id",)))
     country: Mapped[str] = mapped_column(String(2))
 
 
@@ -97,7 +101,9 @@ class ProductRow(Base):
         ForeignKey(_CUSTOMER_FK, ondelete="CASCADE"), index=True
     )
     kind: Mapped[str] = mapped_column(String(32))
-    product_id: Mapped[str] = mapped_column(Encrypted)
+    # Names the row in its encrypted values' associated data (backend/crypto.py).
+    row_uid: Mapped[str] = mapped_column(String(32), default=new_row_uid)
+    product_id: Mapped[str] = mapped_column(Encrypted(row=("row_uid",)))
     opened: Mapped[date] = mapped_column(Date)
     closed: Mapped[date | None] = mapped_column(Date)
 
@@ -114,7 +120,9 @@ class TransactionRow(Base):
     booked: Mapped[date] = mapped_column(Date)
     amount: Mapped[str] = mapped_column(String(32))
     currency: Mapped[str] = mapped_column(String(3))
-    product_id: Mapped[str] = mapped_column(Encrypted)
+    # Names the row in its encrypted values' associated data (backend/crypto.py).
+    row_uid: Mapped[str] = mapped_column(String(32), default=new_row_uid)
+    product_id: Mapped[str] = mapped_column(Encrypted(row=("row_uid",)))
 
 
 class IdentityDocument(Base):
@@ -153,7 +161,7 @@ class HoldRow(Base):
     category: Mapped[str] = mapped_column(String(16), primary_key=True)
     basis: Mapped[str] = mapped_column(String(64))
     until: Mapped[date | None] = mapped_column(Date, index=True)
-    while_open: Mapped[str | None] = mapped_column(Encrypted)
+    while_open: Mapped[str | None] = mapped_column(Encrypted(row=("customer_id", "category")))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from backend.crypto import Encrypted
+from backend.crypto import Encrypted, new_row_uid
 from backend.models.base import Base
 from common.db import UTCDateTime
 from common.vocabulary.request_states import RequestState
@@ -54,7 +54,7 @@ class Request(Base):
     locale: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(32))
     # JSON; holds new phones, emails and addresses, hence encrypted at rest.
-    payload: Mapped[str] = mapped_column(Encrypted())
+    payload: Mapped[str] = mapped_column(Encrypted(row=("reference",)))
     idempotency_key: Mapped[str] = mapped_column(String(128))
     body_hash: Mapped[str] = mapped_column(String(64))
     # The first answer given, replayed byte for byte for a repeated key (JSON).
@@ -85,7 +85,7 @@ class ErasurePreview(Base):
     customer_ref: Mapped[str] = mapped_column(String(64), index=True)
     jurisdiction: Mapped[str] = mapped_column(String(16))
     # The plan as JSON; names product ids that keep data, hence encrypted.
-    plan: Mapped[str] = mapped_column(Encrypted())
+    plan: Mapped[str] = mapped_column(Encrypted(row=("id",)))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_by: Mapped[str | None] = mapped_column(String(16))
 
@@ -105,6 +105,8 @@ class Notification(Base):
     outcome: Mapped[str | None] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(64))
     # JSON; may carry an agent's message text, hence encrypted.
-    details: Mapped[str | None] = mapped_column(Encrypted())
+    # Names the row in its encrypted values' associated data (backend/crypto.py).
+    row_uid: Mapped[str] = mapped_column(String(32), default=new_row_uid)
+    details: Mapped[str | None] = mapped_column(Encrypted(row=("row_uid",)))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)

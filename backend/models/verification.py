@@ -31,7 +31,7 @@ class Challenge(Base):
     subject: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(8))
     target_kind: Mapped[str | None] = mapped_column(String(8))
-    target: Mapped[str | None] = mapped_column(Encrypted)
+    target: Mapped[str | None] = mapped_column(Encrypted(row=("id",)))
     locale: Mapped[str] = mapped_column(String(16))
     code_mac: Mapped[str] = mapped_column(String(64))
     attempts: Mapped[int]
@@ -78,7 +78,7 @@ class ContactProof(Base):
     token_mac: Mapped[str] = mapped_column(String(64), primary_key=True)
     customer_ref: Mapped[str] = mapped_column(String(64), index=True)
     kind: Mapped[str] = mapped_column(String(8))
-    value: Mapped[str] = mapped_column(Encrypted)
+    value: Mapped[str] = mapped_column(Encrypted(row=("token_mac",)))
     challenge_id: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
