@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from backend.api.http import MAX_BODY_BYTES, SERVICES, header_text, json_response
-from backend.crypto import constant_time_equal
-from backend.errors import ApiError, BadRequest, PayloadTooLarge, Unauthorized
+from backend.crypto import CryptoError, constant_time_equal
+from backend.errors import ApiError, BadRequest, PayloadTooLarge, ServiceUnavailable, Unauthorized
 from backend.services import Services
 from backend.validation import is_text
 
@@ -47,6 +47,15 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request)
     except ApiError as exc:
         return json_response(exc.to_json(), status=exc.status)
+    except CryptoError as exc:
+        # A stored value was altered, moved or is under a key not configured: the
+        # message names the column and key id, never the value or its row.
+        log.error("stored data unreadable in %s %s: %s", request.method, request.path, exc)
+        unreadable = ServiceUnavailable(
+            "stored data could not be decrypted; an operator has been told",
+            code="stored_data_unreadable",
+        )
+        return json_response(unreadable.to_json(), status=unreadable.status)
     except web.HTTPRequestEntityTooLarge:
         err = PayloadTooLarge(f"request body over {MAX_BODY_BYTES} bytes")
         return json_response(err.to_json(), status=err.status)
