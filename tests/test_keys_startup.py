@@ -21,7 +21,7 @@ from fakes.ledger import add_customers, customer
 from sqlalchemy import text
 
 from backend.api.app import create_app
-from backend.crypto import Key, KeyMismatch
+from backend.crypto import Key, KeyMismatch, load_keyring
 from backend.keys import rotate
 from backend.services import open_services
 from backend.settings import Settings
@@ -151,3 +151,18 @@ async def test_a_real_process_started_with_the_wrong_key_exits_with_one_line(
     assert len(lines) == 1, err.decode()
     assert lines[0].startswith("datadesk: DATADESK_SECRET_KEY does not match the key this database")
     assert "Traceback" not in err.decode()
+
+
+def test_a_generated_key_file_is_private_from_creation_and_shared_by_every_process(
+    tmp_path: Path,
+) -> None:
+    previous = os.umask(0)
+    try:
+        first = load_keyring(None, tmp_path / "var")
+        second = load_keyring(None, tmp_path / "var")
+    finally:
+        os.umask(previous)
+    key_file = tmp_path / "var" / "secret.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "var").stat().st_mode & 0o777 == 0o700
+    assert first.primary_id == second.primary_id
