@@ -113,13 +113,19 @@ def sealed_tables() -> list[SealedTable]:
 # -- the check at start ---------------------------------------------------------------------
 
 
-async def check_keys(engine: AsyncEngine, keyring: Keyring, clock: Clock | None = None) -> None:
-    """Refuse (``KeyMismatch``) keys that do not fit the database; register a new primary key."""
+async def check_keys(
+    engine: AsyncEngine, keyring: Keyring, clock: Clock | None = None, source: str = SECRET
+) -> None:
+    """Refuse (``KeyMismatch``) keys that do not fit the database; register a new primary key.
+
+    ``source`` is where the primary key came from, as the message names it: the
+    setting, or the generated key file when the setting is unset.
+    """
     now = (clock or SystemClock()).now()
     for attempt in (1, 2):
         try:
             async with engine.begin() as conn:
-                await _check(conn, keyring, now)
+                await _check(conn, keyring, now, source)
             return
         except IntegrityError:
             # Another process registered the same key at the same moment: look again.
@@ -127,7 +133,7 @@ async def check_keys(engine: AsyncEngine, keyring: Keyring, clock: Clock | None 
                 raise
 
 
-async def _check(conn: AsyncConnection, keyring: Keyring, now: datetime) -> None:
+async def _check(conn: AsyncConnection, keyring: Keyring, now: datetime, source: str) -> None:
     t = _KEYS
     rows = (await conn.execute(select(t.c.key_id, t.c.key_check, t.c.retired_at))).all()
     known = {r.key_id: r for r in rows}
@@ -136,21 +142,21 @@ async def _check(conn: AsyncConnection, keyring: Keyring, now: datetime) -> None
         row = known.get(key.id)
         if row is not None and not crypto.constant_time_equal(row.key_check, key.check):
             raise KeyMismatch(
-                f"{SECRET}: the check stored for key id {key.id} does not match; "
+                f"{source}: the check stored for key id {key.id} does not match; "
                 "the crypto_keys table was altered"
             )
     active = {kid for kid, r in known.items() if r.retired_at is None}
     if not known:
-        await _check_stored_values(conn, keyring)
+        await _check_stored_values(conn, keyring, source)
     elif primary.id in known:
         if known[primary.id].retired_at is not None:
             raise KeyMismatch(
-                f"{SECRET}: key id {primary.id} was retired by a finished rotation; "
+                f"{source}: key id {primary.id} was retired by a finished rotation; "
                 f"set the current key (key id {', '.join(sorted(active)) or 'none'})"
             )
     elif not active & (set(keyring.keys) - {primary.id}):
         raise KeyMismatch(
-            f"{SECRET} does not match the key this database is encrypted with (key id "
+            f"{source} does not match the key this database is encrypted with (key id "
             f"{primary.id}, the database has {', '.join(sorted(active)) or 'none active'}); "
             f"set the right key, or to rotate, put the current key in {OLD_SECRETS}"
         )
@@ -168,7 +174,7 @@ async def _check(conn: AsyncConnection, keyring: Keyring, now: datetime) -> None
         )
 
 
-async def _check_stored_values(conn: AsyncConnection, keyring: Keyring) -> None:
+async def _check_stored_values(conn: AsyncConnection, keyring: Keyring, source: str) -> None:
     """With no key registered yet, one stored value per table must open with a configured key."""
     for table in sealed_tables():
         for col in table.columns:
@@ -186,7 +192,7 @@ async def _check_stored_values(conn: AsyncConnection, keyring: Keyring) -> None:
                     opens = False
             if not opens:
                 raise KeyMismatch(
-                    f"{SECRET} does not match the key this database is encrypted with: "
+                    f"{source} does not match the key this database is encrypted with: "
                     f"{table.name}.{col.column} does not open with it"
                 )
             return

@@ -15,6 +15,7 @@ from backend.sms import ConsoleSmsGateway, HttpSmsGateway, SmsGateway
 from common.clock import Clock, SystemClock
 from common.db import make_engine, make_sessionmaker
 from common.private_files import ensure_private_dir
+from common.settings import PREFIX
 
 
 @dataclass
@@ -49,7 +50,7 @@ async def open_services(settings: Settings, *, clock: Clock | None = None) -> Se
     clock = clock or SystemClock()
     try:
         # A wrong key would make every customer look unknown: refuse to start instead.
-        await check_keys(engine, keyring, clock)
+        await check_keys(engine, keyring, clock, _key_source(settings))
     except BaseException:
         await engine.dispose()
         raise
@@ -64,6 +65,13 @@ async def open_services(settings: Settings, *, clock: Clock | None = None) -> Se
         sms=_sms(settings),
         mailer=SmtpMailer.from_settings(settings),
     )
+
+
+def _key_source(settings: Settings) -> str:
+    """How a key-mismatch message names where the primary key came from."""
+    if settings.secret_key:
+        return f"{PREFIX}SECRET_KEY"
+    return f"{settings.data_dir / crypto.SECRET_KEY_FILE} ({PREFIX}SECRET_KEY is unset)"
 
 
 def _crm(

@@ -166,3 +166,18 @@ def test_a_generated_key_file_is_private_from_creation_and_shared_by_every_proce
     assert key_file.stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "var").stat().st_mode & 0o777 == 0o700
     assert first.primary_id == second.primary_id
+
+
+async def test_a_generated_key_file_that_does_not_fit_is_named_in_the_refusal(
+    settings: Settings, clock: FakeClock
+) -> None:
+    await _seed(settings, clock)
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "secret.key").write_text(WRONG + "\n", encoding="utf-8")
+    (data_dir / "secret.key").chmod(0o600)
+    with pytest.raises(KeyMismatch) as refused:
+        await open_services(replace(settings, secret_key=None), clock=clock)
+    assert str(refused.value).startswith(
+        f"{data_dir / 'secret.key'} (DATADESK_SECRET_KEY is unset) does not match the key"
+    )
