@@ -11,6 +11,7 @@ the old key is retired. A real ``datadesk keys rotate`` killed mid-way resumes.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import signal
 import subprocess
@@ -20,12 +21,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
+import pytest
 from conftest import SERVICE_TOKEN, LiveBackend, start_app
 from fakes.ledger import add_customers, customer, session_token, submit
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from backend.api.app import create_app
-from backend.crypto import Key
+from backend.crypto import Key, KeyMismatch
 from backend.keys import key_counts, rotate
 from backend.ledger.worker import run_one
 from backend.models.base import Base
@@ -216,3 +218,64 @@ async def test_a_rotation_killed_midway_resumes_and_finishes(
     assert f"key id {old_id}: retired" in out
     assert "(old)" not in out
     assert "(no key id)" not in out
+
+
+def _v1(secret: str, plaintext: str) -> str:
+    """A value as versions before key ids wrote it: no key id, no associated data."""
+    key = Key.from_secret(secret)
+    nonce = os.urandom(12)
+    sealed = key.aead.encrypt(nonce, plaintext.encode(), None)
+    return "v1." + base64.urlsafe_b64encode(nonce + sealed).decode()
+
+
+async def test_a_rotation_with_the_same_key_gives_old_v1_values_key_ids(
+    settings: Settings, clock: FakeClock
+) -> None:
+    svc = await open_services(settings, clock=clock)
+    try:
+        await add_customers(svc, customer("C-1"), customer("C-2", phone="+37120000002"))
+        async with svc.engine.begin() as conn:
+            for ref in ("C-1", "C-2"):
+                await conn.execute(
+                    text("UPDATE crm_customers SET name = :v WHERE ref = :ref"),
+                    {"v": _v1(settings.secret_key or "", f"Legacy {ref}"), "ref": ref},
+                )
+        assert _totals(await key_counts(svc.engine))["v1"] == 2
+        report = await rotate(svc.engine, svc.keyring, batch=1, progress=lambda _: None)
+        assert report.unreadable is None
+        assert set(_totals(await key_counts(svc.engine))) == {svc.keyring.primary_id}
+        exported = await svc.crm.export("C-2")
+        assert exported is not None
+        assert exported["name"] == "Legacy C-2"
+    finally:
+        await svc.close()
+
+
+async def test_a_row_that_does_not_decrypt_is_named_and_the_old_key_stays(
+    settings: Settings, clock: FakeClock
+) -> None:
+    await _seed_under_old_key(settings, clock)
+    svc = await open_services(_rotating(settings), clock=clock)
+    try:
+        async with svc.engine.begin() as conn:
+            other = (
+                await conn.execute(text("SELECT name FROM crm_customers WHERE ref = 'C-1'"))
+            ).scalar_one()
+            await conn.execute(
+                text("UPDATE crm_customers SET name = :v WHERE ref = 'C-2'"), {"v": other}
+            )
+            bad_id = (
+                await conn.execute(text("SELECT id FROM crm_customers WHERE ref = 'C-2'"))
+            ).scalar_one()
+        report = await rotate(svc.engine, svc.keyring, batch=4, progress=lambda _: None)
+        assert report.retired is None
+        assert report.unreadable == [
+            f"crm_customers id={bad_id}: crm_customers.name: the value does not decrypt under "
+            f"key id {Key.from_secret(settings.secret_key or '').id}: it was altered, or belongs "
+            "to another row, column or table"
+        ]
+    finally:
+        await svc.close()
+    # The old key is still needed and still required at start.
+    with pytest.raises(KeyMismatch, match="DATADESK_OLD_SECRET_KEYS"):
+        await open_services(replace(settings, secret_key=NEW), clock=clock)

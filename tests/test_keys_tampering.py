@@ -8,6 +8,7 @@ longer decrypts: the customer's own call answers ``503 stored_data_unreadable``
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,6 +28,7 @@ from backend.crypto import Key, TamperedValue, UnknownKey
 from backend.services import open_services
 from backend.settings import Settings
 from common.clock import FakeClock
+from datadesk.cli import main
 
 OTHER = customer("C-9")
 
@@ -197,3 +199,29 @@ def test_a_keyring_decrypts_only_with_the_associated_data_it_was_sealed_with() -
     for elsewhere in ("crm_customers|name|C-2", "crm_customers|line1|C-1", "crm_emails|name|C-1"):
         with pytest.raises(TamperedValue):
             keyring.decrypt(sealed, elsewhere)
+
+
+def test_crm_export_of_a_tampered_record_says_so_in_one_line(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def seed_and_tamper() -> None:
+        svc = await open_services(settings)
+        try:
+            await add_customers(svc, OLGA, OTHER)
+            async with svc.engine.begin() as conn:
+                await _name_moved_from_another_customer(conn)
+        finally:
+            await svc.close()
+
+    asyncio.run(seed_and_tamper())
+    monkeypatch.setenv("DATADESK_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("DATADESK_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("DATADESK_SECRET_KEY", settings.secret_key or "")
+    assert main(["crm", "export", "C-2001"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        "datadesk crm export: C-2001: crm_customers.name: the value does not decrypt under key id "
+        f"{Key.from_secret(settings.secret_key or '').id}: it was altered, or belongs to another "
+        "row, column or table"
+    ]

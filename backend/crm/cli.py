@@ -12,6 +12,7 @@ from typing import Any
 from backend.crm import importer
 from backend.crm.builtin import BuiltinCrm
 from backend.crm.demo import demo_document
+from backend.crypto import CryptoError
 from backend.services import open_services
 from backend.settings import Settings
 from common.clock import SystemClock
@@ -70,7 +71,12 @@ async def _export(settings: Settings, ref: str) -> dict[str, object] | None:
 def export_command(args: argparse.Namespace, settings: Settings) -> int:
     """Print one customer as ``{"customers": [record]}``, which imports back unchanged."""
     configure(settings.log_level)
-    record = asyncio.run(_export(settings, args.ref))
+    try:
+        record = asyncio.run(_export(settings, args.ref))
+    except CryptoError as exc:
+        # Altered or moved in the database, or under a key not configured.
+        print(f"datadesk crm export: {args.ref}: {exc}", file=sys.stderr)
+        return 1
     if record is None:
         print(f"datadesk crm export: no customer with ref {args.ref}", file=sys.stderr)
         return 1
