@@ -1,8 +1,8 @@
 """A process refuses keys that do not fit its database, with one line naming the setting.
 
 In-process through ``open_services`` (every backend, worker and command opens
-its services there), and as operators meet it: a real ``datadesk backend`` and
-``datadesk worker`` started with the wrong key exit non-zero with the message.
+its services there), and as operators meet it: a real ``datadesk backend``,
+``datadesk worker`` and ``datadesk run`` started with the wrong key exit 2 with the message.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def _env(settings: Settings, tmp_path: Path, secret: str) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("command", [["backend"], ["worker", "--once"]])
+@pytest.mark.parametrize("command", [["backend"], ["worker", "--once"], ["run"]])
 async def test_a_real_process_started_with_the_wrong_key_exits_with_one_line(
     settings: Settings, clock: FakeClock, tmp_path: Path, command: list[str]
 ) -> None:
@@ -181,3 +181,16 @@ async def test_a_generated_key_file_that_does_not_fit_is_named_in_the_refusal(
     assert str(refused.value).startswith(
         f"{data_dir / 'secret.key'} (DATADESK_SECRET_KEY is unset) does not match the key"
     )
+
+
+async def test_processes_starting_at_once_on_a_new_database_register_one_key(
+    settings: Settings, clock: FakeClock
+) -> None:
+    started = await asyncio.gather(*(open_services(settings, clock=clock) for _ in range(4)))
+    try:
+        async with started[0].engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT key_id FROM crypto_keys"))).scalars().all()
+        assert rows == [Key.from_secret(settings.secret_key or "").id]
+    finally:
+        for svc in started:
+            await svc.close()
