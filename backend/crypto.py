@@ -56,7 +56,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Column, String, Table, Text, cast, event, inspect, literal_column
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import Session, attributes
+from sqlalchemy.orm import PassiveFlag, Session, attributes
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
@@ -344,10 +344,16 @@ def _seal_rows(session: Session, _context: Any, _instances: Any) -> None:
         if not columns:
             continue
         for col in columns:
+            # An unchanged value keeps its ciphertext; asking must not load it.
+            if (
+                not state.pending
+                and not attributes.get_history(
+                    obj, col.attribute, passive=PassiveFlag.PASSIVE_NO_INITIALIZE
+                ).added
+            ):
+                continue
             value = getattr(obj, col.attribute)
             if value is None:
-                continue
-            if not state.pending and not attributes.get_history(obj, col.attribute).added:
                 continue
             row = []
             for name in col.row:

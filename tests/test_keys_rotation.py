@@ -113,18 +113,24 @@ async def test_rotation_while_requests_are_submitted_and_completed_loses_nothing
     submitted: list[str] = []
     found: list[str | None] = []
     try:
+        events: list[str] = []
+        underway = asyncio.Event()
+
+        def batch_done(_: str) -> None:
+            events.append("batch")
+            underway.set()
 
         async def customers_keep_coming() -> None:
+            await underway.wait()
             for i in range(CUSTOMERS):
                 found.append(await svc.crm.find_by_phone(_phone(i)))
                 submitted.append(await _submit_address_change(backend, f"C-{i}"))
                 events.append("submit")
                 await run_one(svc, svc.crm, "w1")
-                await asyncio.sleep(0)
 
-        events: list[str] = []
+        # Short pauses between batches of three keep the rotation going while customers come.
         report, _ = await asyncio.gather(
-            rotate(svc.engine, svc.keyring, batch=3, progress=lambda _: events.append("batch")),
+            rotate(svc.engine, svc.keyring, batch=3, pause=0.05, progress=batch_done),
             customers_keep_coming(),
         )
         while await run_one(svc, svc.crm, "w1"):
