@@ -1,4 +1,4 @@
-"""The keys a database is encrypted with: the check at start, ``keys status``, ``keys rotate``.
+"""The keys a database is encrypted with: the check at start and ``datadesk keys status``.
 
 Start-up (``check_keys``, from ``open_services``): every backend, worker and
 command process compares its keys with the ``crypto_keys`` rows and refuses to
@@ -13,15 +13,7 @@ run, with one line naming the setting, when
 A database with no key registered yet (first start, or the first start after
 migration 0007) registers the primary key, after checking that stored values
 open with a configured key, so a changed key is caught there too.
-
-Rotation (``rotate``) walks every ``Encrypted`` column table by table in
-primary-key order, a batch per short transaction: the rows not yet on the
-primary key are locked (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the write lock
-on SQLite), decrypted with their old key and associated data, re-encrypted with
-the primary key, and their blind indexes recomputed under it. Work done is
-committed batch by batch, so a killed rotation resumes where it stopped: the
-next run selects only what is still on an old key. When nothing is left, the
-old keys are marked retired and may be removed from ``DATADESK_OLD_SECRET_KEYS``.
+``datadesk keys rotate`` is ``backend/key_rotation.py``.
 """
 
 from __future__ import annotations
@@ -39,14 +31,10 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    and_,
     case,
     func,
     literal,
-    or_,
     select,
-    tuple_,
-    update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -61,7 +49,7 @@ from common.clock import Clock, SystemClock
 from common.settings import PREFIX
 
 SECRET = f"{PREFIX}SECRET_KEY"
-_KEYS: Table = CryptoKey.__table__  # type: ignore[assignment]
+KEYS_TABLE: Table = CryptoKey.__table__  # type: ignore[assignment]
 OLD_SECRETS = f"{PREFIX}OLD_SECRET_KEYS"
 
 # Blind indexes recomputed with the value they index: (table, value column) → (index column, kind, normalise).
@@ -134,7 +122,7 @@ async def check_keys(
 
 
 async def _check(conn: AsyncConnection, keyring: Keyring, now: datetime, source: str) -> None:
-    t = _KEYS
+    t = KEYS_TABLE
     rows = (await conn.execute(select(t.c.key_id, t.c.key_check, t.c.retired_at))).all()
     known = {r.key_id: r for r in rows}
     primary = keyring.primary
@@ -162,7 +150,7 @@ async def _check(conn: AsyncConnection, keyring: Keyring, now: datetime, source:
         )
     if primary.id not in known:
         await conn.execute(
-            _KEYS.insert().values(
+            KEYS_TABLE.insert().values(
                 key_id=primary.id, key_check=primary.check, created_at=now, retired_at=None
             )
         )
@@ -200,7 +188,7 @@ async def _check_stored_values(conn: AsyncConnection, keyring: Keyring, source: 
 
 async def key_is_current(conn: AsyncConnection, keyring: Keyring) -> bool:
     """Whether this process's primary key is registered and not retired (readiness)."""
-    t = _KEYS
+    t = KEYS_TABLE
     row = (
         await conn.execute(
             select(t.c.key_check, t.c.retired_at).where(t.c.key_id == keyring.primary_id)
@@ -231,7 +219,7 @@ async def key_counts(engine: AsyncEngine) -> dict[str, dict[str, int]]:
     return counts
 
 
-def _totals(counts: dict[str, dict[str, int]]) -> dict[str, int]:
+def totals_by_key(counts: dict[str, dict[str, int]]) -> dict[str, int]:
     totals: dict[str, int] = {}
     for by_key in counts.values():
         for key, n in by_key.items():
@@ -239,143 +227,15 @@ def _totals(counts: dict[str, dict[str, int]]) -> dict[str, int]:
     return totals
 
 
-# -- rotation ---------------------------------------------------------------------------------
-
-
-@dataclass
-class RotationReport:
-    """What a rotation pass did; ``unreadable`` names rows as ``table pk=…`` (no values)."""
-
-    rewritten: int = 0
-    unreadable: list[str] | None = None
-    retired: list[str] | None = None
-
-
-def _on_old_key(table: SealedTable, primary_id: str) -> Any:
-    prefix = f"{crypto.V2}{primary_id}.%"
-    return or_(
-        *(
-            and_(table.raw.c[col.column].is_not(None), ~table.raw.c[col.column].like(prefix))
-            for col in table.columns
-        )
-    )
-
-
-async def _rotate_batch(
-    engine: AsyncEngine,
-    keyring: Keyring,
-    table: SealedTable,
-    after: tuple[Any, ...] | None,
-    batch: int,
-    report: RotationReport,
-) -> tuple[Any, ...] | None:
-    """Re-encrypt up to ``batch`` rows after ``after``; the last primary key seen, or None."""
-    raw = table.raw
-    pk = [raw.c[name] for name in table.primary_key]
-    query = select(raw).where(_on_old_key(table, keyring.primary_id))
-    if after is not None:
-        query = query.where(tuple_(*pk) > tuple_(*(literal(v) for v in after)))
-    query = query.order_by(*pk).limit(batch)
-    async with engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
-            await conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            await conn.begin()
-            query = query.with_for_update(skip_locked=True)
-        rows = (await conn.execute(query)).mappings().all()
-        for row in rows:
-            changes: dict[str, str] = {}
-            try:
-                for col in table.columns:
-                    token = row[col.column]
-                    if token is None or keyring.key_of(token) == keyring.primary_id:
-                        continue
-                    aad = crypto.row_aad(table.name, col.column, [row[n] for n in col.row])
-                    plain = keyring.decrypt(token, aad)
-                    changes[col.column] = keyring.encrypt(plain, aad)
-                    if (table.name, col.column) in BLIND_INDEXES:
-                        index_col, kind, normalise = BLIND_INDEXES[(table.name, col.column)]
-                        changes[index_col] = keyring.blind_index(kind, normalise(plain))
-            except CryptoError as exc:
-                where = ", ".join(f"{n}={row[n]}" for n in table.primary_key)
-                report.unreadable = [*(report.unreadable or []), f"{table.name} {where}: {exc}"]
-                continue
-            await conn.execute(
-                update(raw).where(and_(*(c == row[c.name] for c in pk))).values(**changes)
-            )
-            report.rewritten += 1
-        await conn.commit()
-    if not rows:
-        return None
-    return tuple(rows[-1][n] for n in table.primary_key)
-
-
-async def _rotate_table(
-    engine: AsyncEngine,
-    keyring: Keyring,
-    table: SealedTable,
-    batch: int,
-    pause: float,
-    progress: Callable[[str], None],
-    report: RotationReport,
-) -> None:
-    after: tuple[Any, ...] | None = None
-    done = 0
-    while True:
-        before = report.rewritten
-        after = await _rotate_batch(engine, keyring, table, after, batch, report)
-        if after is None:
-            return
-        done += report.rewritten - before
-        progress(f"{table.name}: {done} rows re-encrypted")
-        if pause:
-            await asyncio.sleep(pause)
-
-
-async def rotate(
-    engine: AsyncEngine,
-    keyring: Keyring,
-    *,
-    batch: int = 500,
-    pause: float = 0.0,
-    progress: Callable[[str], None] = print,
-    clock: Clock | None = None,
-) -> RotationReport:
-    """Move every value onto the primary key, batch by batch; retire old keys when none is left."""
-    report = RotationReport()
-    while True:
-        # Rows a writer held locked (PostgreSQL skips them) are taken by the next pass.
-        before_pass = report.rewritten
-        report.unreadable = None
-        for table in sealed_tables():
-            await _rotate_table(engine, keyring, table, batch, pause, progress, report)
-        left = {k for k in _totals(await key_counts(engine)) if k != keyring.primary_id}
-        if not left or report.unreadable or report.rewritten == before_pass:
-            break
-    if left or report.unreadable:
-        return report
-    now = (clock or SystemClock()).now()
-    t = _KEYS
-    async with engine.begin() as conn:
-        retired = await conn.execute(
-            update(t)
-            .where(t.c.key_id != keyring.primary_id, t.c.retired_at.is_(None))
-            .values(retired_at=now)
-            .returning(t.c.key_id)
-        )
-        report.retired = sorted(str(k) for k in retired.scalars())
-    return report
-
-
 # -- commands ---------------------------------------------------------------------------------
 
 
-def _print_counts(counts: dict[str, dict[str, int]], primary_id: str, out: Any) -> None:
+def print_counts(counts: dict[str, dict[str, int]], primary_id: str, out: Any) -> None:
     for where, by_key in counts.items():
         if by_key:
             shown = ", ".join(f"{k}: {n}" for k, n in sorted(by_key.items()))
             print(f"{where}: {shown}", file=out)
-    totals = _totals(counts)
+    totals = totals_by_key(counts)
     for key, n in sorted(totals.items()):
         label = "primary" if key == primary_id else "old" if key != "v1" else "no key id"
         print(f"key {key} ({label}): {n} values", file=out)
@@ -390,7 +250,7 @@ def status_command(args: argparse.Namespace, settings: Any) -> int:
         try:
             counts = await key_counts(services.engine)
             async with services.engine.connect() as conn:
-                t = _KEYS
+                t = KEYS_TABLE
                 keys = (await conn.execute(select(t.c.key_id, t.c.retired_at))).all()
         finally:
             await services.close()
@@ -398,41 +258,7 @@ def status_command(args: argparse.Namespace, settings: Any) -> int:
         for key_id, retired_at in sorted(keys):
             state = "retired" if retired_at else "primary" if key_id == primary else "readable"
             print(f"key id {key_id}: {state}")
-        _print_counts(counts, primary, sys.stdout)
-        return 0 if set(_totals(counts)) <= {primary} else 1
-
-    return asyncio.run(body())
-
-
-def rotate_command(args: argparse.Namespace, settings: Any) -> int:
-    """``datadesk keys rotate``: re-encrypt onto the primary key while the system runs."""
-    from backend.services import open_services
-
-    batch = max(1, int(getattr(args, "batch", 500) or 500))
-    pause = max(0.0, float(getattr(args, "pause", 0.0) or 0.0))
-
-    async def body() -> int:
-        services = await open_services(settings)
-        try:
-            report = await rotate(
-                services.engine,
-                services.keyring,
-                batch=batch,
-                pause=pause,
-                progress=lambda line: print(line, flush=True),
-            )
-            counts = await key_counts(services.engine)
-        finally:
-            await services.close()
-        for line in report.unreadable or []:
-            print(f"datadesk: {line}", file=sys.stderr)
-        print(f"{report.rewritten} rows re-encrypted onto key {services.keyring.primary_id}")
-        for key in report.retired or []:
-            print(f"key id {key} retired: remove it from {OLD_SECRETS}")
-        left = {k for k in _totals(counts) if k != services.keyring.primary_id}
-        if left or report.unreadable:
-            _print_counts(counts, services.keyring.primary_id, sys.stderr)
-            return 1
-        return 0
+        print_counts(counts, primary, sys.stdout)
+        return 0 if set(totals_by_key(counts)) <= {primary} else 1
 
     return asyncio.run(body())

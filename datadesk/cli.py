@@ -109,7 +109,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, AddArgs, str, str], ...] = (
     (("agents", "add"), "add a console user; password on stdin", _agent_args, "backend.console.cli:add_agent_command", BACKEND),
     (("audit", "verify"), "verify the audit log: keys, keyed chain, signed checkpoints", _none, "backend.audit.verifier:verify_command", BACKEND),
     (("keys", "status"), "how many encrypted values are on which key", _none, "backend.keys:status_command", BACKEND),
-    (("keys", "rotate"), "re-encrypt every value onto the primary key, in batches", _rotate_args, "backend.keys:rotate_command", BACKEND),
+    (("keys", "rotate"), "re-encrypt every value onto the primary key, in batches", _rotate_args, "backend.key_rotation:rotate_command", BACKEND),
     (("purge",), "erase held data whose hold has ended", _none, "backend.retention:purge_command", BACKEND),
 )  # fmt: skip
 

@@ -28,7 +28,8 @@ from sqlalchemy import select, text
 
 from backend.api.app import create_app
 from backend.crypto import Key, KeyMismatch
-from backend.keys import key_counts, rotate
+from backend.key_rotation import rotate
+from backend.keys import key_counts
 from backend.ledger.worker import run_one
 from backend.models.base import Base
 from backend.models.ledger import Request

@@ -22,7 +22,7 @@ from sqlalchemy import text
 
 from backend.api.app import create_app
 from backend.crypto import Key, KeyMismatch, load_keyring
-from backend.keys import rotate
+from backend.key_rotation import rotate
 from backend.services import open_services
 from backend.settings import Settings
 from common.clock import FakeClock
