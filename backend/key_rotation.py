@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, literal, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, literal, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend import crypto
@@ -79,6 +79,9 @@ async def _rotate_batch(
             await conn.begin()
             query = query.with_for_update(skip_locked=True)
         rows = (await conn.execute(query)).mappings().all()
+        # One executemany per set of changed columns: a statement per row cost
+        # nine tenths of a rotation's time (cProfile: AsyncConnection.execute).
+        updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for row in rows:
             changes: dict[str, str] = {}
             try:
@@ -96,10 +99,17 @@ async def _rotate_batch(
                 where = ", ".join(f"{n}={row[n]}" for n in table.primary_key)
                 report.unreadable = [*(report.unreadable or []), f"{table.name} {where}: {exc}"]
                 continue
-            await conn.execute(
-                update(raw).where(and_(*(c == row[c.name] for c in pk))).values(**changes)
-            )
+            params = {f"pk_{c.name}": row[c.name] for c in pk}
+            params.update({f"new_{name}": value for name, value in changes.items()})
+            updates.setdefault(tuple(sorted(changes)), []).append(params)
             report.rewritten += 1
+        for columns, params_list in updates.items():
+            statement = (
+                update(raw)
+                .where(and_(*(c == bindparam(f"pk_{c.name}") for c in pk)))
+                .values({name: bindparam(f"new_{name}") for name in columns})
+            )
+            await conn.execute(statement, params_list)
         await conn.commit()
     if not rows:
         return None
