@@ -194,3 +194,27 @@ async def test_processes_starting_at_once_on_a_new_database_register_one_key(
     finally:
         for svc in started:
             await svc.close()
+
+
+async def test_a_process_given_the_next_key_as_old_reads_what_the_new_primary_writes(
+    settings: Settings, clock: FakeClock
+) -> None:
+    await _seed(settings, clock)
+    current = settings.secret_key or ""
+    # Step 2 of a rotation: the next key is readable everywhere before it is primary.
+    waiting = replace(settings, old_secret_keys=(NEW,))
+    await (await open_services(waiting, clock=clock)).close()
+    rotating = await open_services(
+        replace(settings, secret_key=NEW, old_secret_keys=(current,)), clock=clock
+    )
+    try:
+        await rotating.crm.update_phone("C-1", "+37120000099", idempotency_key="k-1")
+    finally:
+        await rotating.close()
+    not_yet_restarted = await open_services(waiting, clock=clock)
+    try:
+        assert await not_yet_restarted.crm.find_by_phone("+37120000099") == "C-1"
+        contact = await not_yet_restarted.crm.contact_on_file("C-1")
+        assert contact.phone == "+37120000099"
+    finally:
+        await not_yet_restarted.close()
