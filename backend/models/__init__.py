@@ -7,7 +7,7 @@
 | ledger         | requests (the queue), holds, notifications outbox            | 0003_ledger        |
 | audit          | hash-chained audit entries                                   | 0004_audit         |
 | console        | agents, console sessions, escalated chats, transcripts       | 0005_console       |
-| keys           | the keys the data is encrypted with, their checks            | 0007_keys          |
+| keys           | the keys the data is encrypted with, their checks            | 0008_keys          |
 """
 
 from backend.models import audit, console, crm, keys, ledger, verification

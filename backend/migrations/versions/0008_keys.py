@@ -6,7 +6,7 @@ id; backend/keys.py). Tables whose rows have no identity before the insert get
 Existing rows get ``legacy-<id>``: unique, and their ``v1`` values carry no
 associated data until ``datadesk keys rotate`` rewrites them.
 
-Revision ID: 0007_keys
+Revision ID: 0008_keys
 Revises: 0006_console_limits
 """
 
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = "0007_keys"
-down_revision = "0006_console_limits"
+revision = "0008_keys"
+down_revision = "0007_audit_seal"
 branch_labels = None
 depends_on = None
 
