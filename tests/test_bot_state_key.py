@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from conftest import BOT_SECRET_KEY, SECRET_KEY, SERVICE_TOKEN, bot_settings_for
 from fakes.customer import Customer, options, ours, replies, said
+from fakes.legacy import v1_value
 from fakes.verification_world import ANNA, World, world
 from sqlalchemy import update
 
-from backend.crypto import Keyring
 from bot.backend_client import BackendClient
 from bot.conversation import Conversations
 from bot.settings import BotSettings
@@ -52,7 +52,7 @@ def test_a_sealed_value_opens_only_with_the_same_key_for_the_same_chat() -> None
 
 
 def test_what_the_backend_key_sealed_does_not_open_with_the_bot_key() -> None:
-    legacy = Keyring.from_secret(SECRET_KEY).encrypt('{"step": "verify"}')
+    legacy = v1_value(SECRET_KEY, '{"step": "verify"}')
 
     with pytest.raises(SealError, match="older form"):
         StateKey(BOT_SECRET_KEY).open(legacy, bound_to="tg:1\x00state")
@@ -128,15 +128,14 @@ async def test_a_conversation_sealed_under_the_old_shared_key_starts_again_at_th
     try:
         customer = await _at_the_contact_step(settings, client)
         # What earlier versions wrote: the same row, sealed with the backend's keyring.
-        legacy = Keyring.from_secret(SECRET_KEY)
         store = StateStore.open(settings.bot_database_url, load_state_key(settings))
         async with store.sessions() as session:
             await session.execute(
                 update(ConversationRow)
                 .where(ConversationRow.chat == "term:anna")
                 .values(
-                    state=legacy.encrypt(json.dumps({"flow": "update_contact"})),
-                    context=legacy.encrypt(json.dumps({"phone": ANNA})),
+                    state=v1_value(SECRET_KEY, json.dumps({"flow": "update_contact"})),
+                    context=v1_value(SECRET_KEY, json.dumps({"phone": ANNA})),
                 )
             )
             await session.commit()

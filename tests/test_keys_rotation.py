@@ -11,7 +11,6 @@ the old key is retired. A real ``datadesk keys rotate`` killed mid-way resumes.
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import signal
 import subprocess
@@ -24,6 +23,7 @@ import aiohttp
 import pytest
 from conftest import SERVICE_TOKEN, LiveBackend, start_app
 from fakes.ledger import add_customers, customer, session_token, submit
+from fakes.legacy import v1_value
 from sqlalchemy import select, text
 
 from backend.api.app import create_app
@@ -227,14 +227,6 @@ async def test_a_rotation_killed_midway_resumes_and_finishes(
     assert "(no key id)" not in out
 
 
-def _v1(secret: str, plaintext: str) -> str:
-    """A value as versions before key ids wrote it: no key id, no associated data."""
-    key = Key.from_secret(secret)
-    nonce = os.urandom(12)
-    sealed = key.aead.encrypt(nonce, plaintext.encode(), None)
-    return "v1." + base64.urlsafe_b64encode(nonce + sealed).decode()
-
-
 async def test_a_rotation_with_the_same_key_gives_old_v1_values_key_ids(
     settings: Settings, clock: FakeClock
 ) -> None:
@@ -245,7 +237,7 @@ async def test_a_rotation_with_the_same_key_gives_old_v1_values_key_ids(
             for ref in ("C-1", "C-2"):
                 await conn.execute(
                     text("UPDATE crm_customers SET name = :v WHERE ref = :ref"),
-                    {"v": _v1(settings.secret_key or "", f"Legacy {ref}"), "ref": ref},
+                    {"v": v1_value(settings.secret_key or "", f"Legacy {ref}"), "ref": ref},
                 )
         assert _totals(await key_counts(svc.engine))["v1"] == 2
         report = await rotate(svc.engine, svc.keyring, batch=1, progress=lambda _: None)

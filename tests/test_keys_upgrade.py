@@ -11,14 +11,13 @@ row binding.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import hmac
-import os
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import command
+from fakes.legacy import v1_value
 
 from backend.crypto import Key
 from backend.key_rotation import rotate
@@ -30,16 +29,6 @@ from common.clock import FakeClock
 from common.db import UTCDateTime, _alembic_config, make_engine, upgrade
 
 PHONE = "+37120000077"
-
-
-def _v1(key: Key, plaintext: str) -> str:
-    nonce = os.urandom(12)
-    return (
-        "v1."
-        + base64.urlsafe_b64encode(
-            nonce + key.aead.encrypt(nonce, plaintext.encode(), None)
-        ).decode()
-    )
 
 
 async def _write_as_the_previous_version(url: str, key: Key) -> None:
@@ -72,13 +61,13 @@ async def _write_as_the_previous_version(url: str, key: Key) -> None:
         async with engine.begin() as conn:
             await conn.execute(
                 customers.insert().values(
-                    id=1, ref="C-77", name=_v1(key, "Ilze Ozola"), language="lv", created_at=at
+                    id=1, ref="C-77", name=v1_value(key, "Ilze Ozola"), language="lv", created_at=at
                 )
             )
             await conn.execute(
                 phones.insert().values(
                     customer_id=1,
-                    number=_v1(key, PHONE),
+                    number=v1_value(key, PHONE),
                     number_index=_legacy_index(key, PHONE),
                     is_primary=True,
                 )
@@ -88,7 +77,7 @@ async def _write_as_the_previous_version(url: str, key: Key) -> None:
                     chat="tg:77",
                     locale="lv",
                     type="agent_message",
-                    details=_v1(key, '{"text": "Labdien"}'),
+                    details=v1_value(key, '{"text": "Labdien"}'),
                     created_at=at,
                 )
             )
