@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -25,6 +26,7 @@ from bot.backend_client import BackendClient
 from bot.conversation import Conversations
 from bot.engine import DialogErrors
 from bot.settings import BotSettings
+from bot.state_key import load_state_key
 from bot.telegram.app import ChannelOptions, TelegramChannel
 from common.errors import ConfigError
 from common.logs import configure
@@ -54,7 +56,16 @@ def channel_options(settings: BotSettings) -> ChannelOptions:
         webhook_secret=settings.webhook_secret,
         webhook_host=settings.http_host,
         webhook_port=port,
+        rate_limit=settings.telegram_rate_limit,
+        bot_database_url=settings.bot_database_url,
     )
+
+
+def _with_inbox_key(options: ChannelOptions, settings: BotSettings) -> ChannelOptions:
+    """Webhook updates go through the bot database's inbox, sealed with the bot's key."""
+    if options.mode != "webhook":
+        return options
+    return dataclasses.replace(options, state_key=load_state_key(settings))
 
 
 def pid_file(settings: BotSettings) -> str:
@@ -114,7 +125,7 @@ async def start_bot(settings: BotSettings, *, options: ChannelOptions | None = N
                 api_url=settings.telegram_api_url,
                 conversations=conversations,
                 notifications=backend,
-                options=options or channel_options(settings),
+                options=options or _with_inbox_key(channel_options(settings), settings),
             )
             with _reload_on_sighup(conversations, settings):
                 await channel.run()

@@ -39,6 +39,7 @@ VARIABLES = (
     "TELEGRAM_TOKEN",
     "TELEGRAM_API_URL",
     "TELEGRAM_MODE",
+    "TELEGRAM_RATE_LIMIT",
     "WEBHOOK_URL",
     "WEBHOOK_SECRET",
     "HTTP_HOST",
@@ -54,6 +55,19 @@ VARIABLES = (
 MIN_SECRET_LENGTH = 16
 
 
+def _parse_rate(raw: str) -> float:
+    """Calls a second: a number ≥ 0 (0: no limit); SettingsError otherwise."""
+    try:
+        rate = float(raw)
+    except ValueError:
+        rate = -1.0
+    if not rate >= 0 or rate == float("inf"):
+        raise SettingsError(
+            f"{PREFIX}TELEGRAM_RATE_LIMIT: expected calls per second (0 for no limit), got {raw!r}"
+        )
+    return rate
+
+
 @dataclass(frozen=True)
 class BotSettings:
     """What the bot process may know. Paths are absolute once loaded; secrets stay out of repr."""
@@ -65,6 +79,8 @@ class BotSettings:
     telegram_token: str | None = field(default=None, repr=False)
     telegram_api_url: str = "https://api.telegram.org"
     telegram_mode: str = "polling"
+    # Limited Bot API calls a second for the token, shared by its bot processes; 0: none.
+    telegram_rate_limit: float = 30.0
     webhook_url: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)
     # The webhook listener's address (HTTP_HOST); the port comes from WEBHOOK_URL.
@@ -107,6 +123,7 @@ class BotSettings:
             telegram_mode=parse_choice(
                 "TELEGRAM_MODE", get("TELEGRAM_MODE") or "polling", ("polling", "webhook")
             ),
+            telegram_rate_limit=_parse_rate(get("TELEGRAM_RATE_LIMIT") or "30"),
             webhook_url=get("WEBHOOK_URL"),
             webhook_secret=get("WEBHOOK_SECRET"),
             http_host=http_host,

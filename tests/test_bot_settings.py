@@ -186,3 +186,21 @@ def test_no_bot_module_but_its_settings_reads_the_environment() -> None:
 
     assert readers <= allowed
     assert "bot/settings.py" in readers
+
+
+def test_the_telegram_rate_limit_is_thirty_a_second_unless_set_and_zero_turns_it_off() -> None:
+    assert BotSettings.from_env({}).telegram_rate_limit == 30
+    assert BotSettings.from_env({"DATADESK_TELEGRAM_RATE_LIMIT": "0"}).telegram_rate_limit == 0
+    assert (
+        BotSettings.from_env({"DATADESK_TELEGRAM_RATE_LIMIT": "12.5"}).telegram_rate_limit == 12.5
+    )
+
+
+@pytest.mark.parametrize("raw", ["fast", "-1", "nan", "inf"])
+def test_a_telegram_rate_limit_that_is_not_calls_per_second_stops_the_start_naming_it(
+    raw: str,
+) -> None:
+    with pytest.raises(
+        SettingsError, match="DATADESK_TELEGRAM_RATE_LIMIT: expected calls per second"
+    ):
+        BotSettings.from_env({"DATADESK_TELEGRAM_RATE_LIMIT": raw})

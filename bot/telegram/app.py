@@ -3,8 +3,9 @@
 Every update goes through one handler: read it into a ``bot.channel`` event
 (``events.read_update``), let the conversation service decide, carry out its
 ``Reply``/``Delete`` values here (``render``). Updates of one chat run in order,
-different chats concurrently (``processor``). PTB's ``AIORateLimiter`` keeps
-within Telegram's flood limits and retries calls answered with ``RetryAfter``.
+different chats concurrently (``processor``). ``limiter`` keeps this process
+within its share of the token's flood limit (``registry``: the live bot
+processes of the token share it), replies before notices, chats in turn.
 
 Life cycle: ``async with channel:`` (or ``await channel.run()`` until cancelled)
 checks the token (getMe), sets the command menu per language, then starts
@@ -16,26 +17,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Protocol
 
-from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram import BotCommand, InlineKeyboardMarkup, LinkPreviewOptions, Update
 from telegram.constants import ParseMode, UpdateType
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
-from telegram.ext import AIORateLimiter, Application, ContextTypes, Defaults, TypeHandler
+from telegram.ext import Application, ContextTypes, Defaults, TypeHandler
 
 from bot.channel import ChannelEvent, Delete, Outgoing, Press, Reply
+from bot.state_key import StateKey
 from bot.telegram.events import read_update
+from bot.telegram.inbox import SWEEP_AFTER, Inbox
+from bot.telegram.limiter import TurnTakingRateLimiter
 from bot.telegram.notifications import NotificationSource, Renderer, deliver_notifications
-from bot.telegram.processor import PerChatUpdateProcessor
-from bot.telegram.render import Send, render
+from bot.telegram.processor import PerChatUpdateProcessor, chat_key
+from bot.telegram.registry import HEARTBEAT, ProcessRegistry, process_name
+from bot.telegram.render import Send, compose, render
 from bot.telegram.webhook import WebhookServer
 
 log = logging.getLogger(__name__)
 
 SEND_ATTEMPTS = 4
+# Messages whose buttons this process remembers (to tell a stale tap from a live one).
+REMEMBERED_KEYBOARDS = 50_000
 # Edited messages are read so a card number added by an edit is taken out of the chat too.
 ALLOWED_UPDATES = (UpdateType.MESSAGE, UpdateType.EDITED_MESSAGE, UpdateType.CALLBACK_QUERY)
 
@@ -66,6 +74,11 @@ def keep_customer_data_out_of_logs() -> None:
         logger.setLevel(max(floor, logger.getEffectiveLevel()))
 
 
+def _editable(part: Send) -> bool:
+    # editMessageText takes an inline keyboard or none; a reply keyboard needs a new message.
+    return part.markup is None or isinstance(part.markup, InlineKeyboardMarkup)
+
+
 class ConversationService(Renderer, Protocol):
     """What the channel needs of ``bot.conversation.Conversations``."""
 
@@ -84,7 +97,15 @@ class ChannelOptions:
     webhook_host: str = "127.0.0.1"
     webhook_port: int = 8443
     workers: int = 64  # updates handled at once, across chats
-    rate_limit: bool = True  # Telegram's flood limits; off only against a stand-in
+    # Limited Bot API calls a second for the token, shared by its live bot
+    # processes (registered in ``bot_database_url``); 0 (or False): no limit.
+    rate_limit: float = 30.0
+    bot_database_url: str | None = None
+    registry_heartbeat: float = HEARTBEAT  # seconds between registry heartbeats
+    # Webhook mode with a bot database and its key: updates go through the
+    # database's inbox, so any number of bot processes can take them.
+    state_key: StateKey | None = field(default=None, repr=False)
+    inbox_sweep: float = SWEEP_AFTER.total_seconds()  # seconds between sweeps
     max_retries: int = 3  # RetryAfter retries per call
     poll_timeout: float = 10.0  # getUpdates long-poll
     notifications_wait: float = 30.0  # backend outbox long-poll
@@ -123,10 +144,25 @@ class TelegramChannel:
             )
             .connection_pool_size(max(8, self.options.workers))
         )
-        if self.options.rate_limit:
-            limiter = AIORateLimiter(max_retries=self.options.max_retries)
-            # PTB types the builder by its rate limiter's per-call argument; none is used here.
-            builder = builder.rate_limiter(limiter)  # type: ignore[arg-type]
+        self.limiter: TurnTakingRateLimiter | None = None
+        if self.options.rate_limit > 0:
+            self.limiter = TurnTakingRateLimiter(
+                self.options.rate_limit, max_retries=self.options.max_retries
+            )
+            builder = builder.rate_limiter(self.limiter)
+        self._token = token
+        self.process = process_name()
+        self.registry: ProcessRegistry | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        self.inbox: Inbox | None = None
+        if (
+            self.options.mode == "webhook"
+            and self.options.bot_database_url
+            and self.options.state_key is not None
+        ):
+            self.inbox = Inbox(self.options.bot_database_url, self.options.state_key, self.process)
+        self._drains: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
         if self.options.mode == "webhook":
             builder = builder.updater(None)
         self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
@@ -134,6 +170,8 @@ class TelegramChannel:
         self.application.add_error_handler(self._on_error)
         self._webhook: WebhookServer | None = None
         self._notifier: asyncio.Task[None] | None = None
+        # (chat, message) → the button data it shows now, for messages this process showed.
+        self._keyboards: OrderedDict[tuple[int, int], frozenset[str]] = OrderedDict()
 
     # ---- updates in -------------------------------------------------------
 
@@ -146,11 +184,18 @@ class TelegramChannel:
         if incoming is None:
             return
         outgoing = await self.conversations.handle(incoming.chat, incoming.event)
-        await self.deliver(incoming.chat_id, outgoing)
         event = incoming.event
-        if isinstance(event, Press) and event.message_id and self.options.remove_pressed_keyboard:
+        pressed = event.message_id if isinstance(event, Press) else None
+        data = update.callback_query.data if update.callback_query is not None else None
+        if pressed and not self._offers(incoming.chat_id, pressed, data):
+            # A second tap on a keyboard already answered (its message shows the
+            # next step now): answered in a new message, the shown one kept.
+            await self.deliver(incoming.chat_id, outgoing)
+            return
+        edited = await self.deliver(incoming.chat_id, outgoing, edit=pressed)
+        if pressed and not edited and self.options.remove_pressed_keyboard:
             # A pressed keyboard is spent: taking it away stops a second "confirm".
-            await self._remove_keyboard(incoming.chat_id, event.message_id)
+            await self._remove_keyboard(incoming.chat_id, pressed)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """The one place failures end up: logged with the traceback and ids only."""
@@ -183,10 +228,20 @@ class TelegramChannel:
 
     # ---- replies out ------------------------------------------------------
 
-    async def deliver(self, chat_id: int, outgoing: list[Outgoing]) -> None:
-        """Carry out ``outgoing`` in ``chat_id`` in order; a failed send raises."""
+    async def deliver(
+        self, chat_id: int, outgoing: list[Outgoing], *, edit: int | None = None
+    ) -> bool:
+        """Carry out ``outgoing`` in ``chat_id`` in order; a failed send raises.
+
+        With ``edit`` (the message whose button was pressed), the answer's first
+        message replaces that message's text and keyboard in place: one call
+        where a new message and taking the old keyboard away would be two, and
+        the spent buttons are gone with it. Only an inline keyboard (or none)
+        can be edited in; True when the edit happened.
+        """
         bot = self.application.bot
-        for item in outgoing:
+        edited = False
+        for item in compose(outgoing):
             if isinstance(item, Delete):
                 try:
                     await bot.delete_message(chat_id, item.message_id)
@@ -202,10 +257,55 @@ class TelegramChannel:
                 continue
             if isinstance(item, Reply):
                 for part in render(item):
-                    await self._send(chat_id, part)
+                    if edit is not None and not edited and _editable(part):
+                        edited = await self._edit(chat_id, edit, part)
+                        if edited:
+                            self._shown(chat_id, edit, part)
+                            continue
+                        edit = None
+                    self._shown(chat_id, await self._send(chat_id, part), part)
+        return edited
 
-    async def _send(self, chat_id: int, part: Send) -> None:
-        """One sendMessage, retried while Telegram is unreachable or answers 5xx.
+    def _shown(self, chat_id: int, message_id: int | None, part: Send) -> None:
+        """Remember which buttons ``message_id`` shows now (a bounded memory)."""
+        if message_id is None:
+            return
+        data: frozenset[str] = frozenset()
+        if isinstance(part.markup, InlineKeyboardMarkup):
+            data = frozenset(
+                str(b.callback_data) for row in part.markup.inline_keyboard for b in row
+            )
+        key = (chat_id, message_id)
+        self._keyboards[key] = data
+        self._keyboards.move_to_end(key)
+        while len(self._keyboards) > REMEMBERED_KEYBOARDS:
+            self._keyboards.popitem(last=False)
+
+    def _offers(self, chat_id: int, message_id: int, data: str | None) -> bool:
+        """Whether the pressed message still shows the pressed button (unknown: yes)."""
+        shown = self._keyboards.get((chat_id, message_id))
+        return shown is None or data in shown
+
+    async def _edit(self, chat_id: int, message_id: int, part: Send) -> bool:
+        """editMessageText in place; False when Telegram will not (too old, gone): send instead."""
+        try:
+            await self.application.bot.edit_message_text(
+                part.html, chat_id, message_id, reply_markup=part.markup
+            )
+        except BadRequest as exc:
+            # "Not modified" (the same text and buttons again, a resent code say)
+            # would leave the press without a visible answer: sent anew instead.
+            log.info("message %s in chat %s not edited: %s", message_id, chat_id, exc.message)
+            return False
+        except NetworkError as exc:
+            log.info(
+                "message %s in chat %s not edited (%s)", message_id, chat_id, type(exc).__name__
+            )
+            return False
+        return True
+
+    async def _send(self, chat_id: int, part: Send) -> int:
+        """One sendMessage, retried while Telegram is unreachable or answers 5xx; its message id.
 
         A retry after a lost answer can show a message twice; that beats losing
         an answer the customer's conversation has already moved past.
@@ -213,10 +313,10 @@ class TelegramChannel:
         delay = 0.5
         for attempt in range(1, SEND_ATTEMPTS + 1):
             try:
-                await self.application.bot.send_message(
+                message = await self.application.bot.send_message(
                     chat_id, part.html, reply_markup=part.markup
                 )
-                return
+                return int(message.message_id)
             except BadRequest:
                 raise
             except NetworkError as exc:
@@ -227,6 +327,7 @@ class TelegramChannel:
                 )
                 await asyncio.sleep(delay)
                 delay *= 2
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def set_commands(self) -> None:
         """The command menu in each language Telegram can tell apart."""
@@ -255,8 +356,30 @@ class TelegramChannel:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
 
+    async def _share_the_limit(self) -> None:
+        """Register with the token's other bot processes and take this process's share."""
+        if self.limiter is None or not self.options.bot_database_url:
+            return
+        self.registry = ProcessRegistry(self.options.bot_database_url, self._token, self.process)
+        self.limiter.set_rate(self.options.rate_limit / await self.registry.beat())
+        self._heartbeat = asyncio.create_task(self._beat(), name="telegram-registry")
+
+    async def _beat(self) -> None:
+        assert self.registry is not None
+        assert self.limiter is not None
+        while True:
+            await asyncio.sleep(self.options.registry_heartbeat)
+            try:
+                live = await self.registry.beat()
+            except Exception as exc:
+                # The bot database is away: keep the last share until it is back.
+                log.warning("bot registry heartbeat failed (%s)", type(exc).__name__)
+                continue
+            self.limiter.set_rate(self.options.rate_limit / live)
+
     async def start(self) -> None:
         """Check the token, set the menus, start taking updates and notifications."""
+        await self._share_the_limit()
         await self._initialize()
         await self.set_commands()
         await self.application.start()
@@ -292,14 +415,82 @@ class TelegramChannel:
             secret=opts.webhook_secret,
             host=opts.webhook_host,
             port=opts.webhook_port,
+            accept=self._store if self.inbox is not None else None,
         )
         await self._webhook.start()
+        if self.inbox is not None:
+            self._sweeper = asyncio.create_task(self._sweep(), name="telegram-inbox-sweep")
         await self.application.bot.set_webhook(
             opts.webhook_url,
             secret_token=opts.webhook_secret,
             allowed_updates=list(ALLOWED_UPDATES),
             max_connections=min(100, max(1, opts.workers)),
         )
+
+    # ---- several bot processes: updates through the inbox -------------------
+
+    async def _store(self, update: Update, data: dict[str, Any]) -> None:
+        """Keep a webhook update in the inbox, then apply its chat's pending updates."""
+        assert self.inbox is not None
+        chat = chat_key(update)
+        if chat is None:
+            # Nothing to keep in order with: straight to this process's queue.
+            await self.application.update_queue.put(update)
+            return
+        if await self.inbox.put(update.update_id, str(chat), data):
+            self._drain_soon(chat)
+
+    def _drain_soon(self, chat: int) -> None:
+        task = asyncio.create_task(self._drain(chat), name=f"telegram-inbox-{chat}")
+        self._drains.add(task)
+        task.add_done_callback(self._drains.discard)
+
+    async def _drain(self, chat: int) -> None:
+        """Apply ``chat``'s pending updates in order while holding its lease.
+
+        In this process the chat's turn (``processor``) keeps drains of one
+        chat apart; across processes the lease does. After letting the lease
+        go, a look for updates stored meanwhile: whoever stored one while the
+        lease was held left it to the holder.
+        """
+        assert self.inbox is not None
+        inbox = self.inbox
+        key = str(chat)
+        try:
+            async with self.processor.serialized(chat):
+                while await inbox.take(key):
+                    try:
+                        while (pending := await inbox.next_pending(key)) is not None:
+                            update_id, data = pending
+                            if data is not None:
+                                update = Update.de_json(data, self.application.bot)
+                                # Handler failures go to ``_on_error``; the update counts as applied.
+                                await self.application.process_update(update)
+                            await inbox.applied(update_id)
+                            await inbox.take(key)  # renew the lease for the next one
+                    finally:
+                        await inbox.release(key)
+                    if await inbox.next_pending(key) is None:
+                        return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The bot database is away: the sweep tries again.
+            log.exception("chat %s: inbox not drained", chat)
+
+    async def _sweep(self) -> None:
+        """Take chats whose updates wait with nobody applying them (their process died)."""
+        assert self.inbox is not None
+        while True:
+            await asyncio.sleep(self.options.inbox_sweep)
+            try:
+                chats = await self.inbox.waiting_chats()
+            except Exception as exc:
+                log.warning("inbox sweep failed (%s)", type(exc).__name__)
+                continue
+            for chat in chats:
+                if int(chat) not in self.processor.chats_in_turn:
+                    self._drain_soon(int(chat))
 
     async def stop(self) -> None:
         """Stop taking updates, finish the ones running, release connections."""
@@ -314,9 +505,27 @@ class TelegramChannel:
         if self._webhook is not None:
             await self._webhook.stop()
             self._webhook = None
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        # Updates taken in are applied before the process goes (the inbox keeps the rest).
+        if self._drains:
+            await asyncio.gather(*self._drains, return_exceptions=True)
+        if self.inbox is not None:
+            await self.inbox.close()
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
+        if self.registry is not None:
+            await self.registry.close()
+            self.registry = None
         log.info("Telegram channel stopped")
 
     async def run(self) -> None:

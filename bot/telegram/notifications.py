@@ -22,6 +22,7 @@ from telegram.error import Forbidden, TelegramError
 
 from bot.channel import Outgoing, Send
 from bot.telegram.events import telegram_chat_id
+from bot.telegram.limiter import as_notice
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,11 @@ class ChatTurns(Protocol):
     def serialized(self, key: int | None) -> AbstractAsyncContextManager[None]: ...
 
 
-Deliver = Callable[[int, list[Outgoing]], Awaitable[None]]
+Deliver = Callable[[int, list[Outgoing]], Awaitable[object]]
+
+
+async def _show(deliver: Deliver, chat_id: int, outgoing: list[Outgoing]) -> None:
+    await deliver(chat_id, outgoing)
 
 
 async def deliver_one(
@@ -64,7 +69,9 @@ async def deliver_one(
     try:
         async with turns.serialized(chat_id):
             # Marked shown only after Telegram took it: a failed send is retried.
-            await renderer.notify(notification, functools.partial(deliver, chat_id))
+            # Its calls wait behind customers' replies for the token's budget.
+            with as_notice():
+                await renderer.notify(notification, functools.partial(_show, deliver, chat_id))
     except Forbidden:
         # The customer blocked the bot: no retry will reach them.
         log.warning("notification %s: chat %s blocked the bot", ident, chat_id)

@@ -85,6 +85,11 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         """Nothing to release."""
 
     @property
+    def chats_in_turn(self) -> frozenset[int]:
+        """Chats with something running or waiting in this process."""
+        return frozenset(self._locks)
+
+    @property
     def active_chats(self) -> int:
         """Chats with an update running or waiting; for metrics and tests."""
         return len(self._locks)

@@ -1,5 +1,10 @@
 """``bot.channel.Reply`` → the ``sendMessage`` calls that show it. Pure: no I/O.
 
+Telegram lets a token send about 30 messages a second in all, so one step of a
+conversation is one message where it can be: ``compose`` folds the replies of
+one answer into as few messages as their keyboards allow (a message carries
+one keyboard, under its last line).
+
 Texts arrive as plain text in the customer's language and leave as HTML with
 every character escaped, so a name such as ``<Anna & Co>`` shows as typed and
 never breaks the message. Telegram takes at most 4,096 characters of text per
@@ -21,7 +26,7 @@ from telegram import (
     ReplyKeyboardRemove,
 )
 
-from bot.channel import Reply
+from bot.channel import Outgoing, Reply
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +100,47 @@ def contact_keyboard(label: str) -> ReplyKeyboardMarkup:
         one_time_keyboard=True,
         resize_keyboard=True,
     )
+
+
+def compose(outgoing: list[Outgoing]) -> list[Outgoing]:
+    """``outgoing`` with consecutive replies folded into one message each step.
+
+    Replies without a keyboard join the next reply (blank line between); a
+    reply with inline options or a share-contact button ends its message, as
+    does anything that is not a reply (a ``Delete`` keeps its place). Asking
+    for the reply keyboard to be taken away carries over to the folded message.
+    """
+    out: list[Outgoing] = []
+    texts: list[str] = []
+    remove = False
+
+    def close(last: Reply | None) -> None:
+        nonlocal texts, remove
+        if last is not None:
+            joined = "\n\n".join([*texts, last.text])
+            out.append(
+                Reply(
+                    joined,
+                    last.buttons,
+                    last.contact_button,
+                    remove or last.remove_keyboard,
+                )
+            )
+        elif texts:
+            out.append(Reply("\n\n".join(texts), remove_keyboard=remove))
+        texts, remove = [], False
+
+    for item in outgoing:
+        if not isinstance(item, Reply):
+            close(None)
+            out.append(item)
+        elif item.buttons or item.contact_button:
+            close(item)
+        else:
+            texts.append(item.text)
+            remove = remove or item.remove_keyboard
+    close(None)
+    return out
 
 
 def render(reply: Reply) -> list[Send]:

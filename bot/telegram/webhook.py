@@ -8,8 +8,10 @@ limit are a few visible lines here. TLS is the reverse proxy's job.
 
 Telegram sends ``X-Telegram-Bot-Api-Secret-Token`` with the secret given to
 ``setWebhook``; a request without the right one is refused before its body is
-read. An accepted update is queued for the Application and answered 200 at
-once, so Telegram's delivery never waits on a dialog.
+read. An accepted update is handed to ``accept`` (the Application's queue, or
+with several bot processes the bot database's inbox, ``bot.telegram.inbox``)
+and answered 200 once it took it, so Telegram's delivery never waits on a
+dialog and an update Telegram was told it delivered is not lost.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,8 +45,10 @@ class WebhookServer:
         secret: str,
         host: str,
         port: int,
+        accept: Callable[[Update, dict[str, Any]], Awaitable[None]] | None = None,
     ) -> None:
         self.application = application
+        self.accept = accept
         self.path = urlsplit(url).path or "/"
         self.secret = secret
         self.host = host
@@ -60,11 +65,21 @@ class WebhookServer:
             return web.Response(status=403)
         try:
             data = json.loads(await request.read())
+            if not isinstance(data, dict):
+                raise TypeError("not an object")
             update = Update.de_json(data, self.application.bot)
         except (ValueError, TypeError, KeyError) as exc:
             log.warning("webhook body is not an update (%s)", type(exc).__name__)
             return web.Response(status=400)
-        await self.application.update_queue.put(update)
+        if self.accept is None:
+            await self.application.update_queue.put(update)
+        else:
+            try:
+                await self.accept(update, data)
+            except Exception as exc:
+                # Not stored: Telegram delivers it again later.
+                log.error("webhook update %s not stored (%s)", update.update_id, type(exc).__name__)
+                return web.Response(status=503)
         self.received += 1
         return web.Response()
 

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import html
 import itertools
 import json
 import re
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
@@ -44,6 +45,12 @@ HTML_TAGS = frozenset(
 )
 MAX_TEXT = 4096
 MAX_CALLBACK_DATA = 64
+# What Telegram counts against a token's ~30 messages a second: everything
+# that puts or changes a message in a chat (answering a button press does not).
+LIMITED_METHODS = frozenset(
+    {"sendMessage", "editMessageText", "editMessageReplyMarkup", "deleteMessage"}
+    | {"sendDocument", "sendPhoto", "sendChatAction", "copyMessage", "forwardMessage"}
+)
 # Parameters PTB sends as JSON inside form fields.
 JSON_FIELDS = frozenset({"reply_markup", "commands", "allowed_updates", "scope", "entities"})
 
@@ -162,7 +169,10 @@ class _Chat:
     sent: list[SentMessage] = field(default_factory=list)
     customer_messages: dict[int, dict[str, Any]] = field(default_factory=dict)
     deleted: list[int] = field(default_factory=list)
-    mark: int = 0  # index into ``sent`` of the first reply to the customer's last action
+    # Every time a message appeared or changed before the customer's eyes, in
+    # order: a send, and an edit in place (which Telegram shows where it was).
+    shown: list[SentMessage] = field(default_factory=list)
+    mark: int = 0  # index into ``shown`` of the first reply to the customer's last action
 
 
 class BotApiStandIn:
@@ -172,6 +182,7 @@ class BotApiStandIn:
         self.token = token
         self.url = ""
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.call_times: list[float] = []  # when each of ``calls`` arrived (monotonic)
         self.commands: dict[str, list[tuple[str, str]]] = {}
         self.answered_callbacks: list[str] = []
         self.webhook_url: str | None = None
@@ -194,6 +205,9 @@ class BotApiStandIn:
         self._pusher: asyncio.Task[None] | None = None
         self._http: aiohttp.ClientSession | None = None
         self.on_send: Callable[[SentMessage], Awaitable[None]] | None = None
+        # A load balancer in front of several bots (``balance``); None: the webhook URL.
+        self._targets: list[str] | None = None
+        self._push_concurrency = 1
 
     # ---- life cycle -------------------------------------------------------
 
@@ -235,6 +249,15 @@ class BotApiStandIn:
         for _ in range(times):
             self._failures[method].append(ApiFailure(code, description, retry_after))
 
+    def balance(self, urls: list[str], *, concurrency: int = 32) -> None:
+        """Push webhook updates to ``urls`` in turn, up to ``concurrency`` at once.
+
+        As Telegram does with ``max_connections`` towards a load balancer that
+        spreads them over several bot processes. Call before the bots set the webhook.
+        """
+        self._targets = list(urls)
+        self._push_concurrency = concurrency
+
     def slow_down(self, method: str, seconds: float) -> None:
         """Make every call of ``method`` take ``seconds`` longer (to show concurrency)."""
         self._delay[method] = seconds
@@ -266,7 +289,7 @@ class BotApiStandIn:
             **content,
         }
         chat.customer_messages[message_id] = message
-        chat.mark = len(chat.sent)
+        chat.mark = len(chat.shown)
         return message
 
     @property
@@ -309,7 +332,7 @@ class BotApiStandIn:
         assert original is not None, f"no customer message {message_id} in chat {chat}"
         edited = {**original, "text": text, "edit_date": int(time.time())}
         c.customer_messages[message_id] = edited
-        c.mark = len(c.sent)
+        c.mark = len(c.shown)
         await self._queue_update({"edited_message": edited})
 
     async def send_group_text(self, group: int, user: int, text: str) -> None:
@@ -379,7 +402,7 @@ class BotApiStandIn:
         else:
             # Telegram's InaccessibleMessage: a message too old (or unknown) to include.
             query["message"] = {"message_id": message_id, "date": 0, "chat": chat_json}
-        c.mark = len(c.sent)
+        c.mark = len(c.shown)
         await self._queue_update({"callback_query": query})
         return query_id
 
@@ -406,9 +429,23 @@ class BotApiStandIn:
         return [m.text for m in self.messages(chat)]
 
     def since_last_action(self, chat: int) -> list[SentMessage]:
-        """The bot's messages after the customer's last message or press."""
+        """The bot's messages sent or edited after the customer's last message or press."""
         c = self._chats.get(chat)
-        return list(c.sent[c.mark :]) if c else []
+        if c is None:
+            return []
+        seen: dict[int, SentMessage] = {}
+        for message in c.shown[c.mark :]:
+            seen.setdefault(message.message_id, message)
+        return list(seen.values())
+
+    def limited_calls(self, chat: int | None = None) -> int:
+        """Calls Telegram counts against the flood limit (in ``chat``, or all)."""
+        return sum(
+            1
+            for method, params in self.calls
+            if method in LIMITED_METHODS
+            and (chat is None or str(params.get("chat_id")) == str(chat))
+        )
 
     async def wait_for_message(
         self,
@@ -419,16 +456,17 @@ class BotApiStandIn:
         since: int | None = None,
         buttons: str | None = None,
     ) -> SentMessage:
-        """The first bot message after the customer's last action (or index ``since``)
-        whose text contains ``contains`` (any text if None) and, if given, that shows a
-        button with data ``buttons``; AssertionError with the transcript on timeout."""
+        """A copy of the first bot message sent or edited after the customer's last action (or
+        sent after index ``since`` of ``messages``) whose text contains ``contains`` (any
+        text if None) and, if given, that shows a button with data ``buttons``;
+        AssertionError with the transcript on timeout."""
 
         def find() -> SentMessage | None:
             c = self._chats.get(chat)
             if c is None:
                 return None
-            start = c.mark if since is None else since
-            for message in c.sent[start:]:
+            candidates = c.shown[c.mark :] if since is None else c.sent[since:]
+            for message in candidates:
                 if contains is not None and contains not in message.text:
                     continue
                 if buttons is not None and not any(
@@ -443,7 +481,8 @@ class BotApiStandIn:
                 async with self._changed:
                     while (found := find()) is None:
                         await self._changed.wait()
-                    return found
+                    # As it read then: a later edit in place does not rewrite what was seen.
+                    return dataclasses.replace(found)
         except TimeoutError:
             raise AssertionError(
                 f"chat {chat}: no message containing {contains!r} within {timeout}s; "
@@ -496,6 +535,7 @@ class BotApiStandIn:
                 ApiFailure(400, "Bad Request: invalid parameters").body(), status=400
             )
         self.calls.append((method, params))
+        self.call_times.append(time.monotonic())
         try:
             if delay := self._delay.get(method):
                 await asyncio.sleep(delay)
@@ -568,6 +608,11 @@ class BotApiStandIn:
     async def _push_updates(self) -> None:
         """Deliver queued updates to the webhook, one at a time, retrying until accepted."""
         self._http = aiohttp.ClientSession()
+        if self._targets:
+            targets = itertools.cycle(self._targets)
+            await asyncio.gather(
+                *(self._push_balanced(targets) for _ in range(self._push_concurrency))
+            )
         while True:
             async with self._changed:
                 while not (self.webhook_url and self._updates):
@@ -585,6 +630,29 @@ class BotApiStandIn:
                     self._updates.remove(update)
                     self._changed.notify_all()
             else:
+                await asyncio.sleep(0.05)
+
+    async def _push_balanced(self, targets: Iterator[str]) -> None:
+        """One of ``concurrency`` connections: take the oldest update, POST it to the next bot."""
+        assert self._http is not None
+        while True:
+            async with self._changed:
+                while not (self.webhook_url and self._updates):
+                    await self._changed.wait()
+                update = self._updates.pop(0)
+            headers = {"X-Telegram-Bot-Api-Secret-Token": self.webhook_secret or ""}
+            try:
+                async with self._http.post(next(targets), json=update, headers=headers) as answer:
+                    accepted = answer.status == 200
+            except aiohttp.ClientError:
+                accepted = False
+            async with self._changed:
+                if accepted:
+                    self.webhook_deliveries += 1
+                else:
+                    self._updates.insert(0, update)
+                self._changed.notify_all()
+            if not accepted:
                 await asyncio.sleep(0.05)
 
     def _check_markup(self, markup: Any) -> dict[str, Any] | None:
@@ -644,6 +712,7 @@ class BotApiStandIn:
             await self.on_send(message)
         async with self._changed:
             chat.sent.append(message)
+            chat.shown.append(message)
             self._changed.notify_all()
         return self._message_json(message)
 
@@ -664,7 +733,11 @@ class BotApiStandIn:
             raise ApiFailure(400, "Bad Request: message is not modified")
         message.html, message.parse_mode, message.reply_markup = text, p.get("parse_mode"), markup
         message.edits += 1
-        await self._changed_now()
+        if self.on_send is not None:
+            await self.on_send(message)
+        async with self._changed:
+            self._chat(message.chat_id).shown.append(message)
+            self._changed.notify_all()
         return self._message_json(message)
 
     async def _m_editmessagereplymarkup(self, p: dict[str, Any]) -> dict[str, Any]:

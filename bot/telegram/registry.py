@@ -1,0 +1,102 @@
+"""The bot processes of one token, registered in the bot database, so they share Telegram's limit.
+
+Every ``datadesk bot`` process of a token writes a row with a heartbeat every
+``HEARTBEAT`` seconds; a row not renewed for ``LIVE_FOR`` counts as a process
+that died. Each process takes ``limit ÷ live processes`` as its own rate
+(``bot.telegram.limiter``), so together they stay within the token's limit:
+when one dies the others take its share after ``LIVE_FOR``; when one starts
+the others hand some over at their next heartbeat (its first calls may make
+the token briefly exceed its share: Telegram answers ``RetryAfter``, which the
+limiter waits out). The token itself is not stored: rows name a digest of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import String, delete, func, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.state import BotBase
+from common.clock import Clock, SystemClock
+from common.db import UTCDateTime, make_engine, make_sessionmaker
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT = 5.0  # seconds between a process's heartbeats
+LIVE_FOR = timedelta(seconds=3 * HEARTBEAT)  # a process silent this long is gone
+FORGET_AFTER = timedelta(hours=1)  # rows of dead processes are deleted after this
+
+
+class BotProcessRow(BotBase):
+    """One running bot process of a token (by digest) and when it last said so."""
+
+    __tablename__ = "bot_processes"
+
+    process: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_digest: Mapped[str] = mapped_column(String(64), index=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+def process_name() -> str:
+    """This process, unique among every bot process now and before (host, pid, random)."""
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def token_digest(token: str) -> str:
+    """Names the token in the database without holding it."""
+    return hashlib.sha256(f"datadesk-bot-registry:{token}".encode()).hexdigest()
+
+
+class ProcessRegistry:
+    """This process's row in ``bot_processes``; ``beat()`` renews it and counts the live ones."""
+
+    def __init__(self, url: str, token: str, process: str, *, clock: Clock | None = None) -> None:
+        self.engine = make_engine(url)
+        self.sessions = make_sessionmaker(self.engine)
+        self.digest = token_digest(token)
+        self.process = process
+        self.clock = clock or SystemClock()
+
+    async def beat(self) -> int:
+        """Renew this process's heartbeat; the number of live processes of the token (≥ 1)."""
+        now = self.clock.now()
+        async with self.sessions() as session, session.begin():
+            row = await session.get(BotProcessRow, self.process)
+            if row is None:
+                session.add(
+                    BotProcessRow(process=self.process, token_digest=self.digest, seen_at=now)
+                )
+            else:
+                row.seen_at = now
+            await session.execute(
+                delete(BotProcessRow).where(BotProcessRow.seen_at < now - FORGET_AFTER)
+            )
+        async with self.sessions() as session:
+            live = await session.scalar(
+                select(func.count())
+                .select_from(BotProcessRow)
+                .where(
+                    BotProcessRow.token_digest == self.digest,
+                    BotProcessRow.seen_at >= now - LIVE_FOR,
+                )
+            )
+        return max(1, int(live or 0))
+
+    async def close(self) -> None:
+        """Leave the registry (the others take this share at once) and release the database."""
+        try:
+            async with self.sessions() as session, session.begin():
+                await session.execute(
+                    delete(BotProcessRow).where(BotProcessRow.process == self.process)
+                )
+        except Exception as exc:
+            # The row then simply ages out after LIVE_FOR.
+            log.warning("bot process not unregistered (%s)", type(exc).__name__)
+        finally:
+            await self.engine.dispose()
