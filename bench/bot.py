@@ -1,39 +1,50 @@
 """The Telegram channel under load: datadesk next to a bare python-telegram-bot echo bot.
 
-Both bots poll the same Bot API stand-in (``tests/fakes/botapi.py``) over real
-HTTP in one run. 100 customers act at once; each waits for the bot's answer
-before its next step, as people do. Measured: updates handled per second,
-and latency from the customer's action to the bot's first message after it
-(p50, p99).
+This process plays Telegram and the customers: the Bot API stand-in
+(``tests/fakes/botapi.py``) and 100 simulated customers, each waiting for the
+bot's answer before its next step, as people do. The bots under test run as
+processes of their own, in webhook mode: the stand-in POSTs updates with up
+to ``CONNECTIONS`` at once (Telegram's ``max_connections``), round robin over
+the bots as a load balancer would. Rows, one run:
 
-- **echo**: PTB's echo bot (a ``MessageHandler`` that sends the text back),
-  with PTB's concurrent update processing so it is not held back by its
-  serial default.
-- **channel + echo**: datadesk's ``TelegramChannel`` (per-chat ordering,
-  rendering, HTML escaping) over dialogs that echo: the channel's own cost.
-- **datadesk**: the real channel, ``Conversations``, dialog engine, bot state
-  (SQLite), backend API, verification and ledger (SQLite) and a worker. Each
-  customer walks /start → "my requests" → marketing opt-out (share contact,
-  SMS code, choose channel, confirm) → the reference, 8 updates in all.
-  The run is cut at ``DATADESK_SECONDS``; "journeys" counts customers who
-  reached their reference by then.
+- **echo (bare PTB)**: PTB's echo bot (``run_webhook``, concurrent updates);
+  customers type and wait for their text to come back.
+- **datadesk**: ``datadesk backend``, ``datadesk worker`` and ``datadesk bot``
+  as processes on SQLite files; each customer walks /start →
+  marketing opt-out (share contact, SMS code, channel, confirm) → reference,
+  7 updates, then waits for the outcome notice.
+- **datadesk 2×2 (PostgreSQL)**, when ``DATADESK_BENCH_POSTGRES_URL`` or
+  ``DATADESK_TEST_POSTGRES_URL`` names a server: 2 backends, 2 workers and
+  2 bots on fresh PostgreSQL databases, the customers spread over both bots.
 
-Telegram's flood limits (``AIORateLimiter``) are off for both bots: against
-the stand-in they would measure the limiter (30 messages/s), not the bots.
+Measured: updates handled per second; latency from an action to the bot's
+first message (sent or edited) after it, p50 and p99; journeys that reached
+their outcome; confirm → outcome latency (p50); limited Bot API calls (send,
+edit, delete) per completed journey. Flood limits are off for every bot
+(``TELEGRAM_RATE_LIMIT=0``): against the stand-in they would measure the
+limit, not the bots; the calls per journey give the budget (30/s ÷ calls).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import re
+import shutil
+import signal
+import socket
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from aiohttp import ClientSession, web
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO / "tests") not in sys.path:
@@ -42,40 +53,55 @@ if str(REPO / "tests") not in sys.path:
 
 from fakes.botapi import TOKEN, BotApiStandIn, SentMessage  # noqa: E402
 
-CUSTOMERS = 100
-ECHO_SECONDS = 4.0
-# The datadesk run stops here even if customers are mid-journey: the bench stays
-# under a minute on a busy machine; what was answered by then is what counts.
-DATADESK_SECONDS = 22.0
-JOURNEY_TIMEOUT = 40.0
+CUSTOMERS = int(os.environ.get("DATADESK_BENCH_CUSTOMERS") or 100)  # fewer for a quick look
+CONNECTIONS = 40  # webhook deliveries at once, as setWebhook's max_connections
+ECHO_SECONDS = 5.0
+RUN_SECONDS = 60.0  # the datadesk rows stop here even if customers are mid-journey
+STEP_TIMEOUT = 40.0
+START_TIMEOUT = 60.0
+SECRET = "bench-webhook-secret"  # noqa: S105 - a throw-away bench webhook
+SMS_TOKEN = "bench-sms-token"  # noqa: S105 - a throw-away bench gateway
 
 
 @dataclass
 class Figures:
-    """One bot's run: what was handled, in how long, how quickly each was answered."""
+    """One row: what was handled, in how long, how quickly each was answered."""
 
     name: str
     updates: int = 0
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
-    failures: int = 0
+    outcomes: list[float] = field(default_factory=list)  # confirm → outcome, seconds
     journeys: int = 0
+    limited: int = 0  # limited Bot API calls in the chats of completed journeys
+    failures: int = 0
 
     @property
     def per_second(self) -> float:
         return self.updates / self.seconds if self.seconds else 0.0
 
-    def percentile(self, q: float) -> float:
-        """Latency at quantile ``q`` in milliseconds."""
-        if not self.latencies:
+    @staticmethod
+    def _quantile(values: list[float], q: float) -> float:
+        if not values:
             return float("nan")
-        ordered = sorted(self.latencies)
-        index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-        return ordered[index] * 1000
+        ordered = sorted(values)
+        return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))] * 1000
+
+    def percentile(self, q: float) -> float:
+        """Update latency at quantile ``q`` in milliseconds."""
+        return self._quantile(self.latencies, q)
+
+    @property
+    def outcome_p50(self) -> float:
+        return self._quantile(self.outcomes, 0.5)
+
+    @property
+    def calls_per_journey(self) -> float:
+        return self.limited / self.journeys if self.journeys else float("nan")
 
 
 class Replies:
-    """Per chat, wakes the customer waiting for the bot's next message (no global scan)."""
+    """Per chat, wakes the customer waiting for the bot's next message (sent or edited)."""
 
     def __init__(self, api: BotApiStandIn) -> None:
         self._waiting: dict[int, tuple[Callable[[SentMessage], bool], asyncio.Future[float]]] = {}
@@ -96,9 +122,9 @@ class Replies:
         chat: int,
         action: Awaitable[Any],
         until: Callable[[SentMessage], bool],
-        figures: Figures,
-    ) -> None:
-        """Do ``action``; wait for a message satisfying ``until``; count the update and latency."""
+        figures: Figures | None,
+    ) -> float:
+        """Do ``action``; wait for a message satisfying ``until``; count it; when it came."""
         loop = asyncio.get_running_loop()
         first: asyncio.Future[float] = loop.create_future()
         done: asyncio.Future[float] = loop.create_future()
@@ -107,13 +133,15 @@ class Replies:
         began = time.perf_counter()
         await action
         try:
-            async with asyncio.timeout(JOURNEY_TIMEOUT):
+            async with asyncio.timeout(STEP_TIMEOUT):
                 await done
         finally:
             self._waiting.pop(chat, None)
             self._first.pop(chat, None)
-        figures.updates += 1
-        figures.latencies.append((first.result() if first.done() else done.result()) - began)
+        if figures is not None:
+            figures.updates += 1
+            figures.latencies.append((first.result() if first.done() else done.result()) - began)
+        return done.result()
 
 
 def has_button(data: str) -> Callable[[SentMessage], bool]:
@@ -124,11 +152,63 @@ def contains(text: str) -> Callable[[SentMessage], bool]:
     return lambda m: text in m.text
 
 
-# ---- the bare echo bot -------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
-async def run_echo(api: BotApiStandIn) -> Figures:
-    """PTB's echo bot, 100 customers typing for ``ECHO_SECONDS``."""
+# ---- processes ----------------------------------------------------------------
+
+
+class Processes:
+    """Child processes of one row, their output in ``workdir``; stopped with SIGTERM."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.running: list[asyncio.subprocess.Process] = []
+
+    async def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115, ASYNC230 - lives as long as the child
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, *args, env=env, cwd=REPO, stdout=log, stderr=log
+        )
+        self.running.append(process)
+
+    async def run(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        """Run one command to its end; RuntimeError with its output if it failed."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, *args, env=env, cwd=REPO,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await process.communicate()
+        if process.returncode:
+            raise RuntimeError(f"{name} failed:\n{out.decode(errors='replace')}")
+
+    async def stop(self) -> None:
+        for process in self.running:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+        for process in self.running:
+            try:
+                await asyncio.wait_for(process.wait(), 15)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+async def webhooks_set(api: BotApiStandIn, bots: int) -> None:
+    """Until ``bots`` processes called setWebhook (each does once it is ready)."""
+    async with asyncio.timeout(START_TIMEOUT):
+        while sum(1 for method, _ in api.calls if method == "setWebhook") < bots:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+
+
+# ---- the bare echo bot ----------------------------------------------------------
+
+
+def echo_bot(api_url: str, port: int) -> None:
+    """PTB's echo bot in webhook mode; runs in its own process (``echo-bot`` below)."""
     from telegram import Update
     from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
@@ -140,99 +220,91 @@ async def run_echo(api: BotApiStandIn) -> Figures:
     application = (
         Application.builder()
         .token(TOKEN)
-        .base_url(f"{api.url}/bot")
-        .base_file_url(f"{api.url}/file/bot")
+        .base_url(f"{api_url}/bot")
+        .base_file_url(f"{api_url}/file/bot")
         .concurrent_updates(True)
         .connection_pool_size(64)
         .build()
     )
     application.add_handler(MessageHandler(filters.TEXT, echo))
-    figures = Figures("echo (bare PTB)")
-    replies = Replies(api)
-    async with application:
-        await application.start()
-        assert application.updater is not None
-        await application.updater.start_polling(timeout=1)
-        began = time.perf_counter()
-        deadline = began + ECHO_SECONDS
-
-        async def customer(chat: int) -> None:
-            n = 0
-            while time.perf_counter() < deadline:
-                n += 1
-                text = f"hello {n}"
-                await replies.act(chat, api.send_text(chat, text), contains(text), figures)
-
-        await asyncio.gather(*(customer(1_000 + i) for i in range(CUSTOMERS)))
-        figures.seconds = time.perf_counter() - began
-        await application.updater.stop()
-        await application.stop()
-    return figures
-
-
-# ---- the datadesk channel with echo dialogs ------------------------------------
-
-
-class EchoConversations:
-    """Dialogs that answer each text with itself: isolates the channel's own cost."""
-
-    def commands(self, locale: str) -> list[tuple[str, str]]:
-        return [("help", "help")]
-
-    async def notify(self, notification: dict[str, Any]) -> list[Any]:
-        return []
-
-    async def handle(self, chat: str, event: Any) -> list[Any]:
-        from bot.channel import Reply, Text
-
-        return [Reply(event.text)] if isinstance(event, Text) else []
-
-
-async def run_channel_echo(api: BotApiStandIn) -> Figures:
-    """``TelegramChannel`` (per-chat order, rendering, escaping) over echo dialogs."""
-    from bot.telegram.app import ChannelOptions, TelegramChannel
-
-    figures = Figures("channel + echo")
-    replies = Replies(api)
-    channel = TelegramChannel(
-        token=TOKEN,
-        api_url=api.url,
-        conversations=EchoConversations(),
-        options=ChannelOptions(rate_limit=False, poll_timeout=1),
+    application.run_webhook(
+        listen="127.0.0.1",
+        port=port,
+        url_path="hook",
+        secret_token=SECRET,
+        webhook_url=f"http://127.0.0.1:{port}/hook",
+        max_connections=CONNECTIONS,
     )
-    async with channel:
-        began = time.perf_counter()
-        deadline = began + ECHO_SECONDS
 
-        async def customer(chat: int) -> None:
-            n = 0
-            while time.perf_counter() < deadline:
-                n += 1
-                text = f"hello {n}"
-                await replies.act(chat, api.send_text(chat, text), contains(text), figures)
 
-        await asyncio.gather(*(customer(3_000 + i) for i in range(CUSTOMERS)))
-        figures.seconds = time.perf_counter() - began
+async def run_echo(workdir: Path) -> Figures:
+    """The echo bot, 100 customers typing for ``ECHO_SECONDS``."""
+    figures = Figures("echo (bare PTB)")
+    processes = Processes(workdir)
+    async with BotApiStandIn() as api:
+        port = free_port()
+        api.balance([f"http://127.0.0.1:{port}/hook"], concurrency=CONNECTIONS)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        await processes.start("echo", ["-m", "bench.bot", "echo-bot", api.url, str(port)], env)
+        try:
+            await webhooks_set(api, 1)
+            replies = Replies(api)
+            began = time.perf_counter()
+            deadline = began + ECHO_SECONDS
+
+            async def customer(chat: int) -> None:
+                n = 0
+                while time.perf_counter() < deadline:
+                    n += 1
+                    text = f"hello {n}"
+                    await replies.act(chat, api.send_text(chat, text), contains(text), figures)
+
+            await asyncio.gather(*(customer(1_000 + i) for i in range(CUSTOMERS)))
+            figures.seconds = time.perf_counter() - began
+        finally:
+            await processes.stop()
     return figures
 
 
-# ---- datadesk ----------------------------------------------------------------
+# ---- datadesk -------------------------------------------------------------------
 
 
-class RecordingSms:
-    """An SMS gateway that keeps texts per number, standing in for phones."""
+class SmsPhones:
+    """The SMS gateway's far end: keeps each phone's codes, wakes whoever waits for one."""
 
     def __init__(self) -> None:
         self.codes: dict[str, list[str]] = {}
         self.arrived: dict[str, asyncio.Event] = {}
+        self.url = ""
+        self._runner: web.AppRunner | None = None
 
-    async def send(self, to: str, text: str, reference: str) -> None:
-        self.codes.setdefault(to, []).extend(re.findall(r"\b(\d{6})\b", text))
+    async def _receive(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        to = str(body["to"])
+        self.codes.setdefault(to, []).extend(re.findall(r"\b(\d{6})\b", str(body["text"])))
         self.arrived.setdefault(to, asyncio.Event()).set()
+        return web.json_response({"ok": True})
 
-    async def code(self, to: str) -> str:
-        await self.arrived.setdefault(to, asyncio.Event()).wait()
+    async def code(self, to: str, after: int = 0) -> str:
+        while len(self.codes.get(to, [])) <= after:
+            event = self.arrived.setdefault(to, asyncio.Event())
+            event.clear()
+            await event.wait()
         return self.codes[to][-1]
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[SmsPhones]:
+        app = web.Application()
+        app.router.add_post("/sms", self._receive)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        port = free_port()
+        await web.TCPSite(self._runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}/sms"
+        try:
+            yield self
+        finally:
+            await self._runner.cleanup()
 
 
 def _customers(count: int) -> dict[str, Any]:
@@ -256,157 +328,206 @@ def _customers(count: int) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def datadesk(api: BotApiStandIn, workdir: Path) -> AsyncIterator[RecordingSms]:
-    """Backend, worker and bot on SQLite files in ``workdir``; the SMS texts recorded."""
-    from aiohttp import web
+async def databases(workdir: Path, pg_base: str | None) -> AsyncIterator[tuple[str, str]]:
+    """(backend URL, bot URL): SQLite files in ``workdir``, or fresh PostgreSQL databases."""
+    if pg_base is None:
+        yield (
+            f"sqlite+aiosqlite:///{workdir / 'backend.sqlite3'}",
+            f"sqlite+aiosqlite:///{workdir / 'bot.sqlite3'}",
+        )
+        return
+    from sqlalchemy.engine import make_url
 
-    from backend.api.app import create_app
-    from backend.crm import importer
-    from backend.ledger import connector
-    from backend.ledger.worker import run_workers
-    from backend.models.base import BACKEND_MIGRATIONS
-    from backend.services import open_services
-    from backend.settings import Settings
-    from bot.backend_client import BackendClient
-    from bot.conversation import Conversations
-    from bot.settings import BotSettings
-    from bot.state import BOT_MIGRATIONS
-    from bot.telegram.app import ChannelOptions, TelegramChannel
-    from common.db import upgrade
+    from common.db import admin_execute
 
-    settings = replace(
-        Settings.from_env({}),
-        data_dir=workdir,
-        database_url=f"sqlite+aiosqlite:///{workdir / 'backend.sqlite3'}",
-        service_token="bench-service-token",  # noqa: S106 - a throwaway bench database
-        secret_key="bench-secret-key",  # noqa: S106
-    )
-    bot_settings = replace(
-        BotSettings.from_env({}),
-        data_dir=workdir / "bot",
-        bot_database_url=f"sqlite+aiosqlite:///{workdir / 'bot.sqlite3'}",
-        bot_secret_key="bench-bot-secret-key",  # noqa: S106
-        service_token=settings.service_token,
-        telegram_token=TOKEN,
-        telegram_api_url=api.url,
-    )
-    await upgrade(settings.database_url, BACKEND_MIGRATIONS)
-    await upgrade(bot_settings.bot_database_url, BOT_MIGRATIONS)
-    services = await open_services(settings)
-    sms = RecordingSms()
-    services.sms = sms
-    customers, problems = importer.validate(_customers(CUSTOMERS))
-    assert not problems, problems
-    await importer.apply(services.sessions, customers, services.clock)
-    runner = web.AppRunner(create_app(services), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server = site._server
-    assert server is not None
-    port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-    bot_settings = replace(bot_settings, backend_url=f"http://127.0.0.1:{port}")
-    stop = asyncio.Event()
-    worker = asyncio.create_task(
-        run_workers(services, connector(services), concurrency=1, stop=stop, purge=False)
-    )
-    backend = BackendClient(bot_settings.backend_url, bot_settings.service_token)
-    conversations = await Conversations.open(bot_settings, backend=backend)
-    channel = TelegramChannel(
-        token=TOKEN,
-        api_url=api.url,
-        conversations=conversations,
-        notifications=backend,
-        options=ChannelOptions(rate_limit=False, poll_timeout=1, notifications_wait=1),
-    )
+    names = [f"dd_bench_{kind}_{uuid.uuid4().hex[:8]}" for kind in ("backend", "bot")]
+    for name in names:
+        await admin_execute(pg_base, f'CREATE DATABASE "{name}"')
     try:
-        async with channel:
-            yield sms
+        urls = [
+            make_url(pg_base).set(database=n).render_as_string(hide_password=False) for n in names
+        ]
+        yield urls[0], urls[1]
     finally:
-        await conversations.close()
-        await backend.close()
-        stop.set()
-        await worker
-        await runner.cleanup()
-        await services.close()
+        for name in names:
+            await admin_execute(pg_base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def walk(
-    chat: int, phone: str, api: BotApiStandIn, sms: RecordingSms, replies: Replies, figures: Figures
+    chat: int, phone: str, api: BotApiStandIn, sms: SmsPhones, replies: Replies, figures: Figures
 ) -> None:
-    """One customer's journeys, each step waiting for the answer a person would wait for."""
+    """One customer's journey, each step waiting for the answer a person would wait for."""
 
-    async def press(data: str, until: Callable[[SentMessage], bool]) -> None:
+    async def press(data: str, until: Callable[[SentMessage], bool]) -> float:
         message = next(m for m in reversed(api.messages(chat)) if data in m.button_data)
-        await replies.act(chat, api.press(chat, message.message_id, data), until, figures)
+        return await replies.act(chat, api.press(chat, message.message_id, data), until, figures)
 
     await replies.act(
         chat, api.send_text(chat, "/start", language_code="en"), has_button("status"), figures
     )
-    await press("status", has_button("status"))
     await press("marketing_opt_out", lambda m: m.contact_button is not None)
     await replies.act(chat, api.share_contact(chat, phone.lstrip("+")), has_button("sms"), figures)
     await press("sms", has_button("resend"))
     code = await sms.code(phone)
     await replies.act(chat, api.send_text(chat, code), has_button("all"), figures)
     await press("email", has_button("yes"))
+    confirmed = time.perf_counter()
     await press("yes", contains("DD-"))
+    if any(" is done" in m.text for m in api.messages(chat)):
+        outcome_at = time.perf_counter()  # the outcome came with the answer
+    else:
+        outcome_at = await replies.act(chat, asyncio.sleep(0), contains(" is done"), None)
+    figures.outcomes.append(outcome_at - confirmed)
     figures.journeys += 1
+    figures.limited += api.limited_calls(chat)
 
 
-async def run_datadesk(api: BotApiStandIn) -> Figures:
-    """datadesk, 100 customers walking their journeys at once."""
-    figures = Figures("datadesk")
-    with tempfile.TemporaryDirectory(prefix="datadesk-bench-") as tmp:
-        async with datadesk(api, Path(tmp)) as sms:
+async def run_datadesk(
+    workdir: Path, name: str, *, pairs: int, pg_base: str | None = None
+) -> Figures:
+    """``pairs`` backends, workers and bots; 100 customers walking their journeys at once."""
+    figures = Figures(name)
+    processes = Processes(workdir)
+    base_env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DATADESK_DATA_DIR": str(workdir / "var"),
+        "DATADESK_SECRET_KEY": "bench-secret-key-not-for-production",
+        "DATADESK_BOT_SECRET_KEY": "bench-bot-secret-key-not-for-production",
+        "DATADESK_SERVICE_TOKEN": "bench-service-token",
+        "DATADESK_SMS_GATEWAY": "http",
+        "DATADESK_SMS_GATEWAY_TOKEN": SMS_TOKEN,
+        "DATADESK_TELEGRAM_TOKEN": TOKEN,
+        "DATADESK_TELEGRAM_MODE": "webhook",
+        "DATADESK_TELEGRAM_RATE_LIMIT": "0",
+        "DATADESK_WEBHOOK_SECRET": SECRET,
+        "DATADESK_LOG_LEVEL": "WARNING",
+    }
+    async with (
+        databases(workdir, pg_base) as (backend_db, bot_db),
+        SmsPhones().running() as sms,
+        BotApiStandIn() as api,
+    ):
+        env = {
+            **base_env,
+            "DATADESK_DATABASE_URL": backend_db,
+            "DATADESK_BOT_DATABASE_URL": bot_db,
+            "DATADESK_SMS_GATEWAY_URL": sms.url,
+            "DATADESK_TELEGRAM_API_URL": api.url,
+        }
+        customers = workdir / "customers.json"
+        customers.write_text(json.dumps(_customers(CUSTOMERS)))
+        await processes.run("db upgrade", ["-m", "datadesk", "db", "upgrade"], env)
+        await processes.run("crm import", ["-m", "datadesk", "crm", "import", str(customers)], env)
+        backends = [free_port() for _ in range(pairs)]
+        hooks = [free_port() for _ in range(pairs)]
+        api.balance([f"http://127.0.0.1:{p}/hook" for p in hooks], concurrency=CONNECTIONS)
+        try:
+            for i in range(pairs):
+                at = {**env, "DATADESK_HTTP_PORT": str(backends[i])}
+                await processes.start(f"backend{i}", ["-m", "datadesk", "backend"], at)
+                await processes.start(f"worker{i}", ["-m", "datadesk", "worker"], env)
+            await _healthy([f"http://127.0.0.1:{p}/healthz" for p in backends])
+            for i in range(pairs):
+                bot_env = {
+                    **env,
+                    "DATADESK_BACKEND_URL": f"http://127.0.0.1:{backends[i]}",
+                    "DATADESK_WEBHOOK_URL": f"http://127.0.0.1:{hooks[i]}/hook",
+                }
+                await processes.start(f"bot{i}", ["-m", "datadesk", "bot"], bot_env)
+            await webhooks_set(api, pairs)
             replies = Replies(api)
             began = time.perf_counter()
-            customers = [
+            walking = [
                 asyncio.create_task(walk(5_000 + i, f"+3712{i:07d}", api, sms, replies, figures))
                 for i in range(1, CUSTOMERS + 1)
             ]
-            await asyncio.wait(customers, timeout=DATADESK_SECONDS)
+            await asyncio.wait(walking, timeout=RUN_SECONDS)
             figures.seconds = time.perf_counter() - began
-            for customer in customers:
+            for customer in walking:
                 customer.cancel()
-            results = await asyncio.gather(*customers, return_exceptions=True)
+            results = await asyncio.gather(*walking, return_exceptions=True)
             figures.failures = sum(
                 isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)
                 for r in results
             )
+        finally:
+            await processes.stop()
     return figures
 
 
+async def _healthy(urls: list[str]) -> None:
+    async with ClientSession() as http, asyncio.timeout(START_TIMEOUT):
+        for url in urls:
+            while True:
+                with contextlib.suppress(OSError):
+                    async with http.get(url) as answer:
+                        if answer.status == 200:
+                            break
+                await asyncio.sleep(0.2)
+
+
 async def measure() -> list[Figures]:
-    """Both bots, one after the other, each against a fresh stand-in."""
-    async with BotApiStandIn() as api:
-        echo = await run_echo(api)
-    async with BotApiStandIn() as api:
-        channel = await run_channel_echo(api)
-    async with BotApiStandIn() as api:
-        ours = await run_datadesk(api)
-    return [echo, channel, ours]
+    """Every row, one after the other, each against a fresh stand-in."""
+    workdir = Path(tempfile.mkdtemp(prefix="dd-bench-bot-"))
+    try:
+        rows = [await run_echo(workdir)]
+        (workdir / "one").mkdir()
+        rows.append(await run_datadesk(workdir / "one", "datadesk", pairs=1))
+        pg = os.environ.get("DATADESK_BENCH_POSTGRES_URL") or os.environ.get(
+            "DATADESK_TEST_POSTGRES_URL"
+        )
+        if pg:
+            for pairs in (1, 2):
+                folder = workdir / f"pg{pairs}"
+                folder.mkdir()
+                rows.append(
+                    await run_datadesk(
+                        folder, f"datadesk {pairs}×{pairs} pg", pairs=pairs, pg_base=pg
+                    )
+                )
+        return rows
+    finally:
+        if os.environ.get("DATADESK_BENCH_KEEP"):
+            print(f"bench folder kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def report(results: list[Figures]) -> str:
-    """The figures as a table, with datadesk's throughput as a share of the echo bot's."""
+    """The figures as a table, then the ratios the targets name."""
     lines = [
-        f"bot: {CUSTOMERS} concurrent customers through the Bot API stand-in",
-        f"{'bot':<18}{'updates':>9}{'seconds':>9}{'updates/s':>11}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'journeys':>10}{'failed':>8}",
+        f"bot: {CUSTOMERS} concurrent customers, bots in webhook mode in their own processes, "
+        f"flood limits off",
+        f"{'bot':<20}{'updates':>8}{'s':>6}{'upd/s':>8}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'journeys':>9}{'outcome p50':>12}{'calls/j':>8}{'failed':>7}",
     ]
     for f in results:
+        outcome = f"{f.outcome_p50:.0f} ms" if f.outcomes else "-"
+        calls = f"{f.calls_per_journey:.1f}" if f.journeys else "-"
         lines.append(
-            f"{f.name:<18}{f.updates:>9}{f.seconds:>9.1f}{f.per_second:>11.1f}"
-            f"{f.percentile(0.5):>9.1f}{f.percentile(0.99):>9.1f}{f.journeys:>10}{f.failures:>8}"
+            f"{f.name:<20}{f.updates:>8}{f.seconds:>6.1f}{f.per_second:>8.1f}"
+            f"{f.percentile(0.5):>8.0f}{f.percentile(0.99):>8.0f}{f.journeys:>9}"
+            f"{outcome:>12}{calls:>8}{f.failures:>7}"
         )
     echo = results[0]
     for other in results[1:]:
         if echo.per_second:
             lines.append(
-                f"{other.name} / echo: {other.per_second / echo.per_second:.2f}x the throughput, "
-                f"{other.percentile(0.5) / echo.percentile(0.5):.1f}x the p50 latency"
+                f"{other.name} / echo: {other.per_second / echo.per_second:.2f}× the updates/s "
+                f"(target ≥ 0.5×), {other.percentile(0.5) / echo.percentile(0.5):.1f}× the p50 "
+                f"(target ≤ 2×); {other.journeys}/{CUSTOMERS} journeys"
             )
+        if other.journeys:
+            lines.append(
+                f"{other.name}: {other.calls_per_journey:.1f} limited calls per journey → "
+                f"{30 / other.calls_per_journey:.1f} journeys/s at 30 calls/s (target ≥ 3)"
+            )
+    by = {f.name: f for f in results}
+    one, two = by.get("datadesk 1×1 pg"), by.get("datadesk 2×2 pg")
+    if one is not None and two is not None and one.per_second:
+        lines.append(
+            f"2 bots ÷ 1 bot on PostgreSQL: {two.per_second / one.per_second:.2f}× (target ≥ 1.5×)"
+        )
     return "\n".join(lines)
 
 
@@ -421,4 +542,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    if sys.argv[1:2] == ["echo-bot"]:
+        echo_bot(sys.argv[2], int(sys.argv[3]))
+    else:
+        sys.exit(main())

@@ -23,6 +23,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any, Protocol
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import BotCommand, InlineKeyboardMarkup, LinkPreviewOptions, Update
 from telegram.constants import ParseMode, UpdateType
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
@@ -38,6 +39,7 @@ from bot.telegram.processor import PerChatUpdateProcessor, chat_key
 from bot.telegram.registry import HEARTBEAT, ProcessRegistry, process_name
 from bot.telegram.render import Send, compose, render
 from bot.telegram.webhook import WebhookServer
+from common.db import is_sqlite, make_engine
 
 log = logging.getLogger(__name__)
 
@@ -154,13 +156,20 @@ class TelegramChannel:
         self.process = process_name()
         self.registry: ProcessRegistry | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        # One small pool for the registry and the inbox: at scale every bot
+        # process holds its connections on the same PostgreSQL server.
+        self._engine: AsyncEngine | None = None
+        url = self.options.bot_database_url
+        if url and (self.options.rate_limit > 0 or self.options.mode == "webhook"):
+            pool = {} if is_sqlite(url) else {"pool_size": 4, "max_overflow": 4}
+            self._engine = make_engine(url, **pool)
         self.inbox: Inbox | None = None
         if (
-            self.options.mode == "webhook"
-            and self.options.bot_database_url
+            self._engine is not None
+            and self.options.mode == "webhook"
             and self.options.state_key is not None
         ):
-            self.inbox = Inbox(self.options.bot_database_url, self.options.state_key, self.process)
+            self.inbox = Inbox(self._engine, self.options.state_key, self.process)
         self._drains: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         if self.options.mode == "webhook":
@@ -358,9 +367,9 @@ class TelegramChannel:
 
     async def _share_the_limit(self) -> None:
         """Register with the token's other bot processes and take this process's share."""
-        if self.limiter is None or not self.options.bot_database_url:
+        if self.limiter is None or self._engine is None:
             return
-        self.registry = ProcessRegistry(self.options.bot_database_url, self._token, self.process)
+        self.registry = ProcessRegistry(self._engine, self._token, self.process)
         self.limiter.set_rate(self.options.rate_limit / await self.registry.beat())
         self._heartbeat = asyncio.create_task(self._beat(), name="telegram-registry")
 
@@ -513,8 +522,6 @@ class TelegramChannel:
         # Updates taken in are applied before the process goes (the inbox keeps the rest).
         if self._drains:
             await asyncio.gather(*self._drains, return_exceptions=True)
-        if self.inbox is not None:
-            await self.inbox.close()
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
@@ -526,6 +533,8 @@ class TelegramChannel:
         if self.registry is not None:
             await self.registry.close()
             self.registry = None
+        if self._engine is not None:
+            await self._engine.dispose()
         log.info("Telegram channel stopped")
 
     async def run(self) -> None:

@@ -27,12 +27,13 @@ from typing import Any
 
 from sqlalchemy import BigInteger, String, Text, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.state import BotBase
 from bot.state_key import StateKey
 from common.clock import Clock, SystemClock
-from common.db import UTCDateTime, make_engine, make_sessionmaker
+from common.db import UTCDateTime, make_sessionmaker
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +68,14 @@ class ChatLeaseRow(BotBase):
 class Inbox:
     """The bot database's inbox and chat leases, as one bot process (``holder``) sees them."""
 
-    def __init__(self, url: str, key: StateKey, holder: str, *, clock: Clock | None = None):
-        self.engine = make_engine(url)
-        self.sessions = make_sessionmaker(self.engine)
+    def __init__(
+        self, engine: AsyncEngine, key: StateKey, holder: str, *, clock: Clock | None = None
+    ) -> None:
+        self.sessions = make_sessionmaker(engine)
         self.key = key
         self.holder = holder
         self.clock = clock or SystemClock()
-        self._insert = (
-            postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-        )
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
     def _seal(self, update_id: int, chat: str, body: dict[str, Any]) -> str:
         return self.key.seal(json.dumps(body), bound_to=f"inbox\x00{chat}\x00{update_id}")
@@ -168,7 +168,3 @@ class Inbox:
                 .order_by(func.min(InboxRow.update_id))
             )
             return list(rows)
-
-    async def close(self) -> None:
-        """Release the database."""
-        await self.engine.dispose()

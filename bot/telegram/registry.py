@@ -20,11 +20,12 @@ import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import String, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.state import BotBase
 from common.clock import Clock, SystemClock
-from common.db import UTCDateTime, make_engine, make_sessionmaker
+from common.db import UTCDateTime, make_sessionmaker
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,10 @@ def token_digest(token: str) -> str:
 class ProcessRegistry:
     """This process's row in ``bot_processes``; ``beat()`` renews it and counts the live ones."""
 
-    def __init__(self, url: str, token: str, process: str, *, clock: Clock | None = None) -> None:
-        self.engine = make_engine(url)
-        self.sessions = make_sessionmaker(self.engine)
+    def __init__(
+        self, engine: AsyncEngine, token: str, process: str, *, clock: Clock | None = None
+    ) -> None:
+        self.sessions = make_sessionmaker(engine)
         self.digest = token_digest(token)
         self.process = process
         self.clock = clock or SystemClock()
@@ -89,7 +91,7 @@ class ProcessRegistry:
         return max(1, int(live or 0))
 
     async def close(self) -> None:
-        """Leave the registry (the others take this share at once) and release the database."""
+        """Leave the registry: the others take this share at their next heartbeat."""
         try:
             async with self.sessions() as session, session.begin():
                 await session.execute(
@@ -98,5 +100,3 @@ class ProcessRegistry:
         except Exception as exc:
             # The row then simply ages out after LIVE_FOR.
             log.warning("bot process not unregistered (%s)", type(exc).__name__)
-        finally:
-            await self.engine.dispose()

@@ -207,6 +207,7 @@ class BotApiStandIn:
         self.on_send: Callable[[SentMessage], Awaitable[None]] | None = None
         # A load balancer in front of several bots (``balance``); None: the webhook URL.
         self._targets: list[str] | None = None
+        self.delivered_to: list[tuple[int, str]] = []  # (update_id, bot URL) when balanced
         self._push_concurrency = 1
 
     # ---- life cycle -------------------------------------------------------
@@ -641,14 +642,16 @@ class BotApiStandIn:
                     await self._changed.wait()
                 update = self._updates.pop(0)
             headers = {"X-Telegram-Bot-Api-Secret-Token": self.webhook_secret or ""}
+            url = next(targets)
             try:
-                async with self._http.post(next(targets), json=update, headers=headers) as answer:
+                async with self._http.post(url, json=update, headers=headers) as answer:
                     accepted = answer.status == 200
             except aiohttp.ClientError:
                 accepted = False
             async with self._changed:
                 if accepted:
                     self.webhook_deliveries += 1
+                    self.delivered_to.append((int(update["update_id"]), url))
                 else:
                     self._updates.insert(0, update)
                 self._changed.notify_all()

@@ -1,0 +1,205 @@
+"""Scale-out as an operator runs it: 2 ``datadesk backend``, 2 ``datadesk worker`` and 2
+``datadesk bot`` processes in webhook mode on one pair of databases.
+
+The test plays Telegram (the Bot API stand-in, POSTing each update to the next
+bot in turn, as a load balancer would, two at once) and the customer's phone
+(an SMS gateway sink). One customer walks the marketing opt-out with their
+updates spread over both bots, sends two messages at the same moment, and
+Telegram delivers one update again. Every update is applied once, in order,
+whichever bot received it: one request, the answers in the order asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from conftest import settings_for
+from fakes.botapi import TOKEN, BotApiStandIn
+from fakes.sms_sink import SmsSink, running_sms_sink
+from sqlalchemy import select
+
+from backend.crm import importer
+from backend.models.ledger import Request
+from backend.services import open_services
+from bot.telegram.inbox import InboxRow
+from common.db import make_engine, make_sessionmaker
+from common.settings import REPO_ROOT
+from e2e.conftest import CUSTOMERS, free_port
+
+CHAT = 8801
+PHONE = "+37120000003"
+SMS_TOKEN = "scale-out-sms-token"
+START_TIMEOUT = 60.0
+
+
+class Processes:
+    """The six processes, configured only through ``DATADESK_*`` variables; SIGTERM at the end."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.running: list[asyncio.subprocess.Process] = []
+
+    async def start(self, name: str, command: str, env: dict[str, str]) -> None:
+        out = open(self.folder / f"{name}.log", "wb")  # noqa: SIM115, ASYNC230 - the child's log
+        self.running.append(
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "datadesk.cli",
+                command,
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=out,
+                stderr=out,
+            )
+        )
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in self.folder.glob("*.log"))
+
+    async def stop(self) -> None:
+        for process in self.running:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+        for process in self.running:
+            try:
+                await asyncio.wait_for(process.wait(), 20)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+@pytest.fixture
+async def sms() -> AsyncIterator[SmsSink]:
+    async with running_sms_sink(SMS_TOKEN) as sink:
+        yield sink
+
+
+async def _healthy(port: int) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http, asyncio.timeout(START_TIMEOUT):
+        while True:
+            with contextlib.suppress(OSError):
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as answer:
+                    if answer.status == 200:
+                        return
+            await asyncio.sleep(0.2)
+
+
+async def test_two_bots_two_backends_two_workers_apply_one_chat_s_updates_once_in_order(
+    tmp_path: Path, backend_db_url: str, bot_db_url: str, sms: SmsSink
+) -> None:
+    settings = settings_for(tmp_path, backend_db_url)
+    services = await open_services(settings)
+    customers, problems = importer.validate(CUSTOMERS)
+    assert problems == []
+    await importer.apply(services.sessions, customers, services.clock)
+    await services.close()
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATADESK_")}
+    env.update(
+        {
+            "DATADESK_DATA_DIR": str(tmp_path / "var"),
+            "DATADESK_DATABASE_URL": backend_db_url,
+            "DATADESK_BOT_DATABASE_URL": bot_db_url,
+            "DATADESK_SECRET_KEY": settings.secret_key or "",
+            "DATADESK_BOT_SECRET_KEY": "scale-out-bot-key-not-for-production",
+            "DATADESK_SERVICE_TOKEN": settings.service_token,
+            "DATADESK_SMS_GATEWAY": "http",
+            "DATADESK_SMS_GATEWAY_URL": sms.url,
+            "DATADESK_SMS_GATEWAY_TOKEN": SMS_TOKEN,
+            "DATADESK_TELEGRAM_TOKEN": TOKEN,
+            "DATADESK_TELEGRAM_MODE": "webhook",
+            "DATADESK_WEBHOOK_SECRET": "scale-out-webhook-secret",
+            "DATADESK_LOG_LEVEL": "INFO",
+        }
+    )
+    processes = Processes(tmp_path)
+    async with BotApiStandIn() as api:
+        env["DATADESK_TELEGRAM_API_URL"] = api.url
+        backends = [free_port(), free_port()]
+        hooks = [f"http://127.0.0.1:{free_port()}/telegram/hook" for _ in range(2)]
+        api.balance(hooks, concurrency=2)
+        try:
+            for n, port in enumerate(backends):
+                await processes.start(
+                    f"backend{n}", "backend", {**env, "DATADESK_HTTP_PORT": str(port)}
+                )
+                await processes.start(f"worker{n}", "worker", env)
+            for port in backends:
+                await _healthy(port)
+            for n, hook in enumerate(hooks):
+                bot = {
+                    **env,
+                    "DATADESK_WEBHOOK_URL": hook,
+                    "DATADESK_BACKEND_URL": f"http://127.0.0.1:{backends[n]}",
+                }
+                await processes.start(f"bot{n}", "bot", bot)
+            async with asyncio.timeout(START_TIMEOUT):
+                # Each bot sets the webhook once it is ready.
+                while sum(m == "setWebhook" for m, _ in api.calls) < 2:  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
+            await _walk(api, sms)
+            # Telegram delivers the typed code again (it missed the bot's 200).
+            code_update = _update_with_text(api, sms.codes_for(PHONE)[-1])
+            said = len(api.messages(CHAT))
+            await api.redeliver(code_update)
+            await api.wait_until(lambda: not api._updates, timeout=10)
+            await asyncio.sleep(1.0)
+            assert len(api.messages(CHAT)) == said, api.transcript(CHAT)[said:]
+        finally:
+            await processes.stop()
+        logs = processes.logs()
+
+    # Both bots took updates of the chat.
+    assert {url for _, url in api.delivered_to} == set(hooks), logs
+    # Applied once each, in update_id order, whichever bot received them.
+    engine = make_engine(bot_db_url)
+    async with make_sessionmaker(engine)() as session:
+        rows = list(await session.scalars(select(InboxRow).order_by(InboxRow.update_id)))
+    await engine.dispose()
+    applied = [r.applied_at for r in rows]
+    assert all(at is not None for at in applied), logs
+    assert applied == sorted(applied)  # type: ignore[type-var]
+    # One opt-out asked for, one request made.
+    services = await open_services(settings)
+    async with services.sessions() as session:
+        requests = list(await session.scalars(select(Request).where(Request.chat == f"tg:{CHAT}")))
+    await services.close()
+    assert [(r.kind, r.state) for r in requests] == [("marketing_opt_out", "done")]
+
+
+def _update_with_text(api: BotApiStandIn, text: str) -> int:
+    return next(uid for uid, u in api._queued.items() if u.get("message", {}).get("text") == text)
+
+
+async def _walk(api: BotApiStandIn, sms: SmsSink) -> None:
+    """The opt-out, every step waiting for the answer, as a customer does."""
+    # Two messages at the same moment: they go to different bots; answered in order.
+    await api.send_text(CHAT, "/start", language_code="en")
+    await api.send_text(CHAT, "/help")
+    await api.wait_until(lambda: len(api.messages(CHAT)) >= 2, timeout=20)
+    greeting, helped = api.messages(CHAT)[:2]
+    assert greeting.text.startswith("Hello!"), api.transcript(CHAT)
+    assert "/cancel to stop" in helped.text, api.transcript(CHAT)
+    await api.press_button(CHAT, "marketing_opt_out")
+    await api.wait_until(lambda: any(m.contact_button for m in api.messages(CHAT)), timeout=20)
+    await api.share_contact(CHAT, PHONE.lstrip("+"))
+    await api.wait_for_message(CHAT, buttons="sms", timeout=20)
+    await api.press_button(CHAT, "sms")
+    await sms.wait_for(1, within=20)
+    await api.send_text(CHAT, sms.codes_for(PHONE)[-1])
+    await api.wait_for_message(CHAT, buttons="all", timeout=20)
+    await api.press_button(CHAT, "email")
+    await api.wait_for_message(CHAT, buttons="yes", timeout=20)
+    await api.press_button(CHAT, "yes")
+    await api.wait_for_message(CHAT, "DD-", timeout=20)
+    await api.wait_until(lambda: any(" is done" in m.text for m in api.messages(CHAT)), timeout=30)
