@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -32,7 +33,7 @@ from telegram.ext import Application, ContextTypes, Defaults, TypeHandler
 from bot.channel import ChannelEvent, Delete, Outgoing, Press, Reply
 from bot.state_key import StateKey
 from bot.telegram.events import read_update
-from bot.telegram.inbox import SWEEP_AFTER, Inbox
+from bot.telegram.inbox import LEASE, SWEEP_AFTER, Inbox
 from bot.telegram.limiter import TurnTakingRateLimiter
 from bot.telegram.notifications import NotificationSource, Renderer, deliver_notifications
 from bot.telegram.processor import PerChatUpdateProcessor, chat_key
@@ -468,18 +469,20 @@ class TelegramChannel:
         try:
             async with self.processor.serialized(chat):
                 while await inbox.take(key):
+                    renewed = time.monotonic()
                     try:
-                        while (pending := await inbox.next_pending(key)) is not None:
-                            update_id, data = pending
+                        for update_id, data in await inbox.pending(key):
                             if data is not None:
                                 update = Update.de_json(data, self.application.bot)
                                 # Handler failures go to ``_on_error``; the update counts as applied.
                                 await self.application.process_update(update)
                             await inbox.applied(update_id)
-                            await inbox.take(key)  # renew the lease for the next one
+                            if time.monotonic() - renewed > LEASE.total_seconds() / 3:
+                                await inbox.take(key)
+                                renewed = time.monotonic()
                     finally:
-                        await inbox.release(key)
-                    if await inbox.next_pending(key) is None:
+                        more = await inbox.release(key)
+                    if not more:
                         return
         except asyncio.CancelledError:
             raise

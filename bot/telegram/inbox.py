@@ -7,10 +7,10 @@ process it picks, two of them at the same moment perhaps. Each process:
    the bot's key; a redelivered update is the same row) and only then answers
    Telegram 200, so an accepted update is never lost;
 2. takes the chat's lease (``telegram_chat_leases``: one holder at a time, for
-   ``LEASE`` at most, renewed per update), applies every pending update of the
-   chat in ``update_id`` order, marks each applied, and lets the lease go;
-3. looks again after letting go: an update stored while it held the lease was
-   left to it by the process that stored it.
+   ``LEASE`` at most, renewed while it works), applies every pending update of
+   the chat in ``update_id`` order, marks each applied, and lets the lease go;
+3. looks again as it lets go (same transaction): an update stored while it
+   held the lease was left to it by the process that stored it.
 
 A process that dies holding a lease holds it no longer than ``LEASE``; its
 chats' pending updates are then taken by the sweep every process runs. An
@@ -41,6 +41,7 @@ LEASE = timedelta(seconds=60)
 KEEP_APPLIED = timedelta(hours=25)
 # A pending update this old with nobody on its chat is taken by the sweep.
 SWEEP_AFTER = timedelta(seconds=2)
+PENDING_BATCH = 50  # a chat's pending updates read at once
 
 
 class InboxRow(BotBase):
@@ -120,32 +121,41 @@ class Inbox:
             result = await session.execute(statement)
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def release(self, chat: str) -> None:
-        """Let ``chat``'s lease go."""
+    async def release(self, chat: str) -> bool:
+        """Let ``chat``'s lease go; whether updates of the chat are pending (stored meanwhile)."""
         async with self.sessions() as session, session.begin():
             await session.execute(
                 delete(ChatLeaseRow).where(
                     ChatLeaseRow.chat == chat, ChatLeaseRow.holder == self.holder
                 )
             )
-
-    async def next_pending(self, chat: str) -> tuple[int, dict[str, Any] | None] | None:
-        """The chat's oldest update not yet applied: (update_id, update or None if unreadable)."""
-        async with self.sessions() as session:
-            row = await session.scalar(
-                select(InboxRow)
+            waiting = await session.scalar(
+                select(InboxRow.update_id)
                 .where(InboxRow.chat == chat, InboxRow.applied_at.is_(None))
-                .order_by(InboxRow.update_id)
                 .limit(1)
             )
-        if row is None:
-            return None
-        try:
-            return row.update_id, self._open(row)
-        except Exception:
-            # Sealed under another key (BOT_SECRET_KEY changed) or damaged: skipped, not retried forever.
-            log.error("inbox update %s in chat %s unreadable; skipped", row.update_id, chat)
-            return row.update_id, None
+        return waiting is not None
+
+    async def pending(self, chat: str) -> list[tuple[int, dict[str, Any] | None]]:
+        """The chat's updates not yet applied, oldest first: (update_id, update or None if unreadable)."""
+        async with self.sessions() as session:
+            rows = list(
+                await session.scalars(
+                    select(InboxRow)
+                    .where(InboxRow.chat == chat, InboxRow.applied_at.is_(None))
+                    .order_by(InboxRow.update_id)
+                    .limit(PENDING_BATCH)
+                )
+            )
+        out: list[tuple[int, dict[str, Any] | None]] = []
+        for row in rows:
+            try:
+                out.append((row.update_id, self._open(row)))
+            except Exception:
+                # Sealed under another key (BOT_SECRET_KEY changed) or damaged: skipped, not retried forever.
+                log.error("inbox update %s in chat %s unreadable; skipped", row.update_id, chat)
+                out.append((row.update_id, None))
+        return out
 
     async def applied(self, update_id: int) -> None:
         """Mark one update applied; its body is dropped at once."""
