@@ -43,13 +43,15 @@ DEFAULT_WEBHOOK_PORT = 8443
 def channel_options(settings: BotSettings) -> ChannelOptions:
     """The channel's options from the operator's settings.
 
-    In webhook mode the bot listens on ``HTTP_HOST`` at the port named in
-    ``WEBHOOK_URL`` (8443 when it names none), on the same path; a reverse
-    proxy terminates TLS and forwards there.
+    In webhook mode the bot listens on ``HTTP_HOST`` at ``WEBHOOK_PORT``, else
+    the port named in ``WEBHOOK_URL`` (8443 when it names none), on the same
+    path; a reverse proxy terminates TLS and forwards there.
     """
     port = DEFAULT_WEBHOOK_PORT
     if settings.webhook_url:
         port = urlsplit(settings.webhook_url).port or DEFAULT_WEBHOOK_PORT
+    if settings.webhook_port is not None:
+        port = settings.webhook_port
     return ChannelOptions(
         mode=settings.telegram_mode,
         webhook_url=settings.webhook_url,

@@ -42,6 +42,7 @@ VARIABLES = (
     "TELEGRAM_RATE_LIMIT",
     "WEBHOOK_URL",
     "WEBHOOK_SECRET",
+    "WEBHOOK_PORT",
     "HTTP_HOST",
     "HTTP_PORT",
     "BACKEND_URL",
@@ -53,6 +54,16 @@ VARIABLES = (
 
 # A shorter key is a password, not a key: refuse it at start.
 MIN_SECRET_LENGTH = 16
+
+
+def _parse_port(raw: str | None) -> int | None:
+    """A TCP port (1–65535) or None when unset; SettingsError otherwise."""
+    if raw is None:
+        return None
+    port = parse_int("WEBHOOK_PORT", raw)
+    if not 1 <= port <= 65535:
+        raise SettingsError(f"{PREFIX}WEBHOOK_PORT: expected a port from 1 to 65535, got {raw!r}")
+    return port
 
 
 def _parse_rate(raw: str) -> float:
@@ -83,6 +94,8 @@ class BotSettings:
     telegram_rate_limit: float = 30.0
     webhook_url: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)
+    # The webhook listener's port; None: the port in WEBHOOK_URL (a proxy in front may differ).
+    webhook_port: int | None = None
     # The webhook listener's address (HTTP_HOST); the port comes from WEBHOOK_URL.
     http_host: str = "127.0.0.1"
     backend_url: str = "http://127.0.0.1:8080"
@@ -126,6 +139,7 @@ class BotSettings:
             telegram_rate_limit=_parse_rate(get("TELEGRAM_RATE_LIMIT") or "30"),
             webhook_url=get("WEBHOOK_URL"),
             webhook_secret=get("WEBHOOK_SECRET"),
+            webhook_port=_parse_port(get("WEBHOOK_PORT")),
             http_host=http_host,
             backend_url=(get("BACKEND_URL") or f"http://{http_host}:{http_port}").rstrip("/"),
             service_token=get("SERVICE_TOKEN") or "",

@@ -204,3 +204,9 @@ def test_a_telegram_rate_limit_that_is_not_calls_per_second_stops_the_start_nami
         SettingsError, match="DATADESK_TELEGRAM_RATE_LIMIT: expected calls per second"
     ):
         BotSettings.from_env({"DATADESK_TELEGRAM_RATE_LIMIT": raw})
+
+
+@pytest.mark.parametrize("raw", ["eighty", "0", "70000"])
+def test_a_webhook_port_that_is_not_a_port_stops_the_start_naming_it(raw: str) -> None:
+    with pytest.raises(SettingsError, match="DATADESK_WEBHOOK_PORT"):
+        BotSettings.from_env({"DATADESK_WEBHOOK_PORT": raw})

@@ -317,6 +317,19 @@ def test_webhook_settings_name_the_port_and_path_the_bot_listens_on() -> None:
         )
     )
     assert default.webhook_port == 8443
+    behind_a_proxy = channel_options(
+        BotSettings.from_env(
+            {
+                "DATADESK_TELEGRAM_MODE": "webhook",
+                "DATADESK_WEBHOOK_URL": "https://bot.bank.lv/tg",
+                "DATADESK_WEBHOOK_PORT": "9001",
+            }
+        )
+    )
+    assert (behind_a_proxy.webhook_port, behind_a_proxy.webhook_url) == (
+        9001,
+        "https://bot.bank.lv/tg",
+    )
 
 
 async def test_a_press_is_handled_even_when_answering_the_button_fails(
