@@ -37,7 +37,7 @@ from bot.telegram.inbox import LEASE, SWEEP_AFTER, Inbox
 from bot.telegram.limiter import TurnTakingRateLimiter
 from bot.telegram.notifications import NotificationSource, Renderer, deliver_notifications
 from bot.telegram.processor import PerChatUpdateProcessor, chat_key
-from bot.telegram.registry import HEARTBEAT, ProcessRegistry, process_name
+from bot.telegram.registry import HEARTBEAT, ProcessRegistry, process_name, share
 from bot.telegram.render import Send, compose, render
 from bot.telegram.webhook import WebhookServer
 from common.db import is_sqlite, make_engine
@@ -371,8 +371,13 @@ class TelegramChannel:
         if self.limiter is None or self._engine is None:
             return
         self.registry = ProcessRegistry(self._engine, self._token, self.process)
-        self.limiter.set_rate(self.options.rate_limit / await self.registry.beat())
+        live = await self.registry.beat()
+        self.limiter.set_rate(share(self.options.rate_limit, live))
         self._heartbeat = asyncio.create_task(self._beat(), name="telegram-registry")
+        if live > 1:
+            # The others learn of this process at their next heartbeat; until
+            # then their shares and this one's would add up to more than the limit.
+            await asyncio.sleep(self.options.registry_heartbeat)
 
     async def _beat(self) -> None:
         assert self.registry is not None
@@ -385,7 +390,7 @@ class TelegramChannel:
                 # The bot database is away: keep the last share until it is back.
                 log.warning("bot registry heartbeat failed (%s)", type(exc).__name__)
                 continue
-            self.limiter.set_rate(self.options.rate_limit / live)
+            self.limiter.set_rate(share(self.options.rate_limit, live))
 
     async def start(self) -> None:
         """Check the token, set the menus, start taking updates and notifications."""

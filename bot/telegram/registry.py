@@ -2,12 +2,12 @@
 
 Every ``datadesk bot`` process of a token writes a row with a heartbeat every
 ``HEARTBEAT`` seconds; a row not renewed for ``LIVE_FOR`` counts as a process
-that died. Each process takes ``limit ÷ live processes`` as its own rate
-(``bot.telegram.limiter``), so together they stay within the token's limit:
-when one dies the others take its share after ``LIVE_FOR``; when one starts
-the others hand some over at their next heartbeat (its first calls may make
-the token briefly exceed its share: Telegram answers ``RetryAfter``, which the
-limiter waits out). The token itself is not stored: rows name a digest of it.
+that died. Each process takes ``share(limit, live processes)`` as its own rate
+(``bot.telegram.limiter``), so together they stay within the token's limit in
+every second: when one dies the others take its share after ``LIVE_FOR``; a
+process that starts beside others waits one heartbeat before its first call,
+so they have handed its share over by then. The token itself is not stored:
+rows name a digest of it.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from common.db import UTCDateTime, make_sessionmaker
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT = 5.0  # seconds between a process's heartbeats
+HEARTBEAT = 1.0  # seconds between a process's heartbeats (one small write)
 LIVE_FOR = timedelta(seconds=3 * HEARTBEAT)  # a process silent this long is gone
 FORGET_AFTER = timedelta(hours=1)  # rows of dead processes are deleted after this
 
@@ -42,6 +42,19 @@ class BotProcessRow(BotBase):
     process: Mapped[str] = mapped_column(String(64), primary_key=True)
     token_digest: Mapped[str] = mapped_column(String(64), index=True)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+def share(limit: float, live: int) -> float:
+    """One process's calls a second out of ``limit`` for the token, with ``live`` processes.
+
+    Calls spaced ``1/rate`` apart can put ``rate + 1`` of them in one second
+    (one at each edge), so every process leaves one call of headroom: the
+    token's processes together stay within ``limit`` in any one second.
+    """
+    live = max(1, live)
+    if limit > 2 * live:
+        return (limit - live) / live
+    return limit / (2 * live)
 
 
 def process_name() -> str:

@@ -17,6 +17,7 @@ from fakes.botapi import TOKEN, BotApiStandIn
 from bot.channel import Reply
 from bot.telegram.app import ChannelOptions, TelegramChannel
 from bot.telegram.limiter import as_notice
+from bot.telegram.registry import share
 from e2e.scripted import ScriptedConversations
 
 LIMIT = 10.0
@@ -66,7 +67,9 @@ async def test_two_bot_processes_of_one_token_together_stay_within_its_limit(
         two = await running.enter_async_context(bot_process(api, rate=LIMIT, bot_db_url=bot_db_url))
         assert one.limiter is not None
         assert two.limiter is not None
-        await asyncio.wait_for(_until(lambda: one.limiter.rate == two.limiter.rate == LIMIT / 2), 5)
+        await asyncio.wait_for(
+            _until(lambda: one.limiter.rate == two.limiter.rate == share(LIMIT, 2)), 5
+        )
         began = len(api.calls)
         await asyncio.gather(
             *(p.deliver(100 + n, [Reply(f"message {n}")]) for p in (one, two) for n in range(15))
@@ -77,8 +80,7 @@ async def test_two_bot_processes_of_one_token_together_stay_within_its_limit(
             if method == "sendMessage"
         ]
         assert len(times) == 30
-        # Each process may start its first call at once; after that they share the limit.
-        assert most_in_one_second(times) <= LIMIT + 2
+        assert most_in_one_second(times) <= LIMIT
 
         await running.aclose()
 
@@ -89,8 +91,8 @@ async def test_when_one_bot_process_leaves_the_other_takes_the_whole_limit(
     async with bot_process(api, rate=LIMIT, bot_db_url=bot_db_url) as one:
         assert one.limiter is not None
         async with bot_process(api, rate=LIMIT, bot_db_url=bot_db_url):
-            await asyncio.wait_for(_until(lambda: one.limiter.rate == LIMIT / 2), 5)
-        await asyncio.wait_for(_until(lambda: one.limiter.rate == LIMIT), 5)
+            await asyncio.wait_for(_until(lambda: one.limiter.rate == share(LIMIT, 2)), 5)
+        await asyncio.wait_for(_until(lambda: one.limiter.rate == share(LIMIT, 1)), 5)
 
 
 async def test_a_customer_s_reply_overtakes_queued_outcome_notices(api: BotApiStandIn) -> None:
