@@ -75,7 +75,8 @@ class Figures:
     outcomes: list[float] = field(default_factory=list)  # confirm → outcome, seconds
     journeys: int = 0
     limited: int = 0  # limited Bot API calls in the chats of completed journeys
-    peak: int = 0  # the most limited calls the stand-in got in any one second
+    peak: float = 0.0  # the most limited calls a second the stand-in got in any one second
+    peak5: float = 0.0  # the same over any five seconds
     failures: int = 0
 
     @property
@@ -388,17 +389,22 @@ async def walk(
     figures.limited += api.limited_calls(chat)
 
 
-def peak_per_second(api: BotApiStandIn) -> int:
-    """The most limited calls (send, edit, delete) the stand-in received in any one second."""
+def peak_per_second(api: BotApiStandIn, window: float = 1.0) -> float:
+    """The most limited calls (send, edit, delete) a second the stand-in received in any ``window``.
+
+    Measured where they arrive: a busy stand-in process takes calls in late
+    bunches, so a one-second window overstates the bots' own peaks; a
+    five-second window shows the rate they kept.
+    """
     times = sorted(
         at for (m, _), at in zip(api.calls, api.call_times, strict=True) if m in LIMITED_METHODS
     )
     most, first = 0, 0
     for last, at in enumerate(times):
-        while at - times[first] >= 1.0:
+        while at - times[first] >= window:
             first += 1
         most = max(most, last - first + 1)
-    return most
+    return most / window
 
 
 async def run_datadesk(
@@ -470,6 +476,7 @@ async def run_datadesk(
                 for r in results
             )
             figures.peak = peak_per_second(api)
+            figures.peak5 = peak_per_second(api, 5.0)
         finally:
             await processes.stop()
     return figures
@@ -524,7 +531,7 @@ def report(results: list[Figures]) -> str:
         f"bot: {CUSTOMERS} concurrent customers, bots in webhook mode in their own processes, "
         f"flood limits off",
         f"{'bot':<20}{'updates':>8}{'s':>6}{'upd/s':>8}{'p50 ms':>8}{'p99 ms':>8}"
-        f"{'journeys':>9}{'j/s':>6}{'outcome p50':>12}{'calls/j':>8}{'peak/s':>7}{'failed':>7}",
+        f"{'journeys':>9}{'j/s':>6}{'outcome p50':>12}{'calls/j':>8}{'peak/s':>7}{'5s/s':>6}{'failed':>7}",
     ]
     for f in results:
         outcome = f"{f.outcome_p50:.0f} ms" if f.outcomes else "-"
@@ -532,14 +539,15 @@ def report(results: list[Figures]) -> str:
         lines.append(
             f"{f.name:<20}{f.updates:>8}{f.seconds:>6.1f}{f.per_second:>8.1f}"
             f"{f.percentile(0.5):>8.0f}{f.percentile(0.99):>8.0f}{f.journeys:>9}"
-            f"{f.journeys_per_second:>6.1f}{outcome:>12}{calls:>8}{f.peak:>7}{f.failures:>7}"
+            f"{f.journeys_per_second:>6.1f}{outcome:>12}{calls:>8}{f.peak:>7.0f}{f.peak5:>6.1f}{f.failures:>7}"
         )
     echo = results[0]
     for other in results[1:]:
         if "30/s" in other.name:
             lines.append(
-                f"{other.name}: {other.journeys_per_second:.1f} journeys/s (target ≥ 3), at most "
-                f"{other.peak} limited calls in one second (target ≤ 30, both processes together)"
+                f"{other.name}: {other.journeys_per_second:.1f} journeys/s (target ≥ 3); limited "
+                f"calls of both processes together, as the stand-in received them: at most "
+                f"{other.peak:.0f} in one second, {other.peak5:.1f}/s over five (target ≤ 30)"
             )
             continue
         if echo.per_second:
