@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -33,11 +32,11 @@ from telegram.ext import Application, ContextTypes, Defaults, TypeHandler
 from bot.channel import ChannelEvent, Delete, Outgoing, Press, Reply
 from bot.state_key import StateKey
 from bot.telegram.events import read_update
-from bot.telegram.inbox import LEASE, SWEEP_AFTER, Inbox
+from bot.telegram.inbox import SWEEP_AFTER, Inbox, InboxDrains
 from bot.telegram.limiter import TurnTakingRateLimiter
 from bot.telegram.notifications import NotificationSource, Renderer, deliver_notifications
 from bot.telegram.processor import PerChatUpdateProcessor, chat_key
-from bot.telegram.registry import HEARTBEAT, ProcessRegistry, process_name, share
+from bot.telegram.registry import HEARTBEAT, ProcessRegistry, process_name
 from bot.telegram.render import Send, compose, render
 from bot.telegram.webhook import WebhookServer
 from common.db import is_sqlite, make_engine
@@ -156,7 +155,6 @@ class TelegramChannel:
         self._token = token
         self.process = process_name()
         self.registry: ProcessRegistry | None = None
-        self._heartbeat: asyncio.Task[None] | None = None
         # One small pool for the registry and the inbox: at scale every bot
         # process holds its connections on the same PostgreSQL server.
         self._engine: AsyncEngine | None = None
@@ -165,14 +163,16 @@ class TelegramChannel:
             pool = {} if is_sqlite(url) else {"pool_size": 4, "max_overflow": 4}
             self._engine = make_engine(url, **pool)
         self.inbox: Inbox | None = None
+        self.drains: InboxDrains | None = None
         if (
             self._engine is not None
             and self.options.mode == "webhook"
             and self.options.state_key is not None
         ):
             self.inbox = Inbox(self._engine, self.options.state_key, self.process)
-        self._drains: set[asyncio.Task[None]] = set()
-        self._sweeper: asyncio.Task[None] | None = None
+            self.drains = InboxDrains(
+                self.inbox, self._apply, self.processor, sweep_every=self.options.inbox_sweep
+            )
         if self.options.mode == "webhook":
             builder = builder.updater(None)
         self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
@@ -366,35 +366,14 @@ class TelegramChannel:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
 
-    async def _share_the_limit(self) -> None:
-        """Register with the token's other bot processes and take this process's share."""
-        if self.limiter is None or self._engine is None:
-            return
-        self.registry = ProcessRegistry(self._engine, self._token, self.process)
-        live = await self.registry.beat()
-        self.limiter.set_rate(share(self.options.rate_limit, live))
-        self._heartbeat = asyncio.create_task(self._beat(), name="telegram-registry")
-        if live > 1:
-            # The others learn of this process at their next heartbeat; until
-            # then their shares and this one's would add up to more than the limit.
-            await asyncio.sleep(self.options.registry_heartbeat)
-
-    async def _beat(self) -> None:
-        assert self.registry is not None
-        assert self.limiter is not None
-        while True:
-            await asyncio.sleep(self.options.registry_heartbeat)
-            try:
-                live = await self.registry.beat()
-            except Exception as exc:
-                # The bot database is away: keep the last share until it is back.
-                log.warning("bot registry heartbeat failed (%s)", type(exc).__name__)
-                continue
-            self.limiter.set_rate(share(self.options.rate_limit, live))
-
     async def start(self) -> None:
         """Check the token, set the menus, start taking updates and notifications."""
-        await self._share_the_limit()
+        if self.limiter is not None and self._engine is not None:
+            # This process's share of the token's limit, while it runs.
+            self.registry = ProcessRegistry(self._engine, self._token, self.process)
+            await self.registry.start(
+                self.limiter, self.options.rate_limit, every=self.options.registry_heartbeat
+            )
         await self._initialize()
         await self.set_commands()
         await self.application.start()
@@ -430,11 +409,11 @@ class TelegramChannel:
             secret=opts.webhook_secret,
             host=opts.webhook_host,
             port=opts.webhook_port,
-            accept=self._store if self.inbox is not None else None,
+            accept=self._store if self.drains is not None else None,
         )
         await self._webhook.start()
-        if self.inbox is not None:
-            self._sweeper = asyncio.create_task(self._sweep(), name="telegram-inbox-sweep")
+        if self.drains is not None:
+            self.drains.start()
         await self.application.bot.set_webhook(
             opts.webhook_url,
             secret_token=opts.webhook_secret,
@@ -442,72 +421,19 @@ class TelegramChannel:
             max_connections=min(100, max(1, opts.workers)),
         )
 
-    # ---- several bot processes: updates through the inbox -------------------
-
     async def _store(self, update: Update, data: dict[str, Any]) -> None:
-        """Keep a webhook update in the inbox, then apply its chat's pending updates."""
-        assert self.inbox is not None
+        """A webhook update: into the inbox when it belongs to a chat, else straight to the queue."""
+        assert self.drains is not None
         chat = chat_key(update)
         if chat is None:
-            # Nothing to keep in order with: straight to this process's queue.
+            # Nothing to keep in order with.
             await self.application.update_queue.put(update)
             return
-        if await self.inbox.put(update.update_id, str(chat), data):
-            self._drain_soon(chat)
+        await self.drains.store(update.update_id, chat, data)
 
-    def _drain_soon(self, chat: int) -> None:
-        task = asyncio.create_task(self._drain(chat), name=f"telegram-inbox-{chat}")
-        self._drains.add(task)
-        task.add_done_callback(self._drains.discard)
-
-    async def _drain(self, chat: int) -> None:
-        """Apply ``chat``'s pending updates in order while holding its lease.
-
-        In this process the chat's turn (``processor``) keeps drains of one
-        chat apart; across processes the lease does. After letting the lease
-        go, a look for updates stored meanwhile: whoever stored one while the
-        lease was held left it to the holder.
-        """
-        assert self.inbox is not None
-        inbox = self.inbox
-        key = str(chat)
-        try:
-            async with self.processor.serialized(chat):
-                while await inbox.take(key):
-                    renewed = time.monotonic()
-                    try:
-                        for update_id, data in await inbox.pending(key):
-                            if data is not None:
-                                update = Update.de_json(data, self.application.bot)
-                                # Handler failures go to ``_on_error``; the update counts as applied.
-                                await self.application.process_update(update)
-                            await inbox.applied(update_id)
-                            if time.monotonic() - renewed > LEASE.total_seconds() / 3:
-                                await inbox.take(key)
-                                renewed = time.monotonic()
-                    finally:
-                        more = await inbox.release(key)
-                    if not more:
-                        return
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # The bot database is away: the sweep tries again.
-            log.exception("chat %s: inbox not drained", chat)
-
-    async def _sweep(self) -> None:
-        """Take chats whose updates wait with nobody applying them (their process died)."""
-        assert self.inbox is not None
-        while True:
-            await asyncio.sleep(self.options.inbox_sweep)
-            try:
-                chats = await self.inbox.waiting_chats()
-            except Exception as exc:
-                log.warning("inbox sweep failed (%s)", type(exc).__name__)
-                continue
-            for chat in chats:
-                if int(chat) not in self.processor.chats_in_turn:
-                    self._drain_soon(int(chat))
+    async def _apply(self, data: dict[str, Any]) -> None:
+        """One update from the inbox through the handlers (failures go to ``_on_error``)."""
+        await self.application.process_update(Update.de_json(data, self.application.bot))
 
     async def stop(self) -> None:
         """Stop taking updates, finish the ones running, release connections."""
@@ -522,22 +448,12 @@ class TelegramChannel:
         if self._webhook is not None:
             await self._webhook.stop()
             self._webhook = None
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
-        # Updates taken in are applied before the process goes (the inbox keeps the rest).
-        if self._drains:
-            await asyncio.gather(*self._drains, return_exceptions=True)
+        if self.drains is not None:
+            # Updates taken in are applied before the process goes (the inbox keeps the rest).
+            await self.drains.stop()
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
-            self._heartbeat = None
         if self.registry is not None:
             await self.registry.close()
             self.registry = None

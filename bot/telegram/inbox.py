@@ -20,10 +20,15 @@ redelivers for 24 hours): a redelivery of an applied update is dropped here.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import BigInteger, String, Text, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -178,3 +183,104 @@ class Inbox:
                 .order_by(func.min(InboxRow.update_id))
             )
             return list(rows)
+
+
+class ChatTurns(Protocol):
+    """``bot.telegram.processor.PerChatUpdateProcessor``: a chat's turn in this process."""
+
+    def serialized(self, key: int | None) -> AbstractAsyncContextManager[None]: ...
+
+    @property
+    def chats_in_turn(self) -> frozenset[int]: ...
+
+
+class InboxDrains:
+    """Applies each chat's inbox updates in this process, under the chat's lease.
+
+    ``store`` keeps a webhook update and starts draining its chat; a sweep
+    every ``sweep_every`` seconds drains chats whose updates wait with nobody
+    applying them (their process died). ``apply`` runs one update through the
+    Telegram handlers.
+    """
+
+    def __init__(
+        self,
+        inbox: Inbox,
+        apply: Callable[[dict[str, Any]], Awaitable[None]],
+        turns: ChatTurns,
+        *,
+        sweep_every: float = SWEEP_AFTER.total_seconds(),
+    ) -> None:
+        self.inbox = inbox
+        self.apply = apply
+        self.turns = turns
+        self.sweep_every = sweep_every
+        self._drains: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def store(self, update_id: int, chat: int, data: dict[str, Any]) -> None:
+        """Keep one update (raises if the database would not), then apply its chat's pending ones."""
+        if await self.inbox.put(update_id, str(chat), data):
+            self._drain_soon(chat)
+
+    def start(self) -> None:
+        """Start sweeping."""
+        self._sweeper = asyncio.create_task(self._sweep(), name="telegram-inbox-sweep")
+
+    async def stop(self) -> None:
+        """Stop sweeping; let the drains running finish."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        if self._drains:
+            await asyncio.gather(*self._drains, return_exceptions=True)
+
+    def _drain_soon(self, chat: int) -> None:
+        task = asyncio.create_task(self._drain(chat), name=f"telegram-inbox-{chat}")
+        self._drains.add(task)
+        task.add_done_callback(self._drains.discard)
+
+    async def _drain(self, chat: int) -> None:
+        """Apply ``chat``'s pending updates in order while holding its lease.
+
+        In this process the chat's turn keeps drains of one chat apart; across
+        processes the lease does. Letting the lease go also looks for updates
+        stored meanwhile: whoever stored one while the lease was held left it
+        to the holder.
+        """
+        inbox, key = self.inbox, str(chat)
+        try:
+            async with self.turns.serialized(chat):
+                while await inbox.take(key):
+                    renewed = time.monotonic()
+                    try:
+                        for update_id, data in await inbox.pending(key):
+                            if data is not None:
+                                await self.apply(data)
+                            await inbox.applied(update_id)
+                            if time.monotonic() - renewed > LEASE.total_seconds() / 3:
+                                await inbox.take(key)
+                                renewed = time.monotonic()
+                    finally:
+                        more = await inbox.release(key)
+                    if not more:
+                        return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The bot database is away: the sweep tries again.
+            log.exception("chat %s: inbox not drained", chat)
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_every)
+            try:
+                chats = await self.inbox.waiting_chats()
+            except Exception as exc:
+                log.warning("inbox sweep failed (%s)", type(exc).__name__)
+                continue
+            for chat in chats:
+                if int(chat) not in self.turns.chats_in_turn:
+                    self._drain_soon(int(chat))

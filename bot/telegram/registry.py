@@ -12,12 +12,15 @@ rows name a digest of it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
 import os
 import socket
 import uuid
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import String, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -42,6 +45,12 @@ class BotProcessRow(BotBase):
     process: Mapped[str] = mapped_column(String(64), primary_key=True)
     token_digest: Mapped[str] = mapped_column(String(64), index=True)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Limiter(Protocol):
+    """``bot.telegram.limiter.TurnTakingRateLimiter`` as the registry sets it."""
+
+    def set_rate(self, rate: float) -> None: ...
 
 
 def share(limit: float, live: int) -> float:
@@ -77,6 +86,33 @@ class ProcessRegistry:
         self.digest = token_digest(token)
         self.process = process
         self.clock = clock or SystemClock()
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    async def start(self, limiter: Limiter, limit: float, *, every: float = HEARTBEAT) -> None:
+        """Register, give ``limiter`` this process's share, renew both every ``every`` seconds.
+
+        Beside other live processes, returns only after one heartbeat: they
+        learn of this one at their next, and until then their shares and this
+        one's would add up to more than the limit.
+        """
+        live = await self.beat()
+        limiter.set_rate(share(limit, live))
+        self._heartbeat = asyncio.create_task(
+            self._beat(limiter, limit, every), name="telegram-registry"
+        )
+        if live > 1:
+            await asyncio.sleep(every)
+
+    async def _beat(self, limiter: Limiter, limit: float, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                live = await self.beat()
+            except Exception as exc:
+                # The bot database is away: keep the last share until it is back.
+                log.warning("bot registry heartbeat failed (%s)", type(exc).__name__)
+                continue
+            limiter.set_rate(share(limit, live))
 
     async def beat(self) -> int:
         """Renew this process's heartbeat; the number of live processes of the token (≥ 1)."""
@@ -104,7 +140,12 @@ class ProcessRegistry:
         return max(1, int(live or 0))
 
     async def close(self) -> None:
-        """Leave the registry: the others take this share at their next heartbeat."""
+        """Stop the heartbeat and leave: the others take this share at their next heartbeat."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
         try:
             async with self.sessions() as session, session.begin():
                 await session.execute(
