@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 import backend.models  # noqa: F401  (registers every backend table)
 import bot.state
+import bot.telegram.inbox  # registers the webhook inbox and chat lease tables
 import bot.telegram.registry  # registers the bot's process table
 from backend.models.base import Base
 from common.db import make_engine

@@ -6,6 +6,9 @@
     render.py         bot.channel.Reply → Bot API sendMessage arguments (pure)
     webhook.py        the aiohttp server Telegram POSTs updates to, secret checked
     notifications.py  long-polls the backend's outbox and delivers to chats
+    limiter.py        the token's flood limit: replies before notices, chats in turn
+    registry.py       the token's live bot processes (bot database) and each one's share
+    inbox.py          webhook updates through the bot database: one chat, in order, once
 
 Nothing in here knows the dialogs: every decision is ``Conversations``' job.
 """
