@@ -174,6 +174,7 @@ class Processes:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.running: list[asyncio.subprocess.Process] = []
+        self.names: list[str] = []
 
     async def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
         log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115, ASYNC230 - lives as long as the child
@@ -181,6 +182,7 @@ class Processes:
             sys.executable, *args, env=env, cwd=REPO, stdout=log, stderr=log
         )
         self.running.append(process)
+        self.names.append(name)
 
     async def run(self, name: str, args: list[str], env: dict[str, str]) -> None:
         """Run one command to its end; RuntimeError with its output if it failed."""
@@ -191,6 +193,14 @@ class Processes:
         out, _ = await process.communicate()
         if process.returncode:
             raise RuntimeError(f"{name} failed:\n{out.decode(errors='replace')}")
+
+    def ended_early(self) -> list[str]:
+        """Children that are no longer running (name: exit status), for the report."""
+        return [
+            f"{name}: exit {p.returncode}"
+            for name, p in zip(self.names, self.running, strict=True)
+            if p.returncode is not None
+        ]
 
     async def stop(self) -> None:
         for process in self.running:
@@ -448,13 +458,16 @@ async def run_datadesk(
         api.balance([f"http://127.0.0.1:{p}/hook" for p in hooks], concurrency=CONNECTIONS)
         try:
             for i in range(pairs):
-                at = {**env, "DATADESK_HTTP_PORT": str(backends[i])}
+                # Each pair its own data folder, as on hosts of their own.
+                host = {**env, "DATADESK_DATA_DIR": str(workdir / f"var{i}")}
+                at = {**host, "DATADESK_HTTP_PORT": str(backends[i])}
                 await processes.start(f"backend{i}", ["-m", "datadesk", "backend"], at)
-                await processes.start(f"worker{i}", ["-m", "datadesk", "worker"], env)
+                await processes.start(f"worker{i}", ["-m", "datadesk", "worker"], host)
             await _healthy([f"http://127.0.0.1:{p}/healthz" for p in backends])
             for i in range(pairs):
                 bot_env = {
                     **env,
+                    "DATADESK_DATA_DIR": str(workdir / f"var{i}"),
                     "DATADESK_BACKEND_URL": f"http://127.0.0.1:{backends[i]}",
                     "DATADESK_WEBHOOK_URL": f"http://127.0.0.1:{hooks[i]}/hook",
                 }
@@ -476,6 +489,8 @@ async def run_datadesk(
                 for r in results
             )
             figures.peak = peak_per_second(api)
+            if ended := processes.ended_early():
+                print(f"{name}: processes ended during the run: {', '.join(ended)}", flush=True)
             figures.peak5 = peak_per_second(api, 5.0)
         finally:
             await processes.stop()
