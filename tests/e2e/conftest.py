@@ -32,6 +32,7 @@ from bot.backend_client import BackendClient
 from bot.conversation import Conversations
 from bot.i18n import Catalogs
 from bot.settings import BotSettings
+from bot.state_key import load_state_key
 from bot.telegram.app import ChannelOptions, TelegramChannel
 from common.clock import FakeClock
 
@@ -146,6 +147,9 @@ class Stack:
         return ChannelOptions(
             rate_limit=False,
             notifications_wait=1,
+            # As ``datadesk bot`` runs webhooks: updates through the bot database's inbox.
+            bot_database_url=self.bot_settings.bot_database_url,
+            state_key=load_state_key(self.bot_settings),
             mode="webhook",
             webhook_url=f"http://127.0.0.1:{port}/telegram/e2e-hook",
             webhook_secret="e2e-webhook-secret",

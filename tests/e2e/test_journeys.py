@@ -7,6 +7,7 @@ stand-in, an SMS gateway sink and an SMTP server, all over loopback.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 
 import pytest
@@ -70,6 +71,14 @@ async def test_in_webhook_mode_telegram_posts_the_updates_and_the_journey_is_the
     assert api.webhook_secret == "e2e-webhook-secret"
     assert api.webhook_deliveries >= 7
     assert "getUpdates" not in [method for method, _ in api.calls]
+    # Every update went through the bot database's inbox and is marked applied
+    # there (the last one just after its answer was shown).
+    assert stack.channel is not None
+    inbox = stack.channel.inbox
+    assert inbox is not None
+    async with asyncio.timeout(5):
+        while await inbox.pending(str(CHAT)):  # noqa: ASYNC110 - a database, no event
+            await asyncio.sleep(0.05)
 
 
 @pytest.mark.parametrize("locale", ["lv", "ru"])
