@@ -1,6 +1,6 @@
 """Bot processes registered per token (they share Telegram's limit); the webhook inbox and chat leases.
 
-Revision ID: 0004_bot_registry_inbox
+Revision ID: 0003_bot_registry_inbox
 Revises: 0002_last_update_id
 """
 
@@ -9,7 +9,7 @@ from alembic import op
 
 from common.db import UTCDateTime
 
-revision = "0004_bot_registry_inbox"
+revision = "0003_bot_registry_inbox"
 down_revision = "0002_last_update_id"
 branch_labels = None
 depends_on = None
