@@ -1,7 +1,9 @@
 """Chat transcripts: what was said in a chat, masked again and encrypted at rest.
 
-The channel posts every message in and out (``POST /api/v1/chats/{chat}/messages``)
-already masked; ``mask_personal_data`` masks once more whatever still looks like
+The channel files every message in and out already masked, in numbered batches
+(``POST /api/v1/transcript``, ``file_lines``: each (chat, seq) is stored once,
+so a batch filed again changes nothing) or one by one
+(``POST /api/v1/chats/{chat}/messages``); ``mask_personal_data`` masks once more whatever still looks like
 a phone number, email address, card number or IBAN, so a message the channel
 did not recognise is never stored in clear. Agents read transcripts in the
 console; erasing a customer's ``chat_history`` deletes the transcripts of the
@@ -11,7 +13,8 @@ chats linked to them (``chat_history_eraser`` is the CRM's hook).
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, select, union
@@ -44,6 +47,51 @@ async def record_message(
     session.add(entry)
     await session.flush()
     return entry
+
+
+@dataclass(frozen=True)
+class NumberedLine:
+    """A channel's transcript line: ``seq`` numbers it within its chat."""
+
+    chat: str
+    seq: int
+    direction: str
+    text: str
+
+
+async def file_lines(session: AsyncSession, lines: Sequence[NumberedLine], *, at: datetime) -> int:
+    """Store each line not stored yet (by chat and seq), masked again; answer how many were new.
+
+    Lines are stored in the order given, so a chat's lines keep their order.
+    """
+    if not lines:
+        return 0
+    wanted = {(line.chat, line.seq) for line in lines}
+    chats = {chat for chat, _ in wanted}
+    known = await session.execute(
+        select(TranscriptEntry.chat, TranscriptEntry.seq).where(
+            TranscriptEntry.chat.in_(chats),
+            TranscriptEntry.seq.in_({seq for _, seq in wanted}),
+        )
+    )
+    seen = {(chat, seq) for chat, seq in known.tuples()}
+    new = 0
+    for line in lines:
+        if (line.chat, line.seq) in seen:
+            continue
+        seen.add((line.chat, line.seq))
+        session.add(
+            TranscriptEntry(
+                chat=line.chat,
+                seq=line.seq,
+                direction=line.direction,
+                text=mask_personal_data(line.text)[:MAX_STORED_TEXT],
+                at=at,
+            )
+        )
+        new += 1
+    await session.flush()
+    return new
 
 
 # Defence in depth: the bot masks before sending, but a message it did not

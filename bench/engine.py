@@ -7,8 +7,10 @@ Many chats walk it interleaved, on the shipped dialogs and catalogs, in Latvian.
 
 - pure: ``bot.engine.step`` alone, the state kept in memory (as JSON dicts);
 - persisted: each event loads the chat's row from the bot database (SQLite,
-  migrated, WAL), steps, and saves it back encrypted, as ``bot.state.StateStore``
-  does for the running bot. One event at a time (the bot serialises a chat).
+  migrated, WAL), steps, and saves it back encrypted with the event's
+  transcript lines, through ``bot.state.StateStore`` as the running bot does
+  (a polling bot, which remembers the records it saved). The chats run at
+  once, one event at a time each (the bot serialises a chat, not the bot).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from common.settings import REPO_ROOT
 
 SECONDS = 3.0
 CHATS = 50
+FLUSH_EVERY = 0.2
 
 PREVIEW = {
     "preview_id": "pv_1",
@@ -90,22 +93,41 @@ def pure(dialogs: Dialogs, catalogs: Catalogs) -> tuple[int, float]:
 
 
 async def persisted(dialogs: Dialogs, catalogs: Catalogs, folder: Path) -> tuple[int, float]:
-    """Events stepped in ``SECONDS`` with a load and a save of the chat's row around each."""
+    """Events stepped in ``SECONDS`` with a load and a save of the chat's row around each.
+
+    As in the bot, the chats run at once, each one event at a time; every
+    save carries the event's two transcript lines, as ``bot.conversation`` does.
+    """
     url = f"sqlite+aiosqlite:///{folder / 'bot.sqlite3'}"
     await asyncio.to_thread(upgrade_sync, url, BOT_MIGRATIONS)
-    store = StateStore.open(url, StateKey("bench-secret-not-for-production"))
-    events, started = 0, time.perf_counter()
-    try:
+    store = StateStore.open(url, StateKey("bench-secret-not-for-production"), remember=CHATS)
+    events = 0
+    started = time.perf_counter()
+
+    async def chat(name: str) -> None:
+        nonlocal events
         while time.perf_counter() - started < SECONDS:
             for event in JOURNEY:
-                if time.perf_counter() - started >= SECONDS:
-                    break
-                for chat in range(CHATS):
-                    record = await store.load(f"bench:{chat}")
-                    state = State.from_json(record.state) if record.state else State()
-                    record.state = step(dialogs, state, event, catalogs).state.to_json()
-                    await store.save(record)
-                    events += 1
+                record = await store.load(name)
+                state = State.from_json(record.state) if record.state else State()
+                result = step(dialogs, state, event, catalogs)
+                record.state = result.state.to_json()
+                said = "\n\n".join(m.text for m in result.messages) or "…"
+                await store.save(record, lines=[("in", f"{event}"), ("out", said)])
+                events += 1
+
+    async def filer() -> None:
+        # The transcript flusher's database side, with a backend that takes every line.
+        while time.perf_counter() - started < SECONDS:
+            await asyncio.sleep(FLUSH_EVERY)
+            last: dict[str, int] = {}
+            for line in await store.unfiled_lines(CHATS):
+                last[line.chat] = max(line.seq, last.get(line.chat, 0))
+            for name, seq in last.items():
+                await store.filed(name, seq)
+
+    try:
+        await asyncio.gather(filer(), *(chat(f"bench:{number}") for number in range(CHATS)))
     finally:
         await store.close()
     return events, time.perf_counter() - started

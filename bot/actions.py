@@ -31,6 +31,10 @@ from common.vocabulary.request_kinds import ERASURE, UPDATE_CONTACT
 
 log = logging.getLogger(__name__)
 
+# The profile a code check answered with; it lives only as long as the update
+# (``bot.stepping`` drops it), so a later step never shows a stale one.
+FRESH_PROFILE = "fresh_profile"
+
 Outcome = tuple[str, dict[str, Any]]
 
 
@@ -146,16 +150,26 @@ async def check_code(backend: BackendClient, ctx: ActionContext, args: dict[str,
     ctx.memory["session_token"] = token
     ctx.memory["verified"] = True
     ctx.memory.pop("verification_id", None)
+    profile = answer.get("profile")
+    if isinstance(profile, dict):
+        # For the step after this one, in the same update (see ``load_profile``).
+        ctx.memory[FRESH_PROFILE] = profile
     customer = answer.get("customer")
     language = customer.get("language") if isinstance(customer, dict) else None
     return "verified", {"language": language}
 
 
 async def load_profile(backend: BackendClient, ctx: ActionContext, args: dict[str, Any]) -> Outcome:
-    """What the bank holds about the verified customer, masked."""
+    """What the bank holds about the verified customer, masked.
+
+    Right after a code check the check's answer carried it: no second round trip.
+    """
     token = ctx.session_token
     if token is None:
         return "session_expired", {}
+    fresh = ctx.memory.pop(FRESH_PROFILE, None)
+    if isinstance(fresh, dict):
+        return "ok", fresh
     try:
         return "ok", await backend.me(token)
     except BackendRefused as err:

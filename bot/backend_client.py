@@ -99,9 +99,13 @@ class BackendClient:
         """One API call; the JSON answer, or BackendRefused / BackendUnavailable."""
         url = f"{self.base_url}{path}"
         limit = aiohttp.ClientTimeout(total=seconds or self.timeout)
+        # UTF-8 as it is, not \u escapes: a line in Chinese stays well under the body limit.
+        data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
+        if data is not None:
+            headers = {**(headers or {}), "Content-Type": "application/json"}
         try:
             async with self._http().request(
-                method, url, json=body, params=params, headers=headers, timeout=limit
+                method, url, data=data, params=params, headers=headers, timeout=limit
             ) as response:
                 status = response.status
                 raw = await response.read()
@@ -244,6 +248,10 @@ class BackendClient:
         }
         return await self._call("POST", "/api/v1/escalations", body=body)
 
+    async def file_transcript(self, lines: list[dict[str, Any]]) -> dict[str, Any]:
+        """POST /transcript: lines ``{chat, seq, direction, text}``; each (chat, seq) kept once."""
+        return await self._call("POST", "/api/v1/transcript", body={"lines": lines})
+
     async def append_message(self, chat: str, *, direction: str, text: str) -> bool:
         """POST /chats/{chat}/messages (already masked); True while an agent holds the chat."""
         path = f"/api/v1/chats/{quote(chat, safe='')}/messages"
@@ -263,5 +271,6 @@ def _route(path: str) -> str:
 
 _ROUTE_WORDS = frozenset(
     {"", "api", "v1", "verifications", "resend", "check", "contact-proofs", "me",
-     "erasure-preview", "requests", "notifications", "ack", "escalations", "chats", "messages"}
+     "erasure-preview", "requests", "notifications", "ack", "escalations", "chats", "messages",
+     "transcript"}
 )  # fmt: skip

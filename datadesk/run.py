@@ -9,6 +9,11 @@ each side is handed only its own: the bot gets ``BotSettings`` (with the
 backend's service token handed over in memory), never the backend's keys.
 Exit status 0 after a signal or the end of the terminal chat, 1 when any part
 fails, 2 when the settings are wrong.
+
+Stopping (SIGTERM, SIGINT) drains in order: the channel stops taking updates
+and finishes those in hand (their backend calls, replies and transcript),
+then the backend and the worker stop; no customer action fails because the
+process is stopping.
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ from datadesk.deployment import Deployment
 
 log = logging.getLogger(__name__)
 
+# How long a stopping ``datadesk run`` lets the channel finish the updates in hand.
+DRAIN_SECONDS = 30
+
 
 async def _run_all(args: argparse.Namespace, deployment: Deployment) -> int:
     settings = deployment.backend
@@ -46,9 +54,11 @@ async def _run_all(args: argparse.Namespace, deployment: Deployment) -> int:
     async def body(services: Services, stop: asyncio.Event) -> int:
         concurrency = int(getattr(args, "concurrency", 1) or 1)
         listening = asyncio.Event()
+        # Set only once the channel has drained: the backend and worker outlive it.
+        halt = asyncio.Event()
         tasks: list[asyncio.Task[Any]] = [
-            asyncio.create_task(serve_backend(services, stop, listening), name="backend"),
-            asyncio.create_task(work_queue(services, stop, concurrency, False), name="worker"),
+            asyncio.create_task(serve_backend(services, halt, listening), name="backend"),
+            asyncio.create_task(work_queue(services, halt, concurrency, False), name="worker"),
         ]
         print(
             f"agent console: http://{settings.http_host}:{settings.http_port}/console/", flush=True
@@ -70,6 +80,15 @@ async def _run_all(args: argparse.Namespace, deployment: Deployment) -> int:
         # Wait for a signal, the end of the terminal chat, or any part failing.
         finished, _ = await asyncio.wait([*tasks, *waiters], return_when=asyncio.FIRST_COMPLETED)
         stop.set()
+        if channel is not None and not channel.done():
+            # First the channel: it stops taking updates, answers those in hand and
+            # files their transcript, all against a backend that is still serving.
+            channel.cancel()
+            drained, _ = await asyncio.wait([channel], timeout=DRAIN_SECONDS)
+            if not drained:
+                log.warning("the channel did not stop within %d s; stopping anyway", DRAIN_SECONDS)
+        # Then the backend and the worker.
+        halt.set()
         status = 0
         for task in finished:
             if task.cancelled() or task.get_name() == "stop":
@@ -78,8 +97,6 @@ async def _run_all(args: argparse.Namespace, deployment: Deployment) -> int:
             if error is not None:
                 log.error("%s stopped with an error", task.get_name(), exc_info=error)
                 status = 1
-        if channel is not None and not channel.done():
-            channel.cancel()
         await asyncio.gather(*tasks, *waiters, return_exceptions=True)
         return status
 

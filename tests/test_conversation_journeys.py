@@ -73,6 +73,7 @@ async def test_a_customer_verifies_and_changes_their_email_and_hears_the_outcome
     assert "anna.new@example.lv" not in logged
     assert code not in logged
     assert ANNA not in logged
+    await customer.conversations.flush()
     async with world.services.sessions() as session:
         kept = " ".join(e.text for e in await escalations.transcript(session, "term:anna"))
     assert code not in kept
@@ -149,6 +150,7 @@ async def test_a_card_number_typed_mid_flow_is_deleted_and_kept_masked(
     # The customer is still asked for the email, and can give it.
     out = await customer.type("anna.b@example.lv")
     assert not any(isinstance(o, Delete) for o in out)
+    await customer.conversations.flush()
     async with world.services.sessions() as session:
         entries = await escalations.transcript(session, "term:card")
     inbound = [e.text for e in entries if e.direction == "in"]

@@ -105,6 +105,7 @@ async def test_a_card_number_typed_mid_flow_is_deleted_explained_and_masked(
     assert texts(out) == ["hygiene.card[lv]"]
     # The engine never saw it: the conversation is where it was.
     assert texts(await conversations.handle("term:d", Press("count"))) == ["count 1"]
+    await conversations.flush()
     inbound = [t for d, t in await transcript(backend, "term:d") if d == "in"]
     assert "my card is 411111••••••1111" in inbound
     assert not any("1111 1111" in t for _, t in await transcript(backend, "term:d"))
@@ -122,6 +123,7 @@ async def test_an_iban_or_national_id_is_deleted_and_kept_masked(
     assert iban[0] == Delete(5, "iban")
     assert texts(iban) == ["hygiene.iban[en]"]
     assert personal[0] == Delete(6, "national_id")
+    await conversations.flush()
     inbound = [t for d, t in await transcript(backend, "term:e") if d == "in"]
     assert "LV80 •••• 5001" in inbound
     assert "my code ••••" in inbound
@@ -198,6 +200,7 @@ async def test_while_an_agent_holds_the_chat_messages_reach_the_agent_not_the_di
     )
     assert texts(left) == ["agent.left[lv]", "at menu"]
     assert texts(await conversations.handle("term:g", Press("count"))) == ["count 1"]
+    await conversations.flush()
     assert ("in", "is anyone there?") in await transcript(backend, "term:g")
 
 
@@ -398,6 +401,7 @@ async def test_an_edit_adding_a_card_number_is_deleted_explained_and_filed_maske
     await conversations.handle("term:edit", Press("count"))
     out = await conversations.handle("term:edit", Edited(f"card {CARD}", message_id=7))
     assert out == [Delete(7, "card"), Reply("hygiene.card[lv]")]
+    await conversations.flush()
     inbound = [t for d, t in await transcript(backend, "term:edit") if d == "in"]
     assert "card 411111••••••1111" in inbound
     assert not any("1111 1111" in t for _, t in await transcript(backend, "term:edit"))

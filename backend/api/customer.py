@@ -6,16 +6,13 @@ is the one helper every route about one customer uses to read it.
 
 from __future__ import annotations
 
-import re
-
 from aiohttp import web
 
 from backend.api.http import header_text, json_response, read_json, services
+from backend.api.profile import profile
 from backend.api.verification import refuse_bad_options, send_later, verifier
-from backend.crm.connector import Address
-from backend.errors import ConnectorError, NotFound, ServiceUnavailable, Unauthorized
+from backend.errors import Unauthorized
 from backend.verification import customer_for_session
-from common.masking import DOT, mask_email, mask_phone
 
 SESSION_HEADER = "X-Customer-Session"
 
@@ -31,32 +28,10 @@ async def customer_ref(request: web.Request) -> str:
     return ref
 
 
-def mask_address(address: Address) -> str:
-    """House and flat numbers hidden, the rest kept so the owner recognises it."""
-    lines = [address.line1, address.line2]
-    masked = [re.sub(r"\d+", DOT, line) for line in lines if line]
-    return ", ".join([*masked, address.city, address.postcode, address.country])
-
-
 async def me(request: web.Request) -> web.Response:
     """What the bot may show the verified customer: masked contacts, consent, open products."""
     ref = await customer_ref(request)
-    try:
-        record = await services(request).crm.get(ref)
-    except ConnectorError as exc:
-        raise ServiceUnavailable("the CRM is not reachable", code="crm_unavailable") from exc
-    if record is None:
-        raise NotFound("the customer is no longer on file", code="customer_not_found")
-    return json_response(
-        {
-            "language": record.language,
-            "phones": [{"masked": mask_phone(n), "primary": p} for n, p in record.phones],
-            "emails": [{"masked": mask_email(a), "primary": p} for a, p in record.emails],
-            "address": {"masked": mask_address(record.address)} if record.address else None,
-            "marketing": dict(record.marketing),
-            "open_products": sum(1 for p in record.products if p.closed is None),
-        }
-    )
+    return json_response(await profile(services(request), ref))
 
 
 async def contact_proof(request: web.Request) -> web.Response:

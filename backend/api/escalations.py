@@ -3,26 +3,32 @@
 ``POST /api/v1/escalations`` opens (or returns) a chat's escalation;
 ``POST /api/v1/chats/{chat}/messages`` adds one masked message to the
 transcript and tells the channel whether an agent holds the chat, in which
-case the channel does not run the dialog for it.
+case the channel does not run the dialog for it; ``POST /api/v1/transcript``
+files a batch of lines numbered per chat, each (chat, seq) once.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiohttp import web
+from sqlalchemy.exc import IntegrityError
 
 from backend import escalations, transcripts, verification
 from backend.api.http import json_response, read_json, services
 from backend.errors import Invalid
 from backend.models.console import REASONS
-from backend.validation import INVALID_CHAT, valid_chat
+from backend.validation import INVALID_CHAT, is_text, valid_chat
 from common.vocabulary.locales import SHIPPED_LOCALES
 
 log = logging.getLogger(__name__)
 
 # Transcript lines from the bot may be several Telegram messages long.
 MAX_TRANSCRIPT_TEXT = 16 * 1024
+# Lines per ``POST /api/v1/transcript``; the body limit bounds it too.
+MAX_TRANSCRIPT_BATCH = 500
+MAX_SEQ = 2**62
 
 
 async def _customer_ref(request: web.Request, token: str | None) -> str | None:
@@ -107,6 +113,59 @@ async def add_message(request: web.Request) -> web.Response:
     return json_response({"agent_active": active}, status=201)
 
 
+def _numbered_lines(body: dict[str, Any]) -> list[transcripts.NumberedLine]:
+    """The batch's lines, or Invalid naming each wrong field as ``lines.{i}.{field}``."""
+    raw = body.get("lines")
+    if not isinstance(raw, list) or not 0 < len(raw) <= MAX_TRANSCRIPT_BATCH:
+        raise Invalid({"lines": "invalid_lines"})
+    fields: dict[str, str] = {}
+    lines: list[transcripts.NumberedLine] = []
+    for number, item in enumerate(raw):
+        where = f"lines.{number}"
+        if not isinstance(item, dict):
+            fields[where] = "invalid_line"
+            continue
+        chat, seq = valid_chat(item.get("chat")), item.get("seq")
+        direction, text = item.get("direction"), item.get("text")
+        if chat is None:
+            fields[f"{where}.chat"] = INVALID_CHAT
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 < seq <= MAX_SEQ:
+            fields[f"{where}.seq"] = "invalid_seq"
+        if direction not in ("in", "out"):
+            fields[f"{where}.direction"] = "invalid_direction"
+        if not isinstance(text, str) or not text.strip():
+            fields[f"{where}.text"] = "empty"
+        elif len(text) > MAX_TRANSCRIPT_TEXT:
+            fields[f"{where}.text"] = "too_long"
+        elif not is_text(text):
+            fields[f"{where}.text"] = "invalid_text"
+        if not any(key.startswith(f"{where}.") for key in fields):
+            assert chat is not None
+            assert isinstance(seq, int)
+            lines.append(transcripts.NumberedLine(chat, seq, str(direction), str(text)))
+    if fields:
+        raise Invalid(fields)
+    return lines
+
+
+async def file_transcript(request: web.Request) -> web.Response:
+    """File a batch of numbered lines; a line already filed (same chat and seq) is skipped."""
+    lines = _numbered_lines(await read_json(request))
+    svc = services(request)
+    for attempt in range(3):
+        try:
+            async with svc.sessions() as session, session.begin():
+                stored = await transcripts.file_lines(session, lines, at=svc.clock.now())
+        except IntegrityError:
+            # Another bot filed some of the same lines at the same moment: look again.
+            if attempt == 2:
+                raise
+            continue
+        return json_response({"stored": stored, "already": len(lines) - stored})
+    raise AssertionError("unreachable")
+
+
 def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/escalations", create_escalation)
     app.router.add_post("/api/v1/chats/{chat}/messages", add_message)
+    app.router.add_post("/api/v1/transcript", file_transcript)

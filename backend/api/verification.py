@@ -7,14 +7,16 @@ background tasks the application tracks and awaits on shutdown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from aiohttp import web
 
 from backend.api.http import json_response, read_json, services
+from backend.api.profile import profile
 from backend.codes import Started
-from backend.errors import Invalid
-from backend.verification import Verifier
+from backend.errors import ApiError, Invalid
+from backend.verification import Verifier, customer_for_session
 from common.vocabulary.locales import SHIPPED_LOCALES
 from common.vocabulary.verification_channels import VERIFICATION_CHANNELS
 
@@ -86,9 +88,18 @@ async def resend_code(request: web.Request) -> web.Response:
 
 
 async def check_code(request: web.Request) -> web.Response:
-    """Check a code: a session token, a proof token, or the reason it failed."""
+    """Check a code: a session token (with the profile), a proof token, or why it failed."""
     body = await read_json(request)
     result = await verifier(request).check(request.match_info["id"], body.get("code"))
+    token = result.get("session_token")
+    if isinstance(token, str):
+        # The bot's next step shows the profile: it comes with the token, not in a second call.
+        svc = services(request)
+        async with svc.sessions() as session:
+            ref = await customer_for_session(session, svc.keyring, token, svc.clock.now())
+        if ref is not None:
+            with contextlib.suppress(ApiError):
+                result["profile"] = await profile(svc, ref)
     return json_response(result)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy import BigInteger, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.crypto import Encrypted, new_row_uid
@@ -103,5 +103,10 @@ class TranscriptEntry(Base):
     text: Mapped[str] = mapped_column(Encrypted(row=("row_uid",)))
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The channel's per-chat number of the line (``POST /api/v1/transcript``); None for agents'.
+    seq: Mapped[int | None] = mapped_column(BigInteger)
 
-    __table_args__ = (Index("ix_transcript_entries_chat_id", "chat", "id"),)
+    __table_args__ = (
+        Index("ix_transcript_entries_chat_id", "chat", "id"),
+        Index("ix_transcript_entries_chat_seq", "chat", "seq", unique=True),
+    )

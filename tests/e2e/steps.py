@@ -94,7 +94,10 @@ async def requests_of(stack: Stack, chat: int) -> list[Request]:
 
 
 async def transcript_of(stack: Stack, chat: int) -> list[str]:
-    """What the backend stored of the chat (what agents would read)."""
+    """What the backend stored of the chat (what agents would read), once the bot filed it."""
+    if stack.conversations is not None:
+        # Filing is off the customer's path: what the bot said so far, filed now.
+        await stack.conversations.flush()
     async with stack.services.sessions() as session:
         rows = await session.scalars(
             select(TranscriptEntry.text)

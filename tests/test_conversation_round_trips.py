@@ -1,0 +1,153 @@
+"""What one customer update costs the backend: counted on a real backend on loopback.
+
+The bot reaches the live backend through a counting pass-through on
+loopback (real HTTP both ways), so every request the bot makes is seen,
+method and route. A menu or a button that calls no action costs no request;
+an update whose step needs the backend costs one. Transcript lines are not
+on the customer's path: they are filed afterwards in batches, each once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from conftest import SERVICE_TOKEN, bot_settings_for, start_app
+from fakes.customer import Customer, options, said
+from fakes.verification_world import ANNA, World, world
+
+from backend import escalations
+from bot.backend_client import BackendClient
+from bot.conversation import Conversations
+
+__all__ = ["world"]
+
+TRANSCRIPT = "POST /api/v1/transcript"
+
+
+@dataclass
+class Counter:
+    """Requests that went through the pass-through, as ``METHOD /path``, in order."""
+
+    url: str
+    seen: list[str] = field(default_factory=list)
+    # Requests answered 503 here instead of reaching the backend.
+    down: set[str] = field(default_factory=set)
+
+    def since(self, mark: int) -> list[str]:
+        """Requests after the first ``mark`` ones, transcript filing left out."""
+        return [r for r in self.seen[mark:] if r != TRANSCRIPT]
+
+
+@pytest.fixture
+async def counter(world: World) -> AsyncIterator[Counter]:
+    """A pass-through to the live backend that notes every request."""
+    found = Counter(url="")
+    session = aiohttp.ClientSession(auto_decompress=False)
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        found.seen.append(f"{request.method} {request.path}")
+        if f"{request.method} {request.path}" in found.down:
+            return web.json_response({"error": {"code": "unavailable"}}, status=503)
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
+        async with session.request(
+            request.method,
+            world.backend.url + request.path_qs,
+            data=await request.read(),
+            headers=headers,
+        ) as answer:
+            body = await answer.read()
+            return web.Response(
+                status=answer.status,
+                body=body,
+                content_type=answer.content_type,
+            )
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", forward)
+    runner, found.url = await start_app(app)
+    try:
+        yield found
+    finally:
+        await runner.cleanup()
+        await session.close()
+
+
+@pytest.fixture
+async def customer(
+    counter: Counter, world: World, bot_db_url: str, tmp_path: Path
+) -> AsyncIterator[Customer]:
+    settings = bot_settings_for(tmp_path, counter.url, bot_db_url)
+    client = BackendClient(settings.backend_url, SERVICE_TOKEN)
+    conversations = await Conversations.open(settings, backend=client)
+    try:
+        yield Customer(conversations, "term:count")
+    finally:
+        await conversations.close()
+        await client.close()
+
+
+async def test_a_menu_or_a_button_that_calls_no_action_costs_no_backend_request(
+    customer: Customer, counter: Counter
+) -> None:
+    mark = len(counter.seen)
+    menu = await customer.start("lv")
+    assert "marketing_opt_out" in options(menu)
+    asked = await customer.press("marketing_opt_out")
+    assert any(r.contact_button for r in asked if hasattr(r, "contact_button"))
+    offered = await customer.share(ANNA)
+    assert options(offered) == ["sms", "email"], said(offered)
+    assert counter.since(mark) == []
+
+
+async def test_each_update_that_needs_the_backend_costs_one_request(
+    customer: Customer, counter: Counter, world: World
+) -> None:
+    await customer.start("lv")
+    await customer.press("marketing_opt_out")
+    await customer.share(ANNA)
+
+    mark = len(counter.seen)
+    await customer.press("sms")
+    assert counter.since(mark) == ["POST /api/v1/verifications"]
+
+    code = await world.code_for(ANNA, 1)
+    mark = len(counter.seen)
+    shown = await customer.type(code)
+    # The code is checked and the consent state comes back in the same answer.
+    assert counter.since(mark) == [f"POST /api/v1/verifications/{_one_id(counter)}/check"]
+    assert options(shown), said(shown)
+
+
+def _one_id(counter: Counter) -> str:
+    checks = [r for r in counter.seen if r.endswith("/check")]
+    return checks[-1].split("/")[-2]
+
+
+async def test_lines_kept_while_the_backend_is_down_are_filed_later_in_one_batch_in_order_once(
+    customer: Customer, counter: Counter, world: World
+) -> None:
+    counter.down.add(TRANSCRIPT)
+    await customer.start("lv")
+    await customer.press("marketing_opt_out")
+    await customer.share(ANNA)
+    await customer.conversations.flush()
+    async with world.services.sessions() as session:
+        assert await escalations.transcript(session, "term:count") == []
+
+    counter.down.clear()
+    mark = len(counter.seen)
+    await customer.conversations.flush()
+    await customer.conversations.flush()
+    # Three updates' six lines in one request; nothing left to file after it.
+    assert counter.seen[mark:] == [TRANSCRIPT]
+    async with world.services.sessions() as session:
+        entries = await escalations.transcript(session, "term:count")
+    assert [e.direction for e in entries] == ["in", "out"] * 3
+    assert [e.seq for e in entries] == [1, 2, 3, 4, 5, 6]
+    assert entries[0].text == "/start"
+    assert entries[2].text == "[marketing_opt_out]"
