@@ -173,8 +173,7 @@ class StateStore:
     """Loads and saves ``ChatRecord``s in the bot database (SQLite or PostgreSQL).
 
     The hot path (``load``, ``save``, the transcript outbox) runs single
-    statements in autocommit on a pool of its own: no BEGIN, COMMIT or reset
-    round trips around them. Profiling ``bench/engine.py`` (cProfile) showed
+    statements in autocommit: no BEGIN, COMMIT or reset round trips around them. Profiling ``bench/engine.py`` (cProfile) showed
     the time went to round trips to the database thread, not to SQL: the
     ORM session's load-then-save took 13 of them per update, this takes 3.
     """
@@ -182,12 +181,18 @@ class StateStore:
     def __init__(self, engine: AsyncEngine, key: StateKey, *, remember: int = 0) -> None:
         self.engine = engine
         self.sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(engine)
-        # Each statement is its own transaction, so there is nothing to reset on return.
-        self._auto = make_engine(
-            str(engine.url.render_as_string(hide_password=False)),
-            isolation_level="AUTOCOMMIT",
-            pool_reset_on_return=None,
-        )
+        # Each hot-path statement is its own transaction. On SQLite they get a pool of
+        # their own with nothing to reset on return (every reset is a round trip to
+        # aiosqlite's thread); PostgreSQL's connections are shared, not doubled.
+        self._own_auto = engine.dialect.name == "sqlite"
+        if self._own_auto:
+            self._auto = make_engine(
+                engine.url.render_as_string(hide_password=False),
+                isolation_level="AUTOCOMMIT",
+                pool_reset_on_return=None,
+            )
+        else:
+            self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.key = key
         # The records this process saved last, newest last: with one bot process per
         # token (polling) nobody else writes them, so a load need not read them back.
@@ -207,7 +212,8 @@ class StateStore:
 
     async def close(self) -> None:
         """Release the database connections."""
-        await self._auto.dispose()
+        if self._own_auto:
+            await self._auto.dispose()
         await self.engine.dispose()
 
     def _seal(self, chat: str, column: str, plain: str) -> str:
