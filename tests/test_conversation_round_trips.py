@@ -151,3 +151,22 @@ async def test_lines_kept_while_the_backend_is_down_are_filed_later_in_one_batch
     assert [e.seq for e in entries] == [1, 2, 3, 4, 5, 6]
     assert entries[0].text == "/start"
     assert entries[2].text == "[marketing_opt_out]"
+
+
+async def test_an_agent_taking_over_is_learned_from_the_notification_not_by_asking(
+    customer: Customer, counter: Counter, world: World
+) -> None:
+    await customer.start("lv")
+    joined = await customer.conversations.notify(
+        {"id": 1, "chat": "term:count", "type": "agent_joined", "details": {"name": "Anna"}}
+    )
+    assert joined
+    mark = len(counter.seen)
+    # The dialogs stay quiet: the message is for the agent, and costs no request now.
+    assert await customer.type("is anyone there?") == []
+    assert counter.since(mark) == []
+    await customer.conversations.flush()
+    async with world.services.sessions() as session:
+        entries = await escalations.transcript(session, "term:count")
+    assert entries[-1].direction == "in"
+    assert entries[-1].text == "is anyone there?"
