@@ -110,14 +110,18 @@ class Filer:
     async def file_waiting(self) -> bool:
         """File every line waiting now; False if the backend or database could not be used."""
         async with self._lock:
+            before: list[tuple[str, int]] = []
             while True:
                 try:
                     lines = await self.store.unfiled_lines()
                 except Exception:
                     log.warning("transcript: waiting lines could not be read", exc_info=True)
                     return False
-                if not lines:
+                waiting = [(line.chat, line.seq) for line in lines]
+                if not lines or waiting == before:
+                    # Nothing left, or nothing moved (another writer's lines): not a loop.
                     return True
+                before = waiting
                 for batch in _batches(lines):
                     if not await self._file(batch):
                         return False
