@@ -9,7 +9,7 @@ on the customer's path: they are filed afterwards in batches, each once.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from fakes.verification_world import ANNA, World, world
 
 from backend import escalations
 from bot.backend_client import BackendClient
+from bot.channel import Outgoing
 from bot.conversation import Conversations
 
 __all__ = ["world"]
@@ -170,3 +171,27 @@ async def test_an_agent_taking_over_is_learned_from_the_notification_not_by_aski
         entries = await escalations.transcript(session, "term:count")
     assert entries[-1].direction == "in"
     assert entries[-1].text == "is anyone there?"
+
+
+async def test_every_update_of_the_opt_out_journey_costs_at_most_one_request(
+    customer: Customer, counter: Counter, world: World
+) -> None:
+    costs: list[tuple[str, list[str]]] = []
+
+    async def step(name: str, update: Awaitable[list[Outgoing]]) -> list[Outgoing]:
+        mark = len(counter.seen)
+        out = await update
+        costs.append((name, counter.since(mark)))
+        return out
+
+    await step("/start", customer.start("en"))
+    await step("opt out", customer.press("marketing_opt_out"))
+    await step("share contact", customer.share(ANNA))
+    await step("by sms", customer.press("sms"))
+    code = await world.code_for(ANNA, 1)
+    await step("code", customer.type(code))
+    await step("all channels", customer.press("all"))
+    done = await step("yes", customer.press("yes"))
+    assert "DD-" in said(done), said(done)
+    assert all(len(requests) <= 1 for _, requests in costs), costs
+    assert [name for name, requests in costs if requests] == ["by sms", "code", "yes"]
