@@ -22,6 +22,7 @@ does: a bot killed before the write files nothing, after it files the line
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections import OrderedDict
@@ -38,6 +39,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    Update,
+    bindparam,
     delete,
     insert,
     select,
@@ -167,6 +170,17 @@ _LOAD = select(
     _CONVERSATION.c.transcript_filed,
     _CONVERSATION.c.transcript_lines,
 )
+
+
+@functools.cache
+def _update_for(columns: frozenset[str]) -> Update:
+    """The version-checked UPDATE of these columns, built once: a save costs no statement building."""
+    return (
+        update(_CONVERSATION)
+        .where(_CONVERSATION.c.chat == bindparam("key_chat"))
+        .where(_CONVERSATION.c.version == bindparam("key_version"))
+        .values({name: bindparam(f"v_{name}") for name in sorted(columns)})
+    )
 
 
 class StateStore:
@@ -322,11 +336,10 @@ class StateStore:
                 if record.version == 0:
                     await connection.execute(insert(_CONVERSATION).values(chat=chat, **values))
                 else:
+                    params = {f"v_{name}": value for name, value in values.items()}
                     result = await connection.execute(
-                        update(_CONVERSATION)
-                        .where(_CONVERSATION.c.chat == chat)
-                        .where(_CONVERSATION.c.version == record.version)
-                        .values(**values)
+                        _update_for(frozenset(values)),
+                        {**params, "key_chat": chat, "key_version": record.version},
                     )
                     if result.rowcount != 1:
                         raise StaleState(chat)
