@@ -187,9 +187,11 @@ class StateStore:
     """Loads and saves ``ChatRecord``s in the bot database (SQLite or PostgreSQL).
 
     The hot path (``load``, ``save``, the transcript outbox) runs single
-    statements in autocommit: no BEGIN, COMMIT or reset round trips around them. Profiling ``bench/engine.py`` (cProfile) showed
-    the time went to round trips to the database thread, not to SQL: the
-    ORM session's load-then-save took 13 of them per update, this takes 3.
+    statements in autocommit: no BEGIN, COMMIT or reset round trips around
+    them. Profiling ``bench/engine.py`` (cProfile) showed the time went to
+    round trips to aiosqlite's thread, not to SQL: the ORM session's
+    load-then-save took 13 of them per update; a save here takes 3, and a
+    polling bot's load none.
     """
 
     def __init__(self, engine: AsyncEngine, key: StateKey, *, remember: int = 0) -> None:
