@@ -5,15 +5,15 @@ bot's key), ``transcript_seq`` the last number given out and
 ``transcript_filed`` the last the backend confirmed; the partial index finds
 the chats with lines to file.
 
-Revision ID: 0003_transcript_outbox
+Revision ID: 0004_transcript_outbox
 Revises: 0002_last_update_id
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_transcript_outbox"
-down_revision = "0002_last_update_id"
+revision = "0004_transcript_outbox"
+down_revision = "0003_bot_registry_inbox"
 branch_labels = None
 depends_on = None
 

@@ -4,15 +4,15 @@
 unique (chat, seq) index makes a batch filed twice (a bot killed after filing,
 before noting it) store each line once. Agents' lines have no number.
 
-Revision ID: 0007_transcript_seq
+Revision ID: 0009_transcript_seq
 Revises: 0006_console_limits
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_transcript_seq"
-down_revision = "0006_console_limits"
+revision = "0009_transcript_seq"
+down_revision = "0008_keys"
 branch_labels = None
 depends_on = None
 
