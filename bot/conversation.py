@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from typing import Any
 
 from bot.backend_client import BackendClient
@@ -44,7 +45,10 @@ from common.clock import Clock, SystemClock
 log = logging.getLogger(__name__)
 
 COMMANDS = ("start", "cancel", "back", "help", "language", "status", "agent")
-SAVE_ATTEMPTS = 3
+# Another process saving the same chat first costs an attempt (webhook bots apply a
+# chat's updates through one lease, so this is rare); a short random pause lets
+# the other finish rather than collide again.
+SAVE_ATTEMPTS = 8
 # Chats whose last record a polling bot keeps in memory (it is their only writer).
 REMEMBERED_CHATS = 10_000
 
@@ -149,6 +153,7 @@ class Conversations:
                     return await self._answer(record, event, deletes)
                 except StaleState:
                     log.info("chat %s: saved elsewhere meanwhile, stepping again", chat)
+                    await asyncio.sleep(random.uniform(0, 0.02 * attempt))  # noqa: S311 (jitter)
             log.error("chat %s: could not save after %d attempts", chat, SAVE_ATTEMPTS)
             locale = self.engine.locale(self.records.state(record, event))
             return [*deletes, Reply(self.say(locale, "engine.error"))]
