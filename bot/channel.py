@@ -11,12 +11,20 @@ chat, so an update the platform delivers again (the bot died before
 confirming it) is recognised and not handled twice. Channels without such ids
 (the terminal) leave it None. It says how the event travelled, not what the
 customer did, so events compare equal without it.
+
+Every channel hands over only storable text: ``storable_event`` replaces a
+lone surrogate (JSON may escape one, ``"\\ud800"``; a terminal decodes a
+stray byte to one) and NUL, which neither UTF-8 nor PostgreSQL can hold, with
+U+FFFD. The backend would refuse such text; the customer still gets an answer.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,28 @@ class Edited:
 
 # Everything a channel may hand ``Conversations.handle``.
 ChannelEvent = Event | Edited
+
+REPLACEMENT = "\ufffd"
+# Lone surrogates (U+D800–U+DFFF never pair up in a Python str) and NUL.
+_UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
+
+
+def storable(text: str) -> str:
+    """``text`` with every lone surrogate and NUL replaced by U+FFFD."""
+    return _UNSTORABLE.sub(REPLACEMENT, text)
+
+
+_E = TypeVar("_E", bound=ChannelEvent)
+
+
+def storable_event(event: _E) -> _E:
+    """``event`` with every text field ``storable``; the same object when nothing needed it."""
+    changes: dict[str, object] = {
+        f.name: storable(value)
+        for f in dataclasses.fields(event)
+        if isinstance(value := getattr(event, f.name), str) and _UNSTORABLE.search(value)
+    }
+    return dataclasses.replace(event, **changes) if changes else event  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,18 @@ from collections.abc import AsyncIterator, Callable
 from typing import TextIO
 
 from bot.backend_client import BackendClient, BackendError
-from bot.channel import Command, Contact, Delete, Event, Outgoing, Press, Start, Text
+from bot.channel import (
+    Command,
+    Contact,
+    Delete,
+    Event,
+    Outgoing,
+    Press,
+    Start,
+    Text,
+    storable,
+    storable_event,
+)
 from bot.conversation import Conversations
 from bot.settings import BotSettings
 
@@ -72,7 +83,11 @@ class Terminal:
         self.out.flush()
 
     def event(self, line: str, language: str | None) -> Event | None:
-        """The event a typed line stands for; None for an empty line."""
+        """The event a typed line stands for, with storable text; None for an empty line."""
+        found = self._event(line, language)
+        return None if found is None else storable_event(found)
+
+    def _event(self, line: str, language: str | None) -> Event | None:
         text = line.strip()
         if not text:
             return None
@@ -135,10 +150,11 @@ async def _notifications(
 
 def _language(settings_language: str | None) -> str | None:
     if settings_language:
-        return settings_language
+        return storable(settings_language)
     # The terminal's own locale (LANG=lv_LV.UTF-8) is what Telegram's language_code is elsewhere.
+    # The environment decodes stray bytes to lone surrogates: storable() replaces them.
     raw = os.environ.get("LC_ALL") or os.environ.get("LANG") or ""
-    tag = raw.split(".")[0]
+    tag = storable(raw.split(".")[0])
     return tag if tag and tag not in ("C", "POSIX") else None
 
 

@@ -15,6 +15,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 from conftest import SERVICE_TOKEN, bot_settings_for
 from fakes.verification_world import ANNA, World, world
 
@@ -113,3 +114,23 @@ async def test_datadesk_chat_talks_to_a_backend_in_another_process(
     # It spoke Russian: the menu's words are in Cyrillic.
     assert any("\u0400" <= ch <= "\u04ff" for ch in shown), shown
     assert ANNA not in stderr.decode()
+
+
+async def test_a_terminal_with_lang_no_NO_gets_the_english_menu_on_every_turn(
+    world: World, bot_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LC_ALL", raising=False)
+    monkeypatch.setenv("LANG", "no_NO.UTF-8")
+    chat_settings = bot_settings_for(tmp_path, world.backend.url, bot_db_url)
+    screen = Screen()
+
+    async def typed() -> AsyncIterator[str]:
+        await screen.until("What would you like to do?")
+        yield "/help"
+        yield "hello \udc80 there"  # a stray byte, as the terminal decodes it
+        yield "/quit"
+
+    await run_chat(chat_settings, name="nora", lines=typed(), out=screen, poll_wait=1)
+    shown = screen.getvalue()
+    assert shown.count("What would you like to do?") >= 3, shown
+    assert "went wrong" not in shown

@@ -12,12 +12,16 @@ The fallback order, written down so product teams can predict it:
    shipped locales with Babel's ``negotiate_locale`` (the function behind
    ``Locale.negotiate``, which returns the shipped id as spelt) (``ru-RU`` → ``ru``, ``lv-LV`` → ``lv``).
 4. Anything else (``pt-BR``, an unknown or malformed tag, no tag) → ``en``.
+
+Negotiation is total: it never raises, whatever the platform sends. CLDR's likely
+subtags name locales Babel ships no data for (``no`` → ``no_Latn_NO``), so a
+likely tag is only split into its parts, never loaded as a locale.
 """
 
 from __future__ import annotations
 
 from babel import Locale, UnknownLocaleError
-from babel.core import get_global, negotiate_locale
+from babel.core import get_global, negotiate_locale, parse_locale
 
 from common.vocabulary.locales import DEFAULT_LOCALE, SHIPPED_LOCALES
 
@@ -49,12 +53,15 @@ def _script(locale: Locale) -> str | None:
     expanded = get_global("likely_subtags").get(str(locale.language))
     if not isinstance(expanded, str):
         return None
-    return Locale.parse(expanded).script
+    try:
+        return parse_locale(expanded)[2]
+    except ValueError:
+        return None
 
 
 def negotiate(language_code: str | None, available: tuple[str, ...] = SHIPPED_LOCALES) -> str:
     """Return the shipped locale id for a platform language tag; ``en`` when none fits."""
-    if not language_code:
+    if not language_code or not isinstance(language_code, str):
         return DEFAULT_LOCALE
     parsed = _parse(language_code)
     if parsed is None:

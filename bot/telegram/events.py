@@ -1,5 +1,7 @@
 """Telegram updates → ``bot.channel`` events. Pure: no I/O, no PTB application.
 
+Every event leaves here with storable text (``bot.channel.storable_event``).
+
 Only private chats are read: a bank's dialogs carry personal data and must not
 run in groups, so updates from groups and channels map to nothing.
 """
@@ -21,6 +23,7 @@ from bot.channel import (
     Start,
     Text,
     Unsupported,
+    storable_event,
 )
 
 # The global commands of the dialogs (DESIGN.md); any other "/word" is plain text.
@@ -147,7 +150,9 @@ def read_update(update: Update) -> Incoming | None:
     if query is not None:
         message_id = query.message.message_id if query.message is not None else None
         press = Press(option_id(query.data or ""), message_id, language_code, update.update_id)
-        return Incoming(chat_ref(chat.id), chat.id, press, callback_query_id=query.id)
+        return Incoming(
+            chat_ref(chat.id), chat.id, storable_event(press), callback_query_id=query.id
+        )
     event: ChannelEvent | None
     if update.message is not None:
         event = _message_event(update.message, language_code, update.update_id)
@@ -157,4 +162,4 @@ def read_update(update: Update) -> Incoming | None:
         return None
     if event is None:
         return None
-    return Incoming(chat_ref(chat.id), chat.id, event)
+    return Incoming(chat_ref(chat.id), chat.id, storable_event(event))
