@@ -1,7 +1,8 @@
 """Sending one-time codes by email over SMTP (``DATADESK_SMTP_*``).
 
 ``smtplib`` runs in a worker thread so the event loop never waits on the
-mail server. STARTTLS and login are used when the settings ask for them.
+mail server. STARTTLS and login are used when the settings ask for them; a
+login without STARTTLS needs ``SMTP_ALLOW_PLAIN_LOGIN`` (``Settings.check_smtp_login``).
 Failures raise ``MailDeliveryError`` naming the reference and what went wrong
 (the exception's type and the server's reply code), never an address.
 """
@@ -65,9 +66,13 @@ class SmtpMailer:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpMailer | None:
-        """A mailer when ``SMTP_HOST`` is set, else None (the email channel is off)."""
+        """A mailer when ``SMTP_HOST`` is set, else None (the email channel is off).
+
+        SettingsError when it would log in without STARTTLS and that is not allowed.
+        """
         if settings.smtp_host is None:
             return None
+        settings.check_smtp_login()
         return cls(
             settings.smtp_host,
             settings.smtp_port,

@@ -64,6 +64,9 @@ class Settings:
     smtp_user: str | None = None
     smtp_password: str | None = None
     smtp_starttls: bool = False
+    # Logging in to the SMTP server over a connection that is not encrypted
+    # sends the password in clear: only when the operator says so.
+    smtp_allow_plain_login: bool = False
     secret_key: str | None = None
     # Keys a rotation is moving values off: still read, never written (docs/operators.md).
     old_secret_keys: tuple[str, ...] = ()
@@ -120,6 +123,9 @@ class Settings:
             smtp_user=get("SMTP_USER"),
             smtp_password=get("SMTP_PASSWORD"),
             smtp_starttls=parse_bool("SMTP_STARTTLS", get("SMTP_STARTTLS") or "false"),
+            smtp_allow_plain_login=parse_bool(
+                "SMTP_ALLOW_PLAIN_LOGIN", get("SMTP_ALLOW_PLAIN_LOGIN") or "false"
+            ),
             secret_key=get("SECRET_KEY"),
             old_secret_keys=tuple((get("OLD_SECRET_KEYS") or "").split()),
             jurisdiction=get("JURISDICTION") or "EU-LV",
@@ -137,7 +143,24 @@ class Settings:
             raise SettingsError(f"{PREFIX}SMS_GATEWAY=http needs {PREFIX}SMS_GATEWAY_URL")
         if settings.crm == "http" and not settings.crm_url:
             raise SettingsError(f"{PREFIX}CRM=http needs {PREFIX}CRM_URL")
+        settings.check_smtp_login()
         return settings
+
+    def check_smtp_login(self) -> None:
+        """Raise SettingsError when SMTP would log in over a connection that is not encrypted."""
+        if (
+            self.smtp_host is not None
+            and self.smtp_user
+            and self.smtp_password
+            and not self.smtp_starttls
+            and not self.smtp_allow_plain_login
+        ):
+            raise SettingsError(
+                f"{PREFIX}SMTP_USER and {PREFIX}SMTP_PASSWORD are set but {PREFIX}SMTP_STARTTLS "
+                "is not: the password would cross the network in clear. Set "
+                f"{PREFIX}SMTP_STARTTLS=true, or {PREFIX}SMTP_ALLOW_PLAIN_LOGIN=true when the "
+                "mail server is on this host or a trusted network"
+            )
 
     def with_service_token(self) -> Settings:
         """Return settings whose service token is set, generating one into DATA_DIR once.
