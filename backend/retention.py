@@ -363,17 +363,20 @@ def _longer(until: date | None, than: date | None) -> bool:
 
 
 def purge_command(args: argparse.Namespace, settings: Settings) -> int:
-    """``datadesk purge``: erase held data whose hold has ended; print how many."""
+    """``datadesk purge``: erase held data whose hold has ended and spent verification rows."""
     from backend.ledger.purge import purge_once
     from backend.services import open_services
+    from backend.verification import purge_verification
 
-    async def run() -> int:
+    async def run() -> tuple[int, int]:
         services = await open_services(settings)
         try:
-            return len(await purge_once(services))
+            held = len(await purge_once(services))
+            return held, await purge_verification(services)
         finally:
             await services.close()
 
-    count = asyncio.run(run())
-    print(f"purge: {count} held categories erased")
+    held, verification = asyncio.run(run())
+    print(f"purge: {held} held categories erased")
+    print(f"purge: {verification} spent verification rows deleted")
     return 0

@@ -14,16 +14,27 @@ same answer; only the delivery differs, and delivery runs after the answer
 Per-customer limits key on ``subject``: ``mac("customer", ref)`` for a known
 customer, ``mac("phone", e164)`` for a number not on file, so both lock out
 alike.
+
+What is kept, and for how long (``purge_spent``, run by ``datadesk purge`` and
+the workers' daily purge; ``docs/operators.md``): a verified challenge has
+served its purpose and goes at the next purge; an unverified one, an expired
+session or proof, and a spent proof go ``GRACE`` (a day) after they expired or
+were spent; a sent code's rate-limit row goes ``GRACE`` after the hour it
+counts in. A day, because a customer who leaves a verification half done can
+still ask for a new code on it later the same day, and an operator looking into
+a complaint the same day still finds the rows; nothing here is needed after
+that, and the audit log keeps what happened without the phone or email.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend import audit
@@ -33,6 +44,7 @@ from backend.codes import (
     PROOF_TTL,
     RESEND_AFTER,
     SESSION_TTL,
+    WINDOW,
     Delivery,
     Started,
     deliver,
@@ -70,7 +82,19 @@ from common.vocabulary.contact_kinds import PROVEN_CONTACT_KINDS
 from common.vocabulary.locales import SHIPPED_LOCALES
 from common.vocabulary.verification_channels import VERIFICATION_CHANNELS
 
-__all__ = ["Verifier", "customer_for_session", "redeem_proof"]
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "GRACE",
+    "Verifier",
+    "customer_for_session",
+    "purge_spent",
+    "purge_verification",
+    "redeem_proof",
+]
+
+# How long verification rows outlive their purpose; see the module docstring.
+GRACE = timedelta(days=1)
 
 
 _CODE = re.compile(r"[0-9]{6}")
@@ -466,3 +490,44 @@ class Verifier:
     async def deliver(self, delivery: Delivery) -> None:
         """Send a code; failures are logged with the reference only, never raised."""
         await deliver(self._s, delivery)
+
+
+async def purge_spent(session: AsyncSession, now: datetime) -> dict[str, int]:
+    """Delete verification rows whose purpose is over (module docstring); rows deleted per table.
+
+    Runs in the caller's transaction (the caller commits).
+    """
+    before = now - GRACE
+    statements = {
+        "challenges": delete(Challenge).where(
+            or_(Challenge.verified_at.is_not(None), Challenge.expires_at < before)
+        ),
+        "code_issues": delete(CodeIssue).where(CodeIssue.issued_at < before - WINDOW),
+        "sessions": delete(CustomerSession).where(CustomerSession.expires_at < before),
+        "proofs": delete(ContactProof).where(
+            or_(ContactProof.expires_at < before, ContactProof.redeemed_at < before)
+        ),
+    }
+    deleted = {}
+    for table, statement in statements.items():
+        result = await session.execute(statement)
+        deleted[table] = int(getattr(result, "rowcount", 0) or 0)
+    return deleted
+
+
+async def purge_verification(services: Services) -> int:
+    """``purge_spent`` in its own transaction, audited when it deleted anything; rows deleted."""
+    now = services.clock.now()
+    async with services.sessions() as session, session.begin():
+        deleted = await purge_spent(session, now)
+        total = sum(deleted.values())
+        if total:
+            await audit.record(
+                session,
+                action="verification_purged",
+                actor="system:purge",
+                data=deleted,
+                at=now,
+            )
+    log.info("purge: %d verification rows deleted", total)
+    return total

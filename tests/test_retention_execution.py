@@ -148,7 +148,9 @@ async def test_the_purge_command_reports_how_much_it_erased(
 ) -> None:
     status = await asyncio.to_thread(purge_command, argparse.Namespace(), backend.services.settings)
     assert status == 0
-    assert capsys.readouterr().out == "purge: 0 held categories erased\n"
+    assert capsys.readouterr().out == (
+        "purge: 0 held categories erased\npurge: 0 spent verification rows deleted\n"
+    )
 
 
 def test_product_ids_are_masked_the_way_customers_recognise_them() -> None:

@@ -2,8 +2,9 @@
 
 ``purge_once`` replans holds kept "while product X is open" once X closed,
 drops erasure previews nobody used, and erases held data whose hold has ended
-(``datadesk purge``); ``purge_daily`` runs it in every worker at start and
-once a day. Each step is audited.
+(``datadesk purge``); ``purge_daily`` runs it, and the purge of spent
+verification rows (``backend.verification.purge_verification``), in every
+worker at start and once a day. Each step is audited.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from backend.crm.connector import CrmConnector
 from backend.models.ledger import ErasurePreview, Request
 from backend.retention import load_policy, preview
 from backend.services import Services
+from backend.verification import purge_verification
 from common.vocabulary.categories import Category
 from common.vocabulary.request_kinds import ERASURE
 from common.vocabulary.request_states import DONE, PARTLY_DONE
@@ -120,6 +122,7 @@ async def purge_daily(services: Services, crm: CrmConnector, stop: asyncio.Event
         if last is None or now - last >= PURGE_EVERY:
             try:
                 await purge_once(services, crm)
+                await purge_verification(services)
             except Exception as exc:
                 log.error("purge failed (%s); trying again later", type(exc).__name__)
             last = now
