@@ -112,13 +112,17 @@ def audit_actor(chat: str | None, customer_ref: str | None) -> str:
 
 
 async def customer_for_session(
-    session: AsyncSession, keyring: Keyring, session_token: str, now: datetime
+    session: AsyncSession, keyring: Keyring, session_token: str, now: datetime, chat: str
 ) -> str | None:
-    """The customer ref a session token is scoped to, or None when wrong or expired."""
+    """The customer ref a session token is scoped to, or None when wrong, expired or not ``chat``'s.
+
+    A session belongs to the chat it was issued in: the same token from any
+    other chat is no session at all.
+    """
     if not session_token or len(session_token) > 200:
         return None
     row = await session.get(CustomerSession, keyring.mac("session", session_token))
-    if row is None or row.expires_at <= now:
+    if row is None or row.expires_at <= now or row.chat is None or row.chat != chat:
         return None
     return row.customer_ref
 

@@ -171,7 +171,7 @@ async def load_profile(backend: BackendClient, ctx: ActionContext, args: dict[st
     if isinstance(fresh, dict):
         return "ok", fresh
     try:
-        return "ok", await backend.me(token)
+        return "ok", await backend.me(token, chat=ctx.chat)
     except BackendRefused as err:
         return _session_or_error(ctx, err)
 
@@ -193,7 +193,9 @@ async def start_contact_proof(
         return "session_expired", {}
     kind, value = str(args.get("kind") or ""), str(args.get("value") or "")
     try:
-        answer = await backend.start_contact_proof(token, kind=kind, value=value, locale=ctx.locale)
+        answer = await backend.start_contact_proof(
+            token, chat=ctx.chat, kind=kind, value=value, locale=ctx.locale
+        )
     except BackendRefused as err:
         if err.code == "invalid":
             same = "same_as_current" in err.fields.values()
@@ -233,7 +235,7 @@ async def preview_erasure(
     raw = args.get("scope") or ["all"]
     scope = [str(s) for s in (raw if isinstance(raw, list) else [raw]) if s]
     try:
-        answer = await backend.erasure_preview(token, scope or ["all"])
+        answer = await backend.erasure_preview(token, scope or ["all"], chat=ctx.chat)
     except BackendRefused as err:
         return _session_or_error(ctx, err)
     ctx.memory["preview_id"] = answer.get("preview_id")
@@ -275,11 +277,14 @@ async def submit_request(
 async def list_requests(
     backend: BackendClient, ctx: ActionContext, args: dict[str, Any]
 ) -> Outcome:
-    """The chat's open requests with reference, state and due date."""
+    """The verified customer's open requests with reference, state and due date."""
+    token = ctx.session_token
+    if token is None:
+        return "session_expired", {}
     try:
-        return "ok", {"requests": await backend.list_requests(ctx.chat)}
-    except BackendRefused:
-        return "error", {}
+        return "ok", {"requests": await backend.list_requests(token, chat=ctx.chat)}
+    except BackendRefused as err:
+        return _session_or_error(ctx, err)
 
 
 ESCALATION_REASONS = ("asked", "lockout", "misunderstanding", "failed_request")

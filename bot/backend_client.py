@@ -173,27 +173,29 @@ class BackendClient:
         return await self._call("POST", path, body={"code": code})
 
     async def start_contact_proof(
-        self, session_token: str, *, kind: str, value: str, locale: str
+        self, session_token: str, *, chat: str, kind: str, value: str, locale: str
     ) -> dict[str, Any]:
         """POST /contact-proofs: send a code to a new phone or email."""
         body = {"kind": kind, "value": value, "locale": locale}
         return await self._call(
-            "POST", "/api/v1/contact-proofs", body=body, headers=_session(session_token)
+            "POST", "/api/v1/contact-proofs", body=body, headers=_session(session_token, chat)
         )
 
     # The verified customer and the ledger
 
-    async def me(self, session_token: str) -> dict[str, Any]:
+    async def me(self, session_token: str, *, chat: str) -> dict[str, Any]:
         """GET /me: masked contacts, consent state, open products."""
-        return await self._call("GET", "/api/v1/me", headers=_session(session_token))
+        return await self._call("GET", "/api/v1/me", headers=_session(session_token, chat))
 
-    async def erasure_preview(self, session_token: str, scope: list[str]) -> dict[str, Any]:
+    async def erasure_preview(
+        self, session_token: str, scope: list[str], *, chat: str
+    ) -> dict[str, Any]:
         """POST /erasure-preview: what would be erased and what kept, with basis and end date."""
         return await self._call(
             "POST",
             "/api/v1/erasure-preview",
             body={"scope": scope},
-            headers=_session(session_token),
+            headers=_session(session_token, chat),
         )
 
     async def submit_request(
@@ -208,12 +210,14 @@ class BackendClient:
     ) -> dict[str, Any]:
         """POST /requests with an Idempotency-Key: a replay answers the same request."""
         body = {"kind": kind, "chat": chat, "locale": locale, "payload": payload}
-        headers = {**_session(session_token), "Idempotency-Key": key}
+        headers = {**_session(session_token, chat), "Idempotency-Key": key}
         return await self._call("POST", "/api/v1/requests", body=body, headers=headers)
 
-    async def list_requests(self, chat: str) -> list[dict[str, Any]]:
-        """GET /requests?chat=…: the open requests of the chat's customer(s), newest first."""
-        data = await self._call("GET", "/api/v1/requests", params={"chat": chat})
+    async def list_requests(self, session_token: str, *, chat: str) -> list[dict[str, Any]]:
+        """GET /requests?chat=…: the open requests of the customer verified in ``chat``."""
+        data = await self._call(
+            "GET", "/api/v1/requests", params={"chat": chat}, headers=_session(session_token, chat)
+        )
         requests = data.get("requests")
         return [r for r in requests if isinstance(r, dict)] if isinstance(requests, list) else []
 
@@ -259,8 +263,9 @@ class BackendClient:
         return bool(data.get("agent_active", False))
 
 
-def _session(token: str) -> dict[str, str]:
-    return {"X-Customer-Session": token}
+def _session(token: str, chat: str) -> dict[str, str]:
+    # A session is tied to the chat it was issued in; the backend refuses it from any other.
+    return {"X-Customer-Session": token, "X-Customer-Chat": chat}
 
 
 def _route(path: str) -> str:

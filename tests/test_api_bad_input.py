@@ -112,7 +112,7 @@ async def test_a_lone_surrogate_in_the_chat_of_a_request_is_invalid_text_and_not
         backend,
         "/api/v1/requests",
         request_body(chat="tg:\ud800"),
-        {"X-Customer-Session": token, "Idempotency-Key": "k1"},
+        {"X-Customer-Session": token, "X-Customer-Chat": "tg:42", "Idempotency-Key": "k1"},
     )
     assert (status, body["error"]["fields"]) == (422, {"chat": "invalid_text"})
     assert await count(backend, Request) == 0
@@ -127,7 +127,10 @@ async def test_a_lone_surrogate_in_an_address_line_is_invalid_text_and_nothing_i
     )
     raw = raw.replace("marketing_opt_out", "update_contact")
     status, body = await post_raw(
-        backend, "/api/v1/requests", raw, {"X-Customer-Session": token, "Idempotency-Key": "k2"}
+        backend,
+        "/api/v1/requests",
+        raw,
+        {"X-Customer-Session": token, "X-Customer-Chat": "tg:42", "Idempotency-Key": "k2"},
     )
     assert status == 422
     assert body["error"]["fields"] == {"payload.address.line1": "invalid_text"}
@@ -161,7 +164,7 @@ async def test_nul_in_any_text_is_invalid_text_on_both_databases(backend: LiveBa
 async def test_the_chat_of_a_request_refuses_control_characters_like_the_other_chat_fields(
     backend: LiveBackend, token: str
 ) -> None:
-    headers = {"X-Customer-Session": token, "Idempotency-Key": "k3"}
+    headers = {"X-Customer-Session": token, "X-Customer-Chat": "tg:42", "Idempotency-Key": "k3"}
     status, body = await post_raw(
         backend, "/api/v1/requests", request_body(chat="tg:\x1b[31m"), headers
     )
@@ -229,6 +232,7 @@ async def test_header_bytes_that_are_not_utf8_answer_401_and_422_not_500(
         + auth
         + b"X-Customer-Session: "
         + token.encode()
+        + b"\r\nX-Customer-Chat: tg:42"
         + b"\r\nIdempotency-Key: k\xff\r\n",
         request_body().encode(),
     )

@@ -185,5 +185,9 @@ def test_the_document_under_test_is_the_one_served(served: Served) -> None:
 def test_no_input_makes_any_operation_answer_a_server_error_or_stray_from_the_document(
     case: schemathesis.Case, served: Served
 ) -> None:
-    headers = {"Authorization": f"Bearer {SERVICE_TOKEN}", "X-Customer-Session": served.session}
+    headers = {
+        "Authorization": f"Bearer {SERVICE_TOKEN}",
+        "X-Customer-Session": served.session,
+        "X-Customer-Chat": "tg:42",  # the chat the session was issued in
+    }
     case.call_and_validate(base_url=served.url, headers=headers, checks=CHECKS)

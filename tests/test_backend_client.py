@@ -75,12 +75,31 @@ async def test_every_call_carries_the_service_token_and_a_session_when_verified(
     stand_in: StandIn, client: BackendClient
 ) -> None:
     stand_in.answers["/api/v1/me"] = (200, {"language": "lv", "phones": []})
-    profile = await client.me("session-abc")
+    profile = await client.me("session-abc", chat="tg:7")
     method, path, headers, _ = stand_in.calls[0]
     assert (method, path) == ("GET", "/api/v1/me")
     assert headers["Authorization"] == f"Bearer {TOKEN}"
     assert headers["X-Customer-Session"] == "session-abc"
+    assert headers["X-Customer-Chat"] == "tg:7"
     assert profile["language"] == "lv"
+
+
+async def test_listing_requests_sends_the_chats_session(
+    stand_in: StandIn, client: BackendClient
+) -> None:
+    stand_in.answers["/api/v1/requests"] = (200, {"requests": [{"reference": "DD-7K2Q9M"}]})
+    assert await client.list_requests("session-abc", chat="tg:7") == [{"reference": "DD-7K2Q9M"}]
+    _, _, headers, _ = stand_in.calls[0]
+    assert headers["X-Customer-Session"] == "session-abc"
+    assert headers["X-Customer-Chat"] == "tg:7"
+
+
+async def test_listing_requests_without_a_session_asks_to_verify_and_calls_nothing(
+    stand_in: StandIn, client: BackendClient
+) -> None:
+    ctx = ActionContext("tg:7", "en", {})
+    assert await run_action(client, ctx, "list_requests", {}) == ("session_expired", {})
+    assert stand_in.calls == []
 
 
 async def test_a_submit_sends_its_idempotency_key_and_the_body_of_the_contract(
@@ -98,6 +117,7 @@ async def test_a_submit_sends_its_idempotency_key_and_the_body_of_the_contract(
     )
     _, _, headers, body = stand_in.calls[0]
     assert headers["Idempotency-Key"] == key
+    assert headers["X-Customer-Chat"] == "term:t"
     assert body == {
         "kind": "marketing_opt_out",
         "chat": "term:t",
@@ -140,7 +160,7 @@ async def test_a_backend_that_is_down_makes_every_action_answer_error() -> None:
     ctx = ActionContext("term:t", "en", {"session_token": "s"})
     try:
         with pytest.raises(BackendUnavailable):
-            await backend.list_requests("term:t")
+            await backend.list_requests("s", chat="term:t")
         for name, args in [
             ("start_verification", {"phone": "+37120000001"}),
             ("load_profile", {}),
@@ -159,7 +179,7 @@ async def test_a_backend_that_does_not_answer_in_time_is_unavailable(stand_in: S
     backend = BackendClient(stand_in.url, TOKEN, timeout=0.2)
     try:
         with pytest.raises(BackendUnavailable):
-            await backend.list_requests("term:t")
+            await backend.list_requests("s", chat="term:t")
     finally:
         await backend.close()
 
@@ -169,10 +189,10 @@ async def test_a_server_error_or_a_page_that_is_not_json_is_unavailable(
 ) -> None:
     stand_in.answers["/api/v1/requests"] = (500, {"error": {"code": "internal_error"}})
     with pytest.raises(BackendUnavailable):
-        await client.list_requests("term:t")
+        await client.list_requests("s", chat="term:t")
     stand_in.answers["/api/v1/requests"] = (200, "<html>proxy error</html>")
     with pytest.raises(BackendUnavailable):
-        await client.list_requests("term:t")
+        await client.list_requests("s", chat="term:t")
 
 
 async def test_a_wrong_code_answers_the_attempts_left_and_keeps_no_session(

@@ -130,7 +130,7 @@ async def test_an_erasure_preview_while_the_http_crm_fails_answers_503_not_500(
     async with backend.client.post(
         backend.api("/api/v1/erasure-preview"),
         json={"scope": ["marketing"]},
-        headers={"X-Customer-Session": token},
+        headers={"X-Customer-Session": token, "X-Customer-Chat": "tg:42"},
     ) as resp:
         assert resp.status == 503
         assert (await resp.json())["error"]["code"] == "crm_unavailable"

@@ -82,14 +82,16 @@ def test_a_script_must_answer_the_action_the_bot_calls(
 ) -> None:
     (tmp_path / "unanswered.yaml").write_text(
         "tests:\n"
-        "  - name: forgets to answer list_requests\n"
+        "  - name: forgets to answer start_verification\n"
         "    steps:\n"
         "      - start\n"
         "      - press: status\n"
+        "      - share_contact: '+37120000001'\n"
+        "      - press: sms\n"
         "      - press: erasure\n"
     )
     (script,), _ = load_scripts(tmp_path)
     with pytest.raises(
-        ScriptFailed, match=r"unanswered\.yaml:6: the bot is waiting for list_requests"
+        ScriptFailed, match=r"unanswered\.yaml:8: the bot is waiting for start_verification"
     ):
         run_script(dialogs, catalogs, script)

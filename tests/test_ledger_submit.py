@@ -8,7 +8,15 @@ import re
 from dataclasses import replace
 
 from conftest import LiveBackend
-from fakes.ledger import add_customers, customer, preview, proof_token, session_token, submit
+from fakes.ledger import (
+    add_customers,
+    customer,
+    preview,
+    proof_token,
+    session_headers,
+    session_token,
+    submit,
+)
 from sqlalchemy import func, select
 
 from backend import ledger
@@ -142,13 +150,16 @@ async def test_a_missing_key_an_expired_session_and_no_token_are_refused(
         "locale": "lv",
         "payload": {"channels": ["sms"]},
     }
-    async with backend.client.post(url, json=body, headers={"X-Customer-Session": token}) as r:
+    async with backend.client.post(
+        url, json=body, headers={"X-Customer-Session": token, "X-Customer-Chat": "tg:42"}
+    ) as r:
         assert (r.status, (await r.json())["error"]["code"]) == (400, "missing_idempotency_key")
     async with backend.client.post(
         url,
         json=body,
         headers={
             "X-Customer-Session": token,
+            "X-Customer-Chat": "tg:42",
             "Idempotency-Key": "k",
             "Authorization": "Bearer wrong",
         },
@@ -171,7 +182,7 @@ async def test_an_oversized_body_is_a_413_and_the_backend_keeps_serving(
         "locale": "lv",
         "payload": {"pad": "x" * 70_000},
     }
-    headers = {"X-Customer-Session": token, "Idempotency-Key": "big"}
+    headers = {"X-Customer-Session": token, "X-Customer-Chat": "tg:42", "Idempotency-Key": "big"}
     async with backend.client.post(
         backend.api("/api/v1/requests"), data=json.dumps(huge), headers=headers
     ) as r:
@@ -198,7 +209,9 @@ async def test_status_lists_open_requests_newest_first_with_due_dates(
         "update_contact",
         {"field": "address", "address": address | {"line1": "Cits 3"}},
     )
-    async with backend.client.get(backend.api("/api/v1/requests"), params={"chat": "tg:42"}) as r:
+    async with backend.client.get(
+        backend.api("/api/v1/requests"), params={"chat": "tg:42"}, headers=session_headers(token)
+    ) as r:
         listed = (await r.json())["requests"]
     assert [(x["reference"], x["due_date"]) for x in listed] == [
         (second["reference"], "2026-12-23"),

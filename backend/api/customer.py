@@ -1,7 +1,10 @@
 """The verified customer: ``GET /api/v1/me`` (masked only) and ``POST /api/v1/contact-proofs``.
 
-Both need ``X-Customer-Session`` from a successful code check; ``customer_ref``
-is the one helper every route about one customer uses to read it.
+Both need ``X-Customer-Session`` from a successful code check and
+``X-Customer-Chat``, the chat it was issued in: a session is tied to its chat,
+and the same token from another chat is refused like an expired one.
+``customer_ref`` is the one helper every route about one customer uses to read
+them; a route whose body or query names the chat passes that chat instead.
 """
 
 from __future__ import annotations
@@ -15,16 +18,24 @@ from backend.errors import Unauthorized
 from backend.verification import customer_for_session
 
 SESSION_HEADER = "X-Customer-Session"
+CHAT_HEADER = "X-Customer-Chat"
 
 
-async def customer_ref(request: web.Request) -> str:
-    """The ref of the customer whose session this request carries; else 401 session_expired."""
+async def customer_ref(request: web.Request, chat: str | None = None) -> str:
+    """The customer whose session this request carries for ``chat``; else 401 session_expired.
+
+    ``chat`` defaults to the ``X-Customer-Chat`` header.
+    """
     svc = services(request)
     token = header_text(request, SESSION_HEADER)
+    claimed = header_text(request, CHAT_HEADER) if chat is None else chat
     async with svc.sessions() as session:
-        ref = await customer_for_session(session, svc.keyring, token, svc.clock.now())
+        ref = await customer_for_session(session, svc.keyring, token, svc.clock.now(), claimed)
     if ref is None:
-        raise Unauthorized("missing, wrong or expired customer session", code="session_expired")
+        raise Unauthorized(
+            "missing, wrong or expired customer session, or not this chat's",
+            code="session_expired",
+        )
     return ref
 
 

@@ -31,13 +31,15 @@ MAX_TRANSCRIPT_BATCH = 500
 MAX_SEQ = 2**62
 
 
-async def _customer_ref(request: web.Request, token: str | None) -> str | None:
-    """The customer a live session token belongs to; None when absent, wrong or expired."""
+async def _customer_ref(request: web.Request, token: str | None, chat: str) -> str | None:
+    """The customer a live session token of ``chat`` belongs to; None when absent, wrong or expired."""
     if not token:
         return None
     svc = services(request)
     async with svc.sessions() as session:
-        return await verification.customer_for_session(session, svc.keyring, token, svc.clock.now())
+        return await verification.customer_for_session(
+            session, svc.keyring, token, svc.clock.now(), chat
+        )
 
 
 async def create_escalation(request: web.Request) -> web.Response:
@@ -64,7 +66,7 @@ async def create_escalation(request: web.Request) -> web.Response:
     assert chat is not None
     assert isinstance(reason, str)
     assert isinstance(locale, str)
-    customer_ref = await _customer_ref(request, token)
+    customer_ref = await _customer_ref(request, token, chat)
     svc = services(request)
     now = svc.clock.now()
     async with svc.sessions() as session, session.begin():

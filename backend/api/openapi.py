@@ -39,6 +39,8 @@ HEADER: dict[str, Any] = {
         "securitySchemes": {
             "serviceToken": {"type": "http", "scheme": "bearer"},
             "customerSession": {"type": "apiKey", "in": "header", "name": "X-Customer-Session"},
+            # The chat the session was issued in; a session is refused from any other.
+            "customerChat": {"type": "apiKey", "in": "header", "name": "X-Customer-Chat"},
         },
         "schemas": {
             "Error": {
@@ -70,7 +72,8 @@ HEADER: dict[str, Any] = {
             },
             "Unauthorized": {
                 "description": "`unauthorized`: the service token is missing or wrong; "
-                "`session_expired`: X-Customer-Session is missing, wrong or expired",
+                "`session_expired`: X-Customer-Session is missing, wrong or expired, "
+                "or was issued in another chat than X-Customer-Chat",
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
             },
             "PayloadTooLarge": {

@@ -1,7 +1,9 @@
 """Routes of the requests ledger: erasure previews, submitting requests, listing open ones.
 
 See ``docs/backend-api.md`` ("Requests"). The customer is whoever the
-``X-Customer-Session`` token was issued to; chats are opaque strings.
+``X-Customer-Session`` token was issued to, and only in the chat it was
+issued in (``X-Customer-Chat``; the body's or query's ``chat`` must be that
+chat too); chats are opaque strings.
 """
 
 from __future__ import annotations
@@ -9,9 +11,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from backend import ledger
-from backend.api.customer import customer_ref
-from backend.api.http import SERVICES, json_response, read_json, services
-from backend.errors import BadRequest, ConnectorError, Invalid, NotFound, ServiceUnavailable
+from backend.api.customer import CHAT_HEADER, customer_ref
+from backend.api.http import SERVICES, header_text, json_response, read_json, services
+from backend.errors import (
+    BadRequest,
+    ConnectorError,
+    Invalid,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+)
 from backend.ledger.previews import make_preview, plan_to_api
 from backend.retention import load_policy
 from backend.validation import INVALID_CHAT, INVALID_TEXT, is_text, valid_chat
@@ -78,6 +87,9 @@ async def submit_request(request: web.Request) -> web.Response:
         raise Invalid(fields)
     assert isinstance(chat, str)
     assert isinstance(locale, str)
+    # customer_ref checked the header's chat; a request filed for another chat is refused alike.
+    if chat != header_text(request, CHAT_HEADER):
+        raise Unauthorized("the session was issued in another chat", code="session_expired")
     submitted = await ledger.submit(
         services(request),
         customer_ref=ref,
@@ -91,13 +103,14 @@ async def submit_request(request: web.Request) -> web.Response:
 
 
 async def list_requests(request: web.Request) -> web.Response:
-    """``GET /api/v1/requests?chat=``: the open requests of the chat's customer(s)."""
+    """``GET /api/v1/requests?chat=``: the open requests of the customer verified in ``chat``."""
     chat = valid_chat(request.query.get("chat"))
     if chat is None:
         raise Invalid({"chat": INVALID_CHAT})
+    ref = await customer_ref(request, chat)
     svc = services(request)
     async with svc.sessions() as session:
-        found = await ledger.open_requests(session, chat)
+        found = await ledger.open_requests(session, ref)
     return json_response({"requests": found})
 
 

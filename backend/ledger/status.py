@@ -1,4 +1,4 @@
-"""What ``/status`` shows: the open requests of the customer(s) a chat has submitted for."""
+"""What ``/status`` shows: the open requests of the customer verified in the chat."""
 
 from __future__ import annotations
 
@@ -12,12 +12,15 @@ from backend.models.ledger import Request
 from common.vocabulary.request_states import OPEN_STATES, QUEUED, RUNNING
 
 
-async def open_requests(session: AsyncSession, chat: str) -> list[dict[str, Any]]:
-    """Open requests of the customer(s) this chat has submitted for, newest first."""
-    customers = select(Request.customer_ref).where(Request.chat == chat).distinct()
+async def open_requests(session: AsyncSession, customer_ref: str) -> list[dict[str, Any]]:
+    """Open requests of the customer, from whichever chat, newest first.
+
+    Not by chat: a chat verified as one customer must not see the requests
+    another customer submitted from it earlier.
+    """
     rows = await session.scalars(
         select(Request)
-        .where(Request.customer_ref.in_(customers), Request.state.in_(OPEN_STATES))
+        .where(Request.customer_ref == customer_ref, Request.state.in_(OPEN_STATES))
         .order_by(Request.received_at.desc(), Request.id.desc())
     )
     return [

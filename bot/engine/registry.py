@@ -66,7 +66,7 @@ ACTIONS: dict[str, ActionSpec] = {
         ("submitted", "invalid", "session_expired", "error"),
         ("reference", "due_date", "state", "received_at", "fields"),
     ),
-    "list_requests": ActionSpec((), ("ok", "error"), ("requests",)),
+    "list_requests": ActionSpec((), ("ok", "session_expired", "error"), ("requests",)),
     "escalate": ActionSpec(("reason",), ("ok", "error"), ("escalation_id",)),
 }
 

@@ -177,11 +177,12 @@ async def test_status_lists_the_open_request_with_its_reference_and_due_date(
 ) -> None:
     api = stack.api
     await start(stack, CHAT, locale)
+    # Only a verified chat sees its customer's requests: /status checks first.
     await api.send_text(CHAT, "/status")
+    await verify(stack, CHAT, locale, PHONES[locale])
     await api.wait_for_message(CHAT, stack.t(locale, NO_OPEN_REQUESTS))
     # Erasures wait for back-office review here, so this one stays open.
     await choose(stack, CHAT, "erasure")
-    await verify(stack, CHAT, locale, PHONES[locale])
     await api.wait_for_message(CHAT, buttons="all")
     await choose(stack, CHAT, "marketing")
     await api.wait_for_message(CHAT, buttons="yes")

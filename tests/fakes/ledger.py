@@ -63,9 +63,19 @@ async def add_customers(services: Services, *customers: dict[str, Any]) -> None:
     await importer.apply(services.sessions, valid, services.clock)
 
 
+# The chat each session token was issued in: the backend refuses a token from any other.
+SESSION_CHATS: dict[str, str] = {}
+
+
+def session_headers(token: str) -> dict[str, str]:
+    """The headers that carry a session: the token and the chat it was issued in."""
+    return {"X-Customer-Session": token, "X-Customer-Chat": SESSION_CHATS.get(token, "tg:42")}
+
+
 async def session_token(services: Services, ref: str, chat: str = "tg:42") -> str:
-    """A customer session token for ``ref``, valid 15 minutes from the clock's now."""
+    """A customer session token for ``ref`` in ``chat``, valid 15 minutes from the clock's now."""
     token = secrets.token_urlsafe(32)
+    SESSION_CHATS[token] = chat
     now = services.clock.now()
     async with services.sessions() as session:
         session.add(
@@ -110,14 +120,15 @@ async def submit(
     payload: dict[str, Any],
     *,
     key: str | None = None,
-    chat: str = "tg:42",
+    chat: str | None = None,
     locale: str = "lv",
 ) -> tuple[int, dict[str, Any]]:
-    """POST a request; return the status and the JSON body."""
+    """POST a request (for the session's chat unless ``chat`` says otherwise); status and JSON."""
+    chat = chat or SESSION_CHATS.get(token, "tg:42")
     async with backend.client.post(
         backend.api("/api/v1/requests"),
         json={"kind": kind, "chat": chat, "locale": locale, "payload": payload},
-        headers={"X-Customer-Session": token, "Idempotency-Key": key or uuid.uuid4().hex},
+        headers={**session_headers(token), "Idempotency-Key": key or uuid.uuid4().hex},
     ) as response:
         return response.status, await response.json()
 
@@ -127,6 +138,6 @@ async def preview(backend: LiveBackend, token: str, scope: list[str]) -> tuple[i
     async with backend.client.post(
         backend.api("/api/v1/erasure-preview"),
         json={"scope": scope},
-        headers={"X-Customer-Session": token},
+        headers=session_headers(token),
     ) as response:
         return response.status, await response.json()

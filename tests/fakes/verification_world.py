@@ -8,7 +8,7 @@ the codes the sink received, so tests read like the customer's side.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -38,6 +38,8 @@ class World:
     backend: LiveBackend
     sink: SmsSink
     clock: FakeClock
+    # The chat each session was issued in, sent with it as X-Customer-Chat.
+    session_chats: dict[str, str] = field(default_factory=dict)
 
     @property
     def services(self) -> Services:
@@ -47,7 +49,10 @@ class World:
         self, method: str, path: str, body: Any = None, session: str | None = None
     ) -> tuple[int, dict[str, Any]]:
         """One API call with the service token; (status, JSON body)."""
-        headers = {"X-Customer-Session": session} if session else {}
+        headers = {}
+        if session:
+            chat = self.session_chats.get(session, "tg:1")
+            headers = {"X-Customer-Session": session, "X-Customer-Chat": chat}
         async with self.backend.client.request(
             method, self.backend.api(path), json=body, headers=headers
         ) as resp:
@@ -79,6 +84,7 @@ class World:
         code = await self.code_for(phone, sent + 1)
         status, body = await self.check(body["verification_id"], code)
         assert status == 200, body
+        self.session_chats[body["session_token"]] = chat
         return str(body["session_token"])
 
 
