@@ -127,6 +127,16 @@ async def customer_for_session(
     return row.customer_ref
 
 
+async def issued_session_customer(
+    session: AsyncSession, keyring: Keyring, session_token: str, now: datetime
+) -> str | None:
+    """The customer of a session token this very request issued, whichever chat it is tied to."""
+    row = await session.get(CustomerSession, keyring.mac("session", session_token))
+    if row is None or row.expires_at <= now or row.chat is None:
+        return None
+    return await customer_for_session(session, keyring, session_token, now, row.chat)
+
+
 async def redeem_proof(
     session: AsyncSession, keyring: Keyring, proof_token: str, customer_ref: str, now: datetime
 ) -> tuple[str, str]:

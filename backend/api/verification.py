@@ -16,7 +16,7 @@ from backend.api.http import json_response, read_json, services
 from backend.api.profile import profile
 from backend.codes import Started
 from backend.errors import ApiError, Invalid
-from backend.verification import Verifier, customer_for_session
+from backend.verification import Verifier, issued_session_customer
 from common.vocabulary.locales import SHIPPED_LOCALES
 from common.vocabulary.verification_channels import VERIFICATION_CHANNELS
 
@@ -96,7 +96,7 @@ async def check_code(request: web.Request) -> web.Response:
         # The bot's next step shows the profile: it comes with the token, not in a second call.
         svc = services(request)
         async with svc.sessions() as session:
-            ref = await customer_for_session(session, svc.keyring, token, svc.clock.now())
+            ref = await issued_session_customer(session, svc.keyring, token, svc.clock.now())
         if ref is not None:
             with contextlib.suppress(ApiError):
                 result["profile"] = await profile(svc, ref)
