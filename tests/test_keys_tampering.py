@@ -17,7 +17,7 @@ from dataclasses import replace
 import aiohttp
 import pytest
 from conftest import SERVICE_TOKEN, LiveBackend, start_app
-from fakes.ledger import add_customers, customer, session_token
+from fakes.ledger import add_customers, customer, session_headers, session_token
 from fakes.personal import OLGA, PERSONAL, Logged, logged  # noqa: F401  (a fixture)
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -38,7 +38,7 @@ Tamper = Callable[[AsyncConnection], Awaitable[None]]
 async def _me(backend: LiveBackend, ref: str) -> tuple[int, dict[str, object]]:
     token = await session_token(backend.services, ref)
     async with backend.client.get(
-        backend.api("/api/v1/me"), headers={"X-Customer-Session": token}
+        backend.api("/api/v1/me"), headers=session_headers(token)
     ) as response:
         return response.status, await response.json()
 

@@ -175,8 +175,10 @@ async def test_a_session_is_scoped_to_the_customer_who_verified(world: World):
         from backend.verification import customer_for_session
 
         now = world.clock.now()
-        assert await customer_for_session(session, world.services.keyring, anna, now) == ANNA_REF
-        assert await customer_for_session(session, world.services.keyring, "forged", now) is None
+        keyring = world.services.keyring
+        assert await customer_for_session(session, keyring, anna, now, "tg:1") == ANNA_REF
+        assert await customer_for_session(session, keyring, anna, now, "tg:2") is None
+        assert await customer_for_session(session, keyring, "forged", now, "tg:1") is None
 
 
 async def test_a_verified_challenge_cannot_be_checked_again(world: World):
