@@ -16,17 +16,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import defer
+from sqlalchemy.orm.attributes import set_committed_value
 
+from backend.crypto import CryptoError
 from backend.models.ledger import Notification
 from common.clock import Clock
+
+log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 60
 POLL_SECONDS = 0.2
@@ -168,17 +174,7 @@ async def lease(
             )
         ).scalars()
     ]
-    rows = (
-        (
-            await session.execute(
-                select(Notification).where(Notification.id.in_(ids)).order_by(Notification.id)
-            )
-        )
-        .scalars()
-        .all()
-        if ids
-        else []
-    )
+    rows = await _readable(session, ids) if ids else []
     await session.commit()
     return [
         Outgoing(
@@ -194,6 +190,41 @@ async def lease(
         )
         for row in rows
     ]
+
+
+# Where a notification whose details no longer decrypt is parked: never leased again.
+QUARANTINED = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+async def _readable(session: AsyncSession, ids: list[int]) -> list[Notification]:
+    """The leased rows, oldest first; one whose details do not decrypt is parked, not returned.
+
+    A value altered in the database must not stop every poll: the rows are read
+    together, and only when that fails one by one.
+    """
+    query = select(Notification).where(Notification.id.in_(ids)).order_by(Notification.id)
+    try:
+        return list((await session.execute(query)).scalars().all())
+    except CryptoError:
+        pass
+    rows = list((await session.execute(query.options(defer(Notification.details)))).scalars())
+    readable = []
+    for row in rows:
+        try:
+            details = await session.scalar(
+                select(Notification.details).where(Notification.id == row.id)
+            )
+        except CryptoError as exc:
+            log.error("notification id %d: %s; parked, never delivered", row.id, exc)
+            await session.execute(
+                update(Notification)
+                .where(Notification.id == row.id)
+                .values(leased_until=QUARANTINED)
+            )
+            continue
+        set_committed_value(row, "details", details)
+        readable.append(row)
+    return readable
 
 
 async def wait_and_lease(

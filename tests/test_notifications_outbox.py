@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 from conftest import SERVICE_TOKEN, LiveBackend, start_app
 from sqlalchemy import func, select
+from sqlalchemy import text as sa_text
 
 from backend import notifications
 from backend.api.app import create_app
@@ -193,3 +194,29 @@ async def test_a_poller_that_hung_up_does_not_take_the_next_notification_with_it
     await asyncio.sleep(0.5)
     found = await _poll(backend, wait=0)
     assert [n["reference"] for n in found] == ["DD-7K2Q9M"]
+
+
+async def test_a_notification_altered_in_the_database_is_parked_and_the_rest_delivered(
+    backend: LiveBackend,
+) -> None:
+    first = await _enqueue(backend, "tg:1", reference="DD-AAAAAA", details={"field": "phone"})
+    second = await _enqueue(backend, "tg:2", reference="DD-BBBBBB", details={"field": "email"})
+    third = await _enqueue(backend, "tg:3", reference="DD-CCCCCC", details={"field": "address"})
+    async with backend.services.sessions() as session, session.begin():
+        # Someone with database access copies the second's sealed details onto the first.
+        sealed = await session.scalar(
+            sa_text("SELECT details FROM notifications WHERE id = :i"), {"i": second}
+        )
+        await session.execute(
+            sa_text("UPDATE notifications SET details = :d WHERE id = :i"),
+            {"d": sealed, "i": first},
+        )
+
+    found = await _poll(backend)
+
+    assert [(n["id"], n["details"]) for n in found] == [
+        (second, {"field": "email"}),
+        (third, {"field": "address"}),
+    ]
+    backend.services.clock.advance(hours=1)  # every lease has run out
+    assert [n["id"] for n in await _poll(backend)] == [second, third]

@@ -8,6 +8,7 @@ from datetime import timedelta
 from conftest import LiveBackend
 from fakes.ledger import add_customers, customer, proof_token, session_token, submit
 from sqlalchemy import func, select
+from sqlalchemy import text as sa_text
 
 from backend import audit
 from backend.crm.builtin import BuiltinCrm
@@ -203,3 +204,37 @@ async def test_a_request_whose_workers_keep_dying_fails_after_its_last_attempt(
         assert (await audit.verify(session, backend.services.settings)).intact
     assert (told.reference, told.outcome) == (body["reference"], "failed")
     assert escalation.reason == "failed_request"
+
+
+async def test_a_request_whose_payload_was_altered_fails_alone_and_the_queue_goes_on(
+    backend: LiveBackend,
+) -> None:
+    await add_customers(backend.services, customer("C-1"), customer("C-2"), customer("C-3"))
+    for ref in ("C-1", "C-2", "C-3"):
+        token = await session_token(backend.services, ref)
+        status, _ = await submit(
+            backend, token, "update_contact", {"field": "address", "address": ADDRESS}
+        )
+        assert status == 201
+    async with backend.services.sessions() as session, session.begin():
+        # Someone with database access copies C-2's sealed payload onto C-1's request.
+        first, second = (
+            await session.execute(sa_text("SELECT id, payload FROM requests ORDER BY id LIMIT 2"))
+        ).all()
+        await session.execute(
+            sa_text("UPDATE requests SET payload = :p WHERE id = :i"),
+            {"p": second.payload, "i": first.id},
+        )
+    crm = crm_of(backend)
+    while await run_one(backend.services, crm, "w1"):
+        pass
+    async with backend.services.sessions() as session:
+        rows = (await session.execute(select(Request).order_by(Request.id))).scalars().all()
+        escalation = (await session.execute(select(Escalation))).scalar_one()
+    assert [(r.customer_ref, r.state, r.reason) for r in rows] == [
+        ("C-1", "failed", "stored_data_unreadable"),
+        ("C-2", "done", None),
+        ("C-3", "done", None),
+    ]
+    assert (escalation.chat, escalation.reason) == ("tg:42", "failed_request")
+    assert crm.calls == 2

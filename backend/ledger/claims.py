@@ -19,18 +19,24 @@ whose attempts are used up fails instead (its workers keep dying on it).
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import exists, or_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased, defer
+from sqlalchemy.orm.attributes import set_committed_value
 
+from backend.crypto import CryptoError
 from backend.ledger.transitions import Lease, Move, transition_all
 from backend.models.ledger import Request
 from backend.services import Services
 from common.db import begin_write
 from common.vocabulary.request_states import FAILED, QUEUED, RUNNING
+
+log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 120
 
@@ -72,15 +78,22 @@ async def claim(services: Services, owner: str, limit: int = 1) -> list[Claimed]
     lease = Lease(owner, now + timedelta(seconds=LEASE_SECONDS))
     async with services.sessions() as session:
         await begin_write(session)
-        rows = (
-            await session.scalars(
-                select(Request)
-                .where(_due(now))
-                .order_by(Request.next_run_at, Request.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
+        pick = (
+            select(Request)
+            .where(_due(now))
+            .order_by(Request.next_run_at, Request.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        unreadable: set[int] = set()
+        try:
+            rows = (await session.scalars(pick)).all()
+        except CryptoError:
+            # A payload that no longer decrypts (altered in the database) must not stop
+            # the queue: pick again without payloads and read them one by one.
+            await session.rollback()
+            await begin_write(session)
+            rows, unreadable = await _pick_readable(session, pick)
         moves = [
             Move(row, FAILED, reason="attempts_exhausted")
             if row.state == RUNNING and row.attempts >= row.max_attempts
@@ -90,6 +103,18 @@ async def claim(services: Services, owner: str, limit: int = 1) -> list[Claimed]
             for row in rows
         ]
         await transition_all(session, moves, actor=f"worker:{owner}", at=now)
+        if unreadable:
+            # Taken, then failed at once: it reaches an agent, the others run.
+            await transition_all(
+                session,
+                [
+                    Move(m.row, FAILED, reason="stored_data_unreadable")
+                    for m in moves
+                    if m.row.id in unreadable and m.to == RUNNING
+                ],
+                actor=f"worker:{owner}",
+                at=now,
+            )
         taken = [
             Claimed(
                 id=move.row.id,
@@ -103,10 +128,25 @@ async def claim(services: Services, owner: str, limit: int = 1) -> list[Claimed]
                 max_attempts=move.row.max_attempts,
             )
             for move in moves
-            if move.to == RUNNING
+            if move.to == RUNNING and move.row.id not in unreadable
         ]
         await session.commit()
     if rows and not taken:
         # Every row picked was given up; others may be due behind them.
         return await claim(services, owner, limit)
     return taken
+
+
+async def _pick_readable(session: AsyncSession, pick: Any) -> tuple[list[Request], set[int]]:
+    """The picked rows with each payload read alone; the ids of those that do not decrypt."""
+    rows = list((await session.scalars(pick.options(defer(Request.payload)))).all())
+    unreadable: set[int] = set()
+    for row in rows:
+        try:
+            payload = await session.scalar(select(Request.payload).where(Request.id == row.id))
+        except CryptoError as exc:
+            log.error("request id %d: %s; it fails instead of blocking the queue", row.id, exc)
+            unreadable.add(row.id)
+            continue
+        set_committed_value(row, "payload", payload)
+    return rows, unreadable
