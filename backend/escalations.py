@@ -69,6 +69,17 @@ async def open_or_reuse(
     """Open an escalation for ``chat`` (audited as ``actor``), or return the one already open."""
     existing = await open_for_chat(session, chat)
     if existing is not None:
+        if reason != existing.reason:
+            # The latest reason stands: a customer who now asks outright is no lockout case.
+            await audit.record(
+                session,
+                action="escalation.reason",
+                actor=actor,
+                subject=existing.id,
+                data={"from": existing.reason, "reason": reason},
+                at=at,
+            )
+            existing.reason = reason
         if customer_ref and existing.customer_ref is None:
             # The customer verified after asking; the agent should see that.
             existing.customer_ref = customer_ref
@@ -313,6 +324,27 @@ async def close(
         session, action="escalation.close", actor=actor(agent_id), subject=escalation_id, at=at
     )
     return row
+
+
+async def withdraw(session: AsyncSession, chat: str, *, at: datetime) -> bool:
+    """The customer stopped waiting: close ``chat``'s waiting escalation; False if none waited.
+
+    A chat an agent has taken already stays with the agent. No ``agent_left``
+    notification: the bot moved on itself.
+    """
+    row = await open_for_chat(session, chat)
+    if row is None or row.state != "waiting":
+        return False
+    result = await session.execute(
+        update(Escalation)
+        .where(Escalation.id == row.id, Escalation.state == "waiting")
+        .values(state="closed", closed_at=at, resume="where_left_off")
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        return False
+    await audit.record(session, action="escalation.withdraw", actor="bot", subject=row.id, at=at)
+    return True
 
 
 async def open_escalations(session: AsyncSession, limit: int = 500) -> list[Escalation]:

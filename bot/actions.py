@@ -308,6 +308,17 @@ async def escalate(backend: BackendClient, ctx: ActionContext, args: dict[str, A
     return "ok", {"escalation_id": answer.get("escalation_id")}
 
 
+async def withdraw_escalation(
+    backend: BackendClient, ctx: ActionContext, args: dict[str, Any]
+) -> Outcome:
+    """Take the chat out of the agents' queue: the customer no longer waits for a person."""
+    try:
+        await backend.withdraw_escalation(ctx.chat)
+    except BackendRefused:
+        return "error", {}
+    return "ok", {}
+
+
 HANDLERS: dict[str, Handler] = {
     "start_verification": start_verification,
     "resend_code": resend_code,
@@ -319,6 +330,7 @@ HANDLERS: dict[str, Handler] = {
     "submit_request": submit_request,
     "list_requests": list_requests,
     "escalate": escalate,
+    "withdraw_escalation": withdraw_escalation,
 }
 
 

@@ -256,6 +256,11 @@ class BackendClient:
         """POST /transcript: lines ``{chat, seq, direction, text}``; each (chat, seq) kept once."""
         return await self._call("POST", "/api/v1/transcript", body={"lines": lines})
 
+    async def withdraw_escalation(self, chat: str) -> bool:
+        """POST /escalations/withdraw: close the chat's waiting escalation; True if one was."""
+        data = await self._call("POST", "/api/v1/escalations/withdraw", body={"chat": chat})
+        return bool(data.get("withdrawn", False))
+
     async def append_message(self, chat: str, *, direction: str, text: str) -> bool:
         """POST /chats/{chat}/messages (already masked); True while an agent holds the chat."""
         path = f"/api/v1/chats/{quote(chat, safe='')}/messages"

@@ -157,3 +157,31 @@ async def test_a_card_number_typed_mid_flow_is_deleted_and_kept_masked(
     assert "411111••••••1111" in inbound
     assert not any("4111 1111 1111 1111" in e.text for e in entries)
     assert "1111 1111" not in ours(caplog)
+
+
+async def test_what_a_waiting_customer_types_reaches_the_agent_and_is_acknowledged_once(
+    open_conversations: Opener, world: World
+) -> None:
+    customer = Customer(await open_conversations(), "term:wait")
+    await customer.start("en")
+    await customer.press("erasure")
+    out = await customer.press("agent")
+    assert options(out) == ["stop_waiting"], said(out)
+    first = await customer.type("Hello, I need help with a payment")
+    second = await customer.type("It was 40 euros on Monday")
+    assert "A colleague will read this" in said(first)
+    assert said(second) == ""
+    await customer.conversations.flush()
+    async with world.services.sessions() as session:
+        entries = await escalations.transcript(session, "term:wait")
+        waiting = await escalations.open_for_chat(session, "term:wait")
+    inbound = [e.text for e in entries if e.direction == "in"]
+    assert "Hello, I need help with a payment" in inbound
+    assert "It was 40 euros on Monday" in inbound
+    assert waiting is not None
+    assert waiting.state == "waiting"
+
+    out = await customer.press("stop_waiting")
+    assert "First I need to check it's really you" in said(out), said(out)
+    async with world.services.sessions() as session:
+        assert await escalations.open_for_chat(session, "term:wait") is None

@@ -158,12 +158,13 @@ def test_someone_elses_contact_is_refused_and_an_unasked_one_is_not_used(chat: C
     assert chat.at == ("verify", "ask_phone")
 
 
-def test_three_unusable_answers_offer_a_person(chat: Chat) -> None:
+def test_three_unusable_answers_offer_a_person_without_queueing_the_chat(chat: Chat) -> None:
     chat.send(Start("en"))
     chat.send(Press("erasure"))
     assert chat.send(Text("one")).escalate is None
     assert chat.send(Text("two")).escalate is None
-    assert chat.send(Text("three")).escalate == "misunderstanding"
+    third = chat.send(Text("three"))
+    assert (third.escalate, third.actions) == (None, [])
     assert "Would you like to talk to a person?" in chat.text
     assert next([i for row in m.options for i, _ in row] for m in chat.last.messages) == ["agent"]
     chat.send(Press("agent"))
@@ -183,8 +184,10 @@ def test_max_tries_is_read_from_the_dialog_file(tmp_path: Path, catalogs: Catalo
     chat = Chat(load_dialogs(folder), catalogs)
     chat.send(Start("en"))
     chat.send(Press("erasure"))
-    assert chat.send(Text("one")).escalate is None
-    assert chat.send(Text("two")).escalate == "misunderstanding"
+    chat.send(Text("one"))
+    assert "Would you like to talk to a person?" not in chat.text
+    chat.send(Text("two"))
+    assert "Would you like to talk to a person?" in chat.text
 
 
 def test_a_product_team_adds_a_menu_option_without_python(
@@ -325,6 +328,19 @@ def test_resume_asks_the_current_question_again(chat: Chat) -> None:
     assert "First I need to check it's really you" in again.messages[-1].text
     home = resume(chat.dialogs, chat.state, chat.catalogs, menu=True)
     assert [i for row in home.messages[-1].options for i, _ in row] == MENU
+
+
+def test_after_the_agent_leaves_a_waiting_chat_goes_on_where_the_customer_asked(
+    chat: Chat,
+) -> None:
+    chat.send(Start("en"))
+    chat.send(Press("erasure"))
+    chat.send(Command("agent"))
+    chat.send(ActionResult("escalate", "ok", {}))
+    assert chat.buttons == ["stop_waiting"]
+    back = resume(chat.dialogs, chat.state, chat.catalogs)
+    assert "First I need to check it's really you" in back.messages[-1].text
+    assert back.state.stack[-1].flow == "verify"
 
 
 def test_end_dates_in_the_preview_are_written_the_customers_way(chat: Chat) -> None:

@@ -56,9 +56,62 @@ async def test_an_escalation_is_opened_once_and_then_returned_as_it_is(
     assert status == 201
     assert first["state"] == "waiting"
     assert first["escalation_id"].startswith("es_")
-    status, again = await _post(backend, "/api/v1/escalations", {**ESCALATE, "reason": "lockout"})
+    status, again = await _post(backend, "/api/v1/escalations", {**ESCALATE, "reason": "asked"})
     assert status == 200
     assert again == first
+
+
+async def _reason(services: Services, chat: str) -> str | None:
+    async with services.sessions() as session:
+        row = await escalations.open_for_chat(session, chat)
+        return None if row is None else row.reason
+
+
+async def test_a_later_explicit_request_for_a_person_becomes_the_reason(
+    backend: LiveBackend, services: Services
+) -> None:
+    await _post(backend, "/api/v1/escalations", {**ESCALATE, "reason": "lockout"})
+    assert await _reason(services, "tg:42") == "lockout"
+    status, _ = await _post(backend, "/api/v1/escalations", {**ESCALATE, "reason": "asked"})
+    assert status == 200
+    assert await _reason(services, "tg:42") == "asked"
+    async with services.sessions() as session:
+        actions = list(await session.scalars(select(AuditEntry.action)))
+    assert "escalation.reason" in actions
+
+
+async def test_a_customer_who_stops_waiting_leaves_the_agents_queue(
+    backend: LiveBackend, services: Services
+) -> None:
+    await _post(backend, "/api/v1/escalations", ESCALATE)
+    status, body = await _post(backend, "/api/v1/escalations/withdraw", {"chat": "tg:42"})
+    assert (status, body) == (200, {"withdrawn": True})
+    assert await _reason(services, "tg:42") is None
+    assert await _notifications(services, "tg:42") == []
+    status, again = await _post(backend, "/api/v1/escalations/withdraw", {"chat": "tg:42"})
+    assert (status, again) == (200, {"withdrawn": False})
+    status, reopened = await _post(backend, "/api/v1/escalations", ESCALATE)
+    assert (status, reopened["state"]) == (201, "waiting")
+
+
+async def test_stopping_waiting_leaves_a_chat_an_agent_took_with_the_agent(
+    backend: LiveBackend, services: Services, clock: FakeClock
+) -> None:
+    _, opened = await _post(backend, "/api/v1/escalations", ESCALATE)
+    agent = await _agent(services)
+    async with services.sessions() as session, session.begin():
+        await escalations.take_over(
+            session, opened["escalation_id"], agent_id=agent, at=clock.now()
+        )
+    status, body = await _post(backend, "/api/v1/escalations/withdraw", {"chat": "tg:42"})
+    assert (status, body) == (200, {"withdrawn": False})
+    assert await _reason(services, "tg:42") == "asked"
+
+
+async def test_a_withdrawal_without_a_chat_is_refused(backend: LiveBackend) -> None:
+    status, body = await _post(backend, "/api/v1/escalations/withdraw", {"chat": ""})
+    assert status == 422
+    assert body["error"]["fields"] == {"chat": "invalid_chat"}
 
 
 async def test_a_bad_escalation_names_every_wrong_field(backend: LiveBackend) -> None:

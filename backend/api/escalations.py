@@ -86,6 +86,18 @@ async def create_escalation(request: web.Request) -> web.Response:
     return json_response(body_out, status=201 if opened.created else 200)
 
 
+async def withdraw_escalation(request: web.Request) -> web.Response:
+    """The customer stopped waiting for a person: close the chat's waiting escalation."""
+    body = await read_json(request)
+    chat = valid_chat(body.get("chat"))
+    if chat is None:
+        raise Invalid({"chat": INVALID_CHAT})
+    svc = services(request)
+    async with svc.sessions() as session, session.begin():
+        withdrawn = await escalations.withdraw(session, chat, at=svc.clock.now())
+    return json_response({"withdrawn": withdrawn})
+
+
 async def add_message(request: web.Request) -> web.Response:
     """Add a masked message to a chat's transcript; answer whether an agent holds the chat."""
     chat = valid_chat(request.match_info["chat"])
@@ -169,5 +181,6 @@ async def file_transcript(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/escalations", create_escalation)
+    app.router.add_post("/api/v1/escalations/withdraw", withdraw_escalation)
     app.router.add_post("/api/v1/chats/{chat}/messages", add_message)
     app.router.add_post("/api/v1/transcript", file_transcript)

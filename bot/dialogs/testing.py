@@ -53,6 +53,7 @@ _CHECKS = (
     "escalate",
     "locale",
     "keyboard_removed",
+    "silent",
 )
 _ACTION_KEYS = ("action", "outcome", "data", "args")
 
@@ -282,6 +283,8 @@ class _Conversation:
             raise self.fail(item, f"expected deleted {data['deleted']}")
         if "escalate" in data and (self.last is None or self.last.escalate != data["escalate"]):
             raise self.fail(item, f"expected escalate {data['escalate']!r}")
+        if "silent" in data and bool(self.said) != (not data["silent"]):
+            raise self.fail(item, f"expected silent {data['silent']}, the bot said {texts}")
         if "locale" in data and self.state.locale != data["locale"]:
             raise self.fail(
                 item, f"expected the conversation in {data['locale']}, it is in {self.state.locale}"

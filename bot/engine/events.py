@@ -58,9 +58,9 @@ class StepResult:
     """What one event did: the new state, messages to send, actions to run.
 
     ``delete_input`` asks the channel to delete the customer's message (it held
-    a code). ``escalate`` names a reason (``misunderstanding``) when the engine
-    offered a person after repeated failures; the hand-over itself is the
-    ``escalate`` action, run when the customer accepts.
+    a code). ``escalate`` names a reason to queue the chat for a person at
+    once; the engine sets none: a person offered after repeated failures is
+    queued by the ``escalate`` action only when the customer accepts.
     """
 
     state: State

@@ -151,6 +151,12 @@ class _Reader(FieldReader):
         if not isinstance(multiple, bool):
             self.error(body.line_of("multiple"), f"{what}: multiple must be true or false")
             multiple = False
+        waits = body.get("waits", False)
+        if not isinstance(waits, bool):
+            self.error(body.line_of("waits"), f"{what}: waits must be true or false")
+            waits = False
+        if waits and (validator is not None or not options):
+            self.error(line, f"{what}: a waiting ask needs options (the first stops waiting)")
         if multiple and (validator is not None or not any(o.select for o in options)):
             self.error(
                 line, f"{what}: a multiple ask needs 'select: true' options and no validator"
@@ -190,6 +196,7 @@ class _Reader(FieldReader):
             contact_button=button,
             columns=columns,
             multiple=multiple,
+            waits=waits,
         )
 
     def flow(self, name: str, data: Any, line: int) -> Flow | None:

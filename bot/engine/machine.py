@@ -55,6 +55,9 @@ def resume(dialogs: Dialogs, state: State, catalogs: Catalogs, *, menu: bool = F
     try:
         if menu or run.s.frame is None:
             run.go_home()
+        elif run.current().waits:
+            # The wait for a person is over: back to where the customer was.
+            run.s.stack.pop()
         run.run()
     except _Broken:
         run.recover()
@@ -100,6 +103,9 @@ class _Run(Walker):
             raise _Broken
         # A "did you mean" offer holds for the next turn only.
         offered, self.s.offered = self.s.offered, []
+        if step.waits:
+            self.waiting(step, event)
+            return
         if isinstance(event, Command):
             self.command(event.name, step)
         elif isinstance(event, Press):
@@ -110,6 +116,31 @@ class _Run(Walker):
             self.contact(step, event)
         elif isinstance(event, Unsupported):
             self.prompt(step, self.message("input.unsupported"))
+
+    def waiting(self, step: Step, event: EngineEvent) -> None:
+        """The chat waits for a person: acknowledge once, push no question, let them stop.
+
+        What the customer writes reaches the agent's transcript outside the
+        engine; here it is only acknowledged (once per wait). The step's
+        options, and /cancel or /back (its first option: stop waiting), move
+        on; /language, /status and /help still work.
+        """
+        if isinstance(event, Press) and (option := step.option(event.option_id)) is not None:
+            self.choose(step, option)
+            return
+        if isinstance(event, Command):
+            if event.name in ("cancel", "back"):
+                self.choose(step, step.options[0])
+                return
+            if event.name in ("language", "status", "help"):
+                self.command(event.name, step)
+                return
+        if isinstance(event, Text) and step.sensitive:
+            self.result.delete_input = True
+        if not self.s.wait_acknowledged:
+            self.s.wait_acknowledged = True
+            label = render_text(step.options[0].label, self.translator, self.s.vars)
+            self.emit(self.message("agent.waiting_acknowledged"), [[(step.options[0].id, label)]])
 
     def start(self, language_code: str | None) -> None:
         """Begin (again) from the welcome, in the platform's language unless one was chosen."""
@@ -292,8 +323,8 @@ class _Run(Walker):
         text = self.message(reason)
         if self.s.tries >= step.max_tries:
             self.s.tries = 0
+            # Offered only: the chat is queued for a person when the customer accepts.
             self.s.offered_agent = True
-            self.result.escalate = "misunderstanding"
             label = self.message("option.agent")
             self.emit(f"{text}\n\n{self.message('tries.offer_agent')}", [[("agent", label)]])
             self.prompt(step)

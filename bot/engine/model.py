@@ -106,6 +106,8 @@ class Step:
     columns: int = 1
     # Several options may be chosen (``select`` options), saved as a list; see ``Option``.
     multiple: bool = False
+    # The chat waits for a person here: typed text is acknowledged once, nothing re-asked.
+    waits: bool = False
     action: str | None = None
     args: Any = None
     on: dict[str, Transition] = field(default_factory=dict)

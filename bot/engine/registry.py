@@ -68,6 +68,8 @@ ACTIONS: dict[str, ActionSpec] = {
     ),
     "list_requests": ActionSpec((), ("ok", "session_expired", "error"), ("requests",)),
     "escalate": ActionSpec(("reason",), ("ok", "error"), ("escalation_id",)),
+    # The customer stopped waiting for a person: a waiting escalation is closed.
+    "withdraw_escalation": ActionSpec((), ("ok", "error"), ()),
 }
 
 # The action and outcome that make a chat verified; ``session_expired`` from any action undoes it.
@@ -119,6 +121,7 @@ ENGINE_MESSAGES = (
     "selection.chosen",
     "tries.offer_agent",
     "option.agent",
+    "agent.waiting_acknowledged",
     "engine.error",
     "command.help",
     "command.cancelled",

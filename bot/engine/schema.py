@@ -16,7 +16,7 @@ from bot.engine.yamlsrc import LineDict, LineList
 STEP_KEYS = {*STEP_KINDS, "id", "next", "args", "on", "comment"}
 ASK_KEYS = {
     "text", "context", "comment", "options", "validator", "save", "sensitive",
-    "max_tries", "contact_button", "columns", "multiple",
+    "max_tries", "contact_button", "columns", "multiple", "waits",
 }  # fmt: skip
 SAY_KEYS = {"text", "context", "comment", "message", "render"}
 OPTION_KEYS = {

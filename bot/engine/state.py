@@ -48,6 +48,8 @@ class State:
     shown_notifications: list[int] = field(default_factory=list)
     # Journeys (main-menu ids) the last message offered for typed free text ("did you mean").
     offered: list[str] = field(default_factory=list)
+    # Whether what the customer typed while waiting for a person was acknowledged already.
+    wait_acknowledged: bool = False
     serial: int = 0
 
     @property

@@ -59,6 +59,9 @@ class Walker:
     def prompt(self, step: Step, before: str | None = None) -> None:
         """Ask ``step``'s question (after ``before``, a reason, when given) with its buttons."""
         assert step.text is not None
+        if step.waits:
+            # A new wait: the customer's next message is acknowledged again.
+            self.s.wait_acknowledged = False
         text = render_text(step.text, self.translator, self.s.vars)
         labels = [(o.id, render_text(o.label, self.translator, self.s.vars)) for o in step.options]
         if step.multiple:
