@@ -100,6 +100,17 @@ async def start_verification(
     }
 
 
+async def verification_channels(
+    backend: BackendClient, ctx: ActionContext, args: dict[str, Any]
+) -> Outcome:
+    """Whether codes can go by email now (the backend has a mail server)."""
+    try:
+        found = await backend.verification_channels()
+    except BackendRefused:
+        return "error", {}
+    return "ok", {"email_codes": "email" in found}
+
+
 async def resend_code(backend: BackendClient, ctx: ActionContext, args: dict[str, Any]) -> Outcome:
     """Send a new code for the verification (or contact proof) started last."""
     key = "proof_verification_id" if ctx.memory.get("pending") == "proof" else "verification_id"
@@ -198,8 +209,10 @@ async def start_contact_proof(
         )
     except BackendRefused as err:
         if err.code == "invalid":
-            same = "same_as_current" in err.fields.values()
-            return ("same_as_current" if same else "invalid"), {}
+            for reason in ("same_as_current", "email_unavailable"):
+                if reason in err.fields.values():
+                    return reason, {}
+            return "invalid", {}
         return _session_or_error(ctx, err)
     ctx.memory["proof_verification_id"] = answer.get("verification_id")
     ctx.memory["pending"] = "proof"
@@ -321,6 +334,7 @@ async def withdraw_escalation(
 
 HANDLERS: dict[str, Handler] = {
     "start_verification": start_verification,
+    "verification_channels": verification_channels,
     "resend_code": resend_code,
     "check_code": check_code,
     "load_profile": load_profile,

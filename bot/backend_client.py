@@ -183,6 +183,12 @@ class BackendClient:
 
     # The verified customer and the ledger
 
+    async def verification_channels(self) -> list[str]:
+        """GET /verifications/channels: where codes can go now (no email without a mail server)."""
+        data = await self._call("GET", "/api/v1/verifications/channels")
+        found = data.get("channels")
+        return [str(c) for c in found] if isinstance(found, list) else []
+
     async def me(self, session_token: str, *, chat: str) -> dict[str, Any]:
         """GET /me: masked contacts, consent state, open products."""
         return await self._call("GET", "/api/v1/me", headers=_session(session_token, chat))

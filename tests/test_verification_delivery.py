@@ -91,6 +91,16 @@ async def test_email_codes_go_to_the_address_on_file_and_verify(world: World):
     assert world.sink.messages == []
 
 
+async def test_email_is_listed_for_codes_only_while_a_mail_server_is_configured(world: World):
+    url = world.backend.api("/api/v1/verifications/channels")
+    async with world.backend.client.get(url) as resp:
+        assert (resp.status, await resp.json()) == (200, {"channels": ["sms"]})
+    with running_smtp() as smtp:
+        world.services.mailer = SmtpMailer(smtp.host, smtp.port, "bank@example.lv")
+        async with world.backend.client.get(url) as resp:
+            assert await resp.json() == {"channels": ["sms", "email"]}
+
+
 async def test_an_smtp_server_that_is_down_is_a_delivery_error():
     with running_smtp() as smtp:
         port = smtp.port

@@ -110,9 +110,16 @@ async def _drain(app: web.Application) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def channels(request: web.Request) -> web.Response:
+    """Where codes can go now: ``email`` only while a mail server is configured."""
+    mail = services(request).mailer is not None
+    return json_response({"channels": [c for c in VERIFICATION_CHANNELS if c != "email" or mail]})
+
+
 def setup(app: web.Application) -> None:
     app[DELIVERIES] = Deliveries()
     app.on_cleanup.append(_drain)
+    app.router.add_get("/api/v1/verifications/channels", channels)
     app.router.add_post("/api/v1/verifications", start_verification)
     app.router.add_post("/api/v1/verifications/{id}/resend", resend_code)
     app.router.add_post("/api/v1/verifications/{id}/check", check_code)

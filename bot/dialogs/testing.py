@@ -56,6 +56,8 @@ _CHECKS = (
     "silent",
 )
 _ACTION_KEYS = ("action", "outcome", "data", "args")
+# Answered by the script runner unless a script answers it (see _Conversation.feed).
+LOOKUP_ACTION = "verification_channels"
 
 
 @dataclass(frozen=True)
@@ -189,9 +191,23 @@ class _Conversation:
     def labelled(message: OutMessage) -> list[str]:
         return [f"{option_id}={label}" for row in message.options for option_id, label in row]
 
-    def feed(self, event: Event | ActionResult) -> StepResult:
-        """Step the engine with one event and remember the actions it asks for."""
+    def feed(self, event: Event | ActionResult, upcoming: Item | None = None) -> StepResult:
+        """Step the engine with one event and remember the actions it asks for.
+
+        ``verification_channels`` is answered as a backend with a mail server
+        would (email codes on) unless the ``upcoming`` item answers it itself.
+        """
         result = step(self.dialogs, self.state, event, self.catalogs)
+        messages = list(result.messages)
+        while (
+            len(result.actions) == 1
+            and result.actions[0].name == LOOKUP_ACTION
+            and (upcoming is None or upcoming.data.get("action") != LOOKUP_ACTION)
+        ):
+            answer = ActionResult(LOOKUP_ACTION, "ok", {"email_codes": True})
+            result = step(self.dialogs, result.state, answer, self.catalogs)
+            messages += result.messages
+        result.messages = messages
         self.state = result.state
         self.pending = list(result.actions)
         return result
@@ -215,7 +231,7 @@ class _Conversation:
             return Unsupported(str(data["send"]))
         return None
 
-    def play(self, item: Item) -> None:
+    def play(self, item: Item, upcoming: Item | None = None) -> None:
         """Play one script step: a customer turn or an action answer, then its checks."""
         event = self.event(item)
         if event is not None:
@@ -224,13 +240,13 @@ class _Conversation:
                     item,
                     f"the bot is waiting for {self.pending[0].name}: answer it with 'action:' first",
                 )
-            self.last = self.feed(event)
+            self.last = self.feed(event, upcoming)
             self.said = list(self.last.messages)
         elif "action" in item.data:
-            self.answer(item)
+            self.answer(item, upcoming)
         self.expect(item)
 
-    def answer(self, item: Item) -> None:
+    def answer(self, item: Item, upcoming: Item | None = None) -> None:
         """Answer the action the bot called with the script's outcome and data."""
         name = str(item.data["action"])
         if not self.pending or self.pending[0].name != name:
@@ -242,7 +258,7 @@ class _Conversation:
                 item, f"{name} was called with {call.args}, expected {item.data['args']}"
             )
         data = item.data.get("data") or {}
-        result = self.feed(ActionResult(name, str(item.data["outcome"]), dict(data)))
+        result = self.feed(ActionResult(name, str(item.data["outcome"]), dict(data)), upcoming)
         self.said.extend(result.messages)
 
     def expect(self, item: Item) -> None:
@@ -294,8 +310,8 @@ class _Conversation:
 def run_script(dialogs: Dialogs, catalogs: Catalogs, script: Script) -> None:
     """Play one script; raise ScriptFailed at the first step the bot does not match."""
     conversation = _Conversation(dialogs, catalogs, script)
-    for item in script.items:
-        conversation.play(item)
+    for item, upcoming in zip(script.items, [*script.items[1:], None], strict=True):
+        conversation.play(item, upcoming)
 
 
 def iter_results(

@@ -28,6 +28,8 @@ class ActionSpec:
 
 
 ACTIONS: dict[str, ActionSpec] = {
+    # Where codes can go now: ``email_codes`` is false while the backend has no mail server.
+    "verification_channels": ActionSpec((), ("ok", "error"), ("email_codes",)),
     "start_verification": ActionSpec(
         ("phone", "channel", "shared_contact"),
         ("sent", "invalid_phone", "email_unavailable", "locked_out", "error"),
@@ -48,7 +50,7 @@ ACTIONS: dict[str, ActionSpec] = {
     ),
     "start_contact_proof": ActionSpec(
         ("kind", "value"),
-        ("sent", "invalid", "same_as_current", "session_expired", "error"),
+        ("sent", "invalid", "same_as_current", "email_unavailable", "session_expired", "error"),
         ("masked",),
     ),
     "check_proof_code": ActionSpec(
