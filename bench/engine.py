@@ -58,6 +58,7 @@ JOURNEY: list[Event | ActionResult] = [
     Text("😀"),
     Press("erasure"),
     Contact("+37120000001", own=True),
+    ActionResult("verification_channels", "ok", {"email_codes": True}),
     Press("sms"),
     ActionResult("start_verification", "sent"),
     Text("12 34 56"),

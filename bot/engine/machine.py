@@ -190,10 +190,11 @@ class _Run(Walker):
             self.go_home()
             self.run()
         elif name == "back":
-            if not self.s.history:
+            earlier = self.earlier_question()
+            if earlier is None:
                 self.prompt(step, self.message("command.nothing_to_go_back_to"))
                 return
-            self.s.stack = self.s.history.pop()
+            self.s.stack = earlier
             self.s.tries = 0
             self.run()
         elif name in GLOBAL_FLOWS:
@@ -212,6 +213,31 @@ class _Run(Walker):
         else:
             self.emit(self.message("command.help"))
             self.prompt(step)
+
+    def earlier_question(self) -> list[Frame] | None:
+        """The stack /back returns to, taken off the history; None when there is none.
+
+        When the customer came round to this question again (a different
+        number after a code, a code asked again after a resend), /back goes to
+        the question before its first visit in that loop, not round it again.
+        One-time code questions are skipped: their code was sent for an answer
+        given earlier, so going back never asks for it.
+        """
+        here = [(f.flow, f.step) for f in self.s.stack]
+        history = self.s.history
+        for i in range(len(history) - 1, -1, -1):
+            if [(f.flow, f.step) for f in history[i]] == here:
+                del history[i:]
+                break
+        while history:
+            stack = history.pop()
+            frame = stack[-1] if stack else None
+            flow = self.dialogs.flows.get(frame.flow) if frame else None
+            found = flow.steps.get(frame.step) if flow and frame else None
+            if found is None or found.sensitive:
+                continue
+            return stack
+        return None
 
     def press(self, step: Step, option_id: str, offered: list[str]) -> None:
         """A button: an option of this question, a global command, an offered journey, or stale."""
