@@ -22,11 +22,14 @@ log = logging.getLogger(__name__)
 Say = Callable[..., str]
 
 AGENT_TYPES = ("agent_joined", "agent_message", "agent_left")
+# The retention basis that is nothing but "while a product is open" (retention.yaml).
+PRODUCT_OPEN_BASIS = "product_open"
 
 # Named messages the conversation service renders itself; dialogs without one are refused.
 REQUIRED_MESSAGES = (
     *(f"outcome.{name}" for name in ("done", "partly_done", "erased", "hold_until")),
     *(f"outcome.{name}" for name in ("hold_while_open", "rejected", "failed", "escalated")),
+    "outcome.hold_while_open_plain",
     "reason.unknown",
     "basis.unknown",
     "category.contact",
@@ -67,6 +70,9 @@ def _holds(details: dict[str, Any], say: Say, translator: Translator) -> list[st
         until = _date(hold.get("until"), translator)
         if until is not None:
             lines.append(say("outcome.hold_until", category=category, until=until, basis=basis))
+        elif hold.get("basis") == PRODUCT_OPEN_BASIS:
+            # That basis only repeats the condition: "while your product is open".
+            lines.append(say("outcome.hold_while_open_plain", category=category))
         else:
             lines.append(say("outcome.hold_while_open", category=category, basis=basis))
     return lines

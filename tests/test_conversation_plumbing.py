@@ -275,7 +275,9 @@ async def test_a_partly_done_erasure_says_what_was_kept_why_and_until_when_in_th
     [text] = texts(out)
     assert "outcome.partly_done[lv] reference=DD-7K2Q9M" in text
     assert "until=2029. gada 30. jūnijs" in text
-    assert "outcome.hold_while_open[lv]" in text
+    # The product_open basis only repeats "while your product is open": not said again.
+    assert "outcome.hold_while_open_plain[lv] category=" in text
+    assert "basis=basis.product_open" not in text
 
 
 async def test_a_notification_speaks_the_language_the_chat_speaks_now(

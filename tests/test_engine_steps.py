@@ -385,7 +385,7 @@ def test_categories_are_ticked_one_by_one_and_sent_together(chat: Chat) -> None:
     chat.send(Press("several"))
     chat.send(Press("transactions"))
     chat.send(Text("Chat history"))  # typing a label ticks it too
-    assert "Chosen so far: Chat history, Transactions." in chat.text
+    assert "Chosen so far: Chat history and Transactions." in chat.text
     assert chat.last.actions == []
     chat.send(Press("transactions"))  # pressed again: unticked
     chat.send(Press("done"))

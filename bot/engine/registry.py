@@ -152,6 +152,7 @@ ENGINE_MESSAGES = (
     "preview.erase",
     "preview.keep_until",
     "preview.keep_while_open",
+    "preview.keep_while_open_plain",
     "preview.restricted",
     "status.none",
     "status.header",

@@ -133,14 +133,21 @@ def marketing_state(page: Page, state: State) -> str:
     return "\n".join(lines)
 
 
+# The retention basis that is nothing but "while a product is open" (retention.yaml).
+PRODUCT_OPEN_BASIS = "product_open"
+# Categories whose deletion affects an open product (contact for its online services,
+# identity for its checks); the "open product" warning is shown only when one is deleted.
+TOUCH_PRODUCTS = frozenset({"contact", "identity", "products", "transactions"})
+
+
 def erasure_preview(page: Page, state: State) -> str:
     """Per category: erased, or kept with its legal basis and end date (or while a product is open)."""
     preview = _data(state, "preview_erasure")
     lines = [page.say("preview.header")]
     kept = False
-    for entry in preview.get("categories") or []:
-        if not isinstance(entry, dict):
-            continue
+    found = preview.get("categories")
+    categories = [e for e in found if isinstance(e, dict)] if isinstance(found, list) else []
+    for entry in categories:
         category = page.named("category", entry.get("category"), "contact")
         if entry.get("action") == "erase":
             lines.append(page.say("preview.erase", category=category))
@@ -155,9 +162,11 @@ def erasure_preview(page: Page, state: State) -> str:
             )
         else:
             product = while_open if isinstance(while_open, dict) else {}
+            # A basis that is only "while your product is open" would repeat the condition.
+            plain = entry.get("basis") == PRODUCT_OPEN_BASIS
             lines.append(
                 page.say(
-                    "preview.keep_while_open",
+                    "preview.keep_while_open_plain" if plain else "preview.keep_while_open",
                     category=category,
                     product=page.named("product", product.get("kind"), "other"),
                     masked=str(product.get("masked") or ""),
@@ -166,7 +175,10 @@ def erasure_preview(page: Page, state: State) -> str:
             )
     if kept:
         lines.append(page.say("preview.restricted"))
+    erased = {e.get("category") for e in categories if e.get("action") == "erase"}
     for warning in preview.get("warnings") or []:
+        if warning == "open_products" and not erased & TOUCH_PRODUCTS:
+            continue
         key = f"preview.warning.{warning}"
         if key in page.dialogs.messages:
             lines.append(page.say(key))

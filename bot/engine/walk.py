@@ -68,7 +68,7 @@ class Walker:
             chosen = self.selection(step)
             names = [label for i, label in labels if i in chosen]
             if names:
-                text = f"{text}\n\n{self.message('selection.chosen', chosen=', '.join(names))}"
+                text = f"{text}\n\n{self.message('selection.chosen', chosen=names)}"
             # A tick is understood in every language; the ids stay the same.
             labels = [(i, f"✓ {label}" if i in chosen else label) for i, label in labels]
         rows = [labels[i : i + step.columns] for i in range(0, len(labels), step.columns)]
