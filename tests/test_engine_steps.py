@@ -410,7 +410,7 @@ def test_done_with_nothing_ticked_asks_for_a_choice(chat: Chat) -> None:
 def test_a_journey_offered_mid_way_is_taken_after_the_state_is_stored(chat: Chat) -> None:
     chat.verified_into("marketing_opt_out")
     chat.send(ActionResult("load_profile", "ok", {"marketing": {"email": True}}))
-    assert chat.buttons == ["email", "sms", "phone", "post", "all"]
+    assert chat.buttons == ["email", "all"]  # only channels still on
     chat.send(Text("actually, please delete my data"))
     assert chat.buttons == ["erasure"]
     assert chat.text == "Did you mean this?"

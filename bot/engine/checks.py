@@ -187,6 +187,8 @@ def _uses(step: Step) -> Iterator[tuple[Where, str]]:
     for option in step.options:
         for name in [*_placeholders(option.label), *_refs(option.then.set)]:
             yield option.where, name
+        for condition in option.when:
+            yield option.where, condition.path
     for then in step.on.values():
         for name in _refs(then.set):
             yield then.where, name

@@ -242,6 +242,8 @@ class _Run(Walker):
     def press(self, step: Step, option_id: str, offered: list[str]) -> None:
         """A button: an option of this question, a global command, an offered journey, or stale."""
         option = step.option(option_id)
+        if option is not None and option not in self.shown(step):
+            option = None  # Hidden now (its condition no longer holds): a stale button.
         menu = main_menu(self.dialogs)
         if option is not None:
             self.choose(step, option)
@@ -337,7 +339,7 @@ class _Run(Walker):
     def match_option(self, step: Step, text: str) -> Option | None:
         """An option whose label (in the customer's language) or id was typed."""
         typed = " ".join(text.split()).casefold()
-        for option in step.options:
+        for option in self.shown(step):
             label = render_text(option.label, self.translator, self.s.vars)
             if typed in (" ".join(label.split()).casefold(), option.id.casefold()):
                 return option

@@ -67,6 +67,8 @@ class Option:
     # In a ``multiple`` ask: ``select`` options toggle a choice, a ``done`` option ends choosing.
     select: bool = False
     done: bool = False
+    # Shown only while every condition holds (e.g. a channel still on); hidden, it can't be chosen.
+    when: tuple[Condition, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,13 @@ ENGINE_VALUES = (
 
 VALIDATORS = ("phone", "email", "postal_address", "code", "yes_no")
 
-RENDERERS = ("contact_change", "marketing_state", "erasure_preview", "request_list")
+RENDERERS = (
+    "contact_change",
+    "marketing_state",
+    "opt_out_choice",
+    "erasure_preview",
+    "request_list",
+)
 
 # Commands that work at every step; a press of one of these ids that is not an
 # option of the current step runs the command (e.g. the "Talk to a person" offer).
@@ -144,6 +150,7 @@ ENGINE_MESSAGES = (
     "marketing.on",
     "marketing.off",
     *(f"channel.{c}" for c in MARKETING_CHANNELS),
+    *(f"optout.confirm.{c}" for c in (*MARKETING_CHANNELS, "all")),
     *(f"category.{c}" for c in CATEGORIES),
     "basis.unknown",
     *(f"product.{k}" for k in PRODUCT_KINDS),

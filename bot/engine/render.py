@@ -206,9 +206,17 @@ def request_list(page: Page, state: State) -> str:
     return "\n".join(lines)
 
 
+def opt_out_choice(page: Page, state: State) -> str:
+    """What stopping marketing through the chosen channel (``channel``, or ``all``) will do."""
+    channel = state.vars.get("channel")
+    known = channel if channel in (*MARKETING_CHANNELS, "all") else "all"
+    return page.say(f"optout.confirm.{known}")
+
+
 RENDERERS: dict[str, Callable[[Page, State], str]] = {
     "contact_change": contact_change,
     "marketing_state": marketing_state,
+    "opt_out_choice": opt_out_choice,
     "erasure_preview": erasure_preview,
     "request_list": request_list,
 }

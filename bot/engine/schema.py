@@ -32,6 +32,7 @@ OPTION_KEYS = {
     "set",
     "select",
     "done",
+    "when",
 }
 TRANSITION_KEYS = {"next", "goto", "call", "end", "set"}
 CONDITION_OPS = {"eq", "ne", "in", "set", "gt", "lt"}
@@ -174,6 +175,7 @@ class FieldReader:
                     self.transition(item, label_what),
                     select=flags["select"],
                     done=flags["done"],
+                    when=self.conditions(item, label_what),
                 )
             )
         return tuple(options)
@@ -187,6 +189,24 @@ class FieldReader:
             return Condition(path, op, raw[op])
         return Condition(path, "eq", raw)
 
+    def conditions(self, item: LineDict, what: str) -> tuple[Condition, ...]:
+        """``when:`` of a case or an option: every condition must hold."""
+        when = item.get("when", LineDict())
+        conditions: list[Condition] = []
+        if not isinstance(when, LineDict):
+            self.error(item.line_of("when"), f"{what}: when must map names to values")
+            return ()
+        for path, value in when.items():
+            condition = self.condition(path, value)
+            if condition is None:
+                self.error(
+                    when.line_of(path),
+                    f"{what}: condition on {path!r} must be a value or one of {sorted(CONDITION_OPS)}",
+                )
+            else:
+                conditions.append(condition)
+        return tuple(conditions)
+
     def cases(self, raw: Any, line: int, what: str) -> tuple[Case, ...]:
         """The cases of a branch; the last must be the default."""
         if not isinstance(raw, LineList) or not raw:
@@ -198,24 +218,11 @@ class FieldReader:
                 self.error(item_line, f"{what}: a case must be a mapping")
                 continue
             self.unknown_keys(item, {"when", *TRANSITION_KEYS}, f"{what} case")
-            when = item.get("when", LineDict())
-            conditions: list[Condition] = []
-            if not isinstance(when, LineDict):
-                self.error(item.line_of("when"), f"{what}: when must map names to values")
-            else:
-                for path, value in when.items():
-                    condition = self.condition(path, value)
-                    if condition is None:
-                        self.error(
-                            when.line_of(path),
-                            f"{what}: condition on {path!r} must be a value or one of {sorted(CONDITION_OPS)}",
-                        )
-                    else:
-                        conditions.append(condition)
+            conditions = self.conditions(item, what)
             then = self.transition(item, f"{what} case")
             if then.empty:
                 self.error(item_line, f"{what}: a case needs next, goto, call or end")
-            cases.append(Case(self.at(item_line), tuple(conditions), then))
+            cases.append(Case(self.at(item_line), conditions, then))
         if cases and cases[-1].conditions:
             self.error(raw.line, f"{what}: the last case must have no 'when' (the default)")
         return tuple(cases)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.engine.events import ActionCall, OutMessage, StepResult
-from bot.engine.model import Case, Condition, Dialogs, Step, Transition
+from bot.engine.model import Case, Condition, Dialogs, Option, Step, Transition
 from bot.engine.render import RENDERERS, Page, render_text
 from bot.engine.state import Frame, State
 from bot.i18n import Catalogs, Translator
@@ -63,7 +63,9 @@ class Walker:
             # A new wait: the customer's next message is acknowledged again.
             self.s.wait_acknowledged = False
         text = render_text(step.text, self.translator, self.s.vars)
-        labels = [(o.id, render_text(o.label, self.translator, self.s.vars)) for o in step.options]
+        labels = [
+            (o.id, render_text(o.label, self.translator, self.s.vars)) for o in self.shown(step)
+        ]
         if step.multiple:
             chosen = self.selection(step)
             names = [label for i, label in labels if i in chosen]
@@ -76,6 +78,10 @@ class Walker:
         if step.contact_button is not None:
             contact = render_text(step.contact_button, self.translator, self.s.vars)
         self.emit(f"{before}\n\n{text}" if before else text, rows, contact)
+
+    def shown(self, step: Step) -> list[Option]:
+        """The step's options whose ``when:`` conditions hold now."""
+        return [o for o in step.options if all(self.holds(c) for c in o.when)]
 
     def selection(self, step: Step) -> list[str]:
         """The ids chosen so far in a ``multiple`` ask (kept in its ``save`` value)."""
