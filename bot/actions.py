@@ -332,6 +332,18 @@ async def withdraw_escalation(
     return "ok", {}
 
 
+async def forget_session(
+    backend: BackendClient, ctx: ActionContext, args: dict[str, Any]
+) -> Outcome:
+    """/logout: drop the verified session and any code or proof under way from this chat."""
+    for key in ("session_token", "verification_id", "proof_verification_id", "proof_token"):
+        ctx.memory.pop(key, None)
+    for key in ("pending", "preview_id"):
+        ctx.memory.pop(key, None)
+    ctx.memory["verified"] = False
+    return "ok", {}
+
+
 HANDLERS: dict[str, Handler] = {
     "start_verification": start_verification,
     "verification_channels": verification_channels,
@@ -345,6 +357,7 @@ HANDLERS: dict[str, Handler] = {
     "list_requests": list_requests,
     "escalate": escalate,
     "withdraw_escalation": withdraw_escalation,
+    "forget_session": forget_session,
 }
 
 

@@ -1,10 +1,12 @@
 """``datadesk chat``: the same dialogs in a terminal, against the backend.
 
 Each line typed is one event: a number or an option id presses that button,
-``share`` shares the demo phone as a contact (``share +371…`` another one),
-``/language``, ``/status``, ``/agent``, ``/cancel``, ``/back``, ``/help`` are
-the global commands, ``/quit`` (or end of input) leaves; anything else is a
-typed message. Outcomes and agent messages for this chat are printed as they
+``share`` shares the demo customer's phone as a contact (``share +371…``
+another one), ``/language``, ``/status``, ``/agent``, ``/cancel``, ``/back``,
+``/help`` are the global commands, ``/logout`` forgets who was verified,
+``/quit`` (or end of input) leaves; anything else is a typed message.
+``datadesk chat --as C-1101`` talks as that demo customer: a chat of its own,
+and ``share`` shares its number. Outcomes and agent messages for this chat are printed as they
 arrive. Input is read line by line, so a session can be scripted::
 
     printf '1\\nshare\\n1\\n' | datadesk chat --lang lv
@@ -60,8 +62,9 @@ def chat_id(name: str | None = None) -> str:
 class Terminal:
     """Turns typed lines into events and the chat's answers into printed lines."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, phone: str = DEMO_PHONE) -> None:
         self.out = out
+        self.phone = phone
         self.buttons: list[str] = []
         self.message_id = 0
 
@@ -97,7 +100,7 @@ class Terminal:
             return Press(text)
         word, _, rest = text.partition(" ")
         if word == "share":
-            return Contact(rest.strip() or DEMO_PHONE, own=True, language_code=language)
+            return Contact(rest.strip() or self.phone, own=True, language_code=language)
         if word.startswith("/") and len(word) > 1:
             if word == "/start":
                 return Start(language_code=language)
@@ -163,11 +166,16 @@ async def run_chat(
     *,
     language: str | None = None,
     name: str | None = None,
+    phone: str | None = None,
     lines: AsyncIterator[str] | None = None,
     out: TextIO | None = None,
     poll_wait: float = 25.0,
 ) -> None:
     """Talk to the dialogs until ``/quit`` or the end of input.
+
+    ``name`` picks the chat (a demo customer's ref: each customer a chat of its
+    own, so one's verified session never opens for another); ``phone`` is what
+    ``share`` shares.
 
     SettingsError when no service token is to be had (``BotSettings.with_service_token``).
     """
@@ -178,7 +186,7 @@ async def run_chat(
     settings = settings.with_service_token()
     ensure_private_dir(settings.data_dir)
     await upgrade(settings.bot_database_url, BOT_MIGRATIONS)
-    terminal = Terminal(out or sys.stdout)
+    terminal = Terminal(out or sys.stdout, phone or DEMO_PHONE)
     chat = chat_id(name)
     language = _language(language)
     backend = BackendClient(settings.backend_url, settings.service_token)
@@ -225,7 +233,14 @@ def chat_command(args: argparse.Namespace, settings: BotSettings) -> int:
     # The chat owns the terminal: only warnings and errors go to stderr beside it.
     configure("WARNING")
     try:
-        asyncio.run(run_chat(settings, language=getattr(args, "lang", None)))
+        asyncio.run(
+            run_chat(
+                settings,
+                language=getattr(args, "lang", None),
+                name=getattr(args, "as_ref", None),
+                phone=getattr(args, "phone", None),
+            )
+        )
     except SettingsError as exc:
         print(f"datadesk chat: {exc}", file=sys.stderr)
         return 2

@@ -51,6 +51,9 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--concurrency", type=int, default=1, help="requests the worker runs at once")
     p.add_argument("--lang", default=None, help="with --chat: locale to start in")
+    p.add_argument(
+        "--as", dest="as_ref", default=None, help="with --chat: talk as this demo customer (C-1101)"
+    )
 
 
 def _worker_args(p: argparse.ArgumentParser) -> None:
@@ -61,6 +64,12 @@ def _worker_args(p: argparse.ArgumentParser) -> None:
 def _chat_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lang", default=None, help=f"locale to start in ({', '.join(SHIPPED_LOCALES)})"
+    )
+    p.add_argument(
+        "--as",
+        dest="as_ref",
+        default=None,
+        help="talk as this demo customer, e.g. C-1101: a chat of its own; 'share' shares its number",
     )
 
 
@@ -97,7 +106,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, AddArgs, str, str], ...] = (
     (("backend",), "the backend HTTP API and agent console", _none, "backend.runner:run_backend", BACKEND),
     (("worker",), "a worker that carries out queued requests", _worker_args, "backend.runner:run_worker", BACKEND),
     (("bot",), "the Telegram channel", _none, "bot.runner:run_bot", BOT),
-    (("chat",), "talk to the dialogs in this terminal", _chat_args, "bot.terminal:chat_command", BOT),
+    (("chat",), "talk to the dialogs in this terminal", _chat_args, "datadesk.demo_chat:chat_command", BOT),
     (("db", "upgrade"), "migrate the backend and bot databases", _none, "datadesk.migrate:upgrade_command", BOTH),
     (("crm", "import"), "import customers from a JSON file (all or nothing)", _file_arg, "backend.crm.cli:import_command", BACKEND),
     (("crm", "export"), "print one customer's record as JSON", _ref_arg, "backend.crm.cli:export_command", BACKEND),

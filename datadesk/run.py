@@ -71,9 +71,13 @@ async def _run_all(args: argparse.Namespace, deployment: Deployment) -> int:
         if bot.telegram_token:
             channel = asyncio.create_task(start_bot(bot), name="bot")
         elif getattr(args, "chat", False):
-            channel = asyncio.create_task(
-                run_chat(bot, language=getattr(args, "lang", None)), name="chat"
+            chat = run_chat(
+                bot,
+                language=getattr(args, "lang", None),
+                name=getattr(args, "as_ref", None),
+                phone=getattr(args, "phone", None),
             )
+            channel = asyncio.create_task(chat, name="chat")
         waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait(), name="stop")]
         if channel is not None:
             waiters.append(channel)
@@ -119,6 +123,13 @@ def run_all(args: argparse.Namespace, deployment: Deployment) -> int:
             print(f"datadesk: {exc}", file=sys.stderr)
             return 2
     terminal_chat = bool(getattr(args, "chat", False)) and not deployment.bot.telegram_token
+    if terminal_chat:
+        from datadesk.demo_chat import resolve
+
+        problem = resolve(args)
+        if problem is not None:
+            print(f"datadesk: {problem}", file=sys.stderr)
+            return 2
     # The terminal chat owns the screen: only warnings and errors go to stderr beside it.
     configure("WARNING" if terminal_chat else deployment.backend.log_level)
     return asyncio.run(_run_all(args, deployment))

@@ -185,8 +185,20 @@ def test_the_demo_seed_is_deterministic_and_idempotent(
     assert (
         capsys.readouterr()
         .out.splitlines()[-1]
-        .startswith(f"demo customers: 0 created, {len(refs)} refreshed")
+        .startswith(f"demo customers: 0 created, {len(refs)} already there left as they are")
     )
+
+
+def test_seeding_again_leaves_a_changed_demo_customer_as_it_is(
+    settings: Settings, tmp_path: Path
+) -> None:
+    anna = {**well_known()[0], "emails": [{"address": "anna.new@example.lv", "primary": True}]}
+    assert _import(settings, _write(tmp_path, {"customers": [anna]})) == 0
+    assert seed_demo_command(argparse.Namespace(), settings) == 0
+    [kept, other] = _export_all(settings, [anna["ref"], "C-1002"])
+    assert kept is not None
+    assert kept["emails"] == [{"address": "anna.new@example.lv", "primary": True}]
+    assert other is not None
 
 
 def test_a_customer_after_an_erasure_exports_and_imports_back(settings: Settings, tmp_path: Path):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SERVICE_TOKEN, bot_settings_for
-from fakes.verification_world import ANNA, World, world
+from fakes.verification_world import ANNA, ANNA_REF, DMITRY, DMITRY_REF, World, world
 
 from backend import notifications
 from backend.ledger.worker import run_one
@@ -56,8 +56,7 @@ async def test_a_customer_changes_their_address_in_the_terminal_and_sees_the_out
 
     async def typed() -> AsyncIterator[str]:
         yield "update_contact"  # an option by its id
-        yield "share"
-        yield "1"  # by its number: SMS
+        yield "share"  # no mail server here: the code goes by SMS at once
         yield await world.code_for(ANNA)
         yield "3"  # postal address
         yield "Brīvības iela 99, Rīga, LV-1010, Latvija"
@@ -77,6 +76,68 @@ async def test_a_customer_changes_their_address_in_the_terminal_and_sees_the_out
     assert "✂ [code]" in shown
     assert "Brīvības" in shown
     assert len(re.findall(r"DD-[0-9A-Z]{6}", shown)) == 2
+
+
+async def test_two_demo_customers_in_turn_each_get_their_own_chat_and_number(
+    world: World, bot_db_url: str, tmp_path: Path
+) -> None:
+    chat_settings = bot_settings_for(tmp_path, world.backend.url, bot_db_url)
+    anna = Screen()
+
+    async def as_anna() -> AsyncIterator[str]:
+        yield "marketing_opt_out"
+        yield "share"
+        yield await world.code_for(ANNA)
+        await anna.until(r"\[all\]")
+        yield "/quit"
+
+    await run_chat(
+        chat_settings, language="en", name=ANNA_REF, phone=ANNA, lines=as_anna(), out=anna
+    )
+    assert "you're verified" in anna.getvalue()
+
+    dmitry = Screen()
+
+    async def as_dmitry() -> AsyncIterator[str]:
+        yield "marketing_opt_out"
+        # Not Anna's session: Dmitry is asked who he is, and `share` shares his number.
+        await dmitry.until(r"\[share\]")
+        yield "share"
+        yield await world.code_for(DMITRY)
+        await dmitry.until(r"\[all\]")
+        yield "/logout"
+        await dmitry.until("signed out")
+        yield "marketing_opt_out"
+        await dmitry.until(r"\[share\]", times=2)
+        yield "/quit"
+
+    await run_chat(
+        chat_settings, language="en", name=DMITRY_REF, phone=DMITRY, lines=as_dmitry(), out=dmitry
+    )
+    shown = dmitry.getvalue()
+    assert "you're verified" in shown
+    assert len(world.sink.codes_for(DMITRY)) == 1
+    assert len(world.sink.codes_for(ANNA)) == 1
+
+
+def test_the_demo_customers_numbers_come_from_the_demo_seed() -> None:
+    from datadesk.demo_chat import demo_phone
+
+    assert demo_phone("C-1001") == "+37120000001"
+    assert demo_phone("C-1101") == "+37121001101"
+    assert demo_phone("C-9999") is None
+
+
+async def test_datadesk_chat_refuses_a_ref_that_is_no_demo_customer(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        str(DATADESK), "chat", "--as", "C-9999",
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, cwd=tmp_path,
+        env={**os.environ, "DATADESK_DATA_DIR": str(tmp_path / "var")},
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 2
+    assert "--as C-9999: no such demo customer" in stderr.decode()
 
 
 async def test_datadesk_chat_talks_to_a_backend_in_another_process(

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.crm import importer
-from backend.crm.builtin import BuiltinCrm
+from backend.crm.builtin import BuiltinCrm, customer_by_ref
 from backend.crm.demo import demo_document
 from backend.crypto import CryptoError
 from backend.services import open_services
@@ -84,14 +84,37 @@ def export_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def seed_demo(settings: Settings) -> tuple[list[str], int, int]:
+    """Create the demo customers not there yet; return (problems, created, left alone).
+
+    A customer already in the CRM is left as it is: what a demo did to it (a
+    changed email, an erasure) stays done when ``make demo`` runs again.
+    """
+    customers, problems = importer.validate(demo_document())
+    if problems:
+        return problems, 0, 0
+    services = await open_services(settings, clock=SystemClock())
+    try:
+        async with services.sessions() as session:
+            existing = {c["ref"] for c in customers if await customer_by_ref(session, c["ref"])}
+        new = [c for c in customers if c["ref"] not in existing]
+        created, _ = await importer.apply(services.sessions, new, services.clock)
+    finally:
+        await services.close()
+    return [], created, len(existing)
+
+
 def seed_demo_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Load the demo customers; running it again leaves the same data."""
+    """Load the demo customers that are not there yet; existing customers are left alone."""
     configure(settings.log_level)
-    problems, created, replaced = asyncio.run(import_document(settings, demo_document()))
+    problems, created, kept = asyncio.run(seed_demo(settings))
     if problems:
         # The seed is ours: a problem here is a bug, reported like any bad file.
         for line in problems:
             print(f"demo seed: {line}", file=sys.stderr)
         return 1
-    print(f"demo customers: {created} created, {replaced} refreshed (see backend/crm/DEMO.md)")
+    print(
+        f"demo customers: {created} created, {kept} already there left as they are"
+        " (see backend/crm/DEMO.md)"
+    )
     return 0

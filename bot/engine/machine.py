@@ -29,7 +29,7 @@ from bot.i18n import SHIPPED_LOCALES, Catalogs, negotiate
 # Babel parses the tag each time; platforms send a handful of distinct tags.
 _negotiate = functools.lru_cache(maxsize=256)(negotiate)
 
-GLOBAL_FLOWS = {"language": "language", "status": "status", "agent": "agent"}
+GLOBAL_FLOWS = {"language": "language", "status": "status", "agent": "agent", "logout": "logout"}
 MAX_HISTORY = 20
 # Values the engine keeps to itself rather than exposing as dialog values.
 _PRIVATE_DATA = {"session_token"}
@@ -202,6 +202,11 @@ class _Run(Walker):
             if any(frame.flow == flow for frame in self.s.stack):
                 self.prompt(step)
                 return
+            if name == "logout":
+                # Nobody is verified from here on; the journey under way is left.
+                self.s.verified = False
+                self.s.session_token = None
+                self.go_home()
             if name == "agent":
                 self.s.vars["escalation_reason"] = (
                     "misunderstanding" if self.s.offered_agent else "asked"

@@ -72,6 +72,8 @@ ACTIONS: dict[str, ActionSpec] = {
     "escalate": ActionSpec(("reason",), ("ok", "error"), ("escalation_id",)),
     # The customer stopped waiting for a person: a waiting escalation is closed.
     "withdraw_escalation": ActionSpec((), ("ok", "error"), ()),
+    # /logout: the chat forgets the verified customer's session.
+    "forget_session": ActionSpec((), ("ok", "error"), ()),
 }
 
 # The action and outcome that make a chat verified; ``session_expired`` from any action undoes it.
@@ -106,10 +108,10 @@ RENDERERS = (
 
 # Commands that work at every step; a press of one of these ids that is not an
 # option of the current step runs the command (e.g. the "Talk to a person" offer).
-GLOBAL_COMMANDS = ("cancel", "back", "help", "language", "status", "agent", "start")
+GLOBAL_COMMANDS = ("cancel", "back", "help", "language", "status", "agent", "start", "logout")
 
 # Flows the engine itself enters: the menu (with its ``home`` step) and the global commands.
-REQUIRED_FLOWS = ("start", "language", "status", "agent")
+REQUIRED_FLOWS = ("start", "language", "status", "agent", "logout")
 
 # Named messages (``dialogs/messages.yaml``) that Python renders; they must exist.
 ENGINE_MESSAGES = (
