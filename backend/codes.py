@@ -156,11 +156,12 @@ async def deliver(services: Services, delivery: Delivery) -> None:
         if to is None:
             log.info("verification %s: no %s on file", delivery.reference, delivery.channel)
             return
-        text = messages.render(delivery.locale, delivery.template, code=delivery.code)
+        bank = services.settings.bank_name
+        text = messages.render(delivery.locale, delivery.template, bank=bank, code=delivery.code)
         if delivery.channel == "sms":
             await services.sms.send(to, text, delivery.reference)
         elif services.mailer is not None:
-            subject = messages.render(delivery.locale, "email_subject")
+            subject = messages.render(delivery.locale, "email_subject", bank=bank)
             await services.mailer.send(to, subject, text, delivery.reference)
     except Exception:
         log.exception("verification %s: code not delivered", delivery.reference)

@@ -92,8 +92,12 @@ def load(path: Path = MESSAGES_FILE) -> dict[str, dict[str, str]]:
     return {str(loc): {str(k): str(v) for k, v in texts.items()} for loc, texts in data.items()}
 
 
-def render(locale: str, key: str, **values: str) -> str:
-    """The ``key`` message in ``locale`` (or English) with ``values`` filled in."""
+def render(locale: str, key: str, *, bank: str | None = None, **values: str) -> str:
+    """The ``key`` message in ``locale`` (or English) with ``values`` filled in.
+
+    ``{bank}`` is ``bank`` (the ``BANK_NAME`` setting) or, unset, the locale's
+    ``bank_default`` ("Your bank").
+    """
     messages = load()
     texts = messages.get(locale) or messages[SOURCE_LOCALE]
-    return texts[key].format(**values)
+    return texts[key].format(bank=bank or texts["bank_default"], **values)

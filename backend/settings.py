@@ -67,6 +67,8 @@ class Settings:
     # Logging in to the SMTP server over a connection that is not encrypted
     # sends the password in clear: only when the operator says so.
     smtp_allow_plain_login: bool = False
+    # How SMS and email name the sender; unset: "Your bank" in the customer's language.
+    bank_name: str | None = None
     secret_key: str | None = None
     # Keys a rotation is moving values off: still read, never written (docs/operators.md).
     old_secret_keys: tuple[str, ...] = ()
@@ -126,6 +128,7 @@ class Settings:
             smtp_allow_plain_login=parse_bool(
                 "SMTP_ALLOW_PLAIN_LOGIN", get("SMTP_ALLOW_PLAIN_LOGIN") or "false"
             ),
+            bank_name=get("BANK_NAME"),
             secret_key=get("SECRET_KEY"),
             old_secret_keys=tuple((get("OLD_SECRET_KEYS") or "").split()),
             jurisdiction=get("JURISDICTION") or "EU-LV",

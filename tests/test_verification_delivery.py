@@ -72,7 +72,18 @@ async def test_the_sms_text_is_in_the_locale_the_chat_uses(world: World):
     [message] = await world.sink.wait_for(1)
     code = world.sink.codes_for(ANNA)[0]
     assert message.text == messages.render("ru", "sms_code", code=code)
-    assert message.text.startswith("Ваш код datadesk")
+    assert message.text.startswith("Ваш банк: ваш одноразовый код")
+    assert "datadesk" not in message.text
+
+
+async def test_the_codes_name_the_bank_from_the_bank_name_setting(world: World):
+    from dataclasses import replace
+
+    world.services.settings = replace(world.services.settings, bank_name="Acme Banka")
+    await world.start(ANNA, locale="lv")
+    [message] = await world.sink.wait_for(1)
+    assert message.text.startswith("Acme Banka: Jūsu vienreizējais kods ir ")
+    assert messages.render("zh_Hant", "email_subject", bank="Acme") == "【Acme】您的驗證碼"
 
 
 async def test_email_codes_go_to_the_address_on_file_and_verify(world: World):
@@ -118,8 +129,10 @@ def test_every_locale_has_every_code_message_with_the_same_placeholders():
         assert set(texts) == set(catalog["en"]), locale
         for key, text in texts.items():
             assert messages.placeholders(text) == messages.placeholders(catalog["en"][key])
-            if key != "email_subject":
+            if key not in ("email_subject", "bank_default"):
                 assert "{code}" in text
+                assert "{bank}" in text
+                assert "datadesk" not in text
 
 
 def test_a_broken_messages_file_is_reported_with_file_and_line(tmp_path: Path):
