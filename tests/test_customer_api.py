@@ -67,6 +67,7 @@ def test_the_openapi_fragments_describe_these_routes_and_every_reference_resolve
         mine.update(yaml.safe_load((folder / name).read_text(encoding="utf-8"))["paths"])
     assert set(mine) == {
         "/api/v1/verifications",
+        "/api/v1/verifications/channels",
         "/api/v1/verifications/{id}/resend",
         "/api/v1/verifications/{id}/check",
         "/api/v1/me",

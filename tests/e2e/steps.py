@@ -32,9 +32,7 @@ OUTCOME_DONE = "Your request {reference} is done."
 OUTCOME_PARTLY = "Your request {reference} is done, but we had to keep some data:"
 NO_OPEN_REQUESTS = "You have no open requests."
 HYGIENE_CARD = "I've deleted your message because it contained a card number. Please never send card numbers in a chat."
-AGENT_WAITING = (
-    "I've asked a colleague to join this chat. They'll write to you here as soon as they can."
-)
+AGENT_WAITING = "I've asked a colleague to join this chat. They'll write to you here as soon as they can. Anything you write meanwhile, they will read."
 
 PHONES = {"lv": "+37120000001", "ru": "+37120000002", "en": "+37120000003"}
 EMAILS = {"lv": "anna@example.lv", "ru": "ivan@example.lv", "en": "emma@example.com"}
