@@ -13,9 +13,12 @@ never logged: they carry phone numbers and codes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import logging
+import time
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -24,6 +27,12 @@ import aiohttp
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
+# How long the channels codes can go by are trusted before they are asked again,
+# in the background: mail is switched on or off rarely, and a customer's update
+# must not pay a request for a menu (issue 11).
+CHANNELS_FRESH_FOR = 60.0
+# How long opening the bot waits for the first answer about channels.
+CHANNELS_FIRST_WAIT = 3.0
 
 
 class BackendError(Exception):
@@ -73,6 +82,9 @@ class BackendClient:
         self.timeout = timeout
         self._headers = {"Authorization": f"Bearer {service_token}"}
         self._session: aiohttp.ClientSession | None = None
+        self._channels: list[str] | None = None
+        self._channels_at = -CHANNELS_FRESH_FOR
+        self._channels_task: asyncio.Task[None] | None = None
 
     def _http(self) -> aiohttp.ClientSession:
         # Made on first use so the session belongs to the running event loop.
@@ -81,7 +93,12 @@ class BackendClient:
         return self._session
 
     async def close(self) -> None:
-        """Close the HTTP session."""
+        """Close the HTTP session (and stop asking about channels)."""
+        if self._channels_task is not None:
+            self._channels_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._channels_task
+            self._channels_task = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -188,6 +205,37 @@ class BackendClient:
         data = await self._call("GET", "/api/v1/verifications/channels")
         found = data.get("channels")
         return [str(c) for c in found] if isinstance(found, list) else []
+
+    def known_channels(self) -> list[str] | None:
+        """Where codes can go as last heard, without a request (None before any answer).
+
+        An answer older than ``CHANNELS_FRESH_FOR`` is still given, and a new
+        one is asked for in the background, off the customer's path.
+        """
+        if time.monotonic() - self._channels_at >= CHANNELS_FRESH_FOR:
+            self.refresh_channels()
+        return self._channels
+
+    def refresh_channels(self) -> None:
+        """Ask where codes can go, in the background (once at a time)."""
+        if self._channels_task is None or self._channels_task.done():
+            self._channels_task = asyncio.create_task(self._refresh_channels())
+
+    async def load_channels(self, seconds: float = CHANNELS_FIRST_WAIT) -> None:
+        """Ask where codes can go and wait up to ``seconds`` for the answer (on opening)."""
+        self.refresh_channels()
+        assert self._channels_task is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._channels_task), seconds)
+
+    async def _refresh_channels(self) -> None:
+        try:
+            self._channels = await self.verification_channels()
+        except BackendError as err:
+            # Kept as it was; asked again on the next look.
+            log.warning("verification channels not refreshed: %s", err)
+            return
+        self._channels_at = time.monotonic()
 
     async def me(self, session_token: str, *, chat: str) -> dict[str, Any]:
         """GET /me: masked contacts, consent state, open products."""

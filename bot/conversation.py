@@ -113,6 +113,8 @@ class Conversations:
         )
         # Lines a stopped process left unfiled are filed now.
         conversations.filer.wake()
+        # Where codes can go is known before the first customer shares a number.
+        await backend.load_channels()
         return conversations
 
     async def close(self) -> None:

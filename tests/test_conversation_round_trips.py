@@ -9,7 +9,8 @@ on the customer's path: they are filed afterwards in batches, each once.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,9 +19,11 @@ import pytest
 from aiohttp import web
 from conftest import SERVICE_TOKEN, bot_settings_for, start_app
 from fakes.customer import Customer, options, said
+from fakes.smtp import running_smtp
 from fakes.verification_world import ANNA, World, world
 
 from backend import escalations
+from backend.mailer import SmtpMailer
 from bot.backend_client import BackendClient
 from bot.channel import Outgoing
 from bot.conversation import Conversations
@@ -79,9 +82,35 @@ async def counter(world: World) -> AsyncIterator[Counter]:
 
 
 @pytest.fixture
+def mail(world: World) -> Iterator[None]:
+    """A mail server on loopback: codes can go by SMS or by email, so the bot asks which."""
+    before = world.services.mailer
+    with running_smtp() as smtp:
+        world.services.mailer = SmtpMailer(smtp.host, smtp.port, "bank@example.lv")
+        try:
+            yield
+        finally:
+            world.services.mailer = before
+
+
+@pytest.fixture
 async def customer(
+    mail: None, counter: Counter, world: World, bot_db_url: str, tmp_path: Path
+) -> AsyncIterator[Customer]:
+    async with _customer(counter, bot_db_url, tmp_path) as found:
+        yield found
+
+
+@pytest.fixture
+async def customer_without_mail(
     counter: Counter, world: World, bot_db_url: str, tmp_path: Path
 ) -> AsyncIterator[Customer]:
+    async with _customer(counter, bot_db_url, tmp_path) as found:
+        yield found
+
+
+@contextlib.asynccontextmanager
+async def _customer(counter: Counter, bot_db_url: str, tmp_path: Path) -> AsyncIterator[Customer]:
     settings = bot_settings_for(tmp_path, counter.url, bot_db_url)
     client = BackendClient(settings.backend_url, SERVICE_TOKEN)
     conversations = await Conversations.open(settings, backend=client)
@@ -103,6 +132,19 @@ async def test_a_menu_or_a_button_that_calls_no_action_costs_no_backend_request(
     offered = await customer.share(ANNA)
     assert options(offered) == ["sms", "email"], said(offered)
     assert counter.since(mark) == []
+
+
+async def test_without_a_mail_server_sharing_the_number_costs_only_the_request_that_sends_the_code(
+    customer_without_mail: Customer, counter: Counter
+) -> None:
+    customer = customer_without_mail
+    await customer.start("lv")
+    await customer.press("marketing_opt_out")
+    mark = len(counter.seen)
+    asked = await customer.share(ANNA)
+    # No choice of channel: the code goes by SMS at once, and the code is asked for.
+    assert options(asked) == ["resend", "change_number"], said(asked)
+    assert counter.since(mark) == ["POST /api/v1/verifications"]
 
 
 async def test_each_update_that_needs_the_backend_costs_one_request(
