@@ -69,9 +69,8 @@ async def _up_to_the_code(api: BotApiStandIn, chat: int, language: str, phone: s
     asking = await api.wait_for_message(chat, timeout=30)
     assert asking.contact_button, api.transcript(chat)
     await api.share_contact(chat, phone.lstrip("+"), own=True)
-    await api.wait_for_message(chat, buttons="sms", timeout=30)
-    await api.press_button(chat, "sms")
-    await api.wait_for_message(chat, timeout=30)
+    # No mail server: the code goes by SMS without asking, and the code is asked for.
+    await api.wait_for_message(chat, buttons="resend", timeout=30)
 
 
 async def test_sigterm_while_customers_type_codes_answers_every_code_before_stopping(
