@@ -44,7 +44,7 @@ from common.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("start", "cancel", "back", "help", "language", "status", "agent")
+COMMANDS = ("start", "cancel", "back", "help", "language", "status", "agent", "logout")
 # Another process saving the same chat first costs an attempt (webhook bots apply a
 # chat's updates through one lease, so this is rare); a short random pause lets
 # the other finish rather than collide again.

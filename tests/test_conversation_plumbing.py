@@ -355,6 +355,7 @@ async def test_the_command_menu_is_localised(open_conversations: Opener) -> None
     conversations = await open_conversations()
     menu = conversations.commands("zh_Hant")
     assert ("status", "command_menu.status[zh_Hant]") in menu
+    assert ("logout", "command_menu.logout[zh_Hant]") in menu
     assert [name for name, _ in menu][:3] == ["start", "cancel", "back"]
 
 
