@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 from conftest import start_app
 
+from bot import backend_client
 from bot.actions import ActionContext, run_action
 from bot.backend_client import BackendClient, BackendRefused, BackendUnavailable, idempotency_key
 
@@ -167,11 +168,43 @@ async def test_a_backend_that_is_down_makes_every_action_answer_error() -> None:
             ("submit_request", {"kind": "marketing_opt_out", "payload": {"channels": ["all"]}}),
             ("list_requests", {}),
             ("escalate", {"reason": "asked"}),
+            # Never heard where codes can go: the dialog offers both channels.
+            ("verification_channels", {}),
         ]:
             outcome, _ = await run_action(backend, ctx, name, args)
             assert outcome == "error", name
     finally:
         await backend.close()
+
+
+async def test_where_codes_can_go_costs_no_request_and_a_stale_answer_is_given_at_once(
+    stand_in: StandIn, client: BackendClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    route = "/api/v1/verifications/channels"
+    ctx = ActionContext("term:t", "en", {})
+    stand_in.answers[route] = (200, {"channels": ["sms"]})
+    await client.load_channels()
+    asked = len(stand_in.calls)
+    assert asked == 1
+    # Mail is switched on; the answer heard is still fresh, so nothing is asked.
+    stand_in.answers[route] = (200, {"channels": ["sms", "email"]})
+    for _ in range(3):
+        assert await run_action(client, ctx, "verification_channels", {}) == (
+            "ok",
+            {"email_codes": False},
+        )
+    assert len(stand_in.calls) == asked
+    # Once stale, the last answer is still given at once and the new one asked behind it.
+    monkeypatch.setattr(backend_client, "CHANNELS_FRESH_FOR", 0.0)
+    first = await run_action(client, ctx, "verification_channels", {})
+    assert first == ("ok", {"email_codes": False})
+    monkeypatch.setattr(backend_client, "CHANNELS_FRESH_FOR", 60.0)
+    await client.load_channels()  # waits for the refresh under way
+    assert await run_action(client, ctx, "verification_channels", {}) == (
+        "ok",
+        {"email_codes": True},
+    )
+    assert {(method, path) for method, path, _, _ in stand_in.calls} == {("GET", route)}
 
 
 async def test_a_backend_that_does_not_answer_in_time_is_unavailable(stand_in: StandIn) -> None:
