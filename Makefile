@@ -48,7 +48,7 @@ test: $(STAMP) browser
 check: $(STAMP)
 	$(BIN)/ruff check bot backend common datadesk tests bench
 	$(BIN)/ruff format --check bot backend common datadesk tests bench
-	$(BIN)/mypy bot backend common datadesk
+	$(BIN)/mypy bot backend common datadesk bench
 	$(BIN)/datadesk dialogs check dialogs
 	$(BIN)/datadesk locales check
 
