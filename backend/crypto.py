@@ -54,9 +54,10 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import Column, String, Table, Text, cast, event, inspect, literal_column
+from sqlalchemy import Column, String, Table, Text, cast, event, inspect, literal_column, select
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import PassiveFlag, Session, attributes
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute, PassiveFlag, Session, attributes, defer
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
@@ -367,3 +368,30 @@ def _seal_rows(session: Session, _context: Any, _instances: Any) -> None:
             tagged = _ForRow(value)
             tagged.aad = row_aad(table, col.column, row)
             setattr(obj, col.attribute, tagged)
+
+
+async def load_readable(
+    session: AsyncSession, query: Any, column: InstrumentedAttribute[Any]
+) -> tuple[list[Any], dict[int, CryptoError]]:
+    """The rows of ``query``, and the ids of those whose ``column`` does not decrypt, with why.
+
+    Read together as usual; only when that raises (a value altered in the
+    database) are the rows read again with ``column`` deferred and each value
+    read alone, so that one bad row cannot stop a whole queue. The unreadable
+    rows come back too, ``column`` unloaded: the caller decides their fate.
+    """
+    try:
+        return list((await session.scalars(query)).all()), {}
+    except CryptoError:
+        pass
+    entity = column.class_
+    rows = list((await session.scalars(query.options(defer(column)))).all())
+    unreadable: dict[int, CryptoError] = {}
+    for row in rows:
+        try:
+            value = await session.scalar(select(column).where(entity.id == row.id))
+        except CryptoError as exc:
+            unreadable[row.id] = exc
+            continue
+        attributes.set_committed_value(row, column.key, value)
+    return rows, unreadable

@@ -25,10 +25,8 @@ from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import defer
-from sqlalchemy.orm.attributes import set_committed_value
 
-from backend.crypto import CryptoError
+from backend.crypto import load_readable
 from backend.models.ledger import Notification
 from common.clock import Clock
 
@@ -197,34 +195,17 @@ QUARANTINED = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 async def _readable(session: AsyncSession, ids: list[int]) -> list[Notification]:
-    """The leased rows, oldest first; one whose details do not decrypt is parked, not returned.
-
-    A value altered in the database must not stop every poll: the rows are read
-    together, and only when that fails one by one.
-    """
+    """The leased rows, oldest first; one whose details do not decrypt is parked, not returned."""
     query = select(Notification).where(Notification.id.in_(ids)).order_by(Notification.id)
-    try:
-        return list((await session.execute(query)).scalars().all())
-    except CryptoError:
-        pass
-    rows = list((await session.execute(query.options(defer(Notification.details)))).scalars())
-    readable = []
-    for row in rows:
-        try:
-            details = await session.scalar(
-                select(Notification.details).where(Notification.id == row.id)
-            )
-        except CryptoError as exc:
-            log.error("notification id %d: %s; parked, never delivered", row.id, exc)
-            await session.execute(
-                update(Notification)
-                .where(Notification.id == row.id)
-                .values(leased_until=QUARANTINED)
-            )
-            continue
-        set_committed_value(row, "details", details)
-        readable.append(row)
-    return readable
+    rows, unreadable = await load_readable(session, query, Notification.details)
+    for notification_id, exc in unreadable.items():
+        log.error("notification id %d: %s; parked, never delivered", notification_id, exc)
+        await session.execute(
+            update(Notification)
+            .where(Notification.id == notification_id)
+            .values(leased_until=QUARANTINED)
+        )
+    return [row for row in rows if row.id not in unreadable]
 
 
 async def wait_and_lease(

@@ -25,11 +25,9 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import exists, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased, defer
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm import aliased
 
-from backend.crypto import CryptoError
+from backend.crypto import load_readable
 from backend.ledger.transitions import Lease, Move, transition_all
 from backend.models.ledger import Request
 from backend.services import Services
@@ -85,15 +83,10 @@ async def claim(services: Services, owner: str, limit: int = 1) -> list[Claimed]
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        unreadable: set[int] = set()
-        try:
-            rows = (await session.scalars(pick)).all()
-        except CryptoError:
-            # A payload that no longer decrypts (altered in the database) must not stop
-            # the queue: pick again without payloads and read them one by one.
-            await session.rollback()
-            await begin_write(session)
-            rows, unreadable = await _pick_readable(session, pick)
+        # A payload altered in the database must not stop the queue: its request fails.
+        rows, unreadable = await load_readable(session, pick, Request.payload)
+        for request_id, exc in unreadable.items():
+            log.error("request id %d: %s; it fails instead of blocking the queue", request_id, exc)
         moves = [
             Move(row, FAILED, reason="attempts_exhausted")
             if row.state == RUNNING and row.attempts >= row.max_attempts
@@ -135,18 +128,3 @@ async def claim(services: Services, owner: str, limit: int = 1) -> list[Claimed]
         # Every row picked was given up; others may be due behind them.
         return await claim(services, owner, limit)
     return taken
-
-
-async def _pick_readable(session: AsyncSession, pick: Any) -> tuple[list[Request], set[int]]:
-    """The picked rows with each payload read alone; the ids of those that do not decrypt."""
-    rows = list((await session.scalars(pick.options(defer(Request.payload)))).all())
-    unreadable: set[int] = set()
-    for row in rows:
-        try:
-            payload = await session.scalar(select(Request.payload).where(Request.id == row.id))
-        except CryptoError as exc:
-            log.error("request id %d: %s; it fails instead of blocking the queue", row.id, exc)
-            unreadable.add(row.id)
-            continue
-        set_committed_value(row, "payload", payload)
-    return rows, unreadable
