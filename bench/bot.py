@@ -34,7 +34,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import sys
 import tempfile
@@ -53,6 +52,7 @@ if str(REPO / "tests") not in sys.path:
     sys.path.insert(0, str(REPO / "tests"))
 
 from fakes.botapi import LIMITED_METHODS, TOKEN, BotApiStandIn, SentMessage  # noqa: E402
+from fakes.processes import Processes  # noqa: E402
 
 CUSTOMERS = int(os.environ.get("DATADESK_BENCH_CUSTOMERS") or 100)  # fewer for a quick look
 CONNECTIONS = 40  # webhook deliveries at once, as setWebhook's max_connections
@@ -166,52 +166,6 @@ def free_port() -> int:
 
 
 # ---- processes ----------------------------------------------------------------
-
-
-class Processes:
-    """Child processes of one row, their output in ``workdir``; stopped with SIGTERM."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.running: list[asyncio.subprocess.Process] = []
-        self.names: list[str] = []
-
-    async def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115, ASYNC230 - lives as long as the child
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, *args, env=env, cwd=REPO, stdout=log, stderr=log
-        )
-        self.running.append(process)
-        self.names.append(name)
-
-    async def run(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        """Run one command to its end; RuntimeError with its output if it failed."""
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, *args, env=env, cwd=REPO,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        out, _ = await process.communicate()
-        if process.returncode:
-            raise RuntimeError(f"{name} failed:\n{out.decode(errors='replace')}")
-
-    def ended_early(self) -> list[str]:
-        """Children that are no longer running (name: exit status), for the report."""
-        return [
-            f"{name}: exit {p.returncode}"
-            for name, p in zip(self.names, self.running, strict=True)
-            if p.returncode is not None
-        ]
-
-    async def stop(self) -> None:
-        for process in self.running:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-        for process in self.running:
-            try:
-                await asyncio.wait_for(process.wait(), 15)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
 
 
 async def webhooks_set(api: BotApiStandIn, bots: int) -> None:

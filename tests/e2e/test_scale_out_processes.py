@@ -14,14 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from conftest import settings_for
 from fakes.botapi import TOKEN, BotApiStandIn
+from fakes.processes import Processes
 from fakes.sms_sink import SmsSink, running_sms_sink
 from sqlalchemy import select
 
@@ -30,50 +29,13 @@ from backend.models.ledger import Request
 from backend.services import open_services
 from bot.telegram.inbox import InboxRow
 from common.db import make_engine, make_sessionmaker
-from common.settings import REPO_ROOT
 from e2e.conftest import CUSTOMERS, free_port
 
 CHAT = 8801
 PHONE = "+37120000003"
 SMS_TOKEN = "scale-out-sms-token"
 START_TIMEOUT = 60.0
-
-
-class Processes:
-    """The six processes, configured only through ``DATADESK_*`` variables; SIGTERM at the end."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.running: list[asyncio.subprocess.Process] = []
-
-    async def start(self, name: str, command: str, env: dict[str, str]) -> None:
-        out = open(self.folder / f"{name}.log", "wb")  # noqa: SIM115, ASYNC230 - the child's log
-        self.running.append(
-            await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "datadesk.cli",
-                command,
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=out,
-                stderr=out,
-            )
-        )
-
-    def logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace") for p in self.folder.glob("*.log"))
-
-    async def stop(self) -> None:
-        for process in self.running:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-        for process in self.running:
-            try:
-                await asyncio.wait_for(process.wait(), 20)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+CLI = ["-m", "datadesk.cli"]
 
 
 @pytest.fixture
@@ -122,7 +84,7 @@ async def test_two_bots_two_backends_two_workers_apply_one_chat_s_updates_once_i
             "DATADESK_LOG_LEVEL": "INFO",
         }
     )
-    processes = Processes(tmp_path)
+    processes = Processes(tmp_path, grace=20)
     async with BotApiStandIn() as api:
         env["DATADESK_TELEGRAM_API_URL"] = api.url
         backends = [free_port(), free_port()]
@@ -131,9 +93,9 @@ async def test_two_bots_two_backends_two_workers_apply_one_chat_s_updates_once_i
         try:
             for n, port in enumerate(backends):
                 await processes.start(
-                    f"backend{n}", "backend", {**env, "DATADESK_HTTP_PORT": str(port)}
+                    f"backend{n}", [*CLI, "backend"], {**env, "DATADESK_HTTP_PORT": str(port)}
                 )
-                await processes.start(f"worker{n}", "worker", env)
+                await processes.start(f"worker{n}", [*CLI, "worker"], env)
             for port in backends:
                 await _healthy(port)
             for n, hook in enumerate(hooks):
@@ -142,7 +104,7 @@ async def test_two_bots_two_backends_two_workers_apply_one_chat_s_updates_once_i
                     "DATADESK_WEBHOOK_URL": hook,
                     "DATADESK_BACKEND_URL": f"http://127.0.0.1:{backends[n]}",
                 }
-                await processes.start(f"bot{n}", "bot", bot)
+                await processes.start(f"bot{n}", [*CLI, "bot"], bot)
             async with asyncio.timeout(START_TIMEOUT):
                 # Each bot sets the webhook once it is ready.
                 while sum(m == "setWebhook" for m, _ in api.calls) < 2:  # noqa: ASYNC110
