@@ -356,3 +356,51 @@ async def open_escalations(session: AsyncSession, limit: int = 500) -> list[Esca
         .limit(limit)
     )
     return list(found)
+
+
+async def reassign(
+    session: AsyncSession,
+    escalation_id: str,
+    *,
+    to_agent: int,
+    by_agent: int,
+    reason: str,
+    at: datetime,
+) -> Escalation:
+    """Give a taken chat to another active agent (a supervisor's move), audited with its reason.
+
+    The customer is not told: a person is still with them. 409 ``not_taken``
+    when nobody holds the chat, 422 ``invalid_agent`` for an unknown or disabled agent.
+    """
+    from backend.models.console import Agent
+
+    said = reason.strip()
+    if len(said) < 10 or len(said) > 200:
+        raise Invalid({"reason": "reason_required"})
+    target = await session.get(Agent, to_agent)
+    if target is None or not target.active:
+        raise Invalid({"agent": "invalid_agent"})
+    row = await get(session, escalation_id)
+    if row.state != "taken":
+        raise Conflict("this chat is not taken", code="not_taken")
+    held_by = row.taken_by
+    # Conditional, like ``take``: a chat handed back meanwhile is not taken again.
+    result = await session.execute(
+        update(Escalation)
+        .where(Escalation.id == escalation_id, Escalation.state == "taken")
+        .values(taken_by=to_agent, taken_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        raise Conflict("this chat is not taken", code="not_taken")
+    await session.refresh(row)
+    await audit.record(
+        session,
+        action="escalation.reassign",
+        actor=actor(by_agent),
+        subject=escalation_id,
+        outcome=actor(to_agent),
+        data={"held_by": held_by, "reason": mask_personal_data(said)},
+        at=at,
+    )
+    return row

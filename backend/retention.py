@@ -36,6 +36,7 @@ POLICY_PATH = Path(__file__).resolve().parent / "policies" / "retention.yaml"
 STARTS = ("product_open", "product_closed", "relationship_end", "transaction_date")
 PERIOD_UNITS = ("years", "months", "days")
 DEADLINE_UNITS = ("months", "days", "working_days")
+OPTIONAL_FIELDS = frozenset({"period", "chat_history_kept"})
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,9 @@ class Jurisdiction:
     deadline_citation: str
     restriction: str
     categories: dict[Category, tuple[Rule, ...]]
+    # How long a closed chat's transcript stays findable in the console
+    # (``chat_history``, unless the customer's erasure removes it sooner); None: while kept.
+    chat_history_kept: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -123,7 +127,7 @@ class _Reader:
             if name not in allowed:
                 raise self.fail(key, f"{what}: unknown field {name!r}")
         for name in sorted(allowed - set(fields)):
-            if name != "period":
+            if name not in OPTIONAL_FIELDS:
                 raise self.fail(where, f"{what}: missing field {name!r}")
 
     def rule(self, node: yaml.Node, what: str) -> Rule:
@@ -153,7 +157,15 @@ class _Reader:
         fields = self.mapping(node, what)
         self.only(
             fields,
-            {"timezone", "calendar", "deadline", "deadline_citation", "restriction", "categories"},
+            {
+                "timezone",
+                "calendar",
+                "deadline",
+                "deadline_citation",
+                "restriction",
+                "categories",
+                "chat_history_kept",
+            },
             node,
             what,
         )
@@ -190,6 +202,11 @@ class _Reader:
             deadline_citation=self.scalar(fields["deadline_citation"][1], what),
             restriction=self.scalar(fields["restriction"][1], what),
             categories=categories,
+            chat_history_kept=self.amount(
+                fields["chat_history_kept"][1], PERIOD_UNITS, f"{what}.chat_history_kept"
+            )
+            if "chat_history_kept" in fields
+            else None,
         )
 
 

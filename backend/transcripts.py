@@ -20,7 +20,7 @@ from datetime import datetime
 from sqlalchemy import delete, select, union
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.models.console import Escalation, TranscriptEntry
+from backend.models.console import ChatNote, Escalation, TranscriptEntry
 from common.masking import mask_email, mask_iban, mask_pan, mask_phone
 
 # The longest message kept: several Telegram messages' worth.
@@ -40,7 +40,7 @@ async def record_message(
     entry = TranscriptEntry(
         chat=chat,
         direction=direction,
-        text=mask_personal_data(text)[:MAX_STORED_TEXT],
+        text=mask_personal_data(text, direction=direction)[:MAX_STORED_TEXT],
         agent_id=agent_id,
         at=at,
     )
@@ -85,7 +85,7 @@ async def file_lines(session: AsyncSession, lines: Sequence[NumberedLine], *, at
                 chat=line.chat,
                 seq=line.seq,
                 direction=line.direction,
-                text=mask_personal_data(line.text)[:MAX_STORED_TEXT],
+                text=mask_personal_data(line.text, direction=line.direction)[:MAX_STORED_TEXT],
                 at=at,
             )
         )
@@ -96,11 +96,25 @@ async def file_lines(session: AsyncSession, lines: Sequence[NumberedLine], *, at
 
 # Defence in depth: the bot masks before sending, but a message it did not
 # recognise (a card number typed mid-sentence) must still not be stored in clear.
+# Masking keys on what is personal data, not on any run of digits: dates, amounts
+# and references stay readable, and so does the bot's own text.
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _DIGITS = re.compile(r"(?<![\w•])\+?\d[\d ().-]{6,}\d(?![\w•])")
-# Dates the bot writes (retention end dates) are not phone numbers.
-_DATE = re.compile(r"\b(?:\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{4})\b")
+# Spans that are not personal data, left as written: dates the bot writes
+# (retention end dates), amounts (``1 250 000.00``, ``€ 12 000``), request
+# references (``DD-7K2Q9M``) and customer numbers (``C-1001``).
+_READABLE = re.compile(
+    r"\b(?:\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{4})\b"
+    r"|(?<![\w+])\d{1,3}(?:[ ,.\u00a0]\d{3})*[.,]\d{2}(?!\d)"
+    r"|(?:[€$¥£]|EUR|USD|CNY|RMB)\s?\d[\d ,.\u00a0]*\d"
+    r"|\d[\d ,.\u00a0]*\d\s?(?:[€$¥£元]|EUR|USD|CNY|RMB)"
+    r"|\b[A-Z]{1,3}-[0-9A-Z]{3,12}\b"
+)
+# The bot's own lines carry only its dialogs' text and values its dialogs
+# already masked ("{masked}"); only what must never be stored is looked for there,
+# so its examples ("for example +371 20000000") stay readable.
+BOT = "out"
 
 
 def _luhn(digits: str) -> bool:
@@ -113,25 +127,35 @@ def _luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _mask_digits(match: re.Match[str]) -> str:
+def _mask_digits(match: re.Match[str], *, phones: bool = True) -> str:
     raw = match.group(0)
     digits = re.sub(r"\D", "", raw)
     if 13 <= len(digits) <= 19 and _luhn(digits):
         return mask_pan(digits)
-    if len(digits) >= 7:
+    if phones and len(digits) >= 7:
         return mask_phone(digits)
     return raw
 
 
-def mask_personal_data(text: str) -> str:
-    """Mask anything in ``text`` that still looks like an IBAN, card, email or phone."""
+def mask_personal_data(text: str, *, direction: str = "in") -> str:
+    """Mask what in ``text`` is still an IBAN, card, email or phone number.
+
+    Dates, amounts and references are kept as written. In the bot's own lines
+    (``direction="out"``) only cards and IBANs are masked.
+    """
+    bot = direction == BOT
     text = _IBAN.sub(lambda m: mask_iban(m.group(0)), text)
-    text = _EMAIL.sub(lambda m: mask_email(m.group(0)), text)
+    if not bot:
+        text = _EMAIL.sub(lambda m: mask_email(m.group(0)), text)
+
+    def digits(part: str) -> str:
+        return _DIGITS.sub(lambda m: _mask_digits(m, phones=not bot), part)
+
     pieces, start = [], 0
-    for date in _DATE.finditer(text):
-        pieces += [_DIGITS.sub(_mask_digits, text[start : date.start()]), date.group(0)]
-        start = date.end()
-    return "".join([*pieces, _DIGITS.sub(_mask_digits, text[start:])])
+    for kept in _READABLE.finditer(text):
+        pieces += [digits(text[start : kept.start()]), kept.group(0)]
+        start = kept.end()
+    return "".join([*pieces, digits(text[start:])])
 
 
 async def transcript(
@@ -160,6 +184,12 @@ async def erase_chat_history(session: AsyncSession, customer_ref: str) -> int:
     result = await session.execute(
         delete(TranscriptEntry)
         .where(TranscriptEntry.chat.in_(select(chats.c.chat)))
+        .execution_options(synchronize_session=False)
+    )
+    # Agents' notes on those chats go with them.
+    await session.execute(
+        delete(ChatNote)
+        .where(ChatNote.chat.in_(select(chats.c.chat)))
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)

@@ -29,7 +29,7 @@ import random
 from typing import Any
 
 from bot.backend_client import BackendClient
-from bot.channel import ChannelEvent, Delete, Edited, Event, Outgoing, Reply, Send, Text
+from bot.channel import ChannelEvent, Delete, Edited, Event, Outgoing, Press, Reply, Send, Text
 from bot.engine_adapter import DialogEngine, EngineAdapter
 from bot.i18n import Catalogs
 from bot.notifying import Notifier
@@ -168,7 +168,10 @@ class Conversations:
         state = self.records.state(record, event)
         locale = self.engine.locale(state)
         sensitive = not record.agent_active and self._sensitive(state)
-        screened = screen(event, sensitive=sensitive, say=lambda m: self.say(locale, m))
+        label = self._label(state, event)
+        screened = screen(
+            event, sensitive=sensitive, say=lambda m: self.say(locale, m), label=label
+        )
         deletes[:] = screened.deletes
         if record.agent_active or screened.blocked:
             # The agent reads it, or it held data that must not be acted on.
@@ -203,6 +206,17 @@ class Conversations:
             return []
         await self.records.save(record, state, [screened.line, *bot_lines(screened.notices)])
         return [Delete(event.message_id, screened.found), *screened.notices]
+
+    def _label(self, state: Any, event: Event) -> str | None:
+        """The label of the button pressed, as the customer saw it; None for anything else."""
+        if not isinstance(event, Press):
+            return None
+        try:
+            return self.engine.label(self.dialogs, state, event.option_id, self.catalogs)
+        except Exception:
+            # The transcript then shows the option's id: never a reason not to answer.
+            log.warning("chat: button label not found", exc_info=True)
+            return None
 
     def _sensitive(self, state: Any) -> bool:
         try:

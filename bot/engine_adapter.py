@@ -7,6 +7,7 @@ tiny stand-in; ``DialogEngine`` binds the real engine of ``bot/engine``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -60,6 +61,9 @@ class EngineAdapter(Protocol):
 
     def sensitive(self, dialogs: Any, state: Any) -> bool:
         """Whether the step waiting for input asks for a one-time code."""
+
+    def label(self, dialogs: Any, state: Any, option_id: str, catalogs: Catalogs) -> str | None:
+        """The label of button ``option_id`` as the customer saw it at this step, or None."""
 
     def step(self, dialogs: Any, state: Any, event: Any, catalogs: Catalogs) -> StepOutput: ...
     def action_result(self, name: str, outcome: str, data: dict[str, Any]) -> Any: ...
@@ -127,6 +131,22 @@ class DialogEngine:
             return bool(dialogs.step(frame.flow, frame.step).sensitive)
         except KeyError:
             return False
+
+    def label(self, dialogs: Any, state: Any, option_id: str, catalogs: Catalogs) -> str | None:
+        from bot.engine.phrasings import main_menu
+        from bot.engine.render import render_text
+
+        # The step's own buttons first, then the menu's (a journey offered mid-way).
+        steps = []
+        if state.frame is not None:
+            with contextlib.suppress(KeyError):
+                steps.append(dialogs.step(state.frame.flow, state.frame.step))
+        steps.append(main_menu(dialogs))
+        for step in steps:
+            option = step.option(option_id) if step is not None else None
+            if option is not None:
+                return render_text(option.label, catalogs.translator(state.locale), state.vars)
+        return None
 
     def step(self, dialogs: Any, state: Any, event: Any, catalogs: Catalogs) -> StepOutput:
         from bot.engine import step

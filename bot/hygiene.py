@@ -158,12 +158,16 @@ def scan(text: str, *, sensitive: bool = False) -> Scan:
     return Scan(kinds=tuple(k for k in KINDS if k in kinds), masked=masked)
 
 
-def looks_like_code(text: str) -> bool:
-    """A bare one-time code (4–8 digits): never kept in a transcript, whatever the step."""
-    return bool(_CODE.fullmatch(text.strip()))
+# The bank's one-time codes have six digits (backend/codes.py).
+_SENT_CODE = re.compile(r"\d(?:[ -]?\d){5}")
 
 
 def mask_for_transcript(text: str, *, sensitive: bool = False) -> str:
-    """The form of a customer's message that may be stored and shown to agents."""
+    """The form of a customer's message that may be stored and shown to agents.
+
+    On a step that asks for a code, a bare code of any length is masked (``scan``).
+    Elsewhere only a bare number shaped like the codes the bank sends (six
+    digits) is, whatever the step: a customer's ``12345`` stays readable.
+    """
     masked = scan(text, sensitive=sensitive).masked
-    return DOT * 4 if looks_like_code(masked) else masked
+    return DOT * 4 if _SENT_CODE.fullmatch(masked.strip()) else masked

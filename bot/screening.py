@@ -31,9 +31,12 @@ class Screened:
     found: str | None = None
 
 
-def screen(event: Event, *, sensitive: bool, say: Say) -> Screened:
-    """Screen ``event``; ``say(message_id)`` renders a named message in the chat's locale."""
-    line = customer_line(event, sensitive=sensitive)
+def screen(event: Event, *, sensitive: bool, say: Say, label: str | None = None) -> Screened:
+    """Screen ``event``; ``say(message_id)`` renders a named message in the chat's locale.
+
+    ``label`` is the button's label when ``event`` is a press (see ``bot.transcript``).
+    """
+    line = customer_line(event, sensitive=sensitive, label=label)
     if not isinstance(event, Text):
         return Screened(line)
     scan = hygiene.scan(event.text, sensitive=sensitive)

@@ -36,12 +36,16 @@ IDLE_LOOK = 5.0
 RETRY_AFTER = 2.0
 
 
-def describe(event: Event) -> str:
-    """The event as the transcript shows it (before masking)."""
+def describe(event: Event, label: str | None = None) -> str:
+    """The event as the transcript shows it (before masking).
+
+    A button press shows as ``[label]``, the words the customer tapped in their
+    language, when the caller knows the label; else as ``[option_id]``.
+    """
     if isinstance(event, Text):
         return event.text
     if isinstance(event, Press):
-        return f"[{event.option_id}]"
+        return f"[{label or event.option_id}]"
     if isinstance(event, Contact):
         return mask_phone(event.phone)
     if isinstance(event, Command):
@@ -57,9 +61,9 @@ def _fit(text: str) -> str:
     return text[:LIMIT] + "…" if len(text) > LIMIT else text
 
 
-def customer_line(event: Event, *, sensitive: bool) -> tuple[str, str]:
-    """The customer's message as a transcript line, masked."""
-    return "in", _fit(hygiene.mask_for_transcript(describe(event), sensitive=sensitive))
+def customer_line(event: Event, *, sensitive: bool, label: str | None = None) -> tuple[str, str]:
+    """The customer's message as a transcript line, masked (``label``: the button tapped)."""
+    return "in", _fit(hygiene.mask_for_transcript(describe(event, label), sensitive=sensitive))
 
 
 def bot_lines(replies: Sequence[Outgoing]) -> list[tuple[str, str]]:

@@ -193,7 +193,8 @@ async def test_lines_kept_while_the_backend_is_down_are_filed_later_in_one_batch
     assert [e.direction for e in entries] == ["in", "out"] * 3
     assert [e.seq for e in entries] == [1, 2, 3, 4, 5, 6]
     assert entries[0].text == "/start"
-    assert entries[2].text == "[marketing_opt_out]"
+    # The button shows as the words the customer tapped, in their language.
+    assert entries[2].text == "[Atteikties no mārketinga paziņojumiem]"
 
 
 async def test_an_agent_taking_over_is_learned_from_the_notification_not_by_asking(

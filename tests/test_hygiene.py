@@ -104,6 +104,10 @@ def test_several_kinds_in_one_message_are_all_masked() -> None:
 
 def test_a_bare_code_never_reaches_a_transcript_even_off_a_code_step() -> None:
     assert mask_for_transcript("654321") == "••••"
+    assert mask_for_transcript("654 321") == "••••"
+    # Off a code step only the shape of the codes the bank sends (six digits) is masked.
+    assert mask_for_transcript("12345") == "12345"
+    assert mask_for_transcript("12345", sensitive=True) == "••••"
     assert mask_for_transcript("my new street is Brīvības 12") == "my new street is Brīvības 12"
 
 

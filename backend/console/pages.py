@@ -14,17 +14,16 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
 
 from backend import audit, escalations, transcripts
 from backend.api.http import SERVICES
-from backend.console import auth, login_limits
+from backend.console import auth, chatview, login_limits, shift
 from backend.console import reveal as revealing
+from backend.console.review import REJECT_REASONS
 from backend.console.web import CANNED, LOGIN_PATH, PREFIX, Handler, me, page, refuse, set_cookie
 from backend.crm.connector import CustomerRecord
 from backend.errors import ApiError, NotFound
 from backend.models.console import Escalation, TranscriptEntry
-from backend.models.ledger import Request
 from backend.services import Services
 from common.masking import mask_email, mask_phone, mask_text
 
@@ -33,14 +32,6 @@ log = logging.getLogger(__name__)
 
 def _svc(request: web.Request) -> Services:
     return request.config_dict[SERVICES]
-
-
-def waited(since: datetime, now: datetime) -> str:
-    """How long a chat has waited, as an agent reads it at a glance: ``4 min``, ``2 h 5 min``."""
-    minutes = max(int((now - since).total_seconds() // 60), 0)
-    if minutes < 60:
-        return f"{minutes} min"
-    return f"{minutes // 60} h {minutes % 60} min"
 
 
 @dataclass(frozen=True)
@@ -54,26 +45,35 @@ class QueueRow:
     waited: str
     state: str
     mine: bool
+    customer_ref: str | None = None
+    holder: str | None = None
+    since: datetime | None = None
 
 
-async def queue_rows(request: web.Request) -> list[QueueRow]:
-    """The open escalations, the longest-waiting first."""
+async def queue_rows(request: web.Request) -> tuple[list[QueueRow], shift.Summary]:
+    """The open escalations, the longest-waiting first, and the shift's summary of them."""
     svc, current = _svc(request), me(request)
     now = svc.clock.now()
     async with svc.sessions() as session:
         rows = await escalations.open_escalations(session)
-    return [
+        names = await chatview.agent_names(session, [row.taken_by for row in rows])
+    shown = [
         QueueRow(
             id=row.id,
             reason=row.reason,
             locale=row.locale,
             verified=row.verified,
-            waited=waited(row.created_at, now),
+            # The wait stops at take-over: after that someone is with the customer.
+            waited=chatview.wait_of(row, now),
             state=row.state,
             mine=row.taken_by == current.id,
+            customer_ref=row.customer_ref,
+            holder=names.get(row.taken_by) if row.taken_by is not None else None,
+            since=row.taken_at,
         )
         for row in rows
     ]
+    return shown, shift.summarise(rows, now)
 
 
 async def login_form(request: web.Request) -> web.Response:
@@ -158,13 +158,15 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 
 async def queue(request: web.Request) -> web.Response:
-    """The queue of escalated chats."""
-    return page(request, "queue.html", {"rows": await queue_rows(request)})
+    """The queue of escalated chats, with the shift's counts per reason and language."""
+    rows, summary = await queue_rows(request)
+    return page(request, "queue.html", {"rows": rows, "summary": summary})
 
 
 async def queue_fragment(request: web.Request) -> web.Response:
-    """Just the queue table, for the live page to swap in."""
-    return page(request, "queue_rows.html", {"rows": await queue_rows(request)})
+    """Just the queue table and its counts, for the live page to swap in."""
+    rows, summary = await queue_rows(request)
+    return page(request, "queue_rows.html", {"rows": rows, "summary": summary})
 
 
 async def _escalation(request: web.Request) -> Escalation:
@@ -195,18 +197,6 @@ def _masked_fields(record: CustomerRecord | None) -> dict[str, str]:
     }
 
 
-async def recent_requests(request: web.Request, chat: str) -> list[Any]:
-    """The chat's ten newest requests in any state: what a failed request escalation is about."""
-    async with _svc(request).sessions() as session:
-        rows = await session.execute(
-            select(Request.reference, Request.kind, Request.state, Request.reason, Request.due_date)
-            .where(Request.chat == chat)
-            .order_by(Request.received_at.desc(), Request.id.desc())
-            .limit(10)
-        )
-        return list(rows)
-
-
 async def chat_page(
     request: web.Request,
     *,
@@ -217,9 +207,14 @@ async def chat_page(
 ) -> web.Response:
     """One escalated chat: transcript (masked), customer fields, reply, hand back."""
     row = await _escalation(request)
+    record = await _customer(request, row)
+    now = _svc(request).clock.now()
     async with _svc(request).sessions() as session:
         entries: list[TranscriptEntry] = await transcripts.transcript(session, row.chat)
-    record = await _customer(request, row)
+        head = await chatview.heading(session, row, record, now)
+        requests = await chatview.requests_of(session, row)
+        notes = await chatview.notes_of(session, row.chat)
+        agents = await chatview.active_agents(session) if me(request).supervisor else []
     canned = [(c.id, c.title, c.text[row.locale]) for c in request.config_dict[CANNED]]
     context = {
         "es": row,
@@ -228,11 +223,15 @@ async def chat_page(
         "fields": _masked_fields(record),
         "revealed": revealed or {},
         "canned": canned,
-        "requests": await recent_requests(request, row.chat),
+        "head": head,
+        "requests": requests,
+        "notes": notes,
+        "agents": agents,
+        "cancel_reasons": REJECT_REASONS,
+        "actions": True,
         "mine": row.state == "taken" and row.taken_by == me(request).id,
         # A supervisor may release a chat another agent left holding.
         "can_release": row.state == "taken" and me(request).supervisor,
-        "waited": waited(row.created_at, _svc(request).clock.now()),
         "can_reveal": revealing.may_reveal(row, me(request)),
         "reveal_per_hour": revealing.PER_HOUR,
         "error": error,

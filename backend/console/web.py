@@ -177,7 +177,7 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
 
 def setup(app: web.Application) -> None:
     """Mount the console under ``/console/`` on the backend application."""
-    from backend.console import canned, live, pages, proxies, review
+    from backend.console import canned, chat_actions, history, live, pages, proxies, review
 
     trusted = app[SERVICES].settings.trusted_proxies
     console = web.Application(middlewares=[*proxies.middlewares(trusted), guard])
@@ -193,5 +193,7 @@ def setup(app: web.Application) -> None:
     console.router.add_static("/static/", HERE / "static", name="static")
     pages.setup(console)
     review.setup(console)
+    chat_actions.setup(console)
+    history.setup(console)
     live.setup(console)
     app.add_subapp(f"{PREFIX}/", console)

@@ -46,6 +46,11 @@ MOVES: Mapping[tuple[RequestState, RequestState], str] = {
     (RUNNING, PARTLY_DONE): "request_partly_done",
     (RUNNING, REJECTED): "request_rejected",
     (RUNNING, FAILED): "request_failed",
+    # A supervisor's hand (backend/ledger/interventions.py): a failed request tried
+    # again, or a queued (or failed) one cancelled, which the customer is told.
+    (FAILED, QUEUED): "request_retried",
+    (QUEUED, REJECTED): "request_cancelled",
+    (FAILED, REJECTED): "request_cancelled",
 }
 
 # The customer is told these outcomes in their chat.
@@ -53,7 +58,9 @@ TOLD: frozenset[RequestState] = frozenset(FINAL_STATES)
 # These also bring the chat to an agent.
 ESCALATED: frozenset[RequestState] = frozenset({FAILED})
 # A request that reaches one of these keeps no personal values in its payload.
-SCRUBBED_IN: frozenset[RequestState] = frozenset(FINAL_STATES)
+# A failed one keeps its (sealed) payload so a supervisor can retry it; cancelling
+# it (failed → rejected) scrubs it.
+SCRUBBED_IN: frozenset[RequestState] = frozenset(FINAL_STATES) - {FAILED}
 
 
 def allowed(current: RequestState, to: RequestState) -> bool:

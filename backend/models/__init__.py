@@ -8,6 +8,7 @@
 | audit          | hash-chained audit entries                                   | 0004_audit         |
 | console        | agents, console sessions, escalated chats, transcripts       | 0005_console       |
 | keys           | the keys the data is encrypted with, their checks            | 0008_keys          |
+| console        | agents' internal notes on chats                              | 0010_chat_notes    |
 """
 
 from backend.models import audit, console, crm, keys, ledger, verification

@@ -10,6 +10,8 @@
   closed. At most one open (waiting or taken) escalation per chat, enforced by
   a partial unique index on both engines.
 - ``transcript_entries``: what was said in a chat, already masked, encrypted at rest.
+- ``chat_notes``: agents' internal notes on a chat, encrypted at rest; never sent
+  to the customer.
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ class Escalation(Base):
             postgresql_where=text("state IN ('waiting', 'taken')"),
         ),
         Index("ix_escalations_state_created_at", "state", "created_at"),
+        Index("ix_escalations_closed_at", "closed_at"),
     )
 
 
@@ -110,3 +113,15 @@ class TranscriptEntry(Base):
         Index("ix_transcript_entries_chat_id", "chat", "id"),
         Index("ix_transcript_entries_chat_seq", "chat", "seq", unique=True),
     )
+
+
+class ChatNote(Base):
+    __tablename__ = "chat_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chat: Mapped[str] = mapped_column(String(128), index=True)
+    escalation_id: Mapped[str] = mapped_column(ForeignKey("escalations.id"))
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"))
+    row_uid: Mapped[str] = mapped_column(String(32), default=new_row_uid)
+    text: Mapped[str] = mapped_column(Encrypted(row=("row_uid",)))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -72,6 +72,11 @@ class FakeEngine:
     def sensitive(self, dialogs: Any, state: dict[str, Any]) -> bool:
         return bool(state["step"] == "ask_code")
 
+    def label(
+        self, dialogs: Any, state: dict[str, Any], option_id: str, catalogs: Catalogs
+    ) -> str | None:
+        return None
+
     def say(
         self, dialogs: Any, catalogs: Catalogs, locale: str, message_id: str, **params: Any
     ) -> str:
