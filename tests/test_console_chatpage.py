@@ -18,8 +18,10 @@ from fakes.console import ConsoleClient, add_agent, audit_actions, escalate
 from fakes.ledger import add_customers, customer, session_token, submit
 from sqlalchemy import select
 from test_console_security import console_routes
+from test_worker_queue import crm_of
 
 from backend.ledger.transitions import Lease, transition
+from backend.ledger.worker import run_one
 from backend.models.audit import AuditEntry
 from backend.models.console import Escalation
 from backend.models.ledger import Notification, Request
@@ -226,6 +228,36 @@ async def test_a_supervisor_retries_a_failed_request_with_a_reason_through_the_l
     await alice.get(f"/console/chats/{es}")
     status, _ = await alice.post(path, {"reason": WHY})
     assert status == 403
+
+    # The worker carries it out this time, with the address the customer gave.
+    assert await run_one(services, crm_of(backend), "w1")
+    assert await state_of(services, reference) == "done"
+    record = await services.crm.get("C-1001")
+    assert record is not None
+    assert record.address is not None
+    assert record.address.line1 == ADDRESS["line1"]
+
+
+async def test_a_cancelled_failed_request_keeps_no_payload(
+    backend: LiveBackend, services: Services, sue: ConsoleClient
+) -> None:
+    await verified_chat(backend, services)
+    reference = await new_request(backend, services)
+    await fail(services, reference)
+    async with services.sessions() as session:
+        es = await session.scalar(select(Escalation.id).where(Escalation.chat == "tg:42"))
+        kept = await session.scalar(select(Request.payload).where(Request.reference == reference))
+    assert kept != "{}"  # kept, sealed, for a retry
+    await sue.get(f"/console/chats/{es}")
+    status, _ = await sue.post(
+        f"/console/review/chats/{es}/requests/{reference}/cancel",
+        {"code": "legal_obligation", "reason": "address under a court order"},
+    )
+    assert status == 302
+    async with services.sessions() as session:
+        row = await session.scalar(select(Request).where(Request.reference == reference))
+    assert row is not None
+    assert (row.state, row.payload) == ("rejected", "{}")
 
 
 async def test_a_supervisor_cancels_a_queued_request_and_the_customer_is_told_why(

@@ -28,6 +28,7 @@ from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import aliased
 
 from backend.crypto import load_readable
+from backend.ledger import states
 from backend.ledger.transitions import Lease, Move, transition_all
 from backend.models.ledger import Request
 from backend.services import Services
@@ -101,7 +102,7 @@ async def claim(services: Services, owner: str, limit: int = 1) -> list[Claimed]
             await transition_all(
                 session,
                 [
-                    Move(m.row, FAILED, reason="stored_data_unreadable")
+                    Move(m.row, FAILED, reason=states.UNREADABLE)
                     for m in moves
                     if m.row.id in unreadable and m.to == RUNNING
                 ],

@@ -59,8 +59,16 @@ TOLD: frozenset[RequestState] = frozenset(FINAL_STATES)
 ESCALATED: frozenset[RequestState] = frozenset({FAILED})
 # A request that reaches one of these keeps no personal values in its payload.
 # A failed one keeps its (sealed) payload so a supervisor can retry it; cancelling
-# it (failed → rejected) scrubs it.
+# it (failed → rejected) scrubs it (see ``scrubs``).
 SCRUBBED_IN: frozenset[RequestState] = frozenset(FINAL_STATES) - {FAILED}
+FINAL: frozenset[RequestState] = frozenset(FINAL_STATES)
+# A failure for this reason has nothing worth keeping: the payload did not decrypt.
+UNREADABLE = "stored_data_unreadable"
+
+
+def scrubs(to: RequestState, reason: str | None) -> bool:
+    """Whether a request moving to ``to`` (for ``reason``) loses its payload's values."""
+    return to in SCRUBBED_IN or (to == FAILED and reason == UNREADABLE)
 
 
 def allowed(current: RequestState, to: RequestState) -> bool:

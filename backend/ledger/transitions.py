@@ -143,13 +143,14 @@ async def _apply(session: AsyncSession, move: Move, at: datetime) -> None:
         row.next_run_at = move.run_at or at
         if row.next_run_at <= at:
             await wakeup.announce(session)
-    if to in states.SCRUBBED_IN:
-        # Data minimisation: the new phone, email or address was needed to
-        # carry the request out, not to remember it afterwards.
-        row.payload = SCRUBBED
+    if to in states.FINAL:
         row.next_run_at = None
         row.reason = move.reason
         row.result = json.dumps(dict(move.details or {}), ensure_ascii=False)
+    if states.scrubs(to, move.reason):
+        # Data minimisation: the new phone, email or address was needed to
+        # carry the request out, not to remember it afterwards.
+        row.payload = SCRUBBED
     if to in states.TOLD:
         notifications.add(
             session,
