@@ -3,10 +3,11 @@
 ``GET /console/live`` (optionally ``?chat=es_…&after=<entry id>``) upgrades to
 a websocket that sends JSON events:
 
-- ``{"type": "queue"}`` when escalations open, are taken or end;
+- ``{"type": "queue"}`` when escalations open, are taken, reassigned or end;
 - ``{"type": "entries", "entries": [{"id", "direction", "text", "at"}]}`` for new
   transcript lines of the watched chat (already masked);
-- ``{"type": "state", "state": "taken"}`` when the watched chat changes state;
+- ``{"type": "state", "state": "taken"}`` when the watched chat changes state or
+  holder (a supervisor reassigned it);
 - ``{"type": "session_ended"}`` before closing when the login session ends.
 
 It reads the database every ``POLL_SECONDS`` rather than listening to this
@@ -58,29 +59,34 @@ async def _session_live(svc: Services, digest: str) -> bool:
     )
 
 
+Queue = tuple[tuple[str, str, int | None], ...]
+
+
 async def _snapshot(
     svc: Services, escalation_id: str | None, after: int
-) -> tuple[tuple[tuple[str, str], ...], list[dict[str, Any]], str | None]:
+) -> tuple[Queue, list[dict[str, Any]], tuple[str, int | None] | None]:
     async with svc.sessions() as session:
         queue = tuple(
-            (row.id, row.state)
+            (row.id, row.state, row.taken_by)
             for row in (
                 await session.execute(
-                    select(Escalation.id, Escalation.state).where(Escalation.state.in_(OPEN_STATES))
+                    select(Escalation.id, Escalation.state, Escalation.taken_by).where(
+                        Escalation.state.in_(OPEN_STATES)
+                    )
                 )
             ).all()
         )
         if escalation_id is None:
-            return tuple(sorted(queue)), [], None
+            return tuple(sorted(queue, key=lambda q: q[0])), [], None
         watched = await session.get(Escalation, escalation_id)
         if watched is None:
-            return tuple(sorted(queue)), [], None
+            return tuple(sorted(queue, key=lambda q: q[0])), [], None
         entries = await transcripts.transcript(session, watched.chat, after=after, limit=100)
     shown = [
         {"id": e.id, "direction": e.direction, "text": e.text, "at": e.at.strftime("%H:%M")}
         for e in entries
     ]
-    return tuple(sorted(queue)), shown, watched.state
+    return tuple(sorted(queue, key=lambda q: q[0])), shown, (watched.state, watched.taken_by)
 
 
 async def live(request: web.Request) -> web.WebSocketResponse:
@@ -102,8 +108,8 @@ async def live(request: web.Request) -> web.WebSocketResponse:
     reader = asyncio.create_task(_drain(ws))
     loop = asyncio.get_running_loop()
     checked_at = loop.time()
-    last_queue: tuple[tuple[str, str], ...] | None = None
-    last_state: str | None = None
+    last_queue: Queue | None = None
+    last_state: tuple[str, int | None] | None = None
     try:
         while not ws.closed and not reader.done():
             if loop.time() - checked_at > SESSION_CHECK_SECONDS:
@@ -119,7 +125,7 @@ async def live(request: web.Request) -> web.WebSocketResponse:
                 after = entries[-1]["id"]
                 await ws.send_json({"type": "entries", "entries": entries})
             if state is not None and last_state is not None and state != last_state:
-                await ws.send_json({"type": "state", "state": state})
+                await ws.send_json({"type": "state", "state": state[0]})
             last_state = state
             await asyncio.wait({reader}, timeout=POLL_SECONDS)
     except (ConnectionResetError, RuntimeError):

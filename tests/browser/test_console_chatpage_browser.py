@@ -253,6 +253,13 @@ async def test_a_supervisors_day_shift_reassign_retry_and_cancel(
     await expect(page.locator("#by-language")).to_contain_text("Русский: 1")
     await both_sizes(page, artifacts, "shift-supervisor")
 
+    # alice has the chat open while the supervisor reassigns it.
+    alices = await chromium.new_context(viewport=PHONE)
+    alices_page = await alices.new_page()
+    await log_in(alices_page, stack, "alice")
+    await alices_page.goto(f"{stack.backend_url}/console/chats/{es}")
+    await expect(alices_page.locator("#state")).to_have_text("yours")
+
     await row.get_by_role("link", name="Open").click()
     await expect(page.locator("#chat-title")).to_have_text(
         f"Chat with C-4002 · {mask_text('Jānis Ozols')}"
@@ -266,6 +273,11 @@ async def test_a_supervisors_day_shift_reassign_retry_and_cancel(
     )
     await page.get_by_role("button", name="Reassign").click()
     await expect(page.locator("#holder")).to_contain_text("bob since")
+    # alice's open page learns it live: the chat is no longer hers to answer.
+    await expect(alices_page.locator("#holder")).to_contain_text("bob since", timeout=10_000)
+    await expect(alices_page.locator("#state")).to_have_text("taken")
+    await expect(alices_page.locator("#reply-form")).to_have_count(0)
+    await alices.close()
 
     item = page.locator(f'#requests li[data-reference="{failed}"]')
     await expect(item).to_contain_text("failed")
