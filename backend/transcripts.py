@@ -104,11 +104,13 @@ _DIGITS = re.compile(r"(?<![\w•])\+?\d[\d ().-]{6,}\d(?![\w•])")
 # Spans that are not personal data, left as written: dates the bot writes
 # (retention end dates), amounts (``1 250 000.00``, ``€ 12 000``), request
 # references (``DD-7K2Q9M``) and customer numbers (``C-1001``).
+_AMOUNT = r"(?:\d{1,3}(?:[ ,.\u00a0]\d{3})+|\d+)(?:[.,]\d{1,2})?"
+_CURRENCY = r"(?:[€$¥£元]|EUR|USD|CNY|RMB)"
 _READABLE = re.compile(
     r"\b(?:\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{4})\b"
-    r"|(?<![\w+])\d{1,3}(?:[ ,.\u00a0]\d{3})*[.,]\d{2}(?!\d)"
-    r"|(?:[€$¥£]|EUR|USD|CNY|RMB)\s?\d[\d ,.\u00a0]*\d"
-    r"|\d[\d ,.\u00a0]*\d\s?(?:[€$¥£元]|EUR|USD|CNY|RMB)"
+    r"|(?<![\w+])\d{1,3}(?:[ ,.\u00a0]\d{3})*[.,]\d{2}(?![\d.,])"
+    rf"|{_CURRENCY}\s?{_AMOUNT}(?!\d)"
+    rf"|(?<![\d+]){_AMOUNT}\s?{_CURRENCY}"
     r"|\b[A-Z]{1,3}-[0-9A-Z]{3,12}\b"
 )
 # The bot's own lines carry only its dialogs' text and values its dialogs

@@ -15,6 +15,9 @@ from backend.transcripts import mask_personal_data
         ("card 4111 1111 1111 1111", "card 411111••••••1111"),
         ("pay to LV80BANK0000435195001", "pay to LV80 •••• 5001"),
         ("phone 37120000001 please", "phone +371 2•••••01 please"),
+        # An amount next to a phone number does not hide the phone number.
+        ("EUR 50 +37120000001", "EUR 50 +371 2•••••01"),
+        ("+371 20000001 1 250.00 EUR", "+371 2•••••01 1 250.00 EUR"),
     ],
 )
 def test_personal_data_a_customer_types_is_masked(said: str, stored: str) -> None:
@@ -27,6 +30,7 @@ def test_personal_data_a_customer_types_is_masked(said: str, stored: str) -> Non
         "12345",
         "it was 1 250 000.00 EUR last month",
         "I paid € 12 000 000 for the flat",
+        "1250000 EUR, or 12 000.50€",
         "about 2 300,50 lats",
         "my request DD-7K2Q9M, customer C-1001",
         "until 2027-01-05 or 05.01.2027",

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from test_console_security import console_routes
 from test_worker_queue import crm_of
 
+from backend.errors import ConnectorError
 from backend.ledger.transitions import Lease, transition
 from backend.ledger.worker import run_one
 from backend.models.audit import AuditEntry
@@ -426,3 +427,21 @@ async def test_the_route_walk_covers_the_new_routes_and_guards_the_supervisors(
         ("POST", "/console/review/chats/es_doesnotexist/requests/DD-0000AA/retry"),
         ("POST", "/console/review/chats/es_doesnotexist/requests/DD-0000AA/cancel"),
     } <= set(routes)
+
+
+async def test_a_crm_that_does_not_answer_costs_the_page_its_fields_not_the_page(
+    backend: LiveBackend,
+    services: Services,
+    alice: ConsoleClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    es = await verified_chat(backend, services)
+
+    async def down(ref: str) -> None:
+        raise ConnectorError("connection refused")
+
+    monkeypatch.setattr(services.crm, "get", down)
+    status, page = await alice.get(f"/console/chats/{es}")
+    assert status == 200
+    assert 'Chat with <span class="ref">C-1001</span></h1>' in page
+    assert "The customer's record could not be read just now." in page

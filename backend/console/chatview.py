@@ -9,6 +9,7 @@ context from here, so both read the same.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,10 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend import chat_notes
 from backend.crm.connector import CustomerRecord
+from backend.errors import ConnectorError
 from backend.models.console import Agent, Escalation
 from backend.models.ledger import SCRUBBED, Request
+from backend.services import Services
 from common.masking import mask_text
 from common.vocabulary.request_states import FAILED, QUEUED
+
+log = logging.getLogger(__name__)
 
 
 def waited(since: datetime, until: datetime) -> str:
@@ -35,6 +40,20 @@ def waited(since: datetime, until: datetime) -> str:
 def wait_of(row: Escalation, now: datetime) -> str:
     """The chat's wait for a person: it stops when someone took it (or it closed untaken)."""
     return waited(row.created_at, row.taken_at or row.closed_at or now)
+
+
+async def customer_record(services: Services, customer_ref: str | None) -> CustomerRecord | None:
+    """The customer's record for the page; None when unverified or the CRM cannot answer now.
+
+    A CRM that is down costs the page its masked fields, never the page itself.
+    """
+    if not customer_ref:
+        return None
+    try:
+        return await services.crm.get(customer_ref)
+    except ConnectorError:
+        log.warning("console: the CRM did not answer; customer fields not shown", exc_info=True)
+        return None
 
 
 async def agent_names(session: AsyncSession, ids: Iterable[int | None]) -> dict[int, str]:

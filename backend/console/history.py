@@ -84,7 +84,7 @@ async def show(request: web.Request) -> web.Response:
         entries = await transcripts.transcript(session, row.chat)
         requests = await chatview.requests_of(session, row)
         notes = await chatview.notes_of(session, row.chat)
-    record = await svc.crm.get(row.customer_ref) if row.customer_ref else None
+    record = await chatview.customer_record(svc, row.customer_ref)
     async with svc.sessions() as session:
         head = await chatview.heading(session, row, record, now)
     context = {

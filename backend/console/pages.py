@@ -175,9 +175,7 @@ async def _escalation(request: web.Request) -> Escalation:
 
 
 async def _customer(request: web.Request, row: Escalation) -> CustomerRecord | None:
-    if not row.customer_ref:
-        return None
-    return await _svc(request).crm.get(row.customer_ref)
+    return await chatview.customer_record(_svc(request), row.customer_ref)
 
 
 def _masked_fields(record: CustomerRecord | None) -> dict[str, str]:
