@@ -5,26 +5,29 @@ A chat handed back or closed stays findable in the console's history until
 has passed since the day it closed, in the bank's local time; a customer's
 erasure of ``chat_history`` removes the transcript sooner (the chat is still
 listed, with nothing left to read). ``search`` finds them by customer
-reference, request reference or the day they closed.
+reference, request reference or the day they closed. ``purge`` (run by the
+workers' daily purge) deletes transcript lines and agents' notes older than
+that period, so what the history no longer shows is not kept either.
 """
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.models.console import Escalation
+from backend import audit
+from backend.models.console import ChatNote, Escalation, TranscriptEntry
 from backend.models.ledger import Request
-from backend.retention import Jurisdiction, add_period
+from backend.retention import Jurisdiction, load_policy
+from backend.services import Services
 
 CLOSED_STATES = ("handed_back", "closed")
 LIMIT = 100
-# Enough days to reach back one unit of a period, whatever the month or year.
-_UNIT_DAYS = {"years": 366, "months": 31, "days": 1}
 
 
 @dataclass(frozen=True)
@@ -45,21 +48,29 @@ def local_day(jurisdiction: Jurisdiction, at: datetime) -> date:
     return at.astimezone(ZoneInfo(jurisdiction.timezone)).date()
 
 
-def still_kept(jurisdiction: Jurisdiction, closed_at: datetime, now: datetime) -> bool:
-    """Whether a chat closed at ``closed_at`` is still in the history at ``now``."""
-    if jurisdiction.chat_history_kept is None:
-        return True
-    unit, amount = jurisdiction.chat_history_kept
-    closed_on = local_day(jurisdiction, closed_at)
-    return add_period(closed_on, unit, amount) >= local_day(jurisdiction, now)
+def _minus(day: date, unit: str, amount: int) -> date:
+    """``day`` less a period; the 31st becomes the month's last day when it has none."""
+    if unit == "days":
+        return day - timedelta(days=amount)
+    months = amount * 12 if unit == "years" else amount
+    year, month = divmod(day.month - 1 - months, 12)
+    year, month = day.year + year, month + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
-def _earliest(jurisdiction: Jurisdiction, now: datetime) -> datetime | None:
-    # A bound for the database; ``still_kept`` decides exactly.
+def oldest_kept(jurisdiction: Jurisdiction, now: datetime) -> datetime | None:
+    """The start of the first local day still kept at ``now``; None when no period is set."""
     if jurisdiction.chat_history_kept is None:
         return None
     unit, amount = jurisdiction.chat_history_kept
-    return now - timedelta(days=_UNIT_DAYS[unit] * amount + 1)
+    first = _minus(local_day(jurisdiction, now), unit, amount)
+    return datetime.combine(first, time(), ZoneInfo(jurisdiction.timezone))
+
+
+def still_kept(jurisdiction: Jurisdiction, closed_at: datetime, now: datetime) -> bool:
+    """Whether a chat closed at ``closed_at`` is still in the history at ``now``."""
+    oldest = oldest_kept(jurisdiction, now)
+    return oldest is None or closed_at >= oldest
 
 
 async def search(
@@ -67,9 +78,9 @@ async def search(
 ) -> list[Escalation]:
     """Closed chats matching ``query`` that are still kept, the latest closed first."""
     stmt = select(Escalation).where(Escalation.state.in_(CLOSED_STATES))
-    earliest = _earliest(jurisdiction, now)
-    if earliest is not None:
-        stmt = stmt.where(Escalation.closed_at >= earliest)
+    oldest = oldest_kept(jurisdiction, now)
+    if oldest is not None:
+        stmt = stmt.where(Escalation.closed_at >= oldest)
     if query.customer_ref:
         stmt = stmt.where(Escalation.customer_ref == query.customer_ref)
     if query.reference:
@@ -84,7 +95,7 @@ async def search(
     found = await session.scalars(
         stmt.order_by(Escalation.closed_at.desc(), Escalation.id).limit(LIMIT)
     )
-    return [row for row in found if row.closed_at and still_kept(jurisdiction, row.closed_at, now)]
+    return list(found)
 
 
 async def closed_chat(
@@ -95,3 +106,33 @@ async def closed_chat(
     if row is None or row.state not in CLOSED_STATES or row.closed_at is None:
         return None
     return row if still_kept(jurisdiction, row.closed_at, now) else None
+
+
+async def purge(services: Services) -> int:
+    """Delete transcript lines and notes older than ``chat_history_kept``; audit the counts."""
+    jurisdiction = load_policy().get(services.settings.jurisdiction)
+    now = services.clock.now()
+    oldest = oldest_kept(jurisdiction, now)
+    if oldest is None:
+        return 0
+    async with services.sessions() as session, session.begin():
+        lines = await session.execute(
+            delete(TranscriptEntry)
+            .where(TranscriptEntry.at < oldest)
+            .execution_options(synchronize_session=False)
+        )
+        notes = await session.execute(
+            delete(ChatNote)
+            .where(ChatNote.at < oldest)
+            .execution_options(synchronize_session=False)
+        )
+        gone = int(getattr(lines, "rowcount", 0) or 0), int(getattr(notes, "rowcount", 0) or 0)
+        if any(gone):
+            await audit.record(
+                session,
+                action="chat_history_purged",
+                actor="system:purge",
+                data={"lines": gone[0], "notes": gone[1]},
+                at=now,
+            )
+    return gone[0]

@@ -161,10 +161,20 @@ def mask_personal_data(text: str, *, direction: str = "in") -> str:
 
 
 async def transcript(
-    session: AsyncSession, chat: str, *, after: int = 0, limit: int = 500
+    session: AsyncSession,
+    chat: str,
+    *,
+    after: int = 0,
+    limit: int = 500,
+    until: datetime | None = None,
 ) -> list[TranscriptEntry]:
-    """Up to ``limit`` entries after entry id ``after`` (0: the newest ones), oldest first."""
+    """Up to ``limit`` entries after entry id ``after`` (0: the newest ones), oldest first.
+
+    ``until`` leaves out what was said after that moment (a closed chat's history).
+    """
     query = select(TranscriptEntry).where(TranscriptEntry.chat == chat, TranscriptEntry.id > after)
+    if until is not None:
+        query = query.where(TranscriptEntry.at <= until)
     if after == 0:
         newest = await session.scalars(query.order_by(TranscriptEntry.id.desc()).limit(limit))
         return list(reversed(list(newest)))

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from test_console_security import console_routes
 from test_worker_queue import crm_of
 
+from backend import chat_history, chat_notes, transcripts
 from backend.errors import ConnectorError
 from backend.ledger.transitions import Lease, transition
 from backend.ledger.worker import run_one
@@ -445,3 +446,32 @@ async def test_a_crm_that_does_not_answer_costs_the_page_its_fields_not_the_page
     assert status == 200
     assert 'Chat with <span class="ref">C-1001</span></h1>' in page
     assert "The customer's record could not be read just now." in page
+
+
+async def test_a_closed_chats_history_ends_where_it_closed(
+    backend: LiveBackend, services: Services, alice: ConsoleClient, clock: FakeClock
+) -> None:
+    es = await closed_chat(backend, services, alice)
+    clock.advance(minutes=5)
+    async with backend.client.post(
+        backend.api("/api/v1/chats/tg:42/messages"),
+        json={"direction": "in", "text": "a new conversation, later"},
+    ) as resp:
+        assert resp.status == 201
+    _, page = await alice.get(f"/console/history/{es}")
+    assert "I paid 1 250.00 EUR" in page
+    assert "a new conversation, later" not in page
+
+
+async def test_the_daily_purge_deletes_transcripts_and_notes_past_their_period(
+    backend: LiveBackend, services: Services, alice: ConsoleClient, clock: FakeClock
+) -> None:
+    await closed_chat(backend, services, alice)
+    clock.advance(days=200)
+    assert await chat_history.purge(services) == 0
+    clock.advance(days=170)  # past twelve months: retention.yaml's chat_history_kept
+    assert await chat_history.purge(services) > 0
+    async with services.sessions() as session:
+        assert await transcripts.transcript(session, "tg:42") == []
+        assert await chat_notes.for_chat(session, "tg:42") == []
+    assert ("chat_history_purged", "system:purge", None) in await audit_actions(services)

@@ -81,7 +81,8 @@ async def show(request: web.Request) -> web.Response:
         row = await chat_history.closed_chat(session, jurisdiction, request.match_info["id"], now)
         if row is None:
             return refuse(request, 404, "not_found")
-        entries = await transcripts.transcript(session, row.chat)
+        # What was said up to the close; a later conversation in the same chat is not this one.
+        entries = await transcripts.transcript(session, row.chat, until=row.closed_at)
         requests = await chatview.requests_of(session, row)
         notes = await chatview.notes_of(session, row.chat)
     record = await chatview.customer_record(svc, row.customer_ref)

@@ -2,8 +2,9 @@
 
 ``purge_once`` replans holds kept "while product X is open" once X closed,
 drops erasure previews nobody used, and erases held data whose hold has ended
-(``datadesk purge``); ``purge_daily`` runs it, and the purge of spent
-verification rows (``backend.verification.purge_verification``), in every
+(``datadesk purge``); ``purge_daily`` runs it, the purge of spent
+verification rows (``backend.verification.purge_verification``) and of
+transcripts past their period (``backend.chat_history.purge``), in every
 worker at start and once a day. Each step is audited.
 """
 
@@ -16,7 +17,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 
-from backend import audit
+from backend import audit, chat_history
 from backend.crm.connector import CrmConnector
 from backend.models.ledger import ErasurePreview, Request
 from backend.retention import load_policy, preview
@@ -123,6 +124,7 @@ async def purge_daily(services: Services, crm: CrmConnector, stop: asyncio.Event
             try:
                 await purge_once(services, crm)
                 await purge_verification(services)
+                await chat_history.purge(services)
             except Exception as exc:
                 log.error("purge failed (%s); trying again later", type(exc).__name__)
             last = now
