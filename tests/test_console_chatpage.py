@@ -475,3 +475,14 @@ async def test_the_daily_purge_deletes_transcripts_and_notes_past_their_period(
         assert await transcripts.transcript(session, "tg:42") == []
         assert await chat_notes.for_chat(session, "tg:42") == []
     assert ("chat_history_purged", "system:purge", None) in await audit_actions(services)
+
+
+async def test_erasing_a_customers_chat_history_erases_the_notes_too(
+    backend: LiveBackend, services: Services, alice: ConsoleClient
+) -> None:
+    await closed_chat(backend, services, alice)
+    async with services.sessions() as session, session.begin():
+        await transcripts.erase_chat_history(session, "C-1001")
+    async with services.sessions() as session:
+        assert await chat_notes.for_chat(session, "tg:42") == []
+        assert await transcripts.transcript(session, "tg:42") == []
