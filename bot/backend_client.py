@@ -160,6 +160,14 @@ class BackendClient:
 
     # Verification
 
+    async def ready(self, seconds: float = 2.0) -> bool:
+        """Whether the backend answers its ``/readyz`` with 200 within ``seconds``."""
+        try:
+            await self._call("GET", "/readyz", seconds=seconds)
+        except BackendError:
+            return False
+        return True
+
     async def start_verification(
         self,
         chat: str,

@@ -20,19 +20,30 @@ catch what slips through, in ``RedactingFormatter``:
 
 ``configure`` installs it on stderr and routes uncaught exceptions (main
 thread and other threads) through logging, so they are rendered the same way
-instead of by Python's raw traceback printer.
+instead of by Python's raw traceback printer. With ``LOG_FORMAT=json`` the
+same record becomes one JSON object a line (``RedactingJsonFormatter``, on
+python-json-logger), with the same defences applied to every string in it.
+
+The HTTP access log (``aiohttp.access``) is written by ``AccessLogger``: the
+method, the route pattern, the path without its query string (tokens travel
+there) and with the token after ``/undo/`` masked, the status, the size and
+the time taken; never the client's address, headers or cookies.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 import threading
 import traceback
 from types import TracebackType
-from typing import TextIO
+from typing import Any, TextIO
 
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from pythonjsonlogger.json import JsonFormatter
 from sqlalchemy.exc import StatementError
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -63,6 +74,12 @@ WITHHELD = "(message withheld: it may hold personal data)"
 # Deeper exception groups than this are summarised, not rendered.
 _MAX_GROUP_DEPTH = 4
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# ``LOG_FORMAT``: what an operator may choose.
+LOG_FORMATS = ("text", "json")
+# Paths whose next segment is a secret (a customer's one-time undo link).
+_SECRET_AFTER = frozenset({"undo"})
+# Scraped every few seconds by monitoring: logged at DEBUG, not INFO.
+PROBE_PATHS = frozenset({"/metrics", "/livez", "/readyz", "/healthz"})
 
 
 def redact(text: str) -> str:
@@ -181,6 +198,106 @@ class RedactingFormatter(logging.Formatter):
         return text
 
 
+class RedactingJsonFormatter(JsonFormatter):
+    """One JSON object a line, with ``RedactingFormatter``'s defences on every string in it.
+
+    Fields: ``time`` (ISO 8601, UTC), ``level``, ``logger``, ``message``, any
+    ``extra`` the call passed (the access log's ``method``, ``route``, …),
+    ``exc_info`` and ``stack_info`` when present.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(levelname)s %(name)s %(message)s",
+            rename_fields={"levelname": "level", "name": "logger"},
+            timestamp="time",
+        )
+
+    def formatException(self, ei: Any) -> str:
+        exc = ei[1] if isinstance(ei, tuple) and len(ei) == 3 else None
+        return render_exception(exc) if isinstance(exc, BaseException) else ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        # Never Python's own rendering another handler may have cached in exc_text.
+        cached, record.exc_text = record.exc_text, None
+        try:
+            text = super().format(record)
+        finally:
+            record.exc_text = cached
+        if cached and not record.exc_info:
+            data = json.loads(text)
+            data["exc_info"] = WITHHELD
+            text = self.serialize_log_record(data)
+        return text
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        return {key: _redact_value(value) for key, value in log_data.items()}
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value(v) for v in value]
+    return value
+
+
+def safe_path(path: str) -> str:
+    """``path`` as a log may show it: the segment after ``/undo/`` masked, then ``redact``-ed.
+
+    The query string is never passed in (``request.path`` has none).
+    """
+    parts = path.split("/")
+    for index in range(1, len(parts)):
+        if parts[index - 1] in _SECRET_AFTER and parts[index]:
+            parts[index] = "[token]"
+    return redact("/".join(parts))
+
+
+def route_of(request: web.BaseRequest) -> str:
+    """The route pattern that answered (``/api/v1/requests/{reference}``), never the raw path."""
+    match_info = getattr(request, "match_info", None)
+    route = getattr(match_info, "route", None)
+    resource = getattr(route, "resource", None)
+    if resource is None:
+        return "unmatched"
+    return str(resource.canonical)
+
+
+class AccessLogger(AbstractAccessLogger):
+    """aiohttp's access log without personal data (see the module docstring)."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        path = safe_path(request.path)
+        level = logging.DEBUG if request.path in PROBE_PATHS else logging.INFO
+        if not self.logger.isEnabledFor(level):
+            return
+        route = route_of(request)
+        self.logger.log(
+            level,
+            "%s %s %d %dB %.3fs",
+            request.method,
+            path,
+            response.status,
+            response.body_length,
+            time,
+            extra={
+                "method": request.method,
+                "path": path,
+                "route": route,
+                "status": response.status,
+                "bytes": response.body_length,
+                "duration_s": round(time, 6),
+            },
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
+
+
 def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
     if issubclass(kind, KeyboardInterrupt):
         sys.__excepthook__(kind, exc, tb)
@@ -199,20 +316,27 @@ def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
     )
 
 
-def redacting_handler(stream: TextIO | None = None) -> logging.Handler:
-    """The handler every process logs through: ``stream`` (stderr), ``RedactingFormatter``."""
+def redacting_handler(stream: TextIO | None = None, fmt: str = "text") -> logging.Handler:
+    """The handler every process logs through: ``stream`` (stderr), text or JSON lines, redacted."""
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(RedactingFormatter(FORMAT))
+    formatter: logging.Formatter = (
+        RedactingJsonFormatter() if fmt == "json" else RedactingFormatter(FORMAT)
+    )
+    handler.setFormatter(formatter)
     return handler
 
 
-def configure(level: str = "INFO") -> None:
-    """Log to stderr through ``redacting_handler``; third-party chatter at WARNING."""
+def configure(level: str = "INFO", fmt: str = "text") -> None:
+    """Log to stderr through ``redacting_handler`` (``fmt``: ``LOG_FORMAT``); third-party chatter at WARNING.
+
+    The access log (``aiohttp.access``) follows ``level``: it is written by
+    ``AccessLogger`` and holds no personal data.
+    """
     root = logging.getLogger()
-    root.handlers[:] = [redacting_handler()]
+    root.handlers[:] = [redacting_handler(fmt=fmt)]
     root.setLevel(level)
     # The database drivers' DEBUG lines quote every statement's parameters.
-    quiet = ("httpx", "aiohttp.access", "telegram.ext", "sqlalchemy.engine", "aiosqlite", "alembic")
+    quiet = ("httpx", "telegram.ext", "sqlalchemy.engine", "aiosqlite", "alembic")
     for noisy in quiet:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     sys.excepthook = _log_uncaught
