@@ -66,7 +66,7 @@ async def _status(port: int, path: str) -> int | None:
 
 async def _until_status(port: int, path: str, status: int, within: float = START_TIMEOUT) -> None:
     async with asyncio.timeout(within):
-        while await _status(port, path) != status:
+        while await _status(port, path) != status:  # noqa: ASYNC110 - polling an HTTP endpoint
             await asyncio.sleep(0.2)
 
 
