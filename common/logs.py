@@ -277,7 +277,7 @@ class AccessLogger(AbstractAccessLogger):
         route = route_of(request)
         self.logger.log(
             level,
-            "%s %s %d %dB %.3fs",
+            "%s %s status=%d bytes=%d time=%.3fs",
             request.method,
             path,
             response.status,
