@@ -46,7 +46,8 @@ def test_a_json_line_is_one_object_with_the_message_masked_and_extra_fields_mask
     assert record["message"] == "code went to [phone]"
     assert record["detail"] == "write to [email]"
     assert record["time"].endswith("+00:00")
-    assert PHONE not in line and EMAIL not in line
+    assert PHONE not in line
+    assert EMAIL not in line
 
 
 def test_a_json_line_withholds_another_library_s_exception_message_but_keeps_the_frames() -> None:
