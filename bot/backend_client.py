@@ -344,5 +344,5 @@ def _route(path: str) -> str:
 _ROUTE_WORDS = frozenset(
     {"", "api", "v1", "verifications", "resend", "check", "contact-proofs", "me",
      "erasure-preview", "requests", "notifications", "ack", "escalations", "chats", "messages",
-     "transcript"}
+     "transcript", "readyz"}
 )  # fmt: skip
