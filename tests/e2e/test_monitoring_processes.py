@@ -338,3 +338,34 @@ async def test_readyz_turns_503_while_postgresql_refuses_connections_and_200_whe
                 await admin_execute(admin, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
             await processes.stop()
     assert early == [], processes.logs()
+
+
+async def test_datadesk_run_serves_every_part_s_metrics_once_on_the_backend_port(
+    tmp_path: Path,
+) -> None:
+    backend_port, bot_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATADESK_")}
+    env |= {
+        "DATADESK_DATA_DIR": str(tmp_path / "var"),
+        "DATADESK_TELEGRAM_TOKEN": TOKEN,
+        "DATADESK_HTTP_PORT": str(backend_port),
+        # Read, and ignored: in one process the backend's port serves them all.
+        "DATADESK_BOT_METRICS_PORT": str(bot_port),
+        "DATADESK_LOG_LEVEL": "INFO",
+    }
+    processes = Processes(tmp_path, grace=20)
+    async with BotApiStandIn() as api:
+        env["DATADESK_TELEGRAM_API_URL"] = api.url
+        try:
+            await processes.start("run", [*CLI, "run"], env)
+            await _until_status(backend_port, "/readyz", 200)
+            await api.send_text(CHAT, "/start", language_code="en")
+            await api.wait_for_message(CHAT, buttons="erasure", timeout=60)
+            samples = await scrape_until(backend_port, "datadesk_bot_updates_total", kind="command")
+            assert value(samples, "datadesk_http_requests_total") > 0
+            assert ("datadesk_queue_depth", frozenset()) in samples
+            assert await _status(bot_port, "/metrics") is None
+            early = processes.ended_early()
+        finally:
+            await processes.stop()
+    assert early == [], processes.logs()
