@@ -26,9 +26,10 @@ from backend.metrics import monitoring
 from backend.retention import load_policy
 from backend.services import Services, open_services
 from backend.settings import Settings
+from common.access_log import AccessLogger
 from common.clock import Clock, FakeClock
 from common.errors import ConfigError
-from common.logs import AccessLogger, configure
+from common.logs import configure
 from common.monitoring import serve
 
 log = logging.getLogger(__name__)

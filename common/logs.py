@@ -24,10 +24,7 @@ instead of by Python's raw traceback printer. With ``LOG_FORMAT=json`` the
 same record becomes one JSON object a line (``RedactingJsonFormatter``, on
 python-json-logger), with the same defences applied to every string in it.
 
-The HTTP access log (``aiohttp.access``) is written by ``AccessLogger``: the
-method, the route pattern, the path without its query string (tokens travel
-there) and with the token after ``/undo/`` masked, the status, the size and
-the time taken; never the client's address, headers or cookies.
+The HTTP access log is ``common.access_log``'s.
 """
 
 from __future__ import annotations
@@ -41,8 +38,6 @@ import traceback
 from types import TracebackType
 from typing import Any, TextIO
 
-from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
 from pythonjsonlogger.json import JsonFormatter
 from sqlalchemy.exc import StatementError
 
@@ -76,10 +71,6 @@ _MAX_GROUP_DEPTH = 4
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # ``LOG_FORMAT``: what an operator may choose.
 LOG_FORMATS = ("text", "json")
-# Paths whose next segment is a secret (a customer's one-time undo link).
-_SECRET_AFTER = frozenset({"undo"})
-# Scraped every few seconds by monitoring: logged at DEBUG, not INFO.
-PROBE_PATHS = frozenset({"/metrics", "/livez", "/readyz", "/healthz"})
 
 
 def redact(text: str) -> str:
@@ -244,60 +235,6 @@ def _redact_value(value: Any) -> Any:
     return value
 
 
-def safe_path(path: str) -> str:
-    """``path`` as a log may show it: the segment after ``/undo/`` masked, then ``redact``-ed.
-
-    The query string is never passed in (``request.path`` has none).
-    """
-    parts = path.split("/")
-    for index in range(1, len(parts)):
-        if parts[index - 1] in _SECRET_AFTER and parts[index]:
-            parts[index] = "[token]"
-    return redact("/".join(parts))
-
-
-def route_of(request: web.BaseRequest) -> str:
-    """The route pattern that answered (``/api/v1/requests/{reference}``), never the raw path."""
-    match_info = getattr(request, "match_info", None)
-    route = getattr(match_info, "route", None)
-    resource = getattr(route, "resource", None)
-    if resource is None:
-        return "unmatched"
-    return str(resource.canonical)
-
-
-class AccessLogger(AbstractAccessLogger):
-    """aiohttp's access log without personal data (see the module docstring)."""
-
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        path = safe_path(request.path)
-        level = logging.DEBUG if request.path in PROBE_PATHS else logging.INFO
-        if not self.logger.isEnabledFor(level):
-            return
-        route = route_of(request)
-        self.logger.log(
-            level,
-            "%s %s status=%d bytes=%d time=%.3fs",
-            request.method,
-            path,
-            response.status,
-            response.body_length,
-            time,
-            extra={
-                "method": request.method,
-                "path": path,
-                "route": route,
-                "status": response.status,
-                "bytes": response.body_length,
-                "duration_s": round(time, 6),
-            },
-        )
-
-    @property
-    def enabled(self) -> bool:
-        return self.logger.isEnabledFor(logging.INFO)
-
-
 def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
     if issubclass(kind, KeyboardInterrupt):
         sys.__excepthook__(kind, exc, tb)
@@ -330,7 +267,7 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     """Log to stderr through ``redacting_handler`` (``fmt``: ``LOG_FORMAT``); third-party chatter at WARNING.
 
     The access log (``aiohttp.access``) follows ``level``: it is written by
-    ``AccessLogger`` and holds no personal data.
+    ``common.access_log.AccessLogger`` and holds no personal data.
     """
     root = logging.getLogger()
     root.handlers[:] = [redacting_handler(fmt=fmt)]

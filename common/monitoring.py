@@ -41,7 +41,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from common.logs import AccessLogger
+from common.access_log import AccessLogger
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from common.logs import WITHHELD, AccessLogger, configure, redacting_handler, safe_path
+from common.access_log import AccessLogger, safe_path
+from common.logs import WITHHELD, configure, redacting_handler
 from common.settings import SettingsError
 
 EMAIL = "olga.petrova@example.lv"

@@ -22,7 +22,7 @@ from backend.errors import ApiError, BadRequest, PayloadTooLarge, ServiceUnavail
 from backend.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from backend.services import Services
 from backend.validation import is_text
-from common.logs import route_of
+from common.access_log import route_of
 
 log = logging.getLogger(__name__)
 
