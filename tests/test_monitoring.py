@@ -11,10 +11,10 @@ import asyncio
 import time
 
 import aiohttp
+from e2e.conftest import free_port
 
 from common import monitoring
 from common.monitoring import Monitoring, serve
-from e2e.conftest import free_port
 
 
 async def _get(port: int, path: str) -> tuple[int, str]:
