@@ -3,10 +3,11 @@
 ``start_bot(settings)`` serves until cancelled: it opens the conversation
 service, the backend client and the channel, and closes them again on the
 way out. It is handed the bot's own ``BotSettings`` (never the backend's), so
-the process holds no key but the bot's. While it runs, ``DATA_DIR/bot.pid``
-holds the process id and SIGHUP re-reads the dialog files (``datadesk dialogs
-reload`` sends it); a broken set is refused and the last good one kept
-(``Conversations.reload``).
+the process holds no key but the bot's. While it runs it re-reads the dialog
+files when ``datadesk dialogs reload`` asks, on any host, through the bot
+database (``bot.dialogs.reloads``), and on SIGHUP (``kill -HUP``, the process
+id in ``DATA_DIR/bot.pid``); a broken set is refused and the last good one
+kept (``Conversations.reload``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 
 from bot.backend_client import BackendClient
 from bot.conversation import Conversations
+from bot.dialogs.reloads import watch_reloads
 from bot.engine import DialogErrors
 from bot.settings import BotSettings
 from bot.state_key import load_state_key
@@ -71,7 +73,7 @@ def _with_inbox_key(options: ChannelOptions, settings: BotSettings) -> ChannelOp
 
 
 def pid_file(settings: BotSettings) -> str:
-    """Where a running bot leaves its process id for ``datadesk dialogs reload``."""
+    """Where a running bot leaves its process id, for a reload by hand (``kill -HUP``)."""
     return str(settings.data_dir / "bot.pid")
 
 
@@ -129,8 +131,17 @@ async def start_bot(settings: BotSettings, *, options: ChannelOptions | None = N
                 notifications=backend,
                 options=options or _with_inbox_key(channel_options(settings), settings),
             )
-            with _reload_on_sighup(conversations, settings):
-                await channel.run()
+            watcher = asyncio.create_task(
+                watch_reloads(conversations.store.engine, conversations.reload),
+                name="dialog reloads",
+            )
+            try:
+                with _reload_on_sighup(conversations, settings):
+                    await channel.run()
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
         finally:
             await conversations.close()
     finally:

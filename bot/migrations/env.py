@@ -1,7 +1,9 @@
 """Alembic environment for the bot database (conversation state)."""
 
-import bot.telegram.inbox  # registers the webhook inbox and chat lease tables
-import bot.telegram.registry  # noqa: F401  (registers the bot's process table)
+# Imported for their tables: every table of the bot database is on BotBase.metadata.
+import bot.dialogs.reloads
+import bot.telegram.inbox
+import bot.telegram.registry  # noqa: F401
 from bot.settings import BotSettings
 from bot.state import BotBase
 from common.alembic_env import run_migrations
