@@ -28,6 +28,9 @@ class BuildWithData(build_py):
         if self.editable_mode:
             return
         for folder, patterns in SHIPPED:
+            if not (HERE / folder).is_dir():
+                # A wheel without them would start and fail on the first dialog: stop here.
+                raise FileNotFoundError(f"{HERE / folder}: missing; a wheel needs it (MANIFEST.in)")
             for pattern in patterns:
                 for source in sorted((HERE / folder).glob(pattern)):
                     target = Path(

@@ -23,7 +23,7 @@ from common.settings import REPO_ROOT
 
 UV = Path(sys.executable).parent / "uv"
 # What `uv build` reads: the project's metadata, its packages and the data it ships.
-SOURCES = ("pyproject.toml", "setup.py", "README.md", "bot", "backend", "common", "datadesk", "dialogs", "locales")  # fmt: skip
+SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "alembic.ini", "README.md", "bot", "backend", "common", "datadesk", "dialogs", "locales")  # fmt: skip
 
 
 def _free_port() -> int:
@@ -41,7 +41,7 @@ def _run(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str
 
 
 def _install_wheel(tmp_path: Path) -> Path:
-    """Build the wheel and install it into a fresh virtualenv; its ``bin`` folder."""
+    """Build the sdist and the wheel, and install the wheel into a fresh virtualenv; its ``bin`` folder."""
     source = tmp_path / "source"
     source.mkdir()
     for name in SOURCES:
@@ -50,7 +50,8 @@ def _install_wheel(tmp_path: Path) -> Path:
             shutil.copytree(path, source / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(path, source / name)
-    _run(UV, "build", "--wheel", "--quiet", "--out-dir", tmp_path / "dist", cwd=source)
+    # As a release is built: the source distribution first, the wheel from it.
+    _run(UV, "build", "--quiet", "--out-dir", tmp_path / "dist", cwd=source)
     (wheel,) = (tmp_path / "dist").glob("datadesk-*.whl")
     venv = tmp_path / "venv"
     _run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=tmp_path)
