@@ -25,11 +25,12 @@ from urllib.parse import urlsplit
 
 from bot.backend_client import BackendClient
 from bot.conversation import Conversations
-from bot.dialogs.reloads import watch_reloads
+from bot.dialogs.reloads import latest_or_none, watch_reloads
 from bot.engine import DialogErrors
 from bot.settings import BotSettings
 from bot.state_key import load_state_key
 from bot.telegram.app import ChannelOptions, TelegramChannel
+from common.db import make_engine
 from common.errors import ConfigError
 from common.logs import configure
 from common.private_files import ensure_private_dir
@@ -121,7 +122,10 @@ async def start_bot(settings: BotSettings, *, options: ChannelOptions | None = N
     settings = settings.with_service_token()
     ensure_private_dir(settings.data_dir)
     backend = BackendClient(settings.backend_url, settings.service_token)
+    # Its own engine: the reload request to watch from is read before the dialogs are.
+    reloads = make_engine(settings.bot_database_url)
     try:
+        seen = await latest_or_none(reloads)
         conversations = await Conversations.open(settings, backend=backend)
         try:
             channel = TelegramChannel(
@@ -132,7 +136,7 @@ async def start_bot(settings: BotSettings, *, options: ChannelOptions | None = N
                 options=options or _with_inbox_key(channel_options(settings), settings),
             )
             watcher = asyncio.create_task(
-                watch_reloads(conversations.store.engine, conversations.reload),
+                watch_reloads(reloads, conversations.reload, seen=seen),
                 name="dialog reloads",
             )
             try:
@@ -146,6 +150,7 @@ async def start_bot(settings: BotSettings, *, options: ChannelOptions | None = N
             await conversations.close()
     finally:
         await backend.close()
+        await reloads.dispose()
 
 
 async def _serve_until_signalled(settings: BotSettings) -> None:

@@ -15,9 +15,10 @@ import pytest
 from fakes.complete_catalogs import write_complete_locales
 
 from bot.dialogs import cli
-from bot.dialogs.reloads import latest_request, watch_reloads
+from bot.dialogs.reloads import latest_or_none, latest_request, request_reload, watch_reloads
 from bot.settings import BotSettings
-from common.db import make_engine
+from bot.state import BOT_MIGRATIONS
+from common.db import make_engine, upgrade
 from common.settings import REPO_ROOT
 
 DIALOGS = REPO_ROOT / "dialogs"
@@ -54,6 +55,52 @@ async def test_a_reload_request_reaches_a_watching_bot_and_not_one_started_after
         early.cancel()
         await engine.dispose()
     assert reloads == ["early"]
+
+
+async def test_a_request_made_while_a_bot_loads_its_dialogs_is_not_lost(bot_db_url: str) -> None:
+    engine = make_engine(bot_db_url)
+    reloaded = asyncio.Event()
+
+    async def reload() -> bool:
+        reloaded.set()
+        return True
+
+    try:
+        seen = await latest_or_none(engine)  # as the bot starts, before it reads its files
+        await request_reload(engine)  # the operator, while the bot is reading them
+        watcher = asyncio.create_task(watch_reloads(engine, reload, seen=seen, poll_seconds=0.05))
+        async with asyncio.timeout(5):
+            await reloaded.wait()
+        watcher.cancel()
+    finally:
+        await engine.dispose()
+
+
+async def test_a_bot_whose_database_is_not_migrated_yet_keeps_watching_until_it_is(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+    engine = make_engine(url)
+    reloaded = asyncio.Event()
+
+    async def reload() -> bool:
+        reloaded.set()
+        return True
+
+    try:
+        assert await latest_or_none(engine) is None
+        watcher = asyncio.create_task(watch_reloads(engine, reload, poll_seconds=0.05))
+        await asyncio.sleep(0.2)
+        assert "dialog reload requests not read" in caplog.text
+        await upgrade(url, BOT_MIGRATIONS)
+        await asyncio.sleep(0.2)  # the first good read is taken as seen
+        await request_reload(engine)
+        async with asyncio.timeout(5):
+            await reloaded.wait()
+        assert not watcher.done()
+        watcher.cancel()
+    finally:
+        await engine.dispose()
 
 
 async def test_reload_refuses_broken_dialogs_and_writes_no_request(

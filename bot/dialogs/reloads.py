@@ -5,9 +5,11 @@ Every bot process watches that table (``watch_reloads``): every
 ``POLL_SECONDS`` it reads the newest request's number, and when it has grown
 since the last look, the bot re-reads its own ``DIALOGS_DIR`` and
 ``LOCALES_DIR`` (``Conversations.reload``: a broken set is refused, logged,
-and the last good one kept). A bot that starts takes the newest request as
-read: it has just loaded the files. The same polling works on SQLite and
-PostgreSQL; one indexed ``max()`` a second per bot costs next to nothing.
+and the last good one kept). A bot that starts reads the newest number
+*before* it loads the files (``latest_or_none``) and watches from there, so a
+request made while it was loading is not lost. The same polling works on
+SQLite and PostgreSQL; one ``max()`` over the primary key a second per bot
+costs next to nothing.
 """
 
 from __future__ import annotations
@@ -59,18 +61,27 @@ async def latest_request(engine: AsyncEngine) -> int:
     return int(latest or 0)
 
 
+async def latest_or_none(engine: AsyncEngine) -> int | None:
+    """``latest_request``, or None when the database cannot be read yet."""
+    try:
+        return await latest_request(engine)
+    except (SQLAlchemyError, OSError):
+        return None
+
+
 async def watch_reloads(
     engine: AsyncEngine,
     reload: Callable[[], Awaitable[bool]],
     *,
+    seen: int | None = None,
     poll_seconds: float = POLL_SECONDS,
 ) -> None:
-    """Call ``reload()`` whenever a new request appears; runs until cancelled.
+    """Call ``reload()`` whenever a request newer than ``seen`` appears; runs until cancelled.
 
-    A database that cannot be read is logged and tried again at the next poll:
-    the bot keeps serving the dialogs it has.
+    ``seen`` is the newest request when the dialogs were loaded; None takes
+    the first one read as seen. A database that cannot be read is logged and
+    tried again at the next poll: the bot keeps serving the dialogs it has.
     """
-    seen: int | None = None
     while True:
         try:
             latest = await latest_request(engine)
