@@ -42,17 +42,28 @@ async def test_a_reload_request_reaches_a_watching_bot_and_not_one_started_after
         reloaded.set()
         return True
 
-    early = asyncio.create_task(watch_reloads(engine, lambda: reload("early"), poll_seconds=0.05))
     try:
-        await asyncio.sleep(0.2)  # the early bot has looked once
+        # Each bot reads the newest request as it loads its dialogs (runner.start_bot).
+        early = asyncio.create_task(
+            watch_reloads(
+                engine,
+                lambda: reload("early"),
+                seen=await latest_request(engine),
+                poll_seconds=0.05,
+            )
+        )
         assert await asyncio.to_thread(cli.reload_command, argparse.Namespace(), settings) == 0
         async with asyncio.timeout(5):
             await reloaded.wait()
-        late = asyncio.create_task(watch_reloads(engine, lambda: reload("late"), poll_seconds=0.05))
-        await asyncio.sleep(0.3)
+        late = asyncio.create_task(
+            watch_reloads(
+                engine, lambda: reload("late"), seen=await latest_request(engine), poll_seconds=0.05
+            )
+        )
+        await asyncio.sleep(0.3)  # several looks, none of them new
         late.cancel()
-    finally:
         early.cancel()
+    finally:
         await engine.dispose()
     assert reloads == ["early"]
 

@@ -79,8 +79,9 @@ async def test_a_reload_reaches_bots_on_two_hosts_and_a_broken_copy_keeps_its_la
         asked = await _reload(stack, tmp_path)
         for bot in bots:
             await bot.logged(RELOADED, 1)
-        # Within a couple of seconds of the request (each bot looks every second).
-        assert time.monotonic() - asked < 5
+        # Each bot looks every second; reading the files takes the rest. The bound
+        # is loose for a busy CI machine, and still far from "at the next restart".
+        assert time.monotonic() - asked < 10
 
         broken = bots[1].dialogs / "verify.yaml"
         broken.write_text(broken.read_text().replace("next: check_code", "next: chek_code"))
