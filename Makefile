@@ -12,7 +12,7 @@ UV_VERSION := 0.13.9
 UV := $(BIN)/uv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: all install lock demo test check bench browser clean
+.PHONY: all install lock outdated demo test check bench browser clean
 
 all: check test
 
@@ -28,6 +28,14 @@ install: $(STAMP)
 lock:
 	test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet uv==$(UV_VERSION); }
 	$(UV) lock --upgrade
+
+# What uv.lock holds back: every locked package (direct or not) with a newer
+# release on the index, once each. Read-only; `make lock` takes the newest
+# releases pyproject.toml's ranges allow, a range's cap is raised by hand.
+outdated: $(STAMP)
+	$(UV) tree --outdated --locked > $(VENV)/tree-outdated.txt
+	@grep -F '(latest:' $(VENV)/tree-outdated.txt | sed 's/^[│├└─ ]*//' | sort -u \
+	  || echo "uv.lock: every package is at its latest release"
 
 # Debian's Chromium drives the agent-console browser tests; Playwright's own
 # browser download cannot work here, so the system one is used.
@@ -49,6 +57,7 @@ check: $(STAMP)
 	$(BIN)/ruff check bot backend common datadesk tests bench
 	$(BIN)/ruff format --check bot backend common datadesk tests bench
 	$(BIN)/mypy bot backend common datadesk bench
+	$(BIN)/deptry .
 	$(BIN)/datadesk dialogs check dialogs
 	$(BIN)/datadesk locales check
 

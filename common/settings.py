@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 PREFIX = "DATADESK_"
-# The checkout: default home of dialogs/ and locales/.
+# The checkout: home of dialogs/ and locales/ (an installed wheel carries its
+# own copies, found by bot.settings.shipped_dir).
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Where the backend keeps the service token it generated (no DATADESK_SERVICE_TOKEN
 # set), in its DATA_DIR; a bot sharing that DATA_DIR reads it there.

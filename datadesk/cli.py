@@ -85,6 +85,16 @@ def _dir_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", nargs="?", default=None, help="dialogs folder (default: dialogs/)")
 
 
+def _revision_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-m", "--message", required=True, help="what the migration does")
+    p.add_argument("--bot", action="store_true", help="the bot database (default: the backend's)")
+    p.add_argument(
+        "--autogenerate",
+        action="store_true",
+        help="fill it from the models' differences with the database (run `db upgrade` first)",
+    )
+
+
 def _rotate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=500, help="rows re-encrypted per transaction")
     p.add_argument(
@@ -108,6 +118,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, AddArgs, str, str], ...] = (
     (("bot",), "the Telegram channel", _none, "bot.runner:run_bot", BOT),
     (("chat",), "talk to the dialogs in this terminal", _chat_args, "datadesk.demo_chat:chat_command", BOT),
     (("db", "upgrade"), "migrate the backend and bot databases", _none, "datadesk.migrate:upgrade_command", BOTH),
+    (("db", "revision"), "write a new migration file (developers)", _revision_args, "datadesk.migrate:revision_command", BOTH),
     (("crm", "import"), "import customers from a JSON file (all or nothing)", _file_arg, "backend.crm.cli:import_command", BACKEND),
     (("crm", "export"), "print one customer's record as JSON", _ref_arg, "backend.crm.cli:export_command", BACKEND),
     (("crm", "seed-demo"), "load the demo customers", _none, "backend.crm.cli:seed_demo_command", BACKEND),
@@ -125,7 +136,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, AddArgs, str, str], ...] = (
 
 # What each group of commands is for, as `datadesk --help` lists it.
 GROUPS: dict[str, str] = {
-    "db": "the databases: migrate them",
+    "db": "the databases: migrate them, write a new migration",
     "crm": "the built-in CRM: import, export, demo customers",
     "dialogs": "dialog files: check, test, reload in running bots",
     "locales": "translation catalogs: check them",
