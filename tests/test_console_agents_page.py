@@ -318,3 +318,36 @@ async def test_bad_input_on_the_page_is_answered_not_crashed(
     assert status == 404
     status, _ = await sup.post("/console/agents/99999999999999999999/disable")
     assert status == 404
+
+
+async def test_while_a_change_is_due_the_live_socket_is_refused(
+    backend: LiveBackend, tab: ConsoleClient, services: Services
+) -> None:
+    await add_agent(services, "alice")
+    async with services.sessions() as session, session.begin():
+        agent = await session.scalar(select(Agent).where(Agent.name == "alice"))
+        assert agent is not None
+        agent.must_change_password = True
+    await tab.log_in("alice")
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await tab.http.ws_connect(backend.url + "/console/live")
+    assert refused.value.status == 403
+
+
+async def test_changing_ones_password_ends_ones_other_sessions_but_not_this_one(
+    backend: LiveBackend, tabs: list[ConsoleClient], services: Services
+) -> None:
+    await add_agent(services, "alice")
+    here, elsewhere = new_tab(backend, tabs), new_tab(backend, tabs)
+    await here.log_in("alice")
+    await elsewhere.log_in("alice")
+    assert (await elsewhere.get("/console/"))[0] == 200
+    await here.get("/console/password")
+    status, where = await here.post(
+        "/console/password", {"current": PASSWORD, "new": CHOSEN, "again": CHOSEN}
+    )
+    assert (status, where) == (302, "/console/")
+    assert (await here.get("/console/"))[0] == 200
+    status, where = await elsewhere.get("/console/")
+    assert status == 302
+    assert where.startswith("/console/login")
