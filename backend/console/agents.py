@@ -27,18 +27,25 @@ Errors (all ``AgentError``, each with a stable ``code``)::
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import SessionTransaction
 
 from backend import audit
 from backend.console.auth import hash_password, password_matches
 from backend.models.console import ROLES, Agent, ConsoleSession
+from common.db import begin_write
 
 MIN_PASSWORD = 12
 MAX_NAME = 64
+# "dd-agent" as a 64-bit advisory lock key: the same in every process.
+LOCK_KEY = int.from_bytes(b"dd-agent", "big") & 0x7FFF_FFFF_FFFF_FFFF
+# Transactions that already took their turn (``_serialize``).
+_SERIALIZED: weakref.WeakSet[SessionTransaction] = weakref.WeakSet()
 # Stored for a removed agent: not an argon2 hash, so no password ever matches it.
 NO_PASSWORD = "!"  # noqa: S105
 
@@ -122,32 +129,46 @@ async def list_agents(session: AsyncSession, *, removed: bool = True) -> list[Ag
     ]
 
 
+async def _serialize(session: AsyncSession) -> None:
+    """One change to agents at a time, in every process: the first statement of each.
+
+    Changes are rare and their checks read several rows (is another supervisor
+    left? is the name free?), so they simply take turns: SQLite's write lock
+    (``begin_write``), a transaction-scoped advisory lock on PostgreSQL. Row
+    locks alone would let two supervisors disabling each other deadlock.
+    """
+    transaction = session.sync_session.get_transaction()
+    if transaction is not None and transaction in _SERIALIZED:
+        return  # a second change in the same transaction already holds the turn
+    await begin_write(session)
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+    transaction = session.sync_session.get_transaction()
+    if transaction is not None:
+        _SERIALIZED.add(transaction)
+
+
 async def _get(session: AsyncSession, key: int | str) -> Agent:
-    """The agent with this id (int) or name (str), not removed, locked for the change."""
+    """The agent with this id (int) or name (str), not removed, after ``_serialize``."""
+    await _serialize(session)
     where = Agent.id == key if isinstance(key, int) else Agent.name == key
-    agent = await session.scalar(select(Agent).where(where).with_for_update())
+    agent = await session.scalar(select(Agent).where(where))
     if agent is None or agent.removed_at is not None:
         raise NoSuchAgent(str(key))
     return agent
 
 
 async def _keep_a_supervisor(session: AsyncSession, agent: Agent) -> None:
-    """Refuse when ``agent`` is the only enabled supervisor.
-
-    The other enabled supervisors are locked (FOR UPDATE on PostgreSQL), so
-    two supervisors disabling each other at once cannot both succeed.
-    """
+    """Refuse when ``agent`` is the only enabled supervisor (read after ``_serialize``)."""
     if agent.role != "supervisor" or not agent.active:
         return
     others = await session.scalars(
-        select(Agent.id)
-        .where(
+        select(Agent.id).where(
             Agent.role == "supervisor",
             Agent.active,
             Agent.removed_at.is_(None),
             Agent.id != agent.id,
         )
-        .with_for_update()
     )
     if not list(others):
         raise LastSupervisor(agent.name)
@@ -192,13 +213,15 @@ async def add(
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     check_new_password(password)
+    password_hash = await hash_password(password)
+    await _serialize(session)
     taken = await session.scalar(select(func.count()).select_from(Agent).where(Agent.name == name))
     if taken:
         raise NameTaken(name)
     agent = Agent(
         name=name,
         role=role,
-        password_hash=await hash_password(password),
+        password_hash=password_hash,
         active=True,
         created_at=at,
         must_change_password=must_change,
@@ -244,8 +267,9 @@ async def reset_password(
 ) -> Agent:
     """Set a temporary password the agent must change at next login; end their sessions."""
     check_new_password(password)
+    password_hash = await hash_password(password)  # before the lock: argon2 takes a while
     agent = await _get(session, key)
-    agent.password_hash = await hash_password(password)
+    agent.password_hash = password_hash
     agent.must_change_password = True
     await _end_sessions(session, agent.id, at)
     await _audit(session, "password_reset", actor, agent, at)
@@ -279,13 +303,15 @@ async def change_own_password(
 
     Their other sessions end; the one they are using stays.
     """
+    check_new_password(new)
+    # Once ``current`` is known to be right, "differs" is a plain comparison.
+    if new == current:
+        raise BadPassword("password_unchanged")
+    password_hash = await hash_password(new)  # before the lock: argon2 takes a while
     agent = await _get(session, agent_id)
     if not await password_matches(agent.password_hash, current):
         raise BadPassword("password_wrong")
-    check_new_password(new)
-    if await password_matches(agent.password_hash, new):
-        raise BadPassword("password_unchanged")
-    agent.password_hash = await hash_password(new)
+    agent.password_hash = password_hash
     agent.must_change_password = False
     await _end_sessions(session, agent.id, at, keep=session_digest)
     await _audit(session, "password_changed", f"agent:{agent.id}", agent, at)

@@ -62,6 +62,8 @@ async def change(request: web.Request) -> web.StreamResponse:
         agents.check_new_password(new)
     except agents.BadPassword as exc:
         return _form(request, error=exc.code, status=422)
+    if new == old:
+        return _form(request, error="password_unchanged", status=422)
     now = svc.clock.now()
     try:
         # Counted and committed before argon2 runs, as a login attempt is (``auth``).
