@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from common.logs import LOG_FORMATS
 from common.private_files import ensure_private_dir, read_or_create_secret
 from common.settings import (
     PREFIX,
@@ -25,6 +26,7 @@ from common.settings import (
     parse_bool,
     parse_choice,
     parse_int,
+    parse_port,
 )
 from common.vocabulary.request_kinds import REQUEST_KINDS
 
@@ -79,6 +81,10 @@ class Settings:
     crm_url: str | None = None
     crm_token: str | None = None
     log_level: str = "INFO"
+    # ``text`` or ``json`` (one JSON object a line); see common/logs.py.
+    log_format: str = "text"
+    # Where ``datadesk worker`` serves /metrics, /livez and /readyz (on HTTP_HOST); 0: nowhere.
+    worker_metrics_port: int = 0
     # Reverse proxies whose X-Forwarded-For names the console's clients (CIDRs).
     trusted_proxies: tuple[str, ...] = ()
     # The audit chain's HMAC key and checkpoint signing key (hex Ed25519 seed);
@@ -137,6 +143,8 @@ class Settings:
             crm_url=get("CRM_URL"),
             crm_token=get("CRM_TOKEN"),
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
+            log_format=parse_choice("LOG_FORMAT", get("LOG_FORMAT") or "text", LOG_FORMATS),
+            worker_metrics_port=parse_port("WORKER_METRICS_PORT", get("WORKER_METRICS_PORT")),
             trusted_proxies=_networks("TRUSTED_PROXIES", get("TRUSTED_PROXIES") or ""),
             audit_key=get("AUDIT_KEY"),
             audit_signing_key=get("AUDIT_SIGNING_KEY"),

@@ -160,6 +160,14 @@ class BackendClient:
 
     # Verification
 
+    async def ready(self, seconds: float = 2.0) -> bool:
+        """Whether the backend answers its ``/readyz`` with 200 within ``seconds``."""
+        try:
+            await self._call("GET", "/readyz", seconds=seconds)
+        except BackendError:
+            return False
+        return True
+
     async def start_verification(
         self,
         chat: str,
@@ -336,5 +344,5 @@ def _route(path: str) -> str:
 _ROUTE_WORDS = frozenset(
     {"", "api", "v1", "verifications", "resend", "check", "contact-proofs", "me",
      "erasure-preview", "requests", "notifications", "ack", "escalations", "chats", "messages",
-     "transcript"}
+     "transcript", "readyz"}
 )  # fmt: skip

@@ -25,11 +25,13 @@ from urllib.parse import urlsplit
 from bot.backend_client import BackendClient
 from bot.conversation import Conversations
 from bot.engine import DialogErrors
+from bot.metrics import monitoring
 from bot.settings import BotSettings
 from bot.state_key import load_state_key
 from bot.telegram.app import ChannelOptions, TelegramChannel
 from common.errors import ConfigError
 from common.logs import configure
+from common.monitoring import serve
 from common.private_files import ensure_private_dir
 from common.settings import SettingsError
 
@@ -129,8 +131,10 @@ async def start_bot(settings: BotSettings, *, options: ChannelOptions | None = N
                 notifications=backend,
                 options=options or _with_inbox_key(channel_options(settings), settings),
             )
-            with _reload_on_sighup(conversations, settings):
-                await channel.run()
+            watch = monitoring(conversations.store.engine, backend.ready, channel.bot_api_ready)
+            async with serve(settings.http_host, settings.metrics_port, watch):
+                with _reload_on_sighup(conversations, settings):
+                    await channel.run()
         finally:
             await conversations.close()
     finally:
@@ -150,7 +154,7 @@ async def _serve_until_signalled(settings: BotSettings) -> None:
 
 def run_bot(args: argparse.Namespace, settings: BotSettings) -> int:
     """``datadesk bot``: the Telegram channel in this process; exit status."""
-    configure(settings.log_level)
+    configure(settings.log_level, settings.log_format)
     try:
         settings.check_channel()
         settings = settings.with_service_token()

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from common.logs import LOG_FORMATS
 from common.private_files import read_secret
 from common.settings import (
     PREFIX,
@@ -29,6 +30,7 @@ from common.settings import (
     lookup,
     parse_choice,
     parse_int,
+    parse_port,
 )
 
 # Every variable the bot reads (without the prefix); nothing else is looked up.
@@ -50,6 +52,8 @@ VARIABLES = (
     "DIALOGS_DIR",
     "LOCALES_DIR",
     "LOG_LEVEL",
+    "LOG_FORMAT",
+    "BOT_METRICS_PORT",
 )
 
 # A shorter key is a password, not a key: refuse it at start.
@@ -103,6 +107,10 @@ class BotSettings:
     dialogs_dir: Path = REPO_ROOT / "dialogs"
     locales_dir: Path = REPO_ROOT / "locales"
     log_level: str = "INFO"
+    # ``text`` or ``json`` (one JSON object a line); see common/logs.py.
+    log_format: str = "text"
+    # Where ``datadesk bot`` serves /metrics, /livez and /readyz (on HTTP_HOST); 0: nowhere.
+    metrics_port: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BotSettings:
@@ -146,6 +154,8 @@ class BotSettings:
             dialogs_dir=Path(get("DIALOGS_DIR") or REPO_ROOT / "dialogs").resolve(),
             locales_dir=Path(get("LOCALES_DIR") or REPO_ROOT / "locales").resolve(),
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
+            log_format=parse_choice("LOG_FORMAT", get("LOG_FORMAT") or "text", LOG_FORMATS),
+            metrics_port=parse_port("BOT_METRICS_PORT", get("BOT_METRICS_PORT")),
         )
 
     def check_channel(self) -> str:

@@ -23,7 +23,7 @@ def upgrade_all(deployment: Deployment) -> None:
 
 
 def upgrade_command(args: argparse.Namespace, deployment: Deployment) -> int:
-    configure(deployment.backend.log_level)
+    configure(deployment.backend.log_level, deployment.backend.log_format)
     upgrade_all(deployment)
     logging.getLogger(__name__).info("backend and bot databases are at the newest schema")
     return 0

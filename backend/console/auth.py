@@ -27,6 +27,7 @@ from sqlalchemy import delete, select, update
 from backend import audit
 from backend.console import limits, login_limits
 from backend.crypto import constant_time_equal
+from backend.metrics import CONSOLE_LOGIN_FAILURES
 from backend.models.console import Agent, ConsoleSession
 from backend.services import Services
 
@@ -109,6 +110,7 @@ async def _refuse(
             outcome=code,
             at=svc.clock.now(),
         )
+    CONSOLE_LOGIN_FAILURES.labels(reason=code).inc()
     return LoginRefused(code, retry_after)
 
 

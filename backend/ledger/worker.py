@@ -25,6 +25,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -38,6 +39,7 @@ from backend.ledger.outcomes import GroupCommit, Settled
 from backend.ledger.purge import purge_daily
 from backend.ledger.transitions import Move, transition_all
 from backend.ledger.wakeup import POLL_SECONDS, Waiter
+from backend.metrics import WORKER_ATTEMPTS, WORKER_SECONDS
 from backend.models.ledger import Request
 from backend.services import Services
 from common.db import begin_write
@@ -66,14 +68,18 @@ async def _carry_out(
     after_effect: AfterEffect | None,
 ) -> None:
     """Carry ``job`` out and record what became of it."""
+    started = time.perf_counter()
     try:
         outcome = await carry_out(services, crm, job)
     except Exception as exc:
         # Whatever went wrong (CRM down, a bug) is retried; the type only, as
         # exception texts can carry personal data.
         log.warning("request %s attempt %d failed: %s", job.id, job.attempts, type(exc).__name__)
+        WORKER_ATTEMPTS.labels(kind=job.kind, result="error").inc()
         await commit.settle(Settled(job, error=type(exc).__name__))
         return
+    WORKER_ATTEMPTS.labels(kind=job.kind, result=outcome.state.value).inc()
+    WORKER_SECONDS.labels(kind=job.kind).observe(time.perf_counter() - started)
     if after_effect is not None:
         after_effect(job)
     await commit.settle(Settled(job, outcome=outcome))

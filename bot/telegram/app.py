@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -30,6 +31,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import Application, ContextTypes, Defaults, TypeHandler
 
 from bot.channel import ChannelEvent, Delete, Outgoing, Press, Reply
+from bot.metrics import UPDATE_ERRORS, UPDATE_SECONDS, UPDATES, update_kind
 from bot.state_key import StateKey
 from bot.telegram.events import read_update
 from bot.telegram.inbox import SWEEP_AFTER, Inbox, InboxDrains
@@ -186,7 +188,16 @@ class TelegramChannel:
     # ---- updates in -------------------------------------------------------
 
     async def _on_update(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
-        """Read one update, let the conversation service answer, show the answer."""
+        """Read one update, let the conversation service answer, show the answer (timed)."""
+        kind = update_kind(update)
+        started = time.perf_counter()
+        try:
+            await self._handle_update(update)
+        finally:
+            UPDATES.labels(kind=kind).inc()
+            UPDATE_SECONDS.labels(kind=kind).observe(time.perf_counter() - started)
+
+    async def _handle_update(self, update: Update) -> None:
         incoming = read_update(update)
         if update.callback_query is not None:
             # Always answered, stale or not, so the customer's button stops spinning.
@@ -209,6 +220,7 @@ class TelegramChannel:
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """The one place failures end up: logged with the traceback and ids only."""
+        UPDATE_ERRORS.inc()
         update_id = update.update_id if isinstance(update, Update) else None
         chat = (
             update.effective_chat.id
@@ -351,6 +363,14 @@ class TelegramChannel:
                 )
             except TelegramError as exc:
                 log.error("command menu for %r not set: %s", language_code or "default", exc)
+
+    async def bot_api_ready(self) -> bool:
+        """Whether the Bot API answers ``getMe`` now (the readiness probe asks, ``bot.metrics``)."""
+        try:
+            await self.application.bot.get_me()
+        except (TelegramError, RuntimeError):
+            return False
+        return True
 
     # ---- life cycle -------------------------------------------------------
 
