@@ -108,6 +108,20 @@ def _rotate_args(p: argparse.ArgumentParser) -> None:
 def _agent_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="login name")
     p.add_argument("--role", choices=("agent", "supervisor"), default="agent")
+    p.add_argument(
+        "--must-change",
+        action="store_true",
+        help="the agent must choose a new password at their first login",
+    )
+
+
+def _agent_name(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="login name")
+
+
+def _agent_role(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="login name")
+    p.add_argument("--role", choices=("agent", "supervisor"), required=True)
 
 
 # (words, help, add-arguments, "module:function", whose settings)
@@ -127,6 +141,12 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, AddArgs, str, str], ...] = (
     (("dialogs", "reload"), "tell running bots to reload dialog files", _none, "bot.dialogs.cli:reload_command", BOT),
     (("locales", "check"), "check every catalog is complete and consistent", _none, "bot.i18n.check:check_command", BOT),
     (("agents", "add"), "add a console user; password on stdin", _agent_args, "backend.console.cli:add_agent_command", BACKEND),
+    (("agents", "list"), "list console users: role, state, last login", _none, "backend.console.cli:list_command", BACKEND),
+    (("agents", "disable"), "stop a console user logging in; end their sessions", _agent_name, "backend.console.cli:disable_command", BACKEND),
+    (("agents", "enable"), "let a disabled console user log in again", _agent_name, "backend.console.cli:enable_command", BACKEND),
+    (("agents", "remove"), "remove a console user (the audit trail keeps their id)", _agent_name, "backend.console.cli:remove_command", BACKEND),
+    (("agents", "reset-password"), "temporary password on stdin, to change at next login", _agent_name, "backend.console.cli:reset_password_command", BACKEND),
+    (("agents", "role"), "make a console user an agent or a supervisor", _agent_role, "backend.console.cli:role_command", BACKEND),
     (("audit", "verify"), "verify the audit log: keys, keyed chain, signed checkpoints", _none, "backend.audit.verifier:verify_command", BACKEND),
     (("keys", "status"), "how many encrypted values are on which key", _none, "backend.keys:status_command", BACKEND),
     (("keys", "rotate"), "re-encrypt every value onto the primary key, in batches", _rotate_args, "backend.key_rotation:rotate_command", BACKEND),

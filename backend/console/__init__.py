@@ -10,10 +10,14 @@
 | pages    | login/logout, the queue, a chat: take over, reply, reveal, hand back |
 | reveal   | who may see a customer field in clear, how often; its audit entry |
 | review   | the supervisors' review queue: approve, reject with a reason code |
+| agents   | managing console users: the rules, one function per change, audited |
+| agents_page | the supervisors' Agents page over ``agents``                  |
+| password | an agent changes their own password (forced after a reset)        |
 | live     | the websocket: queue changes and a chat's new messages            |
 | canned   | canned responses per locale from ``canned.yaml``                  |
-| cli      | ``datadesk agents add NAME --role agent|supervisor``              |
+| cli      | ``datadesk agents add|list|disable|enable|remove|reset-password|role`` |
 
 ``backend.console.web`` is listed in ``backend.api.app.ROUTE_MODULES``. The
-limits are argued in ``docs/console-login-limits.md``.
+limits are argued in ``docs/console-login-limits.md``, managing agents in
+``docs/console-agents.md``.
 """

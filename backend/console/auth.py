@@ -50,6 +50,8 @@ class Me:
     role: str
     csrf: str
     token_digest: str
+    # A reset password: the change-password page comes before anything else.
+    must_change_password: bool = False
 
     @property
     def supervisor(self) -> bool:
@@ -165,6 +167,7 @@ async def log_in(
                 last_seen_at=now,
             )
         )
+        await session.execute(update(Agent).where(Agent.id == agent.id).values(last_login_at=now))
         await audit.record(
             session, action="console.login", actor=f"agent:{agent.id}", outcome="ok", at=now
         )
@@ -200,7 +203,7 @@ async def resume(svc: Services, token: str) -> Me | None:
             return None
         row = (
             await session.execute(
-                select(Agent.id, Agent.name, Agent.role, Agent.active)
+                select(Agent.id, Agent.name, Agent.role, Agent.active, Agent.must_change_password)
                 .join(ConsoleSession, ConsoleSession.agent_id == Agent.id)
                 .where(ConsoleSession.token_digest == digest)
             )
@@ -213,6 +216,7 @@ async def resume(svc: Services, token: str) -> Me | None:
         role=row.role,
         csrf=csrf_for(svc, token),
         token_digest=digest,
+        must_change_password=row.must_change_password,
     )
 
 

@@ -1,6 +1,10 @@
 """Tables of the console feature (see backend/models/__init__.py).
 
 - ``agents``: people who log in to the console, with an argon2id password hash.
+  ``active`` false: disabled (or removed) and cannot log in; ``removed_at``
+  set: removed, the row kept so audit entries (``agent:<id>``) stay
+  attributable; ``must_change_password``: the next login goes to the
+  change-password page first (see ``backend/console/agents.py``).
 - ``console_sessions``: server-side login sessions; the cookie holds a random
   token and the row only its keyed digest, so a copy of the table logs no one in.
 - ``console_limits``: one counter per limited key (a login name, a client, a
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, text
+from sqlalchemy import BigInteger, ForeignKey, Index, String, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.crypto import Encrypted, new_row_uid
@@ -39,6 +43,9 @@ class Agent(Base):
     role: Mapped[str] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=false())
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class ConsoleSession(Base):
