@@ -67,6 +67,7 @@ class _Page:
             line,
             new_x=XPos.LMARGIN,
             new_y=YPos.NEXT,
+            align="L",
             wrapmode=self.wrap,
         )
         self.pdf.ln(gap)
@@ -123,7 +124,15 @@ def _values(category: str, copy: dict[str, Any], texts: Texts) -> list[str]:
             opened = texts.say("copy.opened", date=_iso_date(product.get("opened")))
             closed = _iso_date(product.get("closed"))
             end = texts.say("copy.closed", date=closed) if closed else texts.say("copy.still_open")
-            lines.append(f"{kind}: {product.get('id')}, {opened}, {end}")
+            lines.append(
+                texts.say(
+                    "copy.product",
+                    product=kind,
+                    id=str(product.get("id")),
+                    opened=opened,
+                    status=end,
+                )
+            )
     elif category == "transactions":
         for item in copy.get("transactions") or []:
             lines.append(

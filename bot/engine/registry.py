@@ -149,6 +149,7 @@ COPY_TEXTS = (
     "no_requests",
     "nothing",
     "document",
+    "product",
     "transaction",
 )
 
