@@ -9,8 +9,8 @@ moves and one ``access_copy_sent`` entry per copy handed out. A replay of the
 same request (the bot retries after a lost answer) builds the copy again from
 the CRM, so the customer gets it at least once.
 
-A CRM that cannot export (``ExportUnsupported``, an HTTP CRM answering 501)
-or cannot be reached fails the request: the transition opens an escalation,
+A CRM that cannot export (``ExportUnsupported``, an HTTP CRM answering 501),
+cannot be reached, or no longer has the customer fails the request: the transition opens an escalation,
 and an agent sends the copy by other means.
 
 The copy (``copy`` in the answer) is the ``crm export`` shape of the customer,
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 # Reasons a copy could not be made; the chat is escalated so an agent sends it.
 EXPORT_UNAVAILABLE = "export_unavailable"
 CRM_UNAVAILABLE = "crm_unavailable"
+CUSTOMER_NOT_FOUND = "customer_not_found"
 
 
 def held_categories(export: dict[str, Any]) -> list[Category]:
@@ -231,8 +232,14 @@ async def fulfil(
         return Submitted(body, submitted.created)
     try:
         copy, categories = await build_copy(services, customer_ref)
-    except (ExportUnsupported, ConnectorError) as exc:
-        reason = EXPORT_UNAVAILABLE if isinstance(exc, ExportUnsupported) else CRM_UNAVAILABLE
+    except (ExportUnsupported, ConnectorError, NotFound) as exc:
+        reason = (
+            EXPORT_UNAVAILABLE
+            if isinstance(exc, ExportUnsupported)
+            else CUSTOMER_NOT_FOUND
+            if isinstance(exc, NotFound)
+            else CRM_UNAVAILABLE
+        )
         log.warning("access %s: no copy (%s)", row.id, reason)
         if held:
             await _settle(services, reference, FAILED, reason, {})
