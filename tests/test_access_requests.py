@@ -35,6 +35,24 @@ from bot.terminal import run_chat
 __all__ = ["world"]
 
 
+class Screen(io.StringIO):
+    """A terminal's output that tells a waiter when something new was printed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = asyncio.Event()
+
+    def write(self, text: str) -> int:
+        self.changed.set()
+        return super().write(text)
+
+    async def until(self, pattern: str) -> None:
+        async with asyncio.timeout(30):
+            while not re.search(pattern, self.getvalue()):
+                self.changed.clear()
+                await self.changed.wait()
+
+
 async def ask_copy(
     world: World, session: str, key: str = "k-1", body: Any = None
 ) -> tuple[int, dict[str, Any]]:
@@ -165,16 +183,13 @@ async def test_the_terminal_chat_saves_both_files_under_the_data_folder_and_prin
     world: World, bot_db_url: str, tmp_path: Path
 ) -> None:
     chat_settings = bot_settings_for(tmp_path, world.backend.url, bot_db_url)
-    printed = io.StringIO()
-    done = asyncio.Event()
+    printed = Screen()
 
     async def typed() -> AsyncIterator[str]:
         yield "access"
         yield "share"
         yield await world.code_for(ANNA)
-        while "copy-DD-" not in printed.getvalue() or ".json" not in printed.getvalue():
-            await asyncio.sleep(0.05)
-        done.set()
+        await printed.until(r"📎 \S+\.json")
         yield "/quit"
 
     await asyncio.wait_for(
@@ -183,7 +198,6 @@ async def test_the_terminal_chat_saves_both_files_under_the_data_folder_and_prin
         ),
         timeout=60,
     )
-    assert done.is_set()
     shown = printed.getvalue()
     paths = [Path(p) for p in re.findall(r"📎 (\S+)", shown)]
     assert [p.suffix for p in paths] == [".pdf", ".json"]
