@@ -205,6 +205,8 @@ async def _settle(
                 at=services.clock.now(),
                 reason=reason,
                 details=details,
+                # The answer itself tells the customer (the copy, or that an agent sends it).
+                quiet=True,
             )
             row.response = json.dumps({**json.loads(row.response), "state": str(state)})
         await session.commit()

@@ -119,6 +119,8 @@ async def test_a_verified_customer_gets_the_summary_then_a_pdf_and_the_json_of_t
         )
         notices = list(await session.scalars(select(Notification)))
     assert {"request_submitted", "request_done", "access_copy_sent"} <= set(actions)
+    # The chat answered already: no outcome notification repeats it.
+    assert request.reference not in [notice.reference for notice in notices]
     for notice in notices:
         assert "LV80BANK0000435195001" not in (notice.details or "")
         assert ANNA["name"] not in (notice.details or "")
@@ -165,6 +167,10 @@ async def test_a_crm_that_cannot_export_hands_the_copy_to_a_colleague(stack: Sta
         assert ("GET", "/customers/C-1001/export") in crm.calls
     [request] = await requests_of(stack, CHAT)
     assert request.reference in told.text
+    async with stack.services.sessions() as session:
+        outcomes = list(await session.scalars(select(Notification.reference)))
+    # Told once, by the chat: no outcome notification says it again.
+    assert request.reference not in outcomes
     assert request.state == "failed"
     assert request.reason == "export_unavailable"
     assert api.documents(CHAT) == []
