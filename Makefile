@@ -12,7 +12,6 @@ UV_VERSION := 0.13.9
 UV := $(BIN)/uv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: all install lock outdated demo test check bench browser clean
 
 all: check test
 
@@ -45,12 +44,23 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# Debian's fonts embedded in the PDF copy of a customer's data (bot/access_pdf.py):
+# DejaVu for Latin and Cyrillic, WenQuanYi Micro Hei for both Chinese scripts;
+# poppler-utils (pdftoppm, pdftotext) for the tests that look at the PDF.
+FONT_FILES := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+fonts:
+	@{ for f in $(FONT_FILES); do test -f $$f || exit 1; done; command -v pdftoppm >/dev/null 2>&1; } || { \
+	  echo "installing Debian's fonts and poppler-utils for the PDF copy"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    fonts-dejavu-core fonts-wqy-microhei poppler-utils >/dev/null; }
+
 demo: $(STAMP)
 	$(BIN)/datadesk db upgrade
 	$(BIN)/datadesk crm seed-demo
 	$(BIN)/datadesk run --chat
 
-test: $(STAMP) browser
+test: $(STAMP) browser fonts
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 check: $(STAMP)

@@ -33,6 +33,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "backend.api.escalations",
     "backend.console.web",
     "backend.api.requests",
+    "backend.api.access",
     "backend.api.notifications",
     "backend.api.openapi",
 )

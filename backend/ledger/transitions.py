@@ -53,6 +53,8 @@ class Move:
     lease: Lease | None = None
     run_at: datetime | None = None
     data: Mapping[str, audit.Scalar] | None = None
+    # The customer was answered in the chat already (an access request's copy): no notification.
+    quiet: bool = False
 
 
 async def transition(
@@ -67,6 +69,7 @@ async def transition(
     lease: Lease | None = None,
     run_at: datetime | None = None,
     data: Mapping[str, audit.Scalar] | None = None,
+    quiet: bool = False,
 ) -> None:
     """Move ``row`` to ``to`` as ``actor`` at ``at``, with all that goes with it; no commit.
 
@@ -75,8 +78,9 @@ async def transition(
     - to a final state: ``reason`` and ``details`` are the outcome, the payload is
       scrubbed, the customer is told, and a failure is escalated to an agent.
     - ``data`` adds facts (scalars, no personal data) to the audit entry.
+    - ``quiet``: the chat already told the customer; a final state sends no notification.
     """
-    move = Move(row, to, reason, details, lease, run_at, data)
+    move = Move(row, to, reason, details, lease, run_at, data, quiet)
     await transition_all(session, [move], actor=actor, at=at)
 
 
@@ -150,7 +154,7 @@ async def _apply(session: AsyncSession, move: Move, at: datetime) -> None:
         row.next_run_at = None
         row.reason = move.reason
         row.result = json.dumps(dict(move.details or {}), ensure_ascii=False)
-    if to in states.TOLD:
+    if to in states.TOLD and not move.quiet:
         notifications.add(
             session,
             chat=row.chat,

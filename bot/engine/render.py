@@ -206,6 +206,38 @@ def request_list(page: Page, state: State) -> str:
     return "\n".join(lines)
 
 
+def access_summary(page: Page, state: State) -> str:
+    """Per category held: what the bank must keep for legal reasons, and until when."""
+    found = _data(state, "request_copy").get("summary")
+    entries = [e for e in found if isinstance(e, dict)] if isinstance(found, list) else []
+    if not entries:
+        return page.say("access.none")
+    lines = [page.say("access.header")]
+    for entry in entries:
+        category = page.named("category", entry.get("category"), "contact")
+        kept = entry.get("kept")
+        if not isinstance(kept, dict):
+            lines.append(page.say("access.line_erasable", category=category))
+            continue
+        basis = page.named("basis", kept.get("basis"), "unknown")
+        if isinstance(kept.get("until"), str):
+            until = _param(kept["until"])
+            lines.append(page.say("access.line_until", category=category, until=until, basis=basis))
+            continue
+        held_by = kept.get("while_open")
+        product: dict[str, Any] = held_by if isinstance(held_by, dict) else {}
+        lines.append(
+            page.say(
+                "access.line_while_open",
+                category=category,
+                product=page.named("product", product.get("kind"), "other"),
+                masked=str(product.get("masked") or ""),
+                basis=basis,
+            )
+        )
+    return "\n".join(lines)
+
+
 def opt_out_choice(page: Page, state: State) -> str:
     """What stopping marketing through the chosen channel (``channel``, or ``all``) will do."""
     channel = state.vars.get("channel")
@@ -219,4 +251,5 @@ RENDERERS: dict[str, Callable[[Page, State], str]] = {
     "opt_out_choice": opt_out_choice,
     "erasure_preview": erasure_preview,
     "request_list": request_list,
+    "access_summary": access_summary,
 }

@@ -19,18 +19,26 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from telegram import BotCommand, InlineKeyboardMarkup, LinkPreviewOptions, Update
+from telegram import (
+    BotCommand,
+    InlineKeyboardMarkup,
+    InputFile,
+    LinkPreviewOptions,
+    Message,
+    Update,
+)
 from telegram.constants import ParseMode, UpdateType
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import Application, ContextTypes, Defaults, TypeHandler
 
-from bot.channel import ChannelEvent, Delete, Outgoing, Press, Reply
+from bot.channel import ChannelEvent, Delete, Document, Outgoing, Press, Reply
 from bot.metrics import UPDATE_ERRORS, UPDATE_SECONDS, UPDATES, update_kind
 from bot.state_key import StateKey
 from bot.telegram.events import read_update
@@ -277,6 +285,9 @@ class TelegramChannel:
                         exc.message,
                     )
                 continue
+            if isinstance(item, Document):
+                await self._send_document(chat_id, item)
+                continue
             if isinstance(item, Reply):
                 for part in render(item):
                     if edit is not None and not edited and _editable(part):
@@ -332,12 +343,26 @@ class TelegramChannel:
         A retry after a lost answer can show a message twice; that beats losing
         an answer the customer's conversation has already moved past.
         """
+        bot = self.application.bot
+        return await self._retrying(
+            chat_id, lambda: bot.send_message(chat_id, part.html, reply_markup=part.markup)
+        )
+
+    async def _send_document(self, chat_id: int, document: Document) -> int:
+        """One sendDocument (multipart upload from memory), retried as ``_send``; its message id."""
+        bot = self.application.bot
+        return await self._retrying(
+            chat_id,
+            lambda: bot.send_document(
+                chat_id, InputFile(document.content, filename=document.filename)
+            ),
+        )
+
+    async def _retrying(self, chat_id: int, call: Callable[[], Awaitable[Message]]) -> int:
         delay = 0.5
         for attempt in range(1, SEND_ATTEMPTS + 1):
             try:
-                message = await self.application.bot.send_message(
-                    chat_id, part.html, reply_markup=part.markup
-                )
+                message = await call()
                 return int(message.message_id)
             except BadRequest:
                 raise
