@@ -12,6 +12,7 @@ UV_VERSION := 0.13.9
 UV := $(BIN)/uv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
+.PHONY: all install lock outdated demo test check bench browser fonts clean
 
 all: check test
 
