@@ -32,6 +32,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "backend.api.requests",
     "backend.api.notifications",
     "backend.api.openapi",
+    "backend.undo_page",
 )
 
 # Routes under /api/ that answer without the service token.

@@ -24,7 +24,8 @@ from backend.models.base import Base
 from common.db import UTCDateTime
 
 ROLES = ("agent", "supervisor")
-REASONS = ("asked", "lockout", "misunderstanding", "failed_request")
+# possible_fraud: the customer undid a contact change ("Was this you?"); opened by the backend only.
+REASONS = ("asked", "lockout", "misunderstanding", "failed_request", "possible_fraud")
 OPEN_STATES = ("waiting", "taken")
 STATES = (*OPEN_STATES, "handed_back", "closed")
 DIRECTIONS = ("in", "out", "agent")

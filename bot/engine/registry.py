@@ -165,7 +165,10 @@ ENGINE_MESSAGES = (
     "preview.restricted",
     "status.none",
     "status.header",
-    "status.line",
+    "status.line_open",
+    "status.line_finished",
+    "status.kept_until",
+    "status.kept_while_open",
     "kind.erasure",
     "state.submitted",
 )

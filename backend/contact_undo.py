@@ -1,0 +1,412 @@
+"""Was this you? The old contact hears of a contact change at once and can undo it for 72 hours.
+
+The life of one change (an ``update_contact`` request; ``docs/security.md``, "Undo links"):
+
+1. ``prepare`` (the worker, before the CRM call): the contact as it is now and
+   where the notice goes are kept in a ``contact_undos`` row, sealed, with a new
+   link token (256 bits; only its SHA-256 digest is stored in the clear). A
+   retried run finds the row and keeps it: the old contact is read only once.
+2. ``arm`` (once the CRM has the new contact): the notice is due now.
+3. ``send_due`` (``run_notices`` in every worker): sends due notices by SMS or
+   email in the customer's language, from ``BANK_NAME``, with the masked new
+   contact, the date and the link ``{PUBLIC_URL}/undo/{token}``. A notice the
+   gateway or mail server does not take is tried again with back-off until the
+   link expires; once sent, the sealed notice (and with it the token) is dropped.
+4. ``undo`` (the page's button, ``backend/undo_page.py``): within 72 hours and
+   once, restores the old contact as the primary one (the connector's
+   ``update_*`` with ``idempotency_key="{reference}:undo"``, which also removes
+   the new one), moves the request ``done → reverted`` (audit entry, the
+   customer told in the chat, the chat escalated to an agent as
+   ``possible_fraud``). A contact erased since then is not brought back
+   (``undo`` answers ``erased`` and still brings the chat to an agent).
+
+Where the notice goes: the old contact of the kind that changed (a phone's to
+the old phone by SMS, an email's to the old email); a new postal address, or
+a first phone or email, to the phone on file, else the email on file. A
+customer with no contact on file gets none and no row is kept.
+
+No log line carries a contact, a token or a text: references and counts only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import secrets
+import weakref
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+
+from babel.dates import format_date
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from backend import audit, messages
+from backend.crm.connector import Address, CrmConnector, CustomerNotFound, CustomerRecord
+from backend.ledger.claims import Claimed
+from backend.ledger.transitions import transition
+from backend.models.ledger import Request
+from backend.models.undo import ContactUndo
+from backend.services import Services
+from common.masking import mask_email, mask_phone, mask_text
+from common.vocabulary.request_states import DONE, REVERTED
+
+log = logging.getLogger(__name__)
+
+UNDO_WINDOW = timedelta(hours=72)
+# An unguessable link: 32 random bytes (256 bits), URL-safe base64.
+TOKEN_BYTES = 32
+# A claimed notice belongs to its sender this long; a sender that dies leaves it due again.
+NOTICE_LEASE = timedelta(minutes=5)
+NOTICE_BATCH = 20
+NOTICE_POLL_SECONDS = 5.0
+ACTOR = "customer:undo-link"
+
+UndoOutcome = Literal["reverted", "erased", "invalid"]
+
+# One event per event loop: ``arm`` wakes the notice sender of this process at once.
+_events: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _wakeup() -> asyncio.Event:
+    loop = asyncio.get_running_loop()
+    event = _events.get(loop)
+    if event is None:
+        event = _events[loop] = asyncio.Event()
+    return event
+
+
+def token_digest(token: str) -> str:
+    """What is stored of a link token: SHA-256 in hex (256 random bits need no slow hash)."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long a notice waits after its ``attempts``-th failure: 30 s, 1 min, 2 min, … at most 1 h."""
+    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
+
+
+def _primary(pairs: tuple[tuple[str, bool], ...]) -> str | None:
+    for value, primary in pairs:
+        if primary:
+            return value
+    return pairs[0][0] if pairs else None
+
+
+def _masked_new(field: str, payload: dict[str, Any]) -> str:
+    if field == "phone":
+        return mask_phone(str(payload["value"]))
+    if field == "email":
+        return mask_email(str(payload["value"]))
+    address = payload["address"]
+    return f"{mask_text(str(address.get('line1') or ''))}, {address.get('city') or ''}"
+
+
+def _previous(field: str, record: CustomerRecord) -> str | None:
+    if field == "phone":
+        return _primary(record.phones)
+    if field == "email":
+        return _primary(record.emails)
+    if record.address is None:
+        return None
+    return json.dumps(vars(record.address), ensure_ascii=False)
+
+
+def _notice_to(
+    services: Services, field: str, record: CustomerRecord
+) -> tuple[Literal["sms", "email"], str] | None:
+    """Where the notice goes: the old contact of the same kind, else the phone, else the email."""
+    phone, email = _primary(record.phones), _primary(record.emails)
+    mail_on = services.mailer is not None
+    if field == "email" and email is not None and mail_on:
+        return "email", email
+    if phone is not None:
+        return "sms", phone
+    if email is not None and mail_on:
+        return "email", email
+    return None
+
+
+async def prepare(services: Services, crm: CrmConnector, job: Claimed) -> None:
+    """Keep the contact as it is and the notice to send, before ``job`` changes it (once per request)."""
+    async with services.sessions() as session:
+        found = await session.scalar(
+            select(ContactUndo.id).where(ContactUndo.reference == job.reference)
+        )
+    if found is not None:
+        return
+    field = str(job.payload["field"])
+    record = await crm.get(job.customer_ref)
+    if record is None:
+        raise CustomerNotFound(f"no customer with ref {job.customer_ref!r}")
+    target = _notice_to(services, field, record)
+    if target is None:
+        log.info("request %s: no contact on file to notify of the change", job.reference)
+        return
+    now = services.clock.now()
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    channel, to = target
+    notice = {"channel": channel, "to": to, "token": token}
+    try:
+        async with services.sessions() as session, session.begin():
+            session.add(
+                ContactUndo(
+                    reference=job.reference,
+                    token_digest=token_digest(token),
+                    customer_ref=job.customer_ref,
+                    chat=job.chat,
+                    locale=job.locale,
+                    field=field,
+                    previous=_previous(field, record),
+                    masked_new=_masked_new(field, job.payload),
+                    notice=json.dumps(notice, ensure_ascii=False),
+                    notice_due_at=None,
+                    notice_attempts=0,
+                    created_at=now,
+                    expires_at=now + UNDO_WINDOW,
+                )
+            )
+    except IntegrityError:
+        # A second worker on the same request (a lease take-over) stored it first.
+        log.info("request %s: undo already prepared", job.reference)
+
+
+async def arm(services: Services, reference: str) -> None:
+    """The change is made: its notice is due now (a retried run changes nothing)."""
+    now = services.clock.now()
+    async with services.sessions() as session, session.begin():
+        await session.execute(
+            update(ContactUndo)
+            .where(
+                ContactUndo.reference == reference,
+                ContactUndo.notice.is_not(None),
+                ContactUndo.notice_due_at.is_(None),
+                ContactUndo.notice_sent_at.is_(None),
+            )
+            .values(notice_due_at=now)
+        )
+    _wakeup().set()
+
+
+def localized_date(day: date, locale: str) -> str:
+    """``day`` as the customer's locale writes it in a sentence (``22 November 2026``)."""
+    return format_date(day, format="long", locale=locale)
+
+
+def field_name(locale: str, field: str) -> str:
+    """The name of ``field`` (phone, email, address) in ``locale``, as the notice and page show it."""
+    return messages.render(locale, f"undo_field_{field}")
+
+
+def link(services: Services, token: str) -> str:
+    """The undo page's address for ``token``, under ``PUBLIC_URL``."""
+    return f"{services.settings.undo_base_url}/undo/{token}"
+
+
+async def _send(services: Services, row: ContactUndo, notice: dict[str, Any]) -> None:
+    """Send one notice; raises whatever the gateway or mail server raised."""
+    bank = services.settings.bank_name
+    values = {
+        "date": localized_date(row.created_at.date(), row.locale),
+        "field": field_name(row.locale, row.field),
+        "new": row.masked_new,
+        "link": link(services, str(notice["token"])),
+    }
+    reference = f"{row.reference}-notice"
+    if notice["channel"] == "email":
+        if services.mailer is None:
+            raise RuntimeError("the email channel is off")
+        subject = messages.render(row.locale, "undo_email_subject", bank=bank, **values)
+        body = messages.render(row.locale, "undo_email", bank=bank, **values)
+        await services.mailer.send(str(notice["to"]), subject, body, reference)
+    else:
+        text = messages.render(row.locale, "undo_sms", bank=bank, **values)
+        await services.sms.send(str(notice["to"]), text, reference)
+
+
+async def _claim(services: Services, row_id: str, due: datetime, now: datetime) -> bool:
+    """Take one due notice for this sender (a conditional update: one sender wins)."""
+    async with services.sessions() as session, session.begin():
+        taken = await session.execute(
+            update(ContactUndo)
+            .where(ContactUndo.id == row_id, ContactUndo.notice_due_at == due)
+            .values(notice_due_at=now + NOTICE_LEASE)
+        )
+        return bool(getattr(taken, "rowcount", 0) == 1)
+
+
+async def send_due(services: Services) -> int:
+    """Send every notice that is due; answer how many went out."""
+    now = services.clock.now()
+    async with services.sessions() as session:
+        due = list(
+            (
+                await session.execute(
+                    select(ContactUndo.id, ContactUndo.notice_due_at)
+                    .where(ContactUndo.notice_due_at <= now, ContactUndo.notice.is_not(None))
+                    .order_by(ContactUndo.notice_due_at)
+                    .limit(NOTICE_BATCH)
+                )
+            ).tuples()
+        )
+    sent = 0
+    for row_id, due_at in due:
+        if due_at is None or not await _claim(services, row_id, due_at, now):
+            continue
+        async with services.sessions() as session, session.begin():
+            row = await session.get(ContactUndo, row_id)
+            if row is None or row.notice is None:
+                continue
+            notice = json.loads(row.notice)
+            try:
+                await _send(services, row, notice)
+            except Exception as exc:
+                row.notice_attempts += 1
+                if now >= row.expires_at:
+                    # The link has expired: the notice has nothing left to offer.
+                    row.notice, row.notice_due_at = None, None
+                    log.error(
+                        "undo notice %s given up after %d attempts: %s",
+                        row.reference,
+                        row.notice_attempts,
+                        type(exc).__name__,
+                    )
+                else:
+                    row.notice_due_at = now + backoff(row.notice_attempts)
+                    log.warning(
+                        "undo notice %s attempt %d failed: %s",
+                        row.reference,
+                        row.notice_attempts,
+                        type(exc).__name__,
+                    )
+                continue
+            # Sent: the token leaves the database with the notice.
+            row.notice, row.notice_due_at, row.notice_sent_at = None, None, now
+            row.notice_attempts += 1
+            sent += 1
+    return sent
+
+
+async def run_notices(
+    services: Services, stop: asyncio.Event, poll_seconds: float = NOTICE_POLL_SECONDS
+) -> None:
+    """Send due notices until ``stop``: at once when this process arms one, else every poll."""
+    wakeup = _wakeup()
+    while not stop.is_set():
+        wakeup.clear()
+        try:
+            await send_due(services)
+        except Exception as exc:
+            # A database hiccup must not end the loop; the rows stay due.
+            log.error("undo notices: %s", type(exc).__name__)
+        waits = {asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stop.wait())}
+        _, pending = await asyncio.wait(
+            waits, timeout=poll_seconds, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in pending:
+            task.cancel()
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What the undo page shows for a live link: which field changed, to what, and when."""
+
+    locale: str
+    field: str
+    new: str
+    changed_on: date
+
+
+async def find(services: Services, token: str) -> tuple[ContactUndo | None, Offer | None]:
+    """The row of a live link (unused, not expired) and what its page shows; (None, None) otherwise."""
+    now = services.clock.now()
+    async with services.sessions() as session:
+        row = await session.scalar(
+            select(ContactUndo).where(ContactUndo.token_digest == token_digest(token))
+        )
+    if row is None or row.used_at is not None or now >= row.expires_at:
+        return None, None
+    return row, Offer(row.locale, row.field, row.masked_new, row.created_at.date())
+
+
+async def _restore(crm: CrmConnector, row: ContactUndo) -> None:
+    """The old contact back as the primary one; the connector removes the new primary."""
+    key = f"{row.reference}:undo"
+    if row.previous is None:
+        return
+    if row.field == "phone":
+        await crm.update_phone(row.customer_ref, row.previous, idempotency_key=key)
+    elif row.field == "email":
+        await crm.update_email(row.customer_ref, row.previous, idempotency_key=key)
+    else:
+        await crm.update_address(
+            row.customer_ref, Address(**json.loads(row.previous)), idempotency_key=key
+        )
+
+
+async def undo(services: Services, crm: CrmConnector, token: str) -> UndoOutcome:
+    """Undo the change ``token`` names, once, within 72 hours; ``invalid`` for any other token.
+
+    Raises what the CRM raises when it cannot be reached: the link stays usable.
+    """
+    row, _ = await find(services, token)
+    if row is None:
+        return "invalid"
+    record = await crm.get(row.customer_ref)
+    erased = record is None or "contact" in record.erased_categories
+    if not erased:
+        await _restore(crm, row)
+    now = services.clock.now()
+    outcome: UndoOutcome = "erased" if erased else "reverted"
+    async with services.sessions() as session, session.begin():
+        used = await session.execute(
+            update(ContactUndo)
+            .where(ContactUndo.id == row.id, ContactUndo.used_at.is_(None))
+            .values(used_at=now, outcome=outcome, notice=None, notice_due_at=None)
+        )
+        if getattr(used, "rowcount", 0) != 1:
+            # Pressed twice at once: the other press did it (the CRM change is keyed once).
+            return "invalid"
+        request = await session.scalar(
+            select(Request).where(Request.reference == row.reference).with_for_update()
+        )
+        facts: dict[str, audit.Scalar] = {"field": row.field, "customer": row.customer_ref}
+        if request is not None and request.state == DONE and not erased:
+            await transition(
+                session,
+                request,
+                REVERTED,
+                actor=ACTOR,
+                at=now,
+                details={"field": row.field},
+                data=facts,
+            )
+        else:
+            # Nothing to restore (erased since), or the request is not done: an agent looks at it.
+            from backend.escalations import open_escalation
+
+            await open_escalation(
+                session,
+                chat=row.chat,
+                reason="possible_fraud",
+                locale=row.locale,
+                verified=True,
+                customer_ref=row.customer_ref,
+                at=now,
+            )
+            await audit.record(
+                session,
+                action="contact_undo",
+                actor=ACTOR,
+                subject=row.reference,
+                outcome=outcome,
+                data=facts,
+                at=now,
+            )
+    log.info("request %s: contact change undo: %s", row.reference, outcome)
+    return outcome
