@@ -9,7 +9,7 @@ The life of one change (an ``update_contact`` request; ``docs/security.md``, "Un
 2. ``arm`` (once the CRM has the new contact): the notice is due now.
 3. ``send_due`` (``run_notices`` in every worker): sends due notices by SMS or
    email in the customer's language, from ``BANK_NAME``, with the masked new
-   contact, the date and the link ``{PUBLIC_URL}/undo/{token}``. A notice the
+   contact, the date and the link ``{PUBLIC_URL}/undo/{token}?lang={locale}``. A notice the
    gateway or mail server does not take is tried again with back-off until the
    link expires; once sent, the sealed notice (and with it the token) is dropped.
 4. ``undo`` (the page's button, ``backend/undo_page.py``): within 72 hours and
@@ -203,9 +203,10 @@ def field_name(locale: str, field: str) -> str:
     return messages.render(locale, f"undo_field_{field}")
 
 
-def link(services: Services, token: str) -> str:
-    """The undo page's address for ``token``, under ``PUBLIC_URL``."""
-    return f"{services.settings.undo_base_url}/undo/{token}"
+def link(services: Services, token: str, locale: str) -> str:
+    """The undo page's address for ``token`` under ``PUBLIC_URL``; ``lang``: the page's language
+    however the link turns out (used and unknown links have no row to tell it)."""
+    return f"{services.settings.undo_base_url}/undo/{token}?lang={locale}"
 
 
 async def _send(services: Services, row: ContactUndo, notice: dict[str, Any]) -> None:
@@ -215,7 +216,7 @@ async def _send(services: Services, row: ContactUndo, notice: dict[str, Any]) ->
         "date": localized_date(row.created_at.date(), row.locale),
         "field": field_name(row.locale, row.field),
         "new": row.masked_new,
-        "link": link(services, str(notice["token"])),
+        "link": link(services, str(notice["token"]), row.locale),
     }
     reference = f"{row.reference}-notice"
     if notice["channel"] == "email":
