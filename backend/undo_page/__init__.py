@@ -40,7 +40,9 @@ HEADERS = {
     ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # Never the link (and its token) to another site; "same-origin", not "no-referrer":
+    # with no-referrer browsers send `Origin: null` on the button's POST.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
     "X-Robots-Tag": "noindex, nofollow",
 }
