@@ -25,6 +25,9 @@ the old phone by SMS, an email's to the old email); a new postal address, or
 a first phone or email, to the phone on file, else the email on file. A
 customer with no contact on file gets none and no row is kept.
 
+A row, with the old contact in it, is deleted by the daily purge a day after
+its link expired (``purge_expired``); the audit log keeps what happened.
+
 No log line carries a contact, a token or a text: references and counts only.
 """
 
@@ -41,7 +44,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from babel.dates import format_date
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from backend import audit, messages
@@ -64,6 +67,9 @@ NOTICE_LEASE = timedelta(minutes=5)
 NOTICE_BATCH = 20
 NOTICE_POLL_SECONDS = 5.0
 ACTOR = "customer:undo-link"
+
+# A row outlives its link by a day (a complaint raised that day still finds it), then goes.
+KEPT_AFTER_EXPIRY = timedelta(days=1)
 
 UndoOutcome = Literal["reverted", "erased", "invalid"]
 
@@ -411,3 +417,11 @@ async def undo(services: Services, crm: CrmConnector, token: str) -> UndoOutcome
             )
     log.info("request %s: contact change undo: %s", row.reference, outcome)
     return outcome
+
+
+async def purge_expired(services: Services) -> int:
+    """Delete rows whose link expired more than ``KEPT_AFTER_EXPIRY`` ago; answer how many."""
+    cutoff = services.clock.now() - KEPT_AFTER_EXPIRY
+    async with services.sessions() as session, session.begin():
+        gone = await session.execute(delete(ContactUndo).where(ContactUndo.expires_at < cutoff))
+    return int(getattr(gone, "rowcount", 0) or 0)

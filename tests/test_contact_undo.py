@@ -235,3 +235,19 @@ async def test_a_new_postal_address_is_told_to_the_phone_on_file_and_can_be_undo
     address = (await crm(backend))["address"]
     assert isinstance(address, dict)
     assert address["line1"] == "Brīvības iela 1"
+
+
+async def test_the_old_contact_is_deleted_by_the_purge_a_day_after_the_link_expired(
+    backend: LiveBackend, sms: SmsSink, clock: FakeClock
+) -> None:
+    from backend.ledger.purge import purge_once
+
+    await change(backend, "phone", NEW_PHONE)
+    clock.advance(hours=72 + 23)
+    await purge_once(backend.services)
+    async with backend.services.sessions() as session:
+        assert len((await session.scalars(select(ContactUndo))).all()) == 1
+    clock.advance(hours=2)
+    await purge_once(backend.services)
+    async with backend.services.sessions() as session:
+        assert (await session.scalars(select(ContactUndo))).all() == []
