@@ -251,3 +251,16 @@ async def test_the_old_contact_is_deleted_by_the_purge_a_day_after_the_link_expi
     await purge_once(backend.services)
     async with backend.services.sessions() as session:
         assert (await session.scalars(select(ContactUndo))).all() == []
+
+
+def test_public_url_is_read_without_its_trailing_slash_and_defaults_to_the_listening_address() -> (
+    None
+):
+    from backend.settings import Settings
+    from common.settings import SettingsError
+
+    env = {"DATADESK_PUBLIC_URL": "https://bank.example/datadesk/"}
+    assert Settings.from_env(env).public_url == "https://bank.example/datadesk"
+    assert Settings.from_env({"DATADESK_HTTP_PORT": "9000"}).public_url == "http://127.0.0.1:9000"
+    with pytest.raises(SettingsError, match=r"DATADESK_PUBLIC_URL: 'bank\.example' is not"):
+        Settings.from_env({"DATADESK_PUBLIC_URL": "bank.example"})

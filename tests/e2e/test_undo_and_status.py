@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import aiohttp
 import pytest
+from fakes.console import ConsoleClient, add_agent
 from sqlalchemy import select
 
 from backend.models.console import Escalation
@@ -120,6 +121,15 @@ async def test_a_changed_email_is_undone_from_the_notice_at_the_old_address(
         "possible_fraud",
         "waiting",
     )
+    # The agents' queue says why.
+    await add_agent(stack.services, "alice")
+    alice = ConsoleClient(stack.backend_url)
+    try:
+        await alice.log_in("alice")
+        _, queue = await alice.get("/console/")
+    finally:
+        await alice.close()
+    assert "Possible fraud: a contact change was undone" in queue
 
 
 @pytest.mark.parametrize("locale", ["ru", "zh_Hans"])
