@@ -8,6 +8,7 @@ receives, what the undo page answers, and what the CRM holds afterwards.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -137,8 +138,9 @@ async def test_a_new_phone_is_told_to_the_old_one_and_undone_only_by_the_pages_b
 
 
 async def test_a_notice_the_gateway_refuses_is_sent_again_later_not_lost(
-    backend: LiveBackend, sms: SmsSink, clock: FakeClock
+    backend: LiveBackend, sms: SmsSink, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     sms.fail_next(1, 503)
     await change(backend, "phone", NEW_PHONE)
     assert [m.to for m in sms.messages] == []
@@ -151,6 +153,11 @@ async def test_a_notice_the_gateway_refuses_is_sent_again_later_not_lost(
     # … and once only.
     clock.advance(hours=2)
     assert await contact_undo.send_due(backend.services) == 0
+    # The log names the request, never the numbers or the link.
+    assert "-notice attempt 1/1 failed: HTTP 503" in caplog.text
+    token = LINK.search(sms.messages[0].text).group(2)  # type: ignore[union-attr]
+    for secret in (OLD_PHONE, NEW_PHONE, OLD_PHONE[1:], token, "/undo/"):
+        assert secret not in caplog.text
 
 
 @pytest.mark.parametrize("locale", ["lv", "zh_Hant"])
@@ -264,3 +271,25 @@ def test_public_url_is_read_without_its_trailing_slash_and_defaults_to_the_liste
     assert Settings.from_env({"DATADESK_HTTP_PORT": "9000"}).public_url == "http://127.0.0.1:9000"
     with pytest.raises(SettingsError, match=r"DATADESK_PUBLIC_URL: 'bank\.example' is not"):
         Settings.from_env({"DATADESK_PUBLIC_URL": "bank.example"})
+
+
+async def test_with_the_crm_down_the_page_asks_to_try_again_and_the_link_still_works(
+    backend: LiveBackend, sms: SmsSink
+) -> None:
+    from e2e.conftest import free_port
+
+    from backend.crm.http import HttpCrm
+
+    await change(backend, "phone", NEW_PHONE)
+    url = LINK.search(sms.messages[-1].text).group(1)  # type: ignore[union-attr]
+    builtin = backend.services.crm
+    backend.services.crm = HttpCrm(f"http://127.0.0.1:{free_port()}", None, timeout=2)
+    status, html = await press_undo(url)
+    assert status == 503
+    assert "Please try again shortly" in html
+    backend.services.crm = builtin
+    assert (await crm(backend))["phones"] == [{"number": NEW_PHONE, "primary": True}]
+    status, html = await press_undo(url)
+    assert status == 200
+    assert "The change is undone" in html
+    assert (await crm(backend))["phones"] == [{"number": OLD_PHONE, "primary": True}]
