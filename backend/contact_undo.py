@@ -7,12 +7,10 @@ The life of one change (an ``update_contact`` request; ``docs/security.md``, "Un
    link token (256 bits; only its SHA-256 digest is stored in the clear). A
    retried run finds the row and keeps it: the old contact is read only once.
 2. ``arm`` (once the CRM has the new contact): the notice is due now.
-3. ``send_due`` (``run_notices`` in every worker): sends due notices by SMS or
-   email in the customer's language, from ``BANK_NAME``, with the masked new
-   contact, the date and the link ``{PUBLIC_URL}/undo/{token}?lang={locale}``. A notice the
-   gateway or mail server does not take is tried again with back-off until the
-   link expires; once sent, the sealed notice (and with it the token) is dropped.
-4. ``undo`` (the page's button, ``backend/undo_page.py``): within 72 hours and
+3. ``backend.undo_notices`` (every worker) sends it, retrying until the
+   gateway or mail server takes it; once sent, the sealed notice (and with it
+   the token) is dropped.
+4. ``undo`` (the page's button, ``backend/undo_page/``): within 72 hours and
    once, restores the old contact as the primary one (the connector's
    ``update_*`` with ``idempotency_key="{reference}:undo"``, which also removes
    the new one), moves the request ``done → reverted`` (audit entry, the
@@ -28,27 +26,24 @@ customer with no contact on file gets none and no row is kept.
 A row, with the old contact in it, is deleted by the daily purge a day after
 its link expired (``purge_expired``); the audit log keeps what happened.
 
-No log line carries a contact, a token or a text: references and counts only.
+No log line carries a contact or a token: references only.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
 import secrets
-import weakref
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any, Literal
 
-from babel.dates import format_date
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from backend import audit, messages
-from backend.crm.connector import Address, CrmConnector, CustomerNotFound, CustomerRecord
+from backend import audit, undo_notices
+from backend.crm.connector import Address, CrmConnector, CustomerNotFound
 from backend.ledger.claims import Claimed
 from backend.ledger.transitions import transition
 from backend.models.ledger import Request
@@ -62,10 +57,6 @@ log = logging.getLogger(__name__)
 UNDO_WINDOW = timedelta(hours=72)
 # An unguessable link: 32 random bytes (256 bits), URL-safe base64.
 TOKEN_BYTES = 32
-# A claimed notice belongs to its sender this long; a sender that dies leaves it due again.
-NOTICE_LEASE = timedelta(minutes=5)
-NOTICE_BATCH = 20
-NOTICE_POLL_SECONDS = 5.0
 ACTOR = "customer:undo-link"
 
 # A row outlives its link by a day (a complaint raised that day still finds it), then goes.
@@ -73,28 +64,10 @@ KEPT_AFTER_EXPIRY = timedelta(days=1)
 
 UndoOutcome = Literal["reverted", "erased", "invalid"]
 
-# One event per event loop: ``arm`` wakes the notice sender of this process at once.
-_events: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _wakeup() -> asyncio.Event:
-    loop = asyncio.get_running_loop()
-    event = _events.get(loop)
-    if event is None:
-        event = _events[loop] = asyncio.Event()
-    return event
-
 
 def token_digest(token: str) -> str:
     """What is stored of a link token: SHA-256 in hex (256 random bits need no slow hash)."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def backoff(attempts: int) -> timedelta:
-    """How long a notice waits after its ``attempts``-th failure: 30 s, 1 min, 2 min, … at most 1 h."""
-    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
 
 
 def _primary(pairs: tuple[tuple[str, bool], ...]) -> str | None:
@@ -113,21 +86,24 @@ def _masked_new(field: str, payload: dict[str, Any]) -> str:
     return f"{mask_text(str(address.get('line1') or ''))}, {address.get('city') or ''}"
 
 
-def _previous(field: str, record: CustomerRecord) -> str | None:
-    if field == "phone":
-        return _primary(record.phones)
-    if field == "email":
-        return _primary(record.emails)
-    if record.address is None:
-        return None
-    return json.dumps(vars(record.address), ensure_ascii=False)
+async def _before(
+    crm: CrmConnector, ref: str, field: str
+) -> tuple[str | None, str | None, str | None]:
+    """The contact about to change (an address as JSON), and the phone and email on file."""
+    if field == "address":
+        record = await crm.get(ref)
+        if record is None:
+            raise CustomerNotFound(f"no customer with ref {ref!r}")
+        address = None if record.address is None else json.dumps(vars(record.address))
+        return address, _primary(record.phones), _primary(record.emails)
+    on_file = await crm.contact_on_file(ref)
+    return (on_file.phone if field == "phone" else on_file.email), on_file.phone, on_file.email
 
 
 def _notice_to(
-    services: Services, field: str, record: CustomerRecord
+    services: Services, field: str, phone: str | None, email: str | None
 ) -> tuple[Literal["sms", "email"], str] | None:
     """Where the notice goes: the old contact of the same kind, else the phone, else the email."""
-    phone, email = _primary(record.phones), _primary(record.emails)
     mail_on = services.mailer is not None
     if field == "email" and email is not None and mail_on:
         return "email", email
@@ -147,10 +123,8 @@ async def prepare(services: Services, crm: CrmConnector, job: Claimed) -> None:
     if found is not None:
         return
     field = str(job.payload["field"])
-    record = await crm.get(job.customer_ref)
-    if record is None:
-        raise CustomerNotFound(f"no customer with ref {job.customer_ref!r}")
-    target = _notice_to(services, field, record)
+    previous, phone, email = await _before(crm, job.customer_ref, field)
+    target = _notice_to(services, field, phone, email)
     if target is None:
         log.info("request %s: no contact on file to notify of the change", job.reference)
         return
@@ -168,7 +142,7 @@ async def prepare(services: Services, crm: CrmConnector, job: Claimed) -> None:
                     chat=job.chat,
                     locale=job.locale,
                     field=field,
-                    previous=_previous(field, record),
+                    previous=previous,
                     masked_new=_masked_new(field, job.payload),
                     notice=json.dumps(notice, ensure_ascii=False),
                     notice_due_at=None,
@@ -196,127 +170,7 @@ async def arm(services: Services, reference: str) -> None:
             )
             .values(notice_due_at=now)
         )
-    _wakeup().set()
-
-
-def localized_date(day: date, locale: str) -> str:
-    """``day`` as the customer's locale writes it in a sentence (``22 November 2026``)."""
-    return format_date(day, format="long", locale=locale)
-
-
-def field_name(locale: str, field: str) -> str:
-    """The name of ``field`` (phone, email, address) in ``locale``, as the notice and page show it."""
-    return messages.render(locale, f"undo_field_{field}")
-
-
-def link(services: Services, token: str, locale: str) -> str:
-    """The undo page's address for ``token`` under ``PUBLIC_URL``; ``lang``: the page's language
-    however the link turns out (used and unknown links have no row to tell it)."""
-    return f"{services.settings.undo_base_url}/undo/{token}?lang={locale}"
-
-
-async def _send(services: Services, row: ContactUndo, notice: dict[str, Any]) -> None:
-    """Send one notice; raises whatever the gateway or mail server raised."""
-    bank = services.settings.bank_name
-    values = {
-        "date": localized_date(row.created_at.date(), row.locale),
-        "field": field_name(row.locale, row.field),
-        "new": row.masked_new,
-        "link": link(services, str(notice["token"]), row.locale),
-    }
-    reference = f"{row.reference}-notice"
-    if notice["channel"] == "email":
-        if services.mailer is None:
-            raise RuntimeError("the email channel is off")
-        subject = messages.render(row.locale, "undo_email_subject", bank=bank, **values)
-        body = messages.render(row.locale, "undo_email", bank=bank, **values)
-        await services.mailer.send(str(notice["to"]), subject, body, reference)
-    else:
-        text = messages.render(row.locale, "undo_sms", bank=bank, **values)
-        await services.sms.send(str(notice["to"]), text, reference)
-
-
-async def _claim(services: Services, row_id: str, due: datetime, now: datetime) -> bool:
-    """Take one due notice for this sender (a conditional update: one sender wins)."""
-    async with services.sessions() as session, session.begin():
-        taken = await session.execute(
-            update(ContactUndo)
-            .where(ContactUndo.id == row_id, ContactUndo.notice_due_at == due)
-            .values(notice_due_at=now + NOTICE_LEASE)
-        )
-        return bool(getattr(taken, "rowcount", 0) == 1)
-
-
-async def send_due(services: Services) -> int:
-    """Send every notice that is due; answer how many went out."""
-    now = services.clock.now()
-    async with services.sessions() as session:
-        due = list(
-            (
-                await session.execute(
-                    select(ContactUndo.id, ContactUndo.notice_due_at)
-                    .where(ContactUndo.notice_due_at <= now, ContactUndo.notice.is_not(None))
-                    .order_by(ContactUndo.notice_due_at)
-                    .limit(NOTICE_BATCH)
-                )
-            ).tuples()
-        )
-    sent = 0
-    for row_id, due_at in due:
-        if due_at is None or not await _claim(services, row_id, due_at, now):
-            continue
-        async with services.sessions() as session, session.begin():
-            row = await session.get(ContactUndo, row_id)
-            if row is None or row.notice is None:
-                continue
-            notice = json.loads(row.notice)
-            try:
-                await _send(services, row, notice)
-            except Exception as exc:
-                row.notice_attempts += 1
-                if now >= row.expires_at:
-                    # The link has expired: the notice has nothing left to offer.
-                    row.notice, row.notice_due_at = None, None
-                    log.error(
-                        "undo notice %s given up after %d attempts: %s",
-                        row.reference,
-                        row.notice_attempts,
-                        type(exc).__name__,
-                    )
-                else:
-                    row.notice_due_at = now + backoff(row.notice_attempts)
-                    log.warning(
-                        "undo notice %s attempt %d failed: %s",
-                        row.reference,
-                        row.notice_attempts,
-                        type(exc).__name__,
-                    )
-                continue
-            # Sent: the token leaves the database with the notice.
-            row.notice, row.notice_due_at, row.notice_sent_at = None, None, now
-            row.notice_attempts += 1
-            sent += 1
-    return sent
-
-
-async def run_notices(
-    services: Services, stop: asyncio.Event, poll_seconds: float = NOTICE_POLL_SECONDS
-) -> None:
-    """Send due notices until ``stop``: at once when this process arms one, else every poll."""
-    wakeup = _wakeup()
-    while not stop.is_set():
-        wakeup.clear()
-        try:
-            await send_due(services)
-        except Exception as exc:
-            # A database hiccup must not end the loop; the rows stay due.
-            log.error("undo notices: %s", type(exc).__name__)
-        waits = {asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stop.wait())}
-        _, pending = await asyncio.wait(
-            waits, timeout=poll_seconds, return_when=asyncio.FIRST_COMPLETED
-        )
-        for task in pending:
-            task.cancel()
+    undo_notices.wake()
 
 
 @dataclass(frozen=True)

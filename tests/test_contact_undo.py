@@ -22,7 +22,7 @@ from fakes.sms_sink import SmsSink, running_sms_sink
 from fakes.smtp import SmtpCapture, running_smtp
 from sqlalchemy import select
 
-from backend import contact_undo
+from backend import undo_notices
 from backend.mailer import SmtpMailer
 from backend.models.audit import AuditEntry
 from backend.models.console import Escalation
@@ -146,13 +146,13 @@ async def test_a_notice_the_gateway_refuses_is_sent_again_later_not_lost(
     assert [m.to for m in sms.messages] == []
     assert len(sms.rejected) == 1
     # Not before its back-off …
-    assert await contact_undo.send_due(backend.services) == 0
+    assert await undo_notices.send_due(backend.services) == 0
     clock.advance(seconds=31)
-    assert await contact_undo.send_due(backend.services) == 1
+    assert await undo_notices.send_due(backend.services) == 1
     assert [m.to for m in sms.messages] == [OLD_PHONE]
     # … and once only.
     clock.advance(hours=2)
-    assert await contact_undo.send_due(backend.services) == 0
+    assert await undo_notices.send_due(backend.services) == 0
     # The log names the request, never the numbers or the link.
     assert "-notice attempt 1/1 failed: HTTP 503" in caplog.text
     token = LINK.search(sms.messages[0].text).group(2)  # type: ignore[union-attr]

@@ -31,7 +31,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from backend import contact_undo
+from backend import undo_notices
 from backend.crm.connector import CrmConnector
 from backend.ledger.claims import Claimed, claim
 from backend.ledger.kinds import carry_out
@@ -244,12 +244,12 @@ async def run_workers(
         poll_seconds=poll_seconds,
     )
     purger = asyncio.create_task(purge_daily(services, crm, stop)) if purge and not once else None
-    # "Was this you?" notices go out from every worker (backend/contact_undo.py).
-    notices = None if once else asyncio.create_task(contact_undo.run_notices(services, stop))
+    # "Was this you?" notices go out from every worker (backend/undo_notices.py).
+    notices = None if once else asyncio.create_task(undo_notices.run_notices(services, stop))
     try:
         count = await worker.run(stop, once=once)
         if once:
-            await contact_undo.send_due(services)
+            await undo_notices.send_due(services)
         return count
     finally:
         if purger is not None or notices is not None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import jinja2
 from aiohttp import web
 
-from backend import contact_undo, messages
+from backend import contact_undo, messages, undo_notices
 from backend.api.http import SERVICES
 from backend.crypto import constant_time_equal
 from backend.services import Services
@@ -120,9 +120,9 @@ async def show(request: web.Request) -> web.Response:
                 services,
                 offer.locale,
                 "offer",
-                field=contact_undo.field_name(offer.locale, offer.field),
+                field=undo_notices.field_name(offer.locale, offer.field),
                 new=offer.new,
-                changed_on=contact_undo.localized_date(offer.changed_on, offer.locale),
+                changed_on=undo_notices.localized_date(offer.changed_on, offer.locale),
                 form_token=_form_token(services, token),
             )
     return _render(services, locale, "invalid")
