@@ -24,8 +24,10 @@ from backend.models.base import Base
 from common.db import UTCDateTime
 
 ROLES = ("agent", "supervisor")
-# possible_fraud: the customer undid a contact change ("Was this you?"); opened by the backend only.
-REASONS = ("asked", "lockout", "misunderstanding", "failed_request", "possible_fraud")
+# Why a chat waits for a person. A channel may give these (POST /api/v1/escalations) …
+CHANNEL_REASONS = ("asked", "lockout", "misunderstanding", "failed_request")
+# … and the backend alone opens possible_fraud: a contact change was undone ("Was this you?").
+REASONS = (*CHANNEL_REASONS, "possible_fraud")
 OPEN_STATES = ("waiting", "taken")
 STATES = (*OPEN_STATES, "handed_back", "closed")
 DIRECTIONS = ("in", "out", "agent")
