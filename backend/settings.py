@@ -44,6 +44,21 @@ def _networks(name: str, raw: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _public_url(raw: str | None, host: str, port: int) -> str:
+    """``PUBLIC_URL`` without a trailing slash; unset: the address the backend listens on."""
+    if not raw:
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{port}"
+    url = raw.strip().rstrip("/")
+    scheme, _, rest = url.partition("://")
+    if scheme not in ("http", "https") or not rest or any(c in rest for c in "?# "):
+        raise SettingsError(
+            f"{PREFIX}PUBLIC_URL: {raw!r} is not an http(s) address "
+            "(expected e.g. https://datadesk.bank.example or https://bank.example/datadesk)"
+        )
+    return url
+
+
 def _optional_path(raw: str | None) -> Path | None:
     return Path(raw).resolve() if raw else None
 
@@ -71,6 +86,9 @@ class Settings:
     smtp_allow_plain_login: bool = False
     # How SMS and email name the sender; unset: "Your bank" in the customer's language.
     bank_name: str | None = None
+    # The backend's address as customers reach it (the "Was this you?" undo links);
+    # unset: http://{HTTP_HOST}:{HTTP_PORT}.
+    public_url: str = ""
     secret_key: str | None = None
     # Keys a rotation is moving values off: still read, never written (docs/operators.md).
     old_secret_keys: tuple[str, ...] = ()
@@ -135,6 +153,7 @@ class Settings:
                 "SMTP_ALLOW_PLAIN_LOGIN", get("SMTP_ALLOW_PLAIN_LOGIN") or "false"
             ),
             bank_name=get("BANK_NAME"),
+            public_url=_public_url(get("PUBLIC_URL"), http_host, http_port),
             secret_key=get("SECRET_KEY"),
             old_secret_keys=tuple((get("OLD_SECRET_KEYS") or "").split()),
             jurisdiction=get("JURISDICTION") or "EU-LV",
@@ -192,6 +211,11 @@ class Settings:
     def checkpoint_dir(self) -> Path:
         """Where the audit log's signed checkpoints go (``AUDIT_CHECKPOINT_DIR``)."""
         return self.audit_checkpoint_dir or self.data_dir / "audit-checkpoints"
+
+    @property
+    def undo_base_url(self) -> str:
+        """``PUBLIC_URL``, or the address the backend listens on when settings were built by hand."""
+        return self.public_url or _public_url(None, self.http_host, self.http_port)
 
     @property
     def email_enabled(self) -> bool:

@@ -36,6 +36,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "backend.api.access",
     "backend.api.notifications",
     "backend.api.openapi",
+    "backend.undo_page",
 )
 
 # Routes under /api/ that answer without the service token.

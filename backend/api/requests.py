@@ -111,14 +111,14 @@ async def submit_request(request: web.Request) -> web.Response:
 
 
 async def list_requests(request: web.Request) -> web.Response:
-    """``GET /api/v1/requests?chat=``: the open requests of the customer verified in ``chat``."""
+    """``GET /api/v1/requests?chat=``: the requests of the last 12 months of the customer verified in ``chat``."""
     chat = valid_chat(request.query.get("chat"))
     if chat is None:
         raise Invalid({"chat": INVALID_CHAT})
     ref = await customer_ref(request, chat)
     svc = services(request)
     async with svc.sessions() as session:
-        found = await ledger.open_requests(session, ref)
+        found = await ledger.recent_requests(session, ref, svc.clock.now())
     return json_response({"requests": found})
 
 

@@ -50,6 +50,7 @@ REASON_LABELS = {
     "lockout": "Locked out of verification",
     "misunderstanding": "Repeated misunderstanding",
     "failed_request": "A request failed",
+    "possible_fraud": "Possible fraud: a contact change was undone",
 }
 LOCALE_LABELS = {
     "en": "English",

@@ -76,7 +76,8 @@ async def transition(
     - to ``running``: ``lease`` is required; the attempt count goes up by one.
     - to ``queued``: runs at ``run_at`` (default ``at``); workers are woken when it is due now.
     - to a final state: ``reason`` and ``details`` are the outcome, the payload is
-      scrubbed, the customer is told, and a failure is escalated to an agent.
+      scrubbed, the customer is told, and a failure (or an undone contact change,
+      as possible fraud) is escalated to an agent.
     - ``data`` adds facts (scalars, no personal data) to the audit entry.
     - ``quiet``: the chat already told the customer; a final state sends no notification.
     """
@@ -98,7 +99,7 @@ async def transition_all(
             await open_escalation(
                 session,
                 chat=move.row.chat,
-                reason="failed_request",
+                reason=states.ESCALATED[move.to],
                 locale=move.row.locale,
                 verified=True,
                 customer_ref=move.row.customer_ref,

@@ -32,6 +32,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from backend import undo_notices
 from backend.crm.connector import CrmConnector
 from backend.ledger.claims import Claimed, claim
 from backend.ledger.kinds import carry_out
@@ -233,7 +234,8 @@ async def run_workers(
     after_effect: AfterEffect | None = None,
     poll_seconds: float = POLL_SECONDS,
 ) -> int:
-    """A worker with ``concurrency`` slots (and the daily purge) until ``stop``; return requests run.
+    """A worker with ``concurrency`` slots (the daily purge, the undo notices) until ``stop``;
+    return requests run.
 
     ``after_effect(job)`` runs after each CRM effect, before its outcome is
     recorded (the kill tests end the process there); ``poll_seconds`` is how
@@ -248,12 +250,19 @@ async def run_workers(
         poll_seconds=poll_seconds,
     )
     purger = asyncio.create_task(purge_daily(services, crm, stop)) if purge and not once else None
+    # "Was this you?" notices go out from every worker (backend/undo_notices.py).
+    notices = None if once else asyncio.create_task(undo_notices.run_notices(services, stop))
     try:
-        return await worker.run(stop, once=once)
+        count = await worker.run(stop, once=once)
+        if once:
+            await undo_notices.send_due(services)
+        return count
     finally:
-        if purger is not None:
+        if purger is not None or notices is not None:
             stop.set()
-            await purger
+        for task in (purger, notices):
+            if task is not None:
+                await task
 
 
 def main() -> int:

@@ -8,8 +8,9 @@
 | audit          | hash-chained audit entries                                   | 0004_audit         |
 | console        | agents, console sessions, escalated chats, transcripts       | 0005_console       |
 | keys           | the keys the data is encrypted with, their checks            | 0008_keys          |
+| undo           | "Was this you?" notices and undo tokens of contact changes   | 0011_contact_undo  |
 """
 
-from backend.models import audit, console, crm, keys, ledger, verification
+from backend.models import audit, console, crm, keys, ledger, undo, verification
 
-__all__ = ["audit", "console", "crm", "keys", "ledger", "verification"]
+__all__ = ["audit", "console", "crm", "keys", "ledger", "undo", "verification"]

@@ -28,7 +28,10 @@ from backend.models.base import Base
 from common.db import UTCDateTime
 
 ROLES = ("agent", "supervisor")
-REASONS = ("asked", "lockout", "misunderstanding", "failed_request")
+# Why a chat waits for a person. A channel may give these (POST /api/v1/escalations) …
+CHANNEL_REASONS = ("asked", "lockout", "misunderstanding", "failed_request")
+# … and the backend alone opens possible_fraud: a contact change was undone ("Was this you?").
+REASONS = (*CHANNEL_REASONS, "possible_fraud")
 OPEN_STATES = ("waiting", "taken")
 STATES = (*OPEN_STATES, "handed_back", "closed")
 DIRECTIONS = ("in", "out", "agent")

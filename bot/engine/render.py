@@ -185,8 +185,18 @@ def erasure_preview(page: Page, state: State) -> str:
     return "\n".join(lines)
 
 
+def _kept(page: Page, hold: dict[str, Any]) -> str:
+    """One line of what a finished erasure kept: the category, until when (or while a product is open)."""
+    category = page.named("category", hold.get("category"), "contact")
+    until = hold.get("until")
+    if isinstance(until, str):
+        return page.say("status.kept_until", category=category, until=_param(until))
+    return page.say("status.kept_while_open", category=category)
+
+
 def request_list(page: Page, state: State) -> str:
-    """The open requests with reference, kind, state and due date; or that there are none."""
+    """The requests of the last 12 months: reference, kind, state, received and finished or due
+    dates, and for a finished erasure what was kept until when; or that there are none."""
     requests = [
         r for r in _data(state, "list_requests").get("requests") or [] if isinstance(r, dict)
     ]
@@ -194,15 +204,22 @@ def request_list(page: Page, state: State) -> str:
         return page.say("status.none")
     lines = [page.say("status.header", count=len(requests))]
     for request in requests:
-        lines.append(
-            page.say(
-                "status.line",
-                reference=str(request.get("reference") or ""),
-                kind=page.named("kind", request.get("kind"), "erasure"),
-                state=page.named("state", request.get("state"), "submitted"),
-                due_date=_param(request.get("due_date")),
+        common = {
+            "reference": str(request.get("reference") or ""),
+            "kind": page.named("kind", request.get("kind"), "erasure"),
+            "state": page.named("state", request.get("state"), "submitted"),
+            "received": _param(str(request.get("received_at") or "")[:10]),
+        }
+        finished = request.get("finished_at")
+        if isinstance(finished, str):
+            lines.append(page.say("status.line_finished", finished=_param(finished[:10]), **common))
+            lines.extend(
+                _kept(page, hold) for hold in request.get("holds") or [] if isinstance(hold, dict)
             )
-        )
+        else:
+            lines.append(
+                page.say("status.line_open", due_date=_param(request.get("due_date")), **common)
+            )
     return "\n".join(lines)
 
 
