@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import aiohttp
+import openapi_contract
 import pytest
 from aiohttp import web
 from database_pool import DatabaseFactory, PostgresServer
@@ -93,6 +94,19 @@ def database_factories(
     yield factories
     for factory in factories.values():
         factory.close()
+
+
+@pytest.fixture(autouse=True)
+def api_contract() -> Iterator[None]:
+    """Fail the test during which the backend's API disagreed with its OpenAPI document."""
+    openapi_contract.take()
+    yield
+    found = openapi_contract.take()
+    if found:
+        pytest.fail(
+            "the backend API and backend/api/openapi/*.yaml disagree:\n" + "\n".join(found),
+            pytrace=False,
+        )
 
 
 @pytest.fixture(params=DB_KINDS)
@@ -181,8 +195,12 @@ class LiveBackend:
 
 
 async def start_app(app: web.Application) -> tuple[web.AppRunner, str]:
-    """Serve ``app`` on 127.0.0.1 on a free port; return the runner and base URL."""
-    runner = web.AppRunner(app, access_log=None)
+    """Serve ``app`` on 127.0.0.1 on a free port; return the runner and base URL.
+
+    A backend application is served behind the OpenAPI contract check
+    (``tests/openapi_contract.py``; the ``api_contract`` fixture fails the test).
+    """
+    runner = web.AppRunner(openapi_contract.check(app), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
