@@ -93,3 +93,10 @@ async def test_a_route_served_but_not_in_the_document_is_reported(
 
     [found] = openapi_contract.take()
     assert found.startswith("GET /api/v1/verifications/channels → 200: not in the document")
+
+
+def test_every_operation_documents_the_answer_to_a_value_that_does_not_decrypt() -> None:
+    # Found by this check: any route answers 503 stored_data_unreadable (tests/test_keys_tampering.py).
+    for route, item in assemble()["paths"].items():
+        for method, operation in item.items():
+            assert "503" in operation["responses"], (method, route)
