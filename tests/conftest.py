@@ -13,6 +13,7 @@ PostgreSQL (``tests/database_pool.py``).
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -53,13 +54,20 @@ DB_KINDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``postgres_only`` run on PostgreSQL alone: never collected as SQLite skips."""
+    """Tests marked ``postgres_only`` run on PostgreSQL alone: never collected as SQLite skips.
+
+    Likewise a test marked ``needs_tool(name)`` is deselected, not skipped, where
+    the program is not on PATH (``make test`` installs them).
+    """
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
         callspec = getattr(item, "callspec", None)
         on_sqlite = callspec is not None and callspec.params.get("db_kind") == "sqlite"
-        if item.get_closest_marker("postgres_only") and (on_sqlite or not POSTGRES_URL):
+        tools = [m.args[0] for m in item.iter_markers("needs_tool")]
+        if (item.get_closest_marker("postgres_only") and (on_sqlite or not POSTGRES_URL)) or any(
+            shutil.which(tool) is None for tool in tools
+        ):
             dropped.append(item)
         else:
             kept.append(item)
