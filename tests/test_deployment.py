@@ -456,3 +456,23 @@ def test_db_upgrade_runs_in_webhook_mode_without_a_webhook_url(
         in err
     )
     assert (tmp_path / "var" / "backend.sqlite3").exists()
+
+
+def test_a_port_held_by_another_process_names_the_settings_that_move_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATADESK_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.delenv("DATADESK_DATABASE_URL", raising=False)
+    monkeypatch.delenv("DATADESK_BOT_DATABASE_URL", raising=False)
+    assert main(["db", "upgrade"]) == 0
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        monkeypatch.setenv("DATADESK_HTTP_HOST", "127.0.0.1")
+        monkeypatch.setenv("DATADESK_HTTP_PORT", str(holder.getsockname()[1]))
+
+        assert main(["backend"]) == 2
+
+    err = capsys.readouterr().err
+    assert "another process holds the port" in err
+    assert "DATADESK_HTTP_PORT (backend and console) or DATADESK_WEBHOOK_PORT" in err
