@@ -16,8 +16,9 @@ The rules:
 - a request the document refuses (bad input on purpose, a missing token) must
   get a 4xx answer the document describes for that operation: the backend
   refusing it is the contract, the backend accepting it is a mismatch;
-- a path or method the document does not name must be answered 404 or 405
-  (or ``400 malformed_url``, which every URL holding NUL gets before routing).
+- a path or method the document does not name must be answered 404 or 405,
+  or refused before routing as any URL is (``400 malformed_url`` for a URL
+  holding NUL, ``401 unauthorized`` without the service token).
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Served by the application but not part of the API it describes.
 UNDESCRIBED = frozenset({"/api/v1/openapi.yaml"})
+
+# Answers the application gives before it looks the route up (backend/api/app.py).
+BEFORE_ROUTING = frozenset({"malformed_url", "unauthorized"})
 
 # What went wrong since the last ``take()``, one line each (this process only).
 _mismatches: list[str] = []
@@ -101,7 +105,7 @@ def _validate(request: web.Request, body: bytes, response: web.Response) -> str 
             warnings.filterwarnings("ignore", "Use of allowEmptyValue", DeprecationWarning)
             openapi.validate_request(wrapped)
     except (PathNotFound, OperationNotFound) as exc:
-        if response.status in (404, 405) or _code(response) == "malformed_url":
+        if response.status in (404, 405) or _code(response) in BEFORE_ROUTING:
             return None
         return f"not in the document ({exc}), yet answered {response.status}"
     except Exception as exc:

@@ -90,6 +90,12 @@ async def test_a_route_served_but_not_in_the_document_is_reported(
         assert r.status == 200
     async with backend.client.get(backend.api("/api/v1/no-such-route")) as r:
         assert r.status == 404
+    # Without the token any /api/ URL is refused before it is looked up.
+    async with (
+        aiohttp.ClientSession() as anonymous,
+        anonymous.get(backend.api("/api/v1/no-such-route")) as r,
+    ):
+        assert r.status == 401
 
     [found] = openapi_contract.take()
     assert found.startswith("GET /api/v1/verifications/channels → 200: not in the document")
