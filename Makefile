@@ -40,7 +40,7 @@ browser:
 # Debian's nginx, systemd-analyze (package systemd) and psql check the deployment
 # examples under deploy/ (tests/test_deployment.py deselects a check whose program is missing).
 deploy-tools:
-	@missing=; \
+	@PATH="$$PATH:/usr/sbin:/sbin"; missing=; \
 	command -v nginx >/dev/null 2>&1 || missing="$$missing nginx"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	command -v psql >/dev/null 2>&1 || missing="$$missing postgresql-client"; \

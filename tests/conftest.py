@@ -53,21 +53,28 @@ def pytest_configure(config: pytest.Config) -> None:
 DB_KINDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
 
 
+def find_tool(name: str) -> str | None:
+    """A program's full path, looking in the sbin folders too (nginx is there, off a user's PATH)."""
+    return shutil.which(
+        name, path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``postgres_only`` run on PostgreSQL alone: never collected as SQLite skips.
 
     Likewise a test marked ``needs_tool(name)`` is deselected, not skipped, where
-    the program is not on PATH (``make test`` installs them).
+    the program is not found (``make test`` installs them).
     """
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
         callspec = getattr(item, "callspec", None)
         on_sqlite = callspec is not None and callspec.params.get("db_kind") == "sqlite"
+        wants_postgres = item.get_closest_marker("postgres_only") is not None
         tools = [m.args[0] for m in item.iter_markers("needs_tool")]
-        if (item.get_closest_marker("postgres_only") and (on_sqlite or not POSTGRES_URL)) or any(
-            shutil.which(tool) is None for tool in tools
-        ):
+        missing_tool = any(find_tool(tool) is None for tool in tools)
+        if (wants_postgres and (on_sqlite or not POSTGRES_URL)) or missing_tool:
             dropped.append(item)
         else:
             kept.append(item)

@@ -17,7 +17,6 @@ import os
 import re
 import secrets
 import shlex
-import shutil
 import socket
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import POSTGRES_URL
+from conftest import POSTGRES_URL, find_tool
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -45,7 +44,7 @@ WORKTREE_BIN = Path(sys.executable).parent
 
 def _program(name: str) -> str:
     """The full path of a program the ``needs_tool`` marker made sure of."""
-    found = shutil.which(name)
+    found = find_tool(name)
     assert found is not None, name
     return found
 
