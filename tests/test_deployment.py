@@ -76,27 +76,46 @@ def _setting_name(node: ast.Call) -> str | None:
     return None
 
 
-def settings_read_by_code() -> dict[str, str]:
-    """Every setting (without the prefix) the code reads, and one ``file:line`` reading it.
+def _full_name(node: ast.AST) -> str | None:
+    """A setting named in full: ``"DATADESK_X"`` or ``f"{PREFIX}X"``."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        full = node.value
+        return full.removeprefix(PREFIX) if full.startswith(PREFIX) and NAME.match(full) else None
+    if isinstance(node, ast.JoinedStr) and len(node.values) == 2:
+        head, tail = node.values
+        if (
+            isinstance(head, ast.FormattedValue)
+            and isinstance(head.value, ast.Name)
+            and head.value.id == "PREFIX"
+            and isinstance(tail, ast.Constant)
+            and isinstance(tail.value, str)
+            and NAME.match(tail.value)
+        ):
+            return tail.value
+    return None
+
+
+def settings_read_in(paths: list[Path]) -> dict[str, str]:
+    """Every setting (without the prefix) these modules read, and one ``file:line`` reading it.
 
     A setting is read through ``common.settings.lookup`` (each side's ``get``
-    helper), or named in full as a string (``"DATADESK_AUDIT_KEY"``,
-    ``os.environ["DATADESK_…"]``). The bot's ``VARIABLES`` are its whole list.
+    helper), or named in full (``"DATADESK_AUDIT_KEY"``, ``f"{PREFIX}X"``,
+    ``os.environ["DATADESK_…"]``).
     """
     found: dict[str, str] = {}
-    for top in SOURCES:
-        for path in sorted((REPO_ROOT / top).rglob("*.py")):
-            where = path.relative_to(REPO_ROOT)
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                name = None
-                if isinstance(node, ast.Call):
-                    name = _setting_name(node)
-                elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-                    full = node.value
-                    if full.startswith(PREFIX) and NAME.match(full):
-                        name = full.removeprefix(PREFIX)
-                if name and name not in found:
-                    found[name] = f"{where}:{getattr(node, 'lineno', '?')}"
+    for path in paths:
+        where = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            name = _setting_name(node) if isinstance(node, ast.Call) else _full_name(node)
+            if name and name not in found:
+                found[name] = f"{where}:{getattr(node, 'lineno', '?')}"
+    return found
+
+
+def settings_read_by_code() -> dict[str, str]:
+    """Every setting the code reads; the bot's ``VARIABLES`` are its whole list."""
+    paths = [path for top in SOURCES for path in sorted((REPO_ROOT / top).rglob("*.py"))]
+    found = settings_read_in(paths)
     for name in BOT_VARIABLES:
         found.setdefault(name, "bot/settings.py (VARIABLES)")
     return found
@@ -126,6 +145,28 @@ def test_the_settings_list_finds_what_the_code_reads() -> None:
     assert {"SMTP_ALLOW_PLAIN_LOGIN", "WEBHOOK_PORT", "AUDIT_SIGNING_KEY"} <= read.keys()
     assert read["SMTP_ALLOW_PLAIN_LOGIN"].startswith("backend/settings.py:")
     assert "AUDIT_KEY" in settings_listed_in(DOCS / "operators.md")
+
+
+def test_each_way_of_reading_a_setting_is_found(tmp_path: Path) -> None:
+    module = tmp_path / "reads.py"
+    module.write_text(
+        "import os\n"
+        "from common.settings import PREFIX, lookup\n"
+        "def from_env(env):\n"
+        "    def get(name):\n"
+        "        return lookup(env, name)\n"
+        "    a = get('METRICS_PORT')\n"
+        "    b = lookup(env, 'LOG_FORMAT')\n"
+        "    c = os.environ.get('DATADESK_HEALTH_PATH')\n"
+        "    d = env.get(PREFIX + 'PLUS_NAME')\n"
+        "    e = env.get(f'{PREFIX}F_NAME')\n"
+        "    headers = env.get('X-Not-A-Setting'), env.get('NOT_OURS')\n"
+        "    raise ValueError(f'{PREFIX}MESSAGE_ONLY is not set')\n",
+        encoding="utf-8",
+    )
+    found = settings_read_in([module])
+    assert sorted(found) == ["F_NAME", "HEALTH_PATH", "LOG_FORMAT", "METRICS_PORT", "PLUS_NAME"]
+    assert found["LOG_FORMAT"] == f"{module}:7"
 
 
 def test_every_setting_the_code_reads_is_in_both_docs_and_they_list_no_other() -> None:
