@@ -12,7 +12,7 @@ UV_VERSION := 0.13.9
 UV := $(BIN)/uv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: all install lock outdated demo test check bench browser fonts clean
+.PHONY: all install lock outdated demo test check bench browser fonts deploy-tools clean
 
 all: check test
 
@@ -56,12 +56,25 @@ fonts:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	    fonts-dejavu-core fonts-wqy-microhei poppler-utils >/dev/null; }
 
+# Debian's nginx, systemd-analyze (package systemd) and psql check the deployment
+# examples under deploy/ (tests/test_deployment.py deselects a check whose program is missing).
+deploy-tools:
+	@PATH="$$PATH:/usr/sbin:/sbin"; missing=; \
+	command -v nginx >/dev/null 2>&1 || missing="$$missing nginx"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	command -v psql >/dev/null 2>&1 || missing="$$missing postgresql-client"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian's$$missing for the deployment checks"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
 demo: $(STAMP)
 	$(BIN)/datadesk db upgrade
 	$(BIN)/datadesk crm seed-demo
 	$(BIN)/datadesk run --chat
 
-test: $(STAMP) browser fonts
+test: $(STAMP) browser fonts deploy-tools
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 check: $(STAMP)

@@ -228,7 +228,7 @@ def _address_in_use(exc: OSError) -> str:
     return (
         f"cannot listen: {exc.strerror or exc}; another process holds the port. "
         "Stop it, or choose another port with "
-        "DATADESK_HTTP_PORT (backend and console) or DATADESK_WEBHOOK_URL (the bot's webhook)."
+        "DATADESK_HTTP_PORT (backend and console) or DATADESK_WEBHOOK_PORT (the bot's webhook)."
     )
 
 
