@@ -243,10 +243,15 @@ async def wait_and_lease(
             pass
 
 
-async def ack(session: AsyncSession, ids: Sequence[int]) -> int:
-    """Remove acknowledged notifications and commit; return how many there were."""
+async def ack(session: AsyncSession, ids: Sequence[int]) -> list[datetime]:
+    """Remove acknowledged notifications and commit; return when each removed one was created."""
     if not ids:
-        return 0
-    result = await session.execute(delete(Notification).where(Notification.id.in_(list(ids))))
+        return []
+    result = await session.execute(
+        delete(Notification)
+        .where(Notification.id.in_(list(ids)))
+        .returning(Notification.created_at)
+    )
+    created = list(result.scalars())
     await session.commit()
-    return int(getattr(result, "rowcount", 0) or 0)
+    return created

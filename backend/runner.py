@@ -22,12 +22,15 @@ from datetime import datetime
 from aiohttp import web
 
 from backend.audit import Sealer
+from backend.metrics import monitoring
 from backend.retention import load_policy
 from backend.services import Services, open_services
 from backend.settings import Settings
+from common.access_log import AccessLogger
 from common.clock import Clock, FakeClock
 from common.errors import ConfigError
 from common.logs import configure
+from common.monitoring import serve
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,8 @@ async def serve_backend(
     """Serve the API and console on HTTP_HOST:HTTP_PORT until ``stop`` is set."""
     from backend.api.app import create_app
 
-    runner = web.AppRunner(create_app(services), access_log=None)
+    # The access log holds no personal data (common.logs.AccessLogger).
+    runner = web.AppRunner(create_app(services), access_log_class=AccessLogger)
     await runner.setup()
     settings = services.settings
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
@@ -96,7 +100,7 @@ async def with_services(
 
 def run_backend(args: argparse.Namespace, settings: Settings) -> int:
     """``datadesk backend``: the HTTP API and the agent console."""
-    configure(settings.log_level)
+    configure(settings.log_level, settings.log_format)
 
     async def body(services: Services, stop: asyncio.Event) -> int:
         await serve_backend(services, stop)
@@ -119,7 +123,7 @@ async def work_queue(services: Services, stop: asyncio.Event, concurrency: int, 
 
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     """``datadesk worker [--concurrency N] [--once]``: carry out queued requests."""
-    configure(settings.log_level)
+    configure(settings.log_level, settings.log_format)
     concurrency = int(getattr(args, "concurrency", 1) or 1)
     once = bool(getattr(args, "once", False))
     clock: Clock | None = None
@@ -127,7 +131,8 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
         clock = FakeClock(datetime.fromisoformat(args.now))
 
     async def body(services: Services, stop: asyncio.Event) -> int:
-        return await work_queue(services, stop, concurrency, once)
+        async with serve(settings.http_host, settings.worker_metrics_port, monitoring(services)):
+            return await work_queue(services, stop, concurrency, once)
 
     return asyncio.run(with_services(settings, body, clock))
 

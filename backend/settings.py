@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from common.logs import LOG_FORMATS
 from common.private_files import ensure_private_dir, read_or_create_secret
 from common.settings import (
     PREFIX,
@@ -25,6 +26,7 @@ from common.settings import (
     parse_bool,
     parse_choice,
     parse_int,
+    parse_port,
 )
 from common.vocabulary.request_kinds import REQUEST_KINDS
 
@@ -40,6 +42,21 @@ def _networks(name: str, raw: str) -> tuple[str, ...]:
                 "(expected e.g. 10.0.0.5, 10.0.0.0/24 or fd00::/8, comma-separated)"
             ) from None
     return tuple(found)
+
+
+def _public_url(raw: str | None, host: str, port: int) -> str:
+    """``PUBLIC_URL`` without a trailing slash; unset: the address the backend listens on."""
+    if not raw:
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{port}"
+    url = raw.strip().rstrip("/")
+    scheme, _, rest = url.partition("://")
+    if scheme not in ("http", "https") or not rest or any(c in rest for c in "?# "):
+        raise SettingsError(
+            f"{PREFIX}PUBLIC_URL: {raw!r} is not an http(s) address "
+            "(expected e.g. https://datadesk.bank.example or https://bank.example/datadesk)"
+        )
+    return url
 
 
 def _optional_path(raw: str | None) -> Path | None:
@@ -69,6 +86,9 @@ class Settings:
     smtp_allow_plain_login: bool = False
     # How SMS and email name the sender; unset: "Your bank" in the customer's language.
     bank_name: str | None = None
+    # The backend's address as customers reach it (the "Was this you?" undo links);
+    # unset: http://{HTTP_HOST}:{HTTP_PORT}.
+    public_url: str = ""
     secret_key: str | None = None
     # Keys a rotation is moving values off: still read, never written (docs/operators.md).
     old_secret_keys: tuple[str, ...] = ()
@@ -79,6 +99,10 @@ class Settings:
     crm_url: str | None = None
     crm_token: str | None = None
     log_level: str = "INFO"
+    # ``text`` or ``json`` (one JSON object a line); see common/logs.py.
+    log_format: str = "text"
+    # Where ``datadesk worker`` serves /metrics, /livez and /readyz (on HTTP_HOST); 0: nowhere.
+    worker_metrics_port: int = 0
     # Reverse proxies whose X-Forwarded-For names the console's clients (CIDRs).
     trusted_proxies: tuple[str, ...] = ()
     # The audit chain's HMAC key and checkpoint signing key (hex Ed25519 seed);
@@ -129,6 +153,7 @@ class Settings:
                 "SMTP_ALLOW_PLAIN_LOGIN", get("SMTP_ALLOW_PLAIN_LOGIN") or "false"
             ),
             bank_name=get("BANK_NAME"),
+            public_url=_public_url(get("PUBLIC_URL"), http_host, http_port),
             secret_key=get("SECRET_KEY"),
             old_secret_keys=tuple((get("OLD_SECRET_KEYS") or "").split()),
             jurisdiction=get("JURISDICTION") or "EU-LV",
@@ -137,6 +162,8 @@ class Settings:
             crm_url=get("CRM_URL"),
             crm_token=get("CRM_TOKEN"),
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
+            log_format=parse_choice("LOG_FORMAT", get("LOG_FORMAT") or "text", LOG_FORMATS),
+            worker_metrics_port=parse_port("WORKER_METRICS_PORT", get("WORKER_METRICS_PORT")),
             trusted_proxies=_networks("TRUSTED_PROXIES", get("TRUSTED_PROXIES") or ""),
             audit_key=get("AUDIT_KEY"),
             audit_signing_key=get("AUDIT_SIGNING_KEY"),
@@ -184,6 +211,11 @@ class Settings:
     def checkpoint_dir(self) -> Path:
         """Where the audit log's signed checkpoints go (``AUDIT_CHECKPOINT_DIR``)."""
         return self.audit_checkpoint_dir or self.data_dir / "audit-checkpoints"
+
+    @property
+    def undo_base_url(self) -> str:
+        """``PUBLIC_URL``, or the address the backend listens on when settings were built by hand."""
+        return self.public_url or _public_url(None, self.http_host, self.http_port)
 
     @property
     def email_enabled(self) -> bool:

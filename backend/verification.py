@@ -66,6 +66,7 @@ from backend.errors import (
     TooManyRequests,
     WrongCode,
 )
+from backend.metrics import VERIFICATIONS
 from backend.models.verification import Challenge, CodeIssue, ContactProof, CustomerSession
 from backend.services import Services
 from backend.validation import (
@@ -299,6 +300,7 @@ class Verifier:
                 data={"chat": chat, "customer": customer_ref, "channel": channel, **extra},
                 at=now,
             )
+        VERIFICATIONS.labels(step=action, outcome=outcome).inc()
         if wait is not None:
             raise locked_out(wait)
         delivery = None
@@ -363,6 +365,7 @@ class Verifier:
                 },
                 at=now,
             )
+        VERIFICATIONS.labels(step="verification.resend", outcome=outcome).inc()
         if outcome == "resend_cooldown":
             raise TooManyRequests(
                 "a code was sent less than 30 s ago",
@@ -455,6 +458,7 @@ class Verifier:
                 },
                 at=now,
             )
+        VERIFICATIONS.labels(step="verification.check", outcome=outcome).inc()
         if error is not None:
             raise error
         if challenge.purpose == "customer":

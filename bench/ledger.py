@@ -27,6 +27,7 @@ The last lines are the ratios issue 10 sets targets for.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import shutil
 import sys
@@ -47,6 +48,7 @@ from backend.models.audit import AuditEntry
 from backend.models.base import BACKEND_MIGRATIONS
 from backend.services import Services, open_services
 from backend.settings import Settings
+from backend.sms import ConsoleSmsGateway
 from bench import _pgqueuer
 from common.clock import SystemClock
 from common.db import admin_execute, upgrade
@@ -150,7 +152,11 @@ async def _processes(services: Services, refs: list[str], workers: int) -> float
     }
     command = [sys.executable, "-m", "backend.worker", "--once"]
     procs = [
-        await asyncio.create_subprocess_exec(*command, env=env, cwd=REPO) for _ in range(workers)
+        # stdout: the console SMS gateway prints each change's "Was this you?" notice.
+        await asyncio.create_subprocess_exec(
+            *command, env=env, cwd=REPO, stdout=asyncio.subprocess.DEVNULL
+        )
+        for _ in range(workers)
     ]
     await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), timeout=DRAIN_TIMEOUT)
     async with services.sessions() as session:
@@ -184,6 +190,8 @@ async def _engine(name: str, url: str, workdir: Path) -> list[Row]:
         service_token="bench",  # noqa: S106
     )
     services = await open_services(settings, clock=SystemClock())
+    # Each address change sends a "Was this you?" notice: printed nowhere, still sent.
+    services.sms = ConsoleSmsGateway(io.StringIO())
     # As in a backend process: this process takes its turn at sealing, beside the workers.
     sealing_stop = asyncio.Event()
     sealing = asyncio.create_task(audit.Sealer(services).run(sealing_stop))

@@ -27,7 +27,7 @@ from bot.backend_client import (
     idempotency_key,
 )
 from common.vocabulary.contact_kinds import PROVEN_CONTACT_KINDS
-from common.vocabulary.request_kinds import ERASURE, UPDATE_CONTACT
+from common.vocabulary.request_kinds import ACCESS, ERASURE, UPDATE_CONTACT
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,9 @@ class ActionContext:
     memory: dict[str, Any] = field(default_factory=dict)
     # The phone number the platform vouched for in the event being handled, if any.
     shared_phone: str | None = None
+    # A copy of the customer's data (``request_copy``): kept here, never in ``memory``,
+    # so it is sent and forgotten, not saved with the chat.
+    copy: dict[str, Any] | None = None
 
     @property
     def session_token(self) -> str | None:
@@ -303,6 +306,30 @@ async def list_requests(
         return _session_or_error(ctx, err)
 
 
+async def request_copy(backend: BackendClient, ctx: ActionContext, args: dict[str, Any]) -> Outcome:
+    """Ask for a copy of the verified customer's data; the documents follow the summary."""
+    token = ctx.session_token
+    if token is None:
+        return "session_expired", {}
+    # One request per verified session: a retry after a lost answer gets the same one.
+    key = idempotency_key(ctx.chat, token, ACCESS, {})
+    try:
+        answer = await backend.request_copy(token, chat=ctx.chat, locale=ctx.locale, key=key)
+    except BackendRefused as err:
+        return _session_or_error(ctx, err)
+    data = {
+        "reference": answer.get("reference"),
+        "due_date": answer.get("due_date"),
+        "state": answer.get("state"),
+    }
+    if answer.get("state") != "done" or not isinstance(answer.get("copy"), dict):
+        # The CRM cannot export, or could not be reached: the request failed and an agent
+        # has it (the backend escalated the chat).
+        return "unavailable", {**data, "reason": answer.get("reason")}
+    ctx.copy = answer
+    return "sent", {**data, "summary": answer.get("summary")}
+
+
 ESCALATION_REASONS = ("asked", "lockout", "misunderstanding", "failed_request")
 
 
@@ -358,6 +385,7 @@ HANDLERS: dict[str, Handler] = {
     "preview_erasure": preview_erasure,
     "submit_request": submit_request,
     "list_requests": list_requests,
+    "request_copy": request_copy,
     "escalate": escalate,
     "withdraw_escalation": withdraw_escalation,
     "forget_session": forget_session,

@@ -160,6 +160,14 @@ class BackendClient:
 
     # Verification
 
+    async def ready(self, seconds: float = 2.0) -> bool:
+        """Whether the backend answers its ``/readyz`` with 200 within ``seconds``."""
+        try:
+            await self._call("GET", "/readyz", seconds=seconds)
+        except BackendError:
+            return False
+        return True
+
     async def start_verification(
         self,
         chat: str,
@@ -267,6 +275,14 @@ class BackendClient:
         headers = {**_session(session_token, chat), "Idempotency-Key": key}
         return await self._call("POST", "/api/v1/requests", body=body, headers=headers)
 
+    async def request_copy(
+        self, session_token: str, *, chat: str, locale: str, key: str
+    ) -> dict[str, Any]:
+        """POST /access with an Idempotency-Key: the access request and, once done, the copy."""
+        body = {"chat": chat, "locale": locale}
+        headers = {**_session(session_token, chat), "Idempotency-Key": key}
+        return await self._call("POST", "/api/v1/access", body=body, headers=headers)
+
     async def list_requests(self, session_token: str, *, chat: str) -> list[dict[str, Any]]:
         """GET /requests?chat=…: the open requests of the customer verified in ``chat``."""
         data = await self._call(
@@ -336,5 +352,5 @@ def _route(path: str) -> str:
 _ROUTE_WORDS = frozenset(
     {"", "api", "v1", "verifications", "resend", "check", "contact-proofs", "me",
      "erasure-preview", "requests", "notifications", "ack", "escalations", "chats", "messages",
-     "transcript"}
+     "transcript", "readyz"}
 )  # fmt: skip

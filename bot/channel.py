@@ -164,7 +164,16 @@ class SetCommands:
     commands: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
 
-Outgoing = Reply | Delete
+@dataclass(frozen=True)
+class Document:
+    """A file sent into the chat (a copy of the customer's data); held in memory only."""
+
+    filename: str
+    media_type: str
+    content: bytes = field(repr=False)
+
+
+Outgoing = Reply | Delete | Document
 
 # Shows replies on a channel; raises when they could not be shown.
 Send = Callable[[list[Outgoing]], Awaitable[None]]

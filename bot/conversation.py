@@ -38,7 +38,7 @@ from bot.screening import screen
 from bot.settings import BotSettings
 from bot.state import ChatRecord, StaleState, StateStore
 from bot.state_key import load_state_key
-from bot.stepping import Stepper, replies
+from bot.stepping import Stepper
 from bot.transcript import Filer, bot_lines
 from common.clock import Clock, SystemClock
 
@@ -187,7 +187,7 @@ class Conversations:
         if stepped.delete_input and message_id is not None and not out:
             out.append(Delete(message_id, "code"))
             notices = [Reply(self.say(self.engine.locale(stepped.state), "hygiene.code"))]
-        answer = [*notices, *replies(stepped.messages)]
+        answer = [*notices, *stepped.outgoing()]
         await self.records.save(record, stepped.state, [screened.line, *bot_lines(answer)])
         return out + answer
 

@@ -2,7 +2,8 @@
 
 ``render(notification, say, translator)`` answers the texts to show, in the
 notification's locale: a request's outcome (done; partly done with what was
-kept, why and until when; rejected with the reason; failed; escalated) or the
+kept, why and until when; rejected with the reason; failed; a contact change undone;
+escalated) or the
 agent hand-over (joined, a message, left). ``say(id, **params)`` renders one
 named message; dates go through ``Translator.format_date`` so every end date
 reads as the customer's locale writes it. No sentence lives here.
@@ -113,6 +114,9 @@ def _outcome(notification: dict[str, Any], say: Say, translator: Translator) -> 
                 reason=_reason(notification.get("reason"), say),
             )
         ]
+    if outcome == "reverted":
+        # Undone from the "Was this you?" link; the chat is with an agent as possible fraud.
+        return [_named(say, "outcome", "reverted", "escalated", reference=reference)]
     return [say("outcome.failed", reference=reference)]
 
 

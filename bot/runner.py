@@ -3,10 +3,11 @@
 ``start_bot(settings)`` serves until cancelled: it opens the conversation
 service, the backend client and the channel, and closes them again on the
 way out. It is handed the bot's own ``BotSettings`` (never the backend's), so
-the process holds no key but the bot's. While it runs, ``DATA_DIR/bot.pid``
-holds the process id and SIGHUP re-reads the dialog files (``datadesk dialogs
-reload`` sends it); a broken set is refused and the last good one kept
-(``Conversations.reload``).
+the process holds no key but the bot's. While it runs it re-reads the dialog
+files when ``datadesk dialogs reload`` asks, on any host, through the bot
+database (``bot.dialogs.reloads``), and on SIGHUP (``kill -HUP``, the process
+id in ``DATA_DIR/bot.pid``); a broken set is refused and the last good one
+kept (``Conversations.reload``).
 """
 
 from __future__ import annotations
@@ -24,12 +25,16 @@ from urllib.parse import urlsplit
 
 from bot.backend_client import BackendClient
 from bot.conversation import Conversations
+from bot.dialogs.reloads import latest_or_none, watch_reloads
 from bot.engine import DialogErrors
+from bot.metrics import monitoring
 from bot.settings import BotSettings
 from bot.state_key import load_state_key
 from bot.telegram.app import ChannelOptions, TelegramChannel
+from common.db import make_engine
 from common.errors import ConfigError
 from common.logs import configure
+from common.monitoring import serve
 from common.private_files import ensure_private_dir
 from common.settings import SettingsError
 
@@ -71,7 +76,7 @@ def _with_inbox_key(options: ChannelOptions, settings: BotSettings) -> ChannelOp
 
 
 def pid_file(settings: BotSettings) -> str:
-    """Where a running bot leaves its process id for ``datadesk dialogs reload``."""
+    """Where a running bot leaves its process id, for a reload by hand (``kill -HUP``)."""
     return str(settings.data_dir / "bot.pid")
 
 
@@ -119,7 +124,10 @@ async def start_bot(settings: BotSettings, *, options: ChannelOptions | None = N
     settings = settings.with_service_token()
     ensure_private_dir(settings.data_dir)
     backend = BackendClient(settings.backend_url, settings.service_token)
+    # Its own engine: the reload request to watch from is read before the dialogs are.
+    reloads = make_engine(settings.bot_database_url)
     try:
+        seen = await latest_or_none(reloads)
         conversations = await Conversations.open(settings, backend=backend)
         try:
             channel = TelegramChannel(
@@ -129,12 +137,24 @@ async def start_bot(settings: BotSettings, *, options: ChannelOptions | None = N
                 notifications=backend,
                 options=options or _with_inbox_key(channel_options(settings), settings),
             )
-            with _reload_on_sighup(conversations, settings):
-                await channel.run()
+            watch = monitoring(conversations.store.engine, backend.ready, channel.bot_api_ready)
+            watcher = asyncio.create_task(
+                watch_reloads(reloads, conversations.reload, seen=seen),
+                name="dialog reloads",
+            )
+            try:
+                async with serve(settings.http_host, settings.metrics_port, watch):
+                    with _reload_on_sighup(conversations, settings):
+                        await channel.run()
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
         finally:
             await conversations.close()
     finally:
         await backend.close()
+        await reloads.dispose()
 
 
 async def _serve_until_signalled(settings: BotSettings) -> None:
@@ -150,7 +170,7 @@ async def _serve_until_signalled(settings: BotSettings) -> None:
 
 def run_bot(args: argparse.Namespace, settings: BotSettings) -> int:
     """``datadesk bot``: the Telegram channel in this process; exit status."""
-    configure(settings.log_level)
+    configure(settings.log_level, settings.log_format)
     try:
         settings.check_channel()
         settings = settings.with_service_token()

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from common.logs import LOG_FORMATS
 from common.private_files import read_secret
 from common.settings import (
     PREFIX,
@@ -29,6 +30,7 @@ from common.settings import (
     lookup,
     parse_choice,
     parse_int,
+    parse_port,
 )
 
 # Every variable the bot reads (without the prefix); nothing else is looked up.
@@ -50,10 +52,21 @@ VARIABLES = (
     "DIALOGS_DIR",
     "LOCALES_DIR",
     "LOG_LEVEL",
+    "LOG_FORMAT",
+    "BOT_METRICS_PORT",
 )
+
+# Where a wheel carries dialogs/ and locales/ (copied in by setup.py); a checkout has none.
+SHIPPED_DATA = Path(__file__).resolve().parent / "data"
 
 # A shorter key is a password, not a key: refuse it at start.
 MIN_SECRET_LENGTH = 16
+
+
+def shipped_dir(name: str) -> Path:
+    """The default ``dialogs`` or ``locales`` folder: the installed wheel's copy, else the checkout's."""
+    packaged = SHIPPED_DATA / name
+    return packaged if packaged.is_dir() else REPO_ROOT / name
 
 
 def _parse_port(raw: str | None) -> int | None:
@@ -100,9 +113,13 @@ class BotSettings:
     http_host: str = "127.0.0.1"
     backend_url: str = "http://127.0.0.1:8080"
     service_token: str = field(default="", repr=False)
-    dialogs_dir: Path = REPO_ROOT / "dialogs"
-    locales_dir: Path = REPO_ROOT / "locales"
+    dialogs_dir: Path = field(default_factory=lambda: shipped_dir("dialogs"))
+    locales_dir: Path = field(default_factory=lambda: shipped_dir("locales"))
     log_level: str = "INFO"
+    # ``text`` or ``json`` (one JSON object a line); see common/logs.py.
+    log_format: str = "text"
+    # Where ``datadesk bot`` serves /metrics, /livez and /readyz (on HTTP_HOST); 0: nowhere.
+    metrics_port: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BotSettings:
@@ -143,9 +160,11 @@ class BotSettings:
             http_host=http_host,
             backend_url=(get("BACKEND_URL") or f"http://{http_host}:{http_port}").rstrip("/"),
             service_token=get("SERVICE_TOKEN") or "",
-            dialogs_dir=Path(get("DIALOGS_DIR") or REPO_ROOT / "dialogs").resolve(),
-            locales_dir=Path(get("LOCALES_DIR") or REPO_ROOT / "locales").resolve(),
+            dialogs_dir=Path(get("DIALOGS_DIR") or shipped_dir("dialogs")).resolve(),
+            locales_dir=Path(get("LOCALES_DIR") or shipped_dir("locales")).resolve(),
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
+            log_format=parse_choice("LOG_FORMAT", get("LOG_FORMAT") or "text", LOG_FORMATS),
+            metrics_port=parse_port("BOT_METRICS_PORT", get("BOT_METRICS_PORT")),
         )
 
     def check_channel(self) -> str:

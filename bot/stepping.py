@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from bot.access_copy import SENDING_MESSAGE, Texts, documents, from_answer
 from bot.actions import FRESH_PROFILE, ActionContext, run_action
 from bot.backend_client import BackendClient
-from bot.channel import Button, Contact, Outgoing, Reply
+from bot.channel import Button, Contact, Document, Outgoing, Reply
 from bot.engine_adapter import EngineAdapter, OutMessage, PlainMessage
 from bot.i18n import Catalogs
 
@@ -45,11 +46,22 @@ def replies(messages: Sequence[OutMessage]) -> list[Outgoing]:
 
 @dataclass
 class Stepped:
-    """What one event came to: the messages to send, the new state, whether to delete the input."""
+    """What one event came to: the messages to send, the new state, whether to delete the input.
+
+    ``documents`` (a copy of the customer's data) go right after the first
+    ``documents_after`` messages.
+    """
 
     messages: list[OutMessage]
     state: Any
     delete_input: bool
+    documents: list[Document] = field(default_factory=list)
+    documents_after: int = 0
+
+    def outgoing(self) -> list[Outgoing]:
+        """The messages, with the documents in their place, as the channel sends them."""
+        sent = replies(self.messages)
+        return [*sent[: self.documents_after], *self.documents, *sent[self.documents_after :]]
 
 
 @dataclass
@@ -68,6 +80,7 @@ class Stepper:
         """Step on ``event`` and on each action's outcome; ``memory`` is the action context."""
         engine = self.engine
         shared = event.phone if isinstance(event, Contact) and event.own else None
+        copy: dict[str, Any] | None = None
         try:
             result = engine.step(self.dialogs, state, event, self.catalogs)
             messages, delete_input = list(result.messages), result.delete_input
@@ -82,6 +95,7 @@ class Stepper:
                 ctx = ActionContext(chat, engine.locale(state), memory, shared)
                 outcome, data = await run_action(self.backend, ctx, call.name, dict(call.args))
                 log.debug("chat %s: action %s → %s", chat, call.name, outcome)
+                copy = ctx.copy or copy
                 if call.name == "escalate":
                     escalated.add("done")
                 event_back = engine.action_result(call.name, outcome, data)
@@ -95,7 +109,10 @@ class Stepper:
                 log.error(
                     "chat %s: more than %d actions for one event", chat, MAX_ACTIONS_PER_EVENT
                 )
-            return Stepped(messages, state, delete_input)
+            stepped = Stepped(messages, state, delete_input)
+            if copy is not None:
+                self._attach(stepped, copy, engine.locale(state))
+            return stepped
         except Exception:
             # A bug in a dialog or the engine must not strand the customer: start over.
             log.exception("chat %s: engine failed; conversation restarted", chat)
@@ -103,6 +120,20 @@ class Stepper:
             return Stepped([PlainMessage(self.say(locale, "engine.error"))], fresh, False)
         finally:
             memory.pop(FRESH_PROFILE, None)
+
+    def _attach(self, stepped: Stepped, answer: dict[str, Any], locale: str) -> None:
+        """Add the copy's documents after the dialog's ``access.sending`` message (else last)."""
+        found = from_answer(answer)
+        if found is None:
+            return
+        texts = Texts(lambda message_id, **params: self.say(locale, message_id, **params))
+        stepped.documents = documents(found, locale, texts)
+        sending = texts.say(SENDING_MESSAGE)
+        at = next(
+            (i + 1 for i, m in enumerate(stepped.messages) if m.text == sending),
+            len(stepped.messages),
+        )
+        stepped.documents_after = at
 
     async def _escalate(
         self, chat: str, state: Any, memory: dict[str, Any], reason: str | None, done: set[str]

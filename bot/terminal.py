@@ -26,6 +26,7 @@ import re
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import TextIO
 
 from bot.backend_client import BackendClient, BackendError
@@ -33,6 +34,7 @@ from bot.channel import (
     Command,
     Contact,
     Delete,
+    Document,
     Event,
     Outgoing,
     Press,
@@ -43,11 +45,14 @@ from bot.channel import (
 )
 from bot.conversation import Conversations
 from bot.settings import BotSettings
+from common.private_files import ensure_private_dir, ensure_private_file
 
 log = logging.getLogger(__name__)
 
 # The demo seed's first customer (DEMO.md): what ``share`` shares by default.
 DEMO_PHONE = "+37120000001"
+# Under DATA_DIR: documents the chat sends (a copy of the customer's data), one file each.
+CHAT_FILES = "chat-files"
 QUIT = ("/quit", "/exit")
 # How long to wait before polling again when the backend cannot be reached.
 POLL_RETRY_SECONDS = 2.0
@@ -62,9 +67,11 @@ def chat_id(name: str | None = None) -> str:
 class Terminal:
     """Turns typed lines into events and the chat's answers into printed lines."""
 
-    def __init__(self, out: TextIO, phone: str = DEMO_PHONE) -> None:
+    def __init__(self, out: TextIO, phone: str = DEMO_PHONE, files: Path | None = None) -> None:
         self.out = out
         self.phone = phone
+        # Where documents sent into the chat are saved (``DATA_DIR/chat-files``).
+        self.files = files or Path("chat-files")
         self.buttons: list[str] = []
         self.message_id = 0
 
@@ -73,6 +80,9 @@ class Terminal:
         for item in outgoing:
             if isinstance(item, Delete):
                 print(f"  ✂ [{item.reason}]", file=self.out)
+                continue
+            if isinstance(item, Document):
+                print(f"  📎 {self.save(item)}", file=self.out)
                 continue
             print(item.text, file=self.out)
             flat = [button for row in item.buttons for button in row]
@@ -84,6 +94,14 @@ class Terminal:
                 print(f"  [share] {item.contact_button}", file=self.out)
             print(file=self.out)
         self.out.flush()
+
+    def save(self, document: Document) -> Path:
+        """Write a document the chat sent to the files folder, readable by its owner only."""
+        ensure_private_dir(self.files)
+        path = self.files / Path(document.filename).name
+        ensure_private_file(path)
+        path.write_bytes(document.content)
+        return path
 
     def event(self, line: str, language: str | None) -> Event | None:
         """The event a typed line stands for, with storable text; None for an empty line."""
@@ -181,12 +199,11 @@ async def run_chat(
     """
     from bot.state import BOT_MIGRATIONS
     from common.db import upgrade
-    from common.private_files import ensure_private_dir
 
     settings = settings.with_service_token()
     ensure_private_dir(settings.data_dir)
     await upgrade(settings.bot_database_url, BOT_MIGRATIONS)
-    terminal = Terminal(out or sys.stdout, phone or DEMO_PHONE)
+    terminal = Terminal(out or sys.stdout, phone or DEMO_PHONE, settings.data_dir / CHAT_FILES)
     chat = chat_id(name)
     language = _language(language)
     backend = BackendClient(settings.backend_url, settings.service_token)

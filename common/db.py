@@ -10,6 +10,7 @@ side owns its declarative base and its migrations folder
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.types import TypeDecorator
 
 from common.private_files import DIR_MODE, ensure_private_file, tighten_private_file
+
+log = logging.getLogger("datadesk.migrations")
 
 # Stable constraint names, so that migrations written on SQLite and PostgreSQL agree.
 NAMING = {
@@ -125,27 +128,42 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def _alembic_config(url: str, script_location: Path) -> Any:
+def alembic_config(url: str, script_location: Path) -> Any:
+    """Alembic's configuration for one database and its migrations folder."""
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(script_location))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    # Revision files are named by their id alone: 0005_what_it_does.py.
+    config.set_main_option("file_template", "%%(rev)s")
     return config
 
 
-def upgrade_sync(url: str, script_location: Path) -> None:
-    """Run Alembic migrations of one database up to head (blocking)."""
+def upgrade_sync(url: str, script_location: Path) -> list[str]:
+    """Run Alembic migrations of one database up to head (blocking); the revisions applied.
+
+    Safe from many processes at once: ``common.alembic_env`` takes a lock, so
+    one process applies the migrations and the others find none left.
+    """
     from alembic import command
 
     if is_sqlite(url):
         _prepare_sqlite_file(url)
-    command.upgrade(_alembic_config(url, script_location), "heads")
+    config = alembic_config(url, script_location)
+    command.upgrade(config, "heads")
+    applied: list[str] = config.attributes.get("applied", [])
+    side = script_location.parent.name
+    if applied:
+        log.info("%s database: applied %s", side, ", ".join(applied))
+    else:
+        log.info("%s database: already at the newest schema", side)
+    return applied
 
 
-async def upgrade(url: str, script_location: Path) -> None:
-    """Run Alembic migrations up to head without blocking the event loop."""
-    await asyncio.to_thread(upgrade_sync, url, script_location)
+async def upgrade(url: str, script_location: Path) -> list[str]:
+    """Run Alembic migrations up to head without blocking the event loop; the revisions applied."""
+    return await asyncio.to_thread(upgrade_sync, url, script_location)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

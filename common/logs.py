@@ -20,19 +20,25 @@ catch what slips through, in ``RedactingFormatter``:
 
 ``configure`` installs it on stderr and routes uncaught exceptions (main
 thread and other threads) through logging, so they are rendered the same way
-instead of by Python's raw traceback printer.
+instead of by Python's raw traceback printer. With ``LOG_FORMAT=json`` the
+same record becomes one JSON object a line (``RedactingJsonFormatter``, on
+python-json-logger), with the same defences applied to every string in it.
+
+The HTTP access log is ``common.access_log``'s.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 import threading
 import traceback
 from types import TracebackType
-from typing import TextIO
+from typing import Any, TextIO
 
+from pythonjsonlogger.json import JsonFormatter
 from sqlalchemy.exc import StatementError
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -63,6 +69,8 @@ WITHHELD = "(message withheld: it may hold personal data)"
 # Deeper exception groups than this are summarised, not rendered.
 _MAX_GROUP_DEPTH = 4
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# ``LOG_FORMAT``: what an operator may choose.
+LOG_FORMATS = ("text", "json")
 
 
 def redact(text: str) -> str:
@@ -181,6 +189,52 @@ class RedactingFormatter(logging.Formatter):
         return text
 
 
+class RedactingJsonFormatter(JsonFormatter):
+    """One JSON object a line, with ``RedactingFormatter``'s defences on every string in it.
+
+    Fields: ``time`` (ISO 8601, UTC), ``level``, ``logger``, ``message``, any
+    ``extra`` the call passed (the access log's ``method``, ``route``, …),
+    ``exc_info`` and ``stack_info`` when present.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(levelname)s %(name)s %(message)s",
+            rename_fields={"levelname": "level", "name": "logger"},
+            timestamp="time",
+        )
+
+    def formatException(self, ei: Any) -> str:
+        exc = ei[1] if isinstance(ei, tuple) and len(ei) == 3 else None
+        return render_exception(exc) if isinstance(exc, BaseException) else ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        # Never Python's own rendering another handler may have cached in exc_text.
+        cached, record.exc_text = record.exc_text, None
+        try:
+            text = super().format(record)
+        finally:
+            record.exc_text = cached
+        if cached and not record.exc_info:
+            data = json.loads(text)
+            data["exc_info"] = WITHHELD
+            text = self.serialize_log_record(data)
+        return text
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        return {key: _redact_value(value) for key, value in log_data.items()}
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value(v) for v in value]
+    return value
+
+
 def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
     if issubclass(kind, KeyboardInterrupt):
         sys.__excepthook__(kind, exc, tb)
@@ -199,20 +253,27 @@ def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
     )
 
 
-def redacting_handler(stream: TextIO | None = None) -> logging.Handler:
-    """The handler every process logs through: ``stream`` (stderr), ``RedactingFormatter``."""
+def redacting_handler(stream: TextIO | None = None, fmt: str = "text") -> logging.Handler:
+    """The handler every process logs through: ``stream`` (stderr), text or JSON lines, redacted."""
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(RedactingFormatter(FORMAT))
+    formatter: logging.Formatter = (
+        RedactingJsonFormatter() if fmt == "json" else RedactingFormatter(FORMAT)
+    )
+    handler.setFormatter(formatter)
     return handler
 
 
-def configure(level: str = "INFO") -> None:
-    """Log to stderr through ``redacting_handler``; third-party chatter at WARNING."""
+def configure(level: str = "INFO", fmt: str = "text") -> None:
+    """Log to stderr through ``redacting_handler`` (``fmt``: ``LOG_FORMAT``); third-party chatter at WARNING.
+
+    The access log (``aiohttp.access``) follows ``level``: it is written by
+    ``common.access_log.AccessLogger`` and holds no personal data.
+    """
     root = logging.getLogger()
-    root.handlers[:] = [redacting_handler()]
+    root.handlers[:] = [redacting_handler(fmt=fmt)]
     root.setLevel(level)
     # The database drivers' DEBUG lines quote every statement's parameters.
-    quiet = ("httpx", "aiohttp.access", "telegram.ext", "sqlalchemy.engine", "aiosqlite", "alembic")
+    quiet = ("httpx", "telegram.ext", "sqlalchemy.engine", "aiosqlite", "alembic")
     for noisy in quiet:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     sys.excepthook = _log_uncaught

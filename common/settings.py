@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 PREFIX = "DATADESK_"
-# The checkout: default home of dialogs/ and locales/.
+# The checkout: home of dialogs/ and locales/ (an installed wheel carries its
+# own copies, found by bot.settings.shipped_dir).
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Where the backend keeps the service token it generated (no DATADESK_SERVICE_TOKEN
 # set), in its DATA_DIR; a bot sharing that DATA_DIR reads it there.
@@ -52,3 +53,15 @@ def parse_choice(name: str, raw: str, allowed: tuple[str, ...]) -> str:
     if raw not in allowed:
         raise SettingsError(f"{PREFIX}{name}: expected one of {', '.join(allowed)}, got {raw!r}")
     return raw
+
+
+def parse_port(name: str, raw: str | None) -> int:
+    """A TCP port to listen on (1–65535), or 0 (off) when unset or ``0``; SettingsError otherwise."""
+    if raw is None:
+        return 0
+    port = parse_int(name, raw)
+    if not 0 <= port <= 65535:
+        raise SettingsError(
+            f"{PREFIX}{name}: expected a port from 1 to 65535, or 0 for none, got {raw!r}"
+        )
+    return port

@@ -85,6 +85,16 @@ def _dir_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", nargs="?", default=None, help="dialogs folder (default: dialogs/)")
 
 
+def _revision_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-m", "--message", required=True, help="what the migration does")
+    p.add_argument("--bot", action="store_true", help="the bot database (default: the backend's)")
+    p.add_argument(
+        "--autogenerate",
+        action="store_true",
+        help="fill it from the models' differences with the database (run `db upgrade` first)",
+    )
+
+
 def _rotate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=500, help="rows re-encrypted per transaction")
     p.add_argument(
@@ -98,6 +108,20 @@ def _rotate_args(p: argparse.ArgumentParser) -> None:
 def _agent_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="login name")
     p.add_argument("--role", choices=("agent", "supervisor"), default="agent")
+    p.add_argument(
+        "--must-change",
+        action="store_true",
+        help="the agent must choose a new password at their first login",
+    )
+
+
+def _agent_name(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="login name")
+
+
+def _agent_role(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="login name")
+    p.add_argument("--role", choices=("agent", "supervisor"), required=True)
 
 
 # (words, help, add-arguments, "module:function", whose settings)
@@ -108,6 +132,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, AddArgs, str, str], ...] = (
     (("bot",), "the Telegram channel", _none, "bot.runner:run_bot", BOT),
     (("chat",), "talk to the dialogs in this terminal", _chat_args, "datadesk.demo_chat:chat_command", BOT),
     (("db", "upgrade"), "migrate the backend and bot databases", _none, "datadesk.migrate:upgrade_command", BOTH),
+    (("db", "revision"), "write a new migration file (developers)", _revision_args, "datadesk.migrate:revision_command", BOTH),
     (("crm", "import"), "import customers from a JSON file (all or nothing)", _file_arg, "backend.crm.cli:import_command", BACKEND),
     (("crm", "export"), "print one customer's record as JSON", _ref_arg, "backend.crm.cli:export_command", BACKEND),
     (("crm", "seed-demo"), "load the demo customers", _none, "backend.crm.cli:seed_demo_command", BACKEND),
@@ -116,6 +141,12 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, AddArgs, str, str], ...] = (
     (("dialogs", "reload"), "tell running bots to reload dialog files", _none, "bot.dialogs.cli:reload_command", BOT),
     (("locales", "check"), "check every catalog is complete and consistent", _none, "bot.i18n.check:check_command", BOT),
     (("agents", "add"), "add a console user; password on stdin", _agent_args, "backend.console.cli:add_agent_command", BACKEND),
+    (("agents", "list"), "list console users: role, state, last login", _none, "backend.console.cli:list_command", BACKEND),
+    (("agents", "disable"), "stop a console user logging in; end their sessions", _agent_name, "backend.console.cli:disable_command", BACKEND),
+    (("agents", "enable"), "let a disabled console user log in again", _agent_name, "backend.console.cli:enable_command", BACKEND),
+    (("agents", "remove"), "remove a console user (the audit trail keeps their id)", _agent_name, "backend.console.cli:remove_command", BACKEND),
+    (("agents", "reset-password"), "temporary password on stdin, to change at next login", _agent_name, "backend.console.cli:reset_password_command", BACKEND),
+    (("agents", "role"), "make a console user an agent or a supervisor", _agent_role, "backend.console.cli:role_command", BACKEND),
     (("audit", "verify"), "verify the audit log: keys, keyed chain, signed checkpoints", _none, "backend.audit.verifier:verify_command", BACKEND),
     (("keys", "status"), "how many encrypted values are on which key", _none, "backend.keys:status_command", BACKEND),
     (("keys", "rotate"), "re-encrypt every value onto the primary key, in batches", _rotate_args, "backend.key_rotation:rotate_command", BACKEND),
@@ -125,7 +156,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, AddArgs, str, str], ...] = (
 
 # What each group of commands is for, as `datadesk --help` lists it.
 GROUPS: dict[str, str] = {
-    "db": "the databases: migrate them",
+    "db": "the databases: migrate them, write a new migration",
     "crm": "the built-in CRM: import, export, demo customers",
     "dialogs": "dialog files: check, test, reload in running bots",
     "locales": "translation catalogs: check them",
@@ -197,7 +228,7 @@ def _address_in_use(exc: OSError) -> str:
     return (
         f"cannot listen: {exc.strerror or exc}; another process holds the port. "
         "Stop it, or choose another port with "
-        "DATADESK_HTTP_PORT (backend and console) or DATADESK_WEBHOOK_URL (the bot's webhook)."
+        "DATADESK_HTTP_PORT (backend and console) or DATADESK_WEBHOOK_PORT (the bot's webhook)."
     )
 
 

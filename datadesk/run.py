@@ -66,7 +66,8 @@ async def _run_all(args: argparse.Namespace, deployment: Deployment) -> int:
         # The channel talks to the backend over HTTP: start it once the backend listens.
         await _first(listening.wait(), *tasks)
         # One process, one service token: the bot gets the backend's, whichever made it.
-        bot = replace(deployment.bot, service_token=services.settings.service_token)
+        # One process, one registry: the backend's port serves the bot's metrics too.
+        bot = replace(deployment.bot, service_token=services.settings.service_token, metrics_port=0)
         channel: asyncio.Task[Any] | None = None
         if bot.telegram_token:
             channel = asyncio.create_task(start_bot(bot), name="bot")
@@ -131,5 +132,8 @@ def run_all(args: argparse.Namespace, deployment: Deployment) -> int:
             print(f"datadesk: {problem}", file=sys.stderr)
             return 2
     # The terminal chat owns the screen: only warnings and errors go to stderr beside it.
-    configure("WARNING" if terminal_chat else deployment.backend.log_level)
+    configure(
+        "WARNING" if terminal_chat else deployment.backend.log_level,
+        deployment.backend.log_format,
+    )
     return asyncio.run(_run_all(args, deployment))

@@ -13,11 +13,13 @@ PostgreSQL (``tests/database_pool.py``).
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import aiohttp
+import openapi_contract
 import pytest
 from aiohttp import web
 from database_pool import DatabaseFactory, PostgresServer
@@ -51,14 +53,28 @@ def pytest_configure(config: pytest.Config) -> None:
 DB_KINDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
 
 
+def find_tool(name: str) -> str | None:
+    """A program's full path, looking in the sbin folders too (nginx is there, off a user's PATH)."""
+    return shutil.which(
+        name, path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``postgres_only`` run on PostgreSQL alone: never collected as SQLite skips."""
+    """Tests marked ``postgres_only`` run on PostgreSQL alone: never collected as SQLite skips.
+
+    Likewise a test marked ``needs_tool(name)`` is deselected, not skipped, where
+    the program is not found (``make test`` installs them).
+    """
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
         callspec = getattr(item, "callspec", None)
         on_sqlite = callspec is not None and callspec.params.get("db_kind") == "sqlite"
-        if item.get_closest_marker("postgres_only") and (on_sqlite or not POSTGRES_URL):
+        wants_postgres = item.get_closest_marker("postgres_only") is not None
+        tools = [m.args[0] for m in item.iter_markers("needs_tool")]
+        missing_tool = any(find_tool(tool) is None for tool in tools)
+        if (wants_postgres and (on_sqlite or not POSTGRES_URL)) or missing_tool:
             dropped.append(item)
         else:
             kept.append(item)
@@ -93,6 +109,19 @@ def database_factories(
     yield factories
     for factory in factories.values():
         factory.close()
+
+
+@pytest.fixture(autouse=True)
+def api_contract() -> Iterator[None]:
+    """Fail the test during which the backend's API disagreed with its OpenAPI document."""
+    openapi_contract.take()
+    yield
+    found = openapi_contract.take()
+    if found:
+        pytest.fail(
+            "the backend API and backend/api/openapi/*.yaml disagree:\n" + "\n".join(found),
+            pytrace=False,
+        )
 
 
 @pytest.fixture(params=DB_KINDS)
@@ -181,8 +210,12 @@ class LiveBackend:
 
 
 async def start_app(app: web.Application) -> tuple[web.AppRunner, str]:
-    """Serve ``app`` on 127.0.0.1 on a free port; return the runner and base URL."""
-    runner = web.AppRunner(app, access_log=None)
+    """Serve ``app`` on 127.0.0.1 on a free port; return the runner and base URL.
+
+    A backend application is served behind the OpenAPI contract check
+    (``tests/openapi_contract.py``; the ``api_contract`` fixture fails the test).
+    """
+    runner = web.AppRunner(openapi_contract.check(app), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

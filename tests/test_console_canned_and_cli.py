@@ -104,16 +104,20 @@ async def test_agents_add_reads_the_password_from_stdin_and_stores_only_a_hash(
     assert action == "console.agent_added"
 
 
-async def test_agents_add_again_changes_the_password_and_role(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+async def test_agents_add_again_refuses_and_keeps_the_password_and_role(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import asyncio
 
     await asyncio.to_thread(_run, monkeypatch, settings, "first password!!\n", "sam", "agent")
-    await asyncio.to_thread(_run, monkeypatch, settings, "second password!!\n", "sam", "supervisor")
+    status = await asyncio.to_thread(
+        _run, monkeypatch, settings, "second password!!\n", "sam", "supervisor"
+    )
+    assert status == 1
+    assert "the name sam is taken" in capsys.readouterr().err
     (agent,) = await _agents(settings)
-    assert agent.role == "supervisor"
-    assert await password_matches(agent.password_hash, "second password!!")
+    assert agent.role == "agent"
+    assert await password_matches(agent.password_hash, "first password!!")
 
 
 async def test_agents_add_refuses_a_short_password(

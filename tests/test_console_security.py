@@ -71,16 +71,21 @@ async def test_no_console_route_answers_without_a_session(
             assert status in (401, 403), (method, path)
 
 
-async def test_an_agent_without_the_supervisor_role_gets_403_on_every_review_route(
+async def test_an_agent_without_the_supervisor_role_gets_403_on_every_supervisor_route(
     backend: LiveBackend, browser: ConsoleClient, services: Services
 ) -> None:
+    from backend.console.web import SUPERVISOR_ONLY
+
     await add_agent(services, "alice", "agent")
     await browser.log_in("alice")
     status, queue = await browser.get("/console/")
     assert status == 200
     assert "/console/review" not in queue  # no link to it either
-    review = [r for r in console_routes(backend) if r[1].startswith("/console/review")]
+    assert "/console/agents" not in queue
+    assert {"/console/review", "/console/agents"} <= set(SUPERVISOR_ONLY)
+    review = [r for r in console_routes(backend) if r[1].startswith(SUPERVISOR_ONLY)]
     assert {m for m, _ in review} == {"GET", "POST"}
+    assert len([p for _, p in review if p.startswith("/console/agents")]) >= 7
     for method, path in review:
         if method == "GET":
             status, _ = await browser.get(path)

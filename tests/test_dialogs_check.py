@@ -158,7 +158,7 @@ def test_the_installed_command_says_ok_in_one_line_and_exits_0(tmp_path: Path) -
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert len(done.stdout.splitlines()) == 1
-    assert done.stdout.startswith("dialogs check: OK, 9 flows")
+    assert done.stdout.startswith("dialogs check: OK, 10 flows")
 
 
 def test_the_installed_command_exits_1_on_a_broken_folder(tmp_path: Path) -> None:

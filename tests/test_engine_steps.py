@@ -16,7 +16,7 @@ from bot.i18n import Catalogs
 from common.settings import REPO_ROOT
 
 DIALOGS = REPO_ROOT / "dialogs"
-MENU = ["update_contact", "marketing_opt_out", "erasure", "status", "agent"]
+MENU = ["update_contact", "marketing_opt_out", "erasure", "access", "status", "agent"]
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +212,7 @@ def test_a_product_team_adds_a_menu_option_without_python(
     )
     chat = Chat(load_dialogs(folder), catalogs)
     chat.send(Start("en"))
-    assert chat.buttons == [*MENU[:4], "my_requests", "agent"]
+    assert chat.buttons == [*MENU[:5], "my_requests", "agent"]
     chat.verified_into("my_requests")
     assert [a.name for a in chat.last.actions] == ["list_requests"]
 

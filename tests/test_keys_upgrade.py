@@ -26,7 +26,7 @@ from backend.models.base import BACKEND_MIGRATIONS
 from backend.services import open_services
 from backend.settings import Settings
 from common.clock import FakeClock
-from common.db import UTCDateTime, _alembic_config, make_engine, upgrade
+from common.db import UTCDateTime, alembic_config, make_engine, upgrade
 
 PHONE = "+37120000077"
 
@@ -95,7 +95,7 @@ async def test_values_from_before_key_ids_are_read_after_the_upgrade_and_rotated
 ) -> None:
     url = settings.database_url
     key = Key.from_secret(settings.secret_key or "")
-    config = _alembic_config(url, BACKEND_MIGRATIONS)
+    config = alembic_config(url, BACKEND_MIGRATIONS)
     await asyncio.to_thread(command.downgrade, config, "0006_console_limits")
     await _write_as_the_previous_version(url, key)
     await upgrade(url, BACKEND_MIGRATIONS)

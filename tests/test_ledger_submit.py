@@ -191,7 +191,7 @@ async def test_an_oversized_body_is_a_413_and_the_backend_keeps_serving(
     assert status == 201
 
 
-async def test_status_lists_open_requests_newest_first_with_due_dates(
+async def test_status_lists_the_requests_of_the_year_newest_first_finished_ones_with_their_date(
     backend: LiveBackend, clock: FakeClock
 ) -> None:
     await add_customers(backend.services, customer("C-1"))
@@ -213,11 +213,19 @@ async def test_status_lists_open_requests_newest_first_with_due_dates(
         backend.api("/api/v1/requests"), params={"chat": "tg:42"}, headers=session_headers(token)
     ) as r:
         listed = (await r.json())["requests"]
-    assert [(x["reference"], x["due_date"]) for x in listed] == [
-        (second["reference"], "2026-12-23"),
-        (first["reference"], "2026-12-22"),
+    assert [(x["reference"], x["due_date"], x["finished_at"]) for x in listed] == [
+        (second["reference"], "2026-12-23", None),
+        (done["reference"], "2026-12-23", "2026-11-23T12:00:00Z"),
+        (first["reference"], "2026-12-22", None),
     ]
-    assert done["reference"] not in {x["reference"] for x in listed}
+    assert listed[1]["state"] == "done"
+    # A year on, they are no longer "the last 12 months".
+    clock.advance(days=367)
+    token = await session_token(backend.services, "C-1")
+    async with backend.client.get(
+        backend.api("/api/v1/requests"), params={"chat": "tg:42"}, headers=session_headers(token)
+    ) as r:
+        assert (await r.json())["requests"] == []
 
 
 async def test_a_review_kind_waits_and_a_rejection_reaches_the_customer(

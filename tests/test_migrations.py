@@ -10,6 +10,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 
 import backend.models  # noqa: F401  (registers every backend table)
+import bot.dialogs.reloads  # registers the dialog reload requests
 import bot.state
 import bot.telegram.inbox  # registers the webhook inbox and chat lease tables
 import bot.telegram.registry  # registers the bot's process table

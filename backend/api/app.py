@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from backend.api.http import MAX_BODY_BYTES, SERVICES, header_text, json_response
 from backend.crypto import CryptoError, constant_time_equal
 from backend.errors import ApiError, BadRequest, PayloadTooLarge, ServiceUnavailable, Unauthorized
+from backend.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from backend.services import Services
 from backend.validation import is_text
+from common.access_log import route_of
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +33,35 @@ ROUTE_MODULES: tuple[str, ...] = (
     "backend.api.escalations",
     "backend.console.web",
     "backend.api.requests",
+    "backend.api.access",
     "backend.api.notifications",
     "backend.api.openapi",
+    "backend.undo_page",
 )
 
 # Routes under /api/ that answer without the service token.
 PUBLIC_API_PATHS = frozenset({"/api/v1/openapi.yaml"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count every answer by method, route pattern (never the raw path: it holds ids) and status."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        route = route_of(request)
+        method = request.method if request.method in hdrs.METH_ALL else "other"
+        HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
+        HTTP_SECONDS.labels(route=route).observe(time.perf_counter() - started)
 
 
 @web.middleware
@@ -98,7 +122,12 @@ def create_app(services: Services) -> web.Application:
     """The backend application for ``services``; start it with any aiohttp runner."""
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
-        middlewares=[errors_middleware, url_text_middleware, service_token_middleware],
+        middlewares=[
+            metrics_middleware,
+            errors_middleware,
+            url_text_middleware,
+            service_token_middleware,
+        ],
     )
     app[SERVICES] = services
     for name in ROUTE_MODULES:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from backend import escalations, transcripts, verification
 from backend.api.http import json_response, read_json, services
 from backend.errors import Invalid
-from backend.models.console import REASONS
+from backend.models.console import CHANNEL_REASONS
 from backend.validation import INVALID_CHAT, is_text, valid_chat
 from common.vocabulary.locales import SHIPPED_LOCALES
 
@@ -50,7 +50,7 @@ async def create_escalation(request: web.Request) -> web.Response:
     if chat is None:
         fields["chat"] = INVALID_CHAT
     reason = body.get("reason")
-    if reason not in REASONS:
+    if reason not in CHANNEL_REASONS:
         fields["reason"] = "invalid_reason"
     locale = body.get("locale")
     if locale not in SHIPPED_LOCALES:

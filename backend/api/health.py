@@ -1,28 +1,19 @@
-"""Liveness and readiness: ``/healthz`` answers ok when the process runs, its database does, and its key is current."""
+"""Liveness, readiness and metrics on the backend's own port (``common.monitoring``).
+
+``/readyz`` (and its older name ``/healthz``) answers 200 when the database
+answers and still takes this process's key, 503 with the reason otherwise;
+``/livez`` answers while the process runs; ``/metrics`` is this process's
+registry, the ledger's gauges read from the database first.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
-from sqlalchemy import text
 
-from backend.api.http import json_response, services
-from backend.keys import key_is_current
-
-
-async def healthz(request: web.Request) -> web.Response:
-    """Answer 200 when the database answers and still takes this process's key, 503 otherwise."""
-    svc = services(request)
-    try:
-        async with svc.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-            current = await key_is_current(conn, svc.keyring)
-    except Exception:
-        return json_response({"status": "database unavailable"}, status=503)
-    if not current:
-        # A rotation retired this process's key, or the key table changed under it.
-        return json_response({"status": "key not current"}, status=503)
-    return json_response({"status": "ok"})
+from backend.api.http import SERVICES
+from backend.metrics import monitoring
+from common.monitoring import add_routes
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz)
+    add_routes(app, monitoring(app[SERVICES]))

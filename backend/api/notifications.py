@@ -9,6 +9,7 @@ from aiohttp import web
 from backend import notifications
 from backend.api.http import MAX_ID, json_response, query_number, read_json, services
 from backend.errors import Invalid
+from backend.metrics import NOTIFICATION_LAG
 
 # Set when the server starts shutting down, so waiting long polls answer at once.
 CLOSING: web.AppKey[asyncio.Event] = web.AppKey("notifications_closing", asyncio.Event)
@@ -50,7 +51,10 @@ async def acknowledge(request: web.Request) -> web.Response:
         raise Invalid({"ids": "invalid_ids"})
     svc = services(request)
     async with svc.sessions() as session:
-        await notifications.ack(session, ids)
+        created = await notifications.ack(session, ids)
+    now = svc.clock.now()
+    for at in created:
+        NOTIFICATION_LAG.observe(max(0.0, (now - at).total_seconds()))
     return web.Response(status=204)
 
 

@@ -7,7 +7,8 @@ path or component (``file: … defined twice``). Public: no token needed.
 
 Answers the application gives on every route, whatever the route (a URL or
 body it cannot read, a missing service token, a body too large or holding
-text no database can store: ``backend/api/app.py``, ``backend/api/http.py``)
+text no database can store, a stored value that does not decrypt:
+``backend/api/app.py``, ``backend/api/http.py``)
 are added to every operation here, unless its fragment describes that status
 itself, so that the document lists every status an operation can answer.
 """
@@ -80,6 +81,12 @@ HEADER: dict[str, Any] = {
                 "description": "`payload_too_large`: the body is over 64 KiB",
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
             },
+            "ServiceUnavailable": {
+                "description": "`stored_data_unreadable`: a stored value the answer needs "
+                "does not decrypt (altered, moved, or under a key not configured; "
+                "docs/security.md)",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            },
             "Invalid": {
                 "description": "`invalid`, with one code per field in `fields` "
                 "(`invalid_text` for a string holding NUL or a lone surrogate)",
@@ -93,6 +100,7 @@ HEADER: dict[str, Any] = {
 _EVERY_ROUTE = {
     "400": {"$ref": "#/components/responses/BadRequest"},
     "401": {"$ref": "#/components/responses/Unauthorized"},
+    "503": {"$ref": "#/components/responses/ServiceUnavailable"},
 }
 _EVERY_BODY = {
     "413": {"$ref": "#/components/responses/PayloadTooLarge"},

@@ -26,9 +26,21 @@ from backend.retention import load_policy
 from backend.validation import INVALID_CHAT, INVALID_TEXT, is_text, valid_chat
 from common.vocabulary.categories import CATEGORIES
 from common.vocabulary.locales import SHIPPED_LOCALES
-from common.vocabulary.request_kinds import REQUEST_KINDS
+from common.vocabulary.request_kinds import ACCESS, REQUEST_KINDS
 
 MAX_KEY = 128
+
+
+def idempotency_key(request: web.Request) -> str:
+    """The request's ``Idempotency-Key`` header; ``BadRequest``/``Invalid`` when unusable."""
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key:
+        raise BadRequest("the Idempotency-Key header is required", code="missing_idempotency_key")
+    if len(key) > MAX_KEY:
+        raise Invalid({"idempotency_key": "too_long"})
+    if not is_text(key) or not key.isprintable():
+        raise Invalid({"idempotency_key": INVALID_TEXT})
+    return key
 
 
 async def erasure_preview(request: web.Request) -> web.Response:
@@ -64,17 +76,13 @@ async def erasure_preview(request: web.Request) -> web.Response:
 async def submit_request(request: web.Request) -> web.Response:
     """``POST /api/v1/requests``: store a request once per Idempotency-Key."""
     ref = await customer_ref(request)
-    key = request.headers.get("Idempotency-Key", "").strip()
-    if not key:
-        raise BadRequest("the Idempotency-Key header is required", code="missing_idempotency_key")
-    if len(key) > MAX_KEY:
-        raise Invalid({"idempotency_key": "too_long"})
-    if not is_text(key) or not key.isprintable():
-        raise Invalid({"idempotency_key": INVALID_TEXT})
+    key = idempotency_key(request)
     body = await read_json(request)
     kind = body.get("kind")
     if not isinstance(kind, str) or kind not in REQUEST_KINDS:
         raise BadRequest("unknown request kind", code="unknown_kind")
+    if kind == ACCESS:
+        raise BadRequest("ask for a copy with POST /api/v1/access", code="unknown_kind")
     fields: dict[str, str] = {}
     chat, locale = valid_chat(body.get("chat")), body.get("locale")
     if chat is None:
@@ -103,14 +111,14 @@ async def submit_request(request: web.Request) -> web.Response:
 
 
 async def list_requests(request: web.Request) -> web.Response:
-    """``GET /api/v1/requests?chat=``: the open requests of the customer verified in ``chat``."""
+    """``GET /api/v1/requests?chat=``: the requests of the last 12 months of the customer verified in ``chat``."""
     chat = valid_chat(request.query.get("chat"))
     if chat is None:
         raise Invalid({"chat": INVALID_CHAT})
     ref = await customer_ref(request, chat)
     svc = services(request)
     async with svc.sessions() as session:
-        found = await ledger.open_requests(session, ref)
+        found = await ledger.recent_requests(session, ref, svc.clock.now())
     return json_response({"requests": found})
 
 

@@ -10,14 +10,18 @@
 | pages    | login/logout, the queue, a chat: take over, reply, reveal, hand back |
 | reveal   | who may see a customer field in clear, how often; its audit entry |
 | review   | the supervisors' review queue: approve, reject with a reason code |
+| agents   | managing console users: the rules, one function per change, audited |
+| agents_page | the supervisors' Agents page over ``agents``                  |
+| password | an agent changes their own password (forced after a reset)        |
 | chatview | a chat's heading, the customer's requests, notes (chat and history pages) |
 | chat_actions | internal notes; supervisors reassign a chat, retry or cancel a request |
 | history  | closed chats: search, read-only transcript                        |
 | shift    | the queue's counts per reason and language, the oldest wait       |
 | live     | the websocket: queue changes and a chat's new messages            |
 | canned   | canned responses per locale from ``canned.yaml``                  |
-| cli      | ``datadesk agents add NAME --role agent|supervisor``              |
+| cli      | ``datadesk agents add|list|disable|enable|remove|reset-password|role`` |
 
 ``backend.console.web`` is listed in ``backend.api.app.ROUTE_MODULES``. The
-limits are argued in ``docs/console-login-limits.md``.
+limits are argued in ``docs/console-login-limits.md``, managing agents in
+``docs/console-agents.md``.
 """

@@ -27,6 +27,7 @@ from sqlalchemy import delete, select, update
 from backend import audit
 from backend.console import limits, login_limits
 from backend.crypto import constant_time_equal
+from backend.metrics import CONSOLE_LOGIN_FAILURES
 from backend.models.console import Agent, ConsoleSession
 from backend.services import Services
 
@@ -49,6 +50,8 @@ class Me:
     role: str
     csrf: str
     token_digest: str
+    # A reset password: the change-password page comes before anything else.
+    must_change_password: bool = False
 
     @property
     def supervisor(self) -> bool:
@@ -107,6 +110,7 @@ async def _refuse(
             outcome=code,
             at=svc.clock.now(),
         )
+    CONSOLE_LOGIN_FAILURES.labels(reason=code).inc()
     return LoginRefused(code, retry_after)
 
 
@@ -163,6 +167,7 @@ async def log_in(
                 last_seen_at=now,
             )
         )
+        await session.execute(update(Agent).where(Agent.id == agent.id).values(last_login_at=now))
         await audit.record(
             session, action="console.login", actor=f"agent:{agent.id}", outcome="ok", at=now
         )
@@ -198,7 +203,7 @@ async def resume(svc: Services, token: str) -> Me | None:
             return None
         row = (
             await session.execute(
-                select(Agent.id, Agent.name, Agent.role, Agent.active)
+                select(Agent.id, Agent.name, Agent.role, Agent.active, Agent.must_change_password)
                 .join(ConsoleSession, ConsoleSession.agent_id == Agent.id)
                 .where(ConsoleSession.token_digest == digest)
             )
@@ -211,6 +216,7 @@ async def resume(svc: Services, token: str) -> Me | None:
         role=row.role,
         csrf=csrf_for(svc, token),
         token_digest=digest,
+        must_change_password=row.must_change_password,
     )
 
 

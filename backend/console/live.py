@@ -35,7 +35,8 @@ from backend.models.console import OPEN_STATES, ConsoleSession, Escalation
 from backend.services import Services
 
 POLL_SECONDS = 1.0
-SESSION_CHECK_SECONDS = 15.0
+# As often as the page polls: a disabled agent's socket closes within seconds.
+SESSION_CHECK_SECONDS = POLL_SECONDS
 # Open sockets, closed when the server shuts down so it need not wait for browsers.
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("console_sockets")
 

@@ -85,6 +85,7 @@ async def login_form(request: web.Request) -> web.Response:
         {
             "login_csrf": token,
             "next": request.query.get("next", ""),
+            "name": "",
             "failed": None,
             "wait_seconds": None,
             "wait_minutes": None,
@@ -122,6 +123,8 @@ async def login(request: web.Request) -> web.StreamResponse:
         context = {
             "login_csrf": fresh,
             "next": form.get("next", ""),
+            # The name stays typed so only the password need be typed again.
+            "name": name,
             "failed": refused.code,
             "wait_seconds": wait,
             "wait_minutes": -(-wait // 60) if wait else None,

@@ -2,8 +2,10 @@
 
 Every console route sits behind ``guard``: without a live session a page
 redirects to the login form and anything else answers 401; routes under
-``/console/review`` answer 403 to anyone but a supervisor; every POST needs
-the session's CSRF token. The guard is a middleware of the sub-application,
+``/console/review`` and ``/console/agents`` answer 403 to anyone but a
+supervisor; an agent whose password was reset is sent to
+``/console/password`` before anything else (other requests answer 403);
+every POST needs the session's CSRF token. The guard is a middleware of the sub-application,
 so a route added later is protected without remembering to be. In front of it,
 behind the operator's trusted reverse proxies, ``proxies`` sets the client
 address that login limits count on.
@@ -34,7 +36,10 @@ PREFIX = "/console"
 LOGIN_PATH = f"{PREFIX}/login"
 PUBLIC = frozenset({LOGIN_PATH})
 STATIC = f"{PREFIX}/static/"
-SUPERVISOR_ONLY = f"{PREFIX}/review"
+SUPERVISOR_ONLY = (f"{PREFIX}/review", f"{PREFIX}/agents")
+PASSWORD_PATH = f"{PREFIX}/password"
+# What an agent who must change their password may still reach.
+BEFORE_PASSWORD_CHANGE = frozenset({PASSWORD_PATH, f"{PREFIX}/logout"})
 
 ME: web.RequestKey[auth.Me] = web.RequestKey("console_me", auth.Me)
 CANNED: web.AppKey[list[Canned]] = web.AppKey("console_canned", list)
@@ -45,6 +50,7 @@ REASON_LABELS = {
     "lockout": "Locked out of verification",
     "misunderstanding": "Repeated misunderstanding",
     "failed_request": "A request failed",
+    "possible_fraud": "Possible fraud: a contact change was undone",
 }
 LOCALE_LABELS = {
     "en": "English",
@@ -159,6 +165,10 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
     if request.path == PREFIX:
         # The sub-application also receives its bare prefix; send it to the queue.
         raise web.HTTPFound(f"{PREFIX}/")
+    if current.must_change_password and request.path not in BEFORE_PASSWORD_CHANGE:
+        if request.method == "GET" and not request.headers.get("Upgrade"):
+            raise web.HTTPFound(PASSWORD_PATH)
+        return refuse(request, 403, "password_change_required")
     if request.path.startswith(SUPERVISOR_ONLY) and not current.supervisor:
         return refuse(request, 403, "supervisors_only")
     if request.method == "POST":
@@ -177,7 +187,17 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
 
 def setup(app: web.Application) -> None:
     """Mount the console under ``/console/`` on the backend application."""
-    from backend.console import canned, chat_actions, history, live, pages, proxies, review
+    from backend.console import (
+        agents_page,
+        canned,
+        chat_actions,
+        history,
+        live,
+        pages,
+        password,
+        proxies,
+        review,
+    )
 
     trusted = app[SERVICES].settings.trusted_proxies
     console = web.Application(middlewares=[*proxies.middlewares(trusted), guard])
@@ -193,6 +213,8 @@ def setup(app: web.Application) -> None:
     console.router.add_static("/static/", HERE / "static", name="static")
     pages.setup(console)
     review.setup(console)
+    agents_page.setup(console)
+    password.setup(console)
     chat_actions.setup(console)
     history.setup(console)
     live.setup(console)

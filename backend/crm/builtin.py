@@ -297,6 +297,14 @@ class BuiltinCrm:
                 return None
             return await export_customer(session, customer)
 
+    async def access_export(self, ref: str) -> dict[str, Any] | None:
+        """The whole record: the built-in CRM keeps nothing beyond the export shape."""
+        async with self._sessions() as session:
+            customer = await customer_by_ref(session, ref)
+            if customer is None:
+                return None
+            return await export_customer(session, customer)
+
     async def _require(self, session: AsyncSession, ref: str) -> Customer:
         customer = await customer_by_ref(session, ref)
         if customer is None:

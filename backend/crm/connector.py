@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Protocol
+from typing import Any, Protocol
 
 from common.errors import DatadeskError
 from common.vocabulary.categories import Category
@@ -23,6 +23,10 @@ from common.vocabulary.marketing_channels import MarketingChannel
 
 class CustomerNotFound(DatadeskError):
     """The CRM has no customer with this ref; a change to them cannot be applied."""
+
+
+class ExportUnsupported(DatadeskError):
+    """The CRM cannot hand out a full copy of a customer (an access request goes to an agent)."""
 
 
 @dataclass(frozen=True)
@@ -126,4 +130,11 @@ class CrmConnector(Protocol):
 
     async def export(self, ref: str) -> dict[str, object] | None:
         """The customer in the CRM JSON shape, plus ``holds`` and ``erased_categories``."""
+        ...
+
+    async def access_export(self, ref: str) -> dict[str, Any] | None:
+        """Everything held about the customer, in the export shape, for a copy of their data.
+
+        Raises ``ExportUnsupported`` when this CRM cannot produce one.
+        """
         ...

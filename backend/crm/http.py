@@ -17,7 +17,14 @@ from urllib.parse import quote
 
 import aiohttp
 
-from backend.crm.connector import Address, ContactOnFile, CustomerNotFound, CustomerRecord, Hold
+from backend.crm.connector import (
+    Address,
+    ContactOnFile,
+    CustomerNotFound,
+    CustomerRecord,
+    ExportUnsupported,
+    Hold,
+)
 from backend.crm.shape import address_json, hold_json, record_from_export
 from backend.errors import ConnectorError
 from common.vocabulary.categories import Category
@@ -54,6 +61,11 @@ class HttpCrm:
                     if _says_customer_not_found(await resp.text()):
                         raise CustomerNotFound(f"{method} {path.split('/')[1]}: customer not found")
                     raise ConnectorError(f"CRM answered HTTP 404 to {method}: not the protocol")
+                if resp.status == 501:
+                    # The protocol's way to say "this CRM does not offer that call".
+                    raise ExportUnsupported(
+                        f"CRM does not implement {method} {path.split('/')[-1]}"
+                    )
                 if resp.status == 204:
                     return None
                 if not 200 <= resp.status < 300:
@@ -90,6 +102,16 @@ class HttpCrm:
             return None
         if not isinstance(data, dict):
             raise ConnectorError("CRM sent a customer that is not a JSON object")
+        return data
+
+    async def access_export(self, ref: str) -> dict[str, Any] | None:
+        """``GET /customers/{ref}/export``; ``ExportUnsupported`` when the CRM answers 501."""
+        try:
+            data = await self._call("GET", f"/customers/{self._ref(ref)}/export")
+        except CustomerNotFound:
+            return None
+        if not isinstance(data, dict):
+            raise ConnectorError("CRM sent a customer copy that is not a JSON object")
         return data
 
     async def get(self, ref: str) -> CustomerRecord | None:

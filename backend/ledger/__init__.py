@@ -24,7 +24,7 @@ The names below are what the API and the console use.
 from __future__ import annotations
 
 from backend.ledger.review import ReviewItem, approve, awaiting_review, reject
-from backend.ledger.status import open_requests
+from backend.ledger.status import open_requests, recent_requests
 from backend.ledger.submit import Submitted, connector, submit
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "awaiting_review",
     "connector",
     "open_requests",
+    "recent_requests",
     "reject",
     "submit",
 ]

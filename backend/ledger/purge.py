@@ -1,7 +1,8 @@
 """Held data after an erasure: replanned when its product closes, erased when its hold ends.
 
 ``purge_once`` replans holds kept "while product X is open" once X closed,
-drops erasure previews nobody used, and erases held data whose hold has ended
+drops erasure previews nobody used and "Was this you?" rows a day after their
+link expired, and erases held data whose hold has ended
 (``datadesk purge``); ``purge_daily`` runs it, the purge of spent
 verification rows (``backend.verification.purge_verification``) and of
 transcripts past their period (``backend.chat_history.purge``), in every
@@ -98,6 +99,9 @@ async def purge_once(
     await replan_closed_products(services, crm)
     now = services.clock.now()
     await drop_stale_previews(services)
+    from backend.contact_undo import purge_expired
+
+    await purge_expired(services)
     purged = await crm.purge_expired_holds(now.date())
     if purged:
         async with services.sessions() as session:

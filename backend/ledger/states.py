@@ -3,8 +3,7 @@
 ``MOVES`` is the whole state machine: a pair (from, to) is allowed exactly when
 it is a key, and its value is the audit action ``transitions.transition``
 writes. Adding a state or a transition is adding a line here (and the state
-to ``common.vocabulary.request_states``); ``done → reverted`` would be
-``(DONE, REVERTED): "request_reverted"``.
+to ``common.vocabulary.request_states``), as ``done → reverted`` is.
 
 ``running → running`` is a take-over: the lease of a worker that died ran out
 and another worker claims the request again.
@@ -22,6 +21,7 @@ from common.vocabulary.request_states import (
     PARTLY_DONE,
     QUEUED,
     REJECTED,
+    REVERTED,
     RUNNING,
     SUBMITTED,
     RequestState,
@@ -46,6 +46,9 @@ MOVES: Mapping[tuple[RequestState, RequestState], str] = {
     (RUNNING, PARTLY_DONE): "request_partly_done",
     (RUNNING, REJECTED): "request_rejected",
     (RUNNING, FAILED): "request_failed",
+    # The customer undid a contact change from the "Was this you?" notice
+    # (backend/contact_undo.py).
+    (DONE, REVERTED): "request_reverted",
     # A supervisor's hand (backend/ledger/interventions.py): a failed request tried
     # again, or a queued (or failed) one cancelled, which the customer is told.
     (FAILED, QUEUED): "request_retried",
@@ -55,8 +58,8 @@ MOVES: Mapping[tuple[RequestState, RequestState], str] = {
 
 # The customer is told these outcomes in their chat.
 TOLD: frozenset[RequestState] = frozenset(FINAL_STATES)
-# These also bring the chat to an agent.
-ESCALATED: frozenset[RequestState] = frozenset({FAILED})
+# These also bring the chat to an agent, for this escalation reason.
+ESCALATED: Mapping[RequestState, str] = {FAILED: "failed_request", REVERTED: "possible_fraud"}
 # A request that reaches one of these keeps no personal values in its payload.
 # A failed one keeps its (sealed) payload so a supervisor can retry it; cancelling
 # it (failed → rejected) scrubs it (see ``scrubs``).

@@ -6,7 +6,8 @@ transaction, and answers; a replay with the same body gets the first answer,
 a different body ``409 idempotency_mismatch``. A ``marketing_opt_out`` is
 applied before the answer (an objection to direct marketing is effective at
 once, GDPR Art. 21): the submitter holds it ``running`` under a lease while it
-calls the CRM, and if it fails or dies a worker takes the request up.
+calls the CRM, and if it fails or dies a worker takes the request up. An
+``access`` request is held the same way while ``backend.access`` builds the copy.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from backend.ledger.transitions import Lease, transition
 from backend.models.ledger import ErasurePreview, Request
 from backend.services import Services
 from common.db import begin_write
-from common.vocabulary.request_kinds import ERASURE, MARKETING_OPT_OUT, REQUEST_KINDS
+from common.vocabulary.request_kinds import ACCESS, ERASURE, MARKETING_OPT_OUT, REQUEST_KINDS
 from common.vocabulary.request_states import AWAITING_REVIEW, QUEUED, RUNNING, RequestState
 
 log = logging.getLogger(__name__)
@@ -173,8 +174,9 @@ async def _store(
     await session.flush()
     actor = f"customer:{row.customer_ref}"
     data = {"request_id": row.id}
-    if row.kind == MARKETING_OPT_OUT:
-        # Held by this process while it applies the opt-out itself (see _apply_opt_out);
+    if row.kind in (MARKETING_OPT_OUT, ACCESS):
+        # Held by this process while it applies the opt-out itself (see _apply_opt_out),
+        # or builds the copy of an access request (``backend.access``);
         # the answer a replay gets reports it queued until it is applied.
         lease = Lease(SUBMITTER, now + timedelta(seconds=SUBMIT_LEASE_SECONDS))
         await transition(session, row, RUNNING, actor=actor, at=now, lease=lease, data=data)

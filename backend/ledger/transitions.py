@@ -53,6 +53,8 @@ class Move:
     lease: Lease | None = None
     run_at: datetime | None = None
     data: Mapping[str, audit.Scalar] | None = None
+    # The customer was answered in the chat already (an access request's copy): no notification.
+    quiet: bool = False
 
 
 async def transition(
@@ -67,16 +69,19 @@ async def transition(
     lease: Lease | None = None,
     run_at: datetime | None = None,
     data: Mapping[str, audit.Scalar] | None = None,
+    quiet: bool = False,
 ) -> None:
     """Move ``row`` to ``to`` as ``actor`` at ``at``, with all that goes with it; no commit.
 
     - to ``running``: ``lease`` is required; the attempt count goes up by one.
     - to ``queued``: runs at ``run_at`` (default ``at``); workers are woken when it is due now.
     - to a final state: ``reason`` and ``details`` are the outcome, the payload is
-      scrubbed, the customer is told, and a failure is escalated to an agent.
+      scrubbed, the customer is told, and a failure (or an undone contact change,
+      as possible fraud) is escalated to an agent.
     - ``data`` adds facts (scalars, no personal data) to the audit entry.
+    - ``quiet``: the chat already told the customer; a final state sends no notification.
     """
-    move = Move(row, to, reason, details, lease, run_at, data)
+    move = Move(row, to, reason, details, lease, run_at, data, quiet)
     await transition_all(session, [move], actor=actor, at=at)
 
 
@@ -94,7 +99,7 @@ async def transition_all(
             await open_escalation(
                 session,
                 chat=move.row.chat,
-                reason="failed_request",
+                reason=states.ESCALATED[move.to],
                 locale=move.row.locale,
                 verified=True,
                 customer_ref=move.row.customer_ref,
@@ -151,7 +156,7 @@ async def _apply(session: AsyncSession, move: Move, at: datetime) -> None:
         # Data minimisation: the new phone, email or address was needed to
         # carry the request out, not to remember it afterwards.
         row.payload = SCRUBBED
-    if to in states.TOLD:
+    if to in states.TOLD and not move.quiet:
         notifications.add(
             session,
             chat=row.chat,

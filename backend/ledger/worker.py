@@ -25,12 +25,14 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
 
+from backend import undo_notices
 from backend.crm.connector import CrmConnector
 from backend.ledger.claims import Claimed, claim
 from backend.ledger.kinds import carry_out
@@ -38,6 +40,7 @@ from backend.ledger.outcomes import GroupCommit, Settled
 from backend.ledger.purge import purge_daily
 from backend.ledger.transitions import Move, transition_all
 from backend.ledger.wakeup import POLL_SECONDS, Waiter
+from backend.metrics import WORKER_ATTEMPTS, WORKER_SECONDS
 from backend.models.ledger import Request
 from backend.services import Services
 from common.db import begin_write
@@ -66,14 +69,18 @@ async def _carry_out(
     after_effect: AfterEffect | None,
 ) -> None:
     """Carry ``job`` out and record what became of it."""
+    started = time.perf_counter()
     try:
         outcome = await carry_out(services, crm, job)
     except Exception as exc:
         # Whatever went wrong (CRM down, a bug) is retried; the type only, as
         # exception texts can carry personal data.
         log.warning("request %s attempt %d failed: %s", job.id, job.attempts, type(exc).__name__)
+        WORKER_ATTEMPTS.labels(kind=job.kind, result="error").inc()
         await commit.settle(Settled(job, error=type(exc).__name__))
         return
+    WORKER_ATTEMPTS.labels(kind=job.kind, result=outcome.state.value).inc()
+    WORKER_SECONDS.labels(kind=job.kind).observe(time.perf_counter() - started)
     if after_effect is not None:
         after_effect(job)
     await commit.settle(Settled(job, outcome=outcome))
@@ -227,7 +234,8 @@ async def run_workers(
     after_effect: AfterEffect | None = None,
     poll_seconds: float = POLL_SECONDS,
 ) -> int:
-    """A worker with ``concurrency`` slots (and the daily purge) until ``stop``; return requests run.
+    """A worker with ``concurrency`` slots (the daily purge, the undo notices) until ``stop``;
+    return requests run.
 
     ``after_effect(job)`` runs after each CRM effect, before its outcome is
     recorded (the kill tests end the process there); ``poll_seconds`` is how
@@ -242,12 +250,19 @@ async def run_workers(
         poll_seconds=poll_seconds,
     )
     purger = asyncio.create_task(purge_daily(services, crm, stop)) if purge and not once else None
+    # "Was this you?" notices go out from every worker (backend/undo_notices.py).
+    notices = None if once else asyncio.create_task(undo_notices.run_notices(services, stop))
     try:
-        return await worker.run(stop, once=once)
+        count = await worker.run(stop, once=once)
+        if once:
+            await undo_notices.send_due(services)
+        return count
     finally:
-        if purger is not None:
+        if purger is not None or notices is not None:
             stop.set()
-            await purger
+        for task in (purger, notices):
+            if task is not None:
+                await task
 
 
 def main() -> int:

@@ -8,9 +8,10 @@
 | audit          | hash-chained audit entries                                   | 0004_audit         |
 | console        | agents, console sessions, escalated chats, transcripts       | 0005_console       |
 | keys           | the keys the data is encrypted with, their checks            | 0008_keys          |
-| console        | agents' internal notes on chats                              | 0010_chat_notes    |
+| undo           | "Was this you?" notices and undo tokens of contact changes   | 0011_contact_undo  |
+| console        | agents' internal notes on chats                              | 0012_chat_notes    |
 """
 
-from backend.models import audit, console, crm, keys, ledger, verification
+from backend.models import audit, console, crm, keys, ledger, undo, verification
 
-__all__ = ["audit", "console", "crm", "keys", "ledger", "verification"]
+__all__ = ["audit", "console", "crm", "keys", "ledger", "undo", "verification"]

@@ -1,6 +1,10 @@
 """Tables of the console feature (see backend/models/__init__.py).
 
 - ``agents``: people who log in to the console, with an argon2id password hash.
+  ``active`` false: disabled (or removed) and cannot log in; ``removed_at``
+  set: removed, the row kept so audit entries (``agent:<id>``) stay
+  attributable; ``must_change_password``: the next login goes to the
+  change-password page first (see ``backend/console/agents.py``).
 - ``console_sessions``: server-side login sessions; the cookie holds a random
   token and the row only its keyed digest, so a copy of the table logs no one in.
 - ``console_limits``: one counter per limited key (a login name, a client, a
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, text
+from sqlalchemy import BigInteger, ForeignKey, Index, String, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.crypto import Encrypted, new_row_uid
@@ -26,7 +30,10 @@ from backend.models.base import Base
 from common.db import UTCDateTime
 
 ROLES = ("agent", "supervisor")
-REASONS = ("asked", "lockout", "misunderstanding", "failed_request")
+# Why a chat waits for a person. A channel may give these (POST /api/v1/escalations) …
+CHANNEL_REASONS = ("asked", "lockout", "misunderstanding", "failed_request")
+# … and the backend alone opens possible_fraud: a contact change was undone ("Was this you?").
+REASONS = (*CHANNEL_REASONS, "possible_fraud")
 OPEN_STATES = ("waiting", "taken")
 STATES = (*OPEN_STATES, "handed_back", "closed")
 DIRECTIONS = ("in", "out", "agent")
@@ -41,6 +48,9 @@ class Agent(Base):
     role: Mapped[str] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=false())
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class ConsoleSession(Base):

@@ -3,24 +3,27 @@
 - ``check [DIR]`` lists every problem as ``file:line: message`` and exits 1,
   or prints a one-line summary and exits 0;
 - ``test [DIR]`` plays every script in ``DIR/tests/*.yaml``;
-- ``reload`` checks the dialogs, then sends SIGHUP to the bots recorded in
-  ``DATA_DIR/bot.pid`` (see ``bot.dialogs.pidfile``).
+- ``reload`` checks the dialogs, then writes a reload request to the bot
+  database, which every running bot, on any host, picks up within a couple of
+  seconds (see ``bot.dialogs.reloads``).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import signal
+import asyncio
 import sys
 from pathlib import Path
 
-from bot.dialogs.pidfile import PID_FILE, bot_pids, unregister_bot
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.dialogs.reloads import POLL_SECONDS, request_reload
 from bot.dialogs.testing import iter_results, load_scripts
 from bot.engine import check_dialogs
 from bot.engine.phrasings import uncovered
 from bot.i18n import Catalogs
 from bot.settings import BotSettings
+from common.db import make_engine
 from common.errors import ConfigError
 
 
@@ -88,30 +91,33 @@ def test_command(args: argparse.Namespace, settings: BotSettings) -> int:
     return 1 if failed else 0
 
 
+async def _request(url: str) -> int:
+    engine = make_engine(url)
+    try:
+        return await request_reload(engine)
+    finally:
+        await engine.dispose()
+
+
 def reload_command(args: argparse.Namespace, settings: BotSettings) -> int:
-    """Check the dialogs, then ask every running bot (``DATA_DIR/bot.pid``) to reload them."""
+    """Check the dialogs, then ask every running bot (through the bot database) to reload them."""
     errors = _check(settings.dialogs_dir, settings)
     if errors:
         for error in errors:
             print(error)
         print("dialogs reload: not sent; the bots keep their current dialogs", file=sys.stderr)
         return 1
-    signalled = 0
-    for pid in bot_pids(settings.data_dir):
-        try:
-            os.kill(pid, signal.SIGHUP)
-        except ProcessLookupError:
-            unregister_bot(settings.data_dir, pid)
-            continue
-        except PermissionError:
-            print(f"dialogs reload: not allowed to signal bot process {pid}", file=sys.stderr)
-            continue
-        signalled += 1
-    if not signalled:
+    try:
+        number = asyncio.run(_request(settings.bot_database_url))
+    except (SQLAlchemyError, OSError) as exc:
         print(
-            f"dialogs reload: no running bot found in {settings.data_dir / PID_FILE}",
+            f"dialogs reload: not sent, the bot database cannot be written ({type(exc).__name__}); "
+            "is DATADESK_BOT_DATABASE_URL the bots' database, migrated with `datadesk db upgrade`?",
             file=sys.stderr,
         )
         return 1
-    print(f"dialogs reload: asked {signalled} bot process(es) to reload {settings.dialogs_dir}")
+    print(
+        f"dialogs reload: request {number} written; every running bot re-reads its dialogs "
+        f"within {POLL_SECONDS * 2:g} seconds (checked here: {settings.dialogs_dir})"
+    )
     return 0

@@ -7,7 +7,9 @@
 - translations: every text is translated in every shipped locale;
 - safety: every path to ``submit_request`` for an erasure or a contact change
   passes a successful verification, shows what will change, and then takes an
-  explicit ``yes`` (a path analysis over the flow graph, calls included).
+  explicit ``yes`` (a path analysis over the flow graph, calls included); every
+  path to a copy of the customer's data (``request_copy``) passes a successful
+  verification.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from bot.engine.model import Dialogs, Flow, Step, Text, Transition, Where
 from bot.engine.registry import (
     ACTIONS,
+    COPY_ACTION,
     ENGINE_MESSAGES,
     ENGINE_VALUES,
     GUARDED_KINDS,
@@ -33,7 +36,7 @@ from bot.engine.registry import (
     VERIFYING_ACTION,
 )
 from bot.i18n import SHIPPED_LOCALES, Catalogs
-from common.vocabulary.request_kinds import ERASURE, UPDATE_CONTACT
+from common.vocabulary.request_kinds import ACCESS, ERASURE, UPDATE_CONTACT
 
 CALLBACK_LIMIT = 64
 # Room kept for a channel's short prefix and colon (``o:email``) within the 64 bytes.
@@ -297,8 +300,16 @@ def _submitted_kind(step: Step) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
+def _hands_out_copy(step: Step) -> bool:
+    """Whether the step asks for a copy of the customer's data (``request_copy``, kind access)."""
+    return step.action == COPY_ACTION or (
+        step.action == SUBMIT_ACTION and _submitted_kind(step) == ACCESS
+    )
+
+
 def check_guarded_paths(dialogs: Dialogs) -> list[str]:
-    """Paths that reach an erasure or contact-change submit without verify, show and yes."""
+    """Paths that reach an erasure or contact-change submit without verify, show and yes,
+    or a copy of the customer's data without verify."""
     start = dialogs.flows.get("start")
     home = (start.name, start.home or start.start) if start else None
     parents: dict[Node, Node | None] = {}
@@ -315,7 +326,15 @@ def check_guarded_paths(dialogs: Dialogs) -> list[str]:
         step = dialogs.flows[flow_name].steps[step_id]
         if step.render in _SHOWN:
             flags |= _SHOWN[step.render]
-        if step.kind == "action" and step.action == SUBMIT_ACTION:
+        if step.kind == "action" and _hands_out_copy(step) and not flags & VERIFIED:
+            mark = (flow_name, step.id, "verified")
+            if mark not in reported:
+                reported.add(mark)
+                errors.append(
+                    f"{step.where}: {step.action} (access) can be reached without a successful "
+                    f"verification (check_code → verified); path: {_path(node, parents)}"
+                )
+        elif step.kind == "action" and step.action == SUBMIT_ACTION:
             kind = _submitted_kind(step)
             if kind in GUARDED_KINDS or kind is None or kind.startswith("$"):
                 errors.extend(

@@ -69,6 +69,13 @@ ACTIONS: dict[str, ActionSpec] = {
         ("reference", "due_date", "state", "received_at", "fields"),
     ),
     "list_requests": ActionSpec((), ("ok", "session_expired", "error"), ("requests",)),
+    # An access request: the copy of the customer's data, sent as two documents after the
+    # step that handles ``sent``; ``unavailable``: the CRM cannot export, an agent sends it.
+    "request_copy": ActionSpec(
+        (),
+        ("sent", "unavailable", "session_expired", "error"),
+        ("reference", "due_date", "state", "summary", "reason"),
+    ),
     "escalate": ActionSpec(("reason",), ("ok", "error"), ("escalation_id",)),
     # The customer stopped waiting for a person: a waiting escalation is closed.
     "withdraw_escalation": ActionSpec((), ("ok", "error"), ()),
@@ -82,6 +89,8 @@ SESSION_EXPIRED = "session_expired"
 # Where data-changing requests are submitted; ``dialogs check`` guards every path to it.
 SUBMIT_ACTION = "submit_request"
 GUARDED_KINDS = (ERASURE, UPDATE_CONTACT)
+# Hands the customer a copy of their data: ``dialogs check`` wants every path to it verified.
+COPY_ACTION = "request_copy"
 
 # What a step must render (``say: {render: …}``) before a guarded kind is confirmed.
 PREVIEW_RENDER: dict[str, str] = {ERASURE: "erasure_preview", UPDATE_CONTACT: "contact_change"}
@@ -104,6 +113,7 @@ RENDERERS = (
     "opt_out_choice",
     "erasure_preview",
     "request_list",
+    "access_summary",
 )
 
 # Commands that work at every step; a press of one of these ids that is not an
@@ -112,6 +122,36 @@ GLOBAL_COMMANDS = ("cancel", "back", "help", "language", "status", "agent", "sta
 
 # Flows the engine itself enters: the menu (with its ``home`` step) and the global commands.
 REQUIRED_FLOWS = ("start", "language", "status", "agent", "logout")
+
+# Texts of the PDF copy (``bot/copy/pdf.py``): ``copy.<key>`` in ``dialogs/messages.yaml``.
+COPY_TEXTS = (
+    "title",
+    "bank_default",
+    "made_on",
+    "reference",
+    "intro",
+    "values",
+    "kept_until",
+    "kept_while_open",
+    "not_kept",
+    "purpose",
+    "primary",
+    "marketing_on",
+    "marketing_off",
+    "history",
+    "history_line",
+    "no_history",
+    "opened",
+    "closed",
+    "still_open",
+    "requests",
+    "request_line",
+    "no_requests",
+    "nothing",
+    "document",
+    "product",
+    "transaction",
+)
 
 # Named messages (``dialogs/messages.yaml``) that Python renders; they must exist.
 ENGINE_MESSAGES = (
@@ -165,7 +205,19 @@ ENGINE_MESSAGES = (
     "preview.restricted",
     "status.none",
     "status.header",
-    "status.line",
+    "status.line_open",
+    "status.line_finished",
+    "status.kept_until",
+    "status.kept_while_open",
     "kind.erasure",
     "state.submitted",
+    "access.header",
+    "access.none",
+    "access.line_erasable",
+    "access.line_until",
+    "access.line_while_open",
+    "access.sending",
+    "document.other",
+    *(f"copy.{key}" for key in COPY_TEXTS),
+    *(f"purpose.{c}" for c in CATEGORIES),
 )

@@ -185,8 +185,18 @@ def erasure_preview(page: Page, state: State) -> str:
     return "\n".join(lines)
 
 
+def _kept(page: Page, hold: dict[str, Any]) -> str:
+    """One line of what a finished erasure kept: the category, until when (or while a product is open)."""
+    category = page.named("category", hold.get("category"), "contact")
+    until = hold.get("until")
+    if isinstance(until, str):
+        return page.say("status.kept_until", category=category, until=_param(until))
+    return page.say("status.kept_while_open", category=category)
+
+
 def request_list(page: Page, state: State) -> str:
-    """The open requests with reference, kind, state and due date; or that there are none."""
+    """The requests of the last 12 months: reference, kind, state, received and finished or due
+    dates, and for a finished erasure what was kept until when; or that there are none."""
     requests = [
         r for r in _data(state, "list_requests").get("requests") or [] if isinstance(r, dict)
     ]
@@ -194,13 +204,52 @@ def request_list(page: Page, state: State) -> str:
         return page.say("status.none")
     lines = [page.say("status.header", count=len(requests))]
     for request in requests:
+        common = {
+            "reference": str(request.get("reference") or ""),
+            "kind": page.named("kind", request.get("kind"), "erasure"),
+            "state": page.named("state", request.get("state"), "submitted"),
+            "received": _param(str(request.get("received_at") or "")[:10]),
+        }
+        finished = request.get("finished_at")
+        if isinstance(finished, str):
+            lines.append(page.say("status.line_finished", finished=_param(finished[:10]), **common))
+            lines.extend(
+                _kept(page, hold) for hold in request.get("holds") or [] if isinstance(hold, dict)
+            )
+        else:
+            lines.append(
+                page.say("status.line_open", due_date=_param(request.get("due_date")), **common)
+            )
+    return "\n".join(lines)
+
+
+def access_summary(page: Page, state: State) -> str:
+    """Per category held: what the bank must keep for legal reasons, and until when."""
+    found = _data(state, "request_copy").get("summary")
+    entries = [e for e in found if isinstance(e, dict)] if isinstance(found, list) else []
+    if not entries:
+        return page.say("access.none")
+    lines = [page.say("access.header")]
+    for entry in entries:
+        category = page.named("category", entry.get("category"), "contact")
+        kept = entry.get("kept")
+        if not isinstance(kept, dict):
+            lines.append(page.say("access.line_erasable", category=category))
+            continue
+        basis = page.named("basis", kept.get("basis"), "unknown")
+        if isinstance(kept.get("until"), str):
+            until = _param(kept["until"])
+            lines.append(page.say("access.line_until", category=category, until=until, basis=basis))
+            continue
+        held_by = kept.get("while_open")
+        product: dict[str, Any] = held_by if isinstance(held_by, dict) else {}
         lines.append(
             page.say(
-                "status.line",
-                reference=str(request.get("reference") or ""),
-                kind=page.named("kind", request.get("kind"), "erasure"),
-                state=page.named("state", request.get("state"), "submitted"),
-                due_date=_param(request.get("due_date")),
+                "access.line_while_open",
+                category=category,
+                product=page.named("product", product.get("kind"), "other"),
+                masked=str(product.get("masked") or ""),
+                basis=basis,
             )
         )
     return "\n".join(lines)
@@ -219,4 +268,5 @@ RENDERERS: dict[str, Callable[[Page, State], str]] = {
     "opt_out_choice": opt_out_choice,
     "erasure_preview": erasure_preview,
     "request_list": request_list,
+    "access_summary": access_summary,
 }

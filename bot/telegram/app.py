@@ -17,19 +17,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from telegram import BotCommand, InlineKeyboardMarkup, LinkPreviewOptions, Update
+from telegram import (
+    BotCommand,
+    InlineKeyboardMarkup,
+    InputFile,
+    LinkPreviewOptions,
+    Message,
+    Update,
+)
 from telegram.constants import ParseMode, UpdateType
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import Application, ContextTypes, Defaults, TypeHandler
 
-from bot.channel import ChannelEvent, Delete, Outgoing, Press, Reply
+from bot.channel import ChannelEvent, Delete, Document, Outgoing, Press, Reply
+from bot.metrics import UPDATE_ERRORS, UPDATE_SECONDS, UPDATES, update_kind
 from bot.state_key import StateKey
 from bot.telegram.events import read_update
 from bot.telegram.inbox import SWEEP_AFTER, Inbox, InboxDrains
@@ -186,7 +196,16 @@ class TelegramChannel:
     # ---- updates in -------------------------------------------------------
 
     async def _on_update(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
-        """Read one update, let the conversation service answer, show the answer."""
+        """Read one update, let the conversation service answer, show the answer (timed)."""
+        kind = update_kind(update)
+        started = time.perf_counter()
+        try:
+            await self._handle_update(update)
+        finally:
+            UPDATES.labels(kind=kind).inc()
+            UPDATE_SECONDS.labels(kind=kind).observe(time.perf_counter() - started)
+
+    async def _handle_update(self, update: Update) -> None:
         incoming = read_update(update)
         if update.callback_query is not None:
             # Always answered, stale or not, so the customer's button stops spinning.
@@ -209,6 +228,7 @@ class TelegramChannel:
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """The one place failures end up: logged with the traceback and ids only."""
+        UPDATE_ERRORS.inc()
         update_id = update.update_id if isinstance(update, Update) else None
         chat = (
             update.effective_chat.id
@@ -265,6 +285,9 @@ class TelegramChannel:
                         exc.message,
                     )
                 continue
+            if isinstance(item, Document):
+                await self._send_document(chat_id, item)
+                continue
             if isinstance(item, Reply):
                 for part in render(item):
                     if edit is not None and not edited and _editable(part):
@@ -320,12 +343,26 @@ class TelegramChannel:
         A retry after a lost answer can show a message twice; that beats losing
         an answer the customer's conversation has already moved past.
         """
+        bot = self.application.bot
+        return await self._retrying(
+            chat_id, lambda: bot.send_message(chat_id, part.html, reply_markup=part.markup)
+        )
+
+    async def _send_document(self, chat_id: int, document: Document) -> int:
+        """One sendDocument (multipart upload from memory), retried as ``_send``; its message id."""
+        bot = self.application.bot
+        return await self._retrying(
+            chat_id,
+            lambda: bot.send_document(
+                chat_id, InputFile(document.content, filename=document.filename)
+            ),
+        )
+
+    async def _retrying(self, chat_id: int, call: Callable[[], Awaitable[Message]]) -> int:
         delay = 0.5
         for attempt in range(1, SEND_ATTEMPTS + 1):
             try:
-                message = await self.application.bot.send_message(
-                    chat_id, part.html, reply_markup=part.markup
-                )
+                message = await call()
                 return int(message.message_id)
             except BadRequest:
                 raise
@@ -351,6 +388,14 @@ class TelegramChannel:
                 )
             except TelegramError as exc:
                 log.error("command menu for %r not set: %s", language_code or "default", exc)
+
+    async def bot_api_ready(self) -> bool:
+        """Whether the Bot API answers ``getMe`` now (the readiness probe asks, ``bot.metrics``)."""
+        try:
+            await self.application.bot.get_me()
+        except (TelegramError, RuntimeError):
+            return False
+        return True
 
     # ---- life cycle -------------------------------------------------------
 

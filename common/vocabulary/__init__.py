@@ -9,7 +9,7 @@ rename them.
 |-------------------------|------------------------------------------------------------------|
 | locales                 | shipped locales ``en lv ru zh_Hans zh_Hant``, the fallback ``en`` |
 | request_kinds           | ``update_contact marketing_opt_out erasure``                     |
-| request_states          | ``submitted awaiting_review queued running done partly_done rejected failed`` |
+| request_states          | ``submitted awaiting_review queued running done partly_done rejected failed reverted`` |
 | categories              | ``contact marketing chat_history identity products transactions`` |
 | product_kinds           | ``current_account savings_account card loan``                    |
 | marketing_channels      | ``email sms phone post``                                         |

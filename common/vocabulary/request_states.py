@@ -1,5 +1,6 @@
 """A request's states, in the order it moves through them (``submitted → awaiting_review? →
-queued → running → done | partly_done | rejected | failed``).
+queued → running → done | partly_done | rejected | failed``, and ``done → reverted``
+when the customer undoes a contact change from the "Was this you?" notice).
 
 ``RequestState`` is a ``StrEnum``: each member is the very string stored in the
 database and shown by ``/status`` and the outcome notifications, so it
@@ -23,6 +24,7 @@ class RequestState(StrEnum):
     PARTLY_DONE = "partly_done"
     REJECTED = "rejected"
     FAILED = "failed"
+    REVERTED = "reverted"
 
 
 SUBMITTED = RequestState.SUBMITTED
@@ -33,6 +35,7 @@ DONE = RequestState.DONE
 PARTLY_DONE = RequestState.PARTLY_DONE
 REJECTED = RequestState.REJECTED
 FAILED = RequestState.FAILED
+REVERTED = RequestState.REVERTED
 # Not finished yet: the customer still waits for an outcome.
 OPEN_STATES = (SUBMITTED, AWAITING_REVIEW, QUEUED, RUNNING)
-FINAL_STATES = (DONE, PARTLY_DONE, REJECTED, FAILED)
+FINAL_STATES = (DONE, PARTLY_DONE, REJECTED, FAILED, REVERTED)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import openapi_contract
 import pytest
 from aiohttp import web
 from fakes.botapi import TOKEN, BotApiStandIn
@@ -84,8 +85,8 @@ CUSTOMERS: dict[str, Any] = {
 
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    """Serve ``app`` on a free loopback port."""
-    runner = web.AppRunner(app, access_log=None)
+    """Serve ``app`` on a free loopback port (a backend behind the OpenAPI contract check)."""
+    runner = web.AppRunner(openapi_contract.check(app), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

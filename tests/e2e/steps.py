@@ -30,7 +30,7 @@ CHANGE_SUBMITTED = "Done. Your request number is {reference}. We'll make the cha
 PROOF_SENT = "I've sent a 6-digit code to {masked}. It proves the new contact is yours and is valid for 5 minutes."
 OUTCOME_DONE = "Your request {reference} is done."
 OUTCOME_PARTLY = "Your request {reference} is done, but we had to keep some data:"
-NO_OPEN_REQUESTS = "You have no open requests."
+NO_OPEN_REQUESTS = "You have no requests from the last 12 months."
 HYGIENE_CARD = "I've deleted your message because it contained a card number. Please never send card numbers in a chat."
 AGENT_WAITING = "I've asked a colleague to join this chat. They'll write to you here as soon as they can. Anything you write meanwhile, they will read."
 

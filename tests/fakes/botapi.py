@@ -12,7 +12,9 @@ out again, as Telegram does when the bot died before confirming it.
 
 Tests play the customer through ``send_text``, ``edit_text``, ``press``,
 ``share_contact`` and ``send_sticker``, and look at what the bot did through ``messages(chat)``,
-``deleted``, ``commands``, ``answered_callbacks`` and ``wait_for_message``.
+``deleted``, ``commands``, ``answered_callbacks`` and ``wait_for_message``; files the
+bot uploaded with ``sendDocument`` (multipart) through ``documents(chat)`` and
+``wait_for_documents``.
 Sent texts are checked the way Telegram checks them: HTML must parse, texts
 are at most 4,096 characters, callback data at most 64 bytes.
 """
@@ -161,6 +163,18 @@ def visible_text(markup: str) -> str:
     return "".join(checker.parts)
 
 
+@dataclass(frozen=True)
+class SentDocument:
+    """A file the bot sent with ``sendDocument``, as the customer's app would save it."""
+
+    message_id: int
+    chat_id: int
+    filename: str
+    content_type: str
+    content: bytes = field(repr=False)
+    caption: str = ""
+
+
 @dataclass
 class _Chat:
     chat_id: int
@@ -173,6 +187,7 @@ class _Chat:
     # order: a send, and an edit in place (which Telegram shows where it was).
     shown: list[SentMessage] = field(default_factory=list)
     mark: int = 0  # index into ``shown`` of the first reply to the customer's last action
+    documents: list[SentDocument] = field(default_factory=list)
 
 
 class BotApiStandIn:
@@ -517,10 +532,16 @@ class BotApiStandIn:
             return dict(body) if isinstance(body, dict) else {}
         form = await request.post()
         params: dict[str, Any] = {**request.query}
+        files: dict[str, web.FileField] = {}
         for key, value in form.items():
+            if isinstance(value, web.FileField):
+                files[key] = value
+                continue
             if not isinstance(value, str):
                 continue
             params[key] = json.loads(value) if key in JSON_FIELDS else value
+        if files:
+            params["_files"] = files
         return params
 
     async def _dispatch(self, request: web.Request) -> web.Response:
@@ -718,6 +739,63 @@ class BotApiStandIn:
             chat.shown.append(message)
             self._changed.notify_all()
         return self._message_json(message)
+
+    async def _m_senddocument(self, p: dict[str, Any]) -> dict[str, Any]:
+        chat = self._known_chat(p)
+        files: dict[str, web.FileField] = p.get("_files") or {}
+        named = str(p.get("document") or "")
+        # Uploaded as the ``document`` form field, or named by ``attach://<field>``.
+        upload = files.get(named.removeprefix("attach://")) or files.get("document")
+        if upload is None:
+            raise ApiFailure(400, "Bad Request: there is no document in the request")
+        content = upload.file.read()
+        if not content:
+            raise ApiFailure(400, "Bad Request: file must be non-empty")
+        document = SentDocument(
+            message_id=chat.next_message_id,
+            chat_id=chat.chat_id,
+            filename=upload.filename,
+            content_type=upload.content_type,
+            content=content,
+            caption=str(p.get("caption") or ""),
+        )
+        chat.next_message_id += 1
+        async with self._changed:
+            chat.documents.append(document)
+            self._changed.notify_all()
+        return {
+            "message_id": document.message_id,
+            "date": int(time.time()),
+            "chat": {"id": chat.chat_id, "type": "private"},
+            "from": self._bot_user(),
+            "document": {
+                "file_id": f"doc-{chat.chat_id}-{document.message_id}",
+                "file_unique_id": f"u{chat.chat_id}x{document.message_id}",
+                "file_name": document.filename,
+                "file_size": len(content),
+            },
+        }
+
+    def documents(self, chat: int) -> list[SentDocument]:
+        """Every file the bot sent into ``chat``, in order."""
+        found = self._chats.get(chat)
+        return list(found.documents) if found else []
+
+    async def wait_for_documents(
+        self,
+        chat: int,
+        count: int,
+        timeout: float = 20.0,  # noqa: ASYNC109 - as wait_for_message
+    ) -> list[SentDocument]:
+        """Once ``chat`` received at least ``count`` files: all of them."""
+        try:
+            await self.wait_until(lambda: len(self.documents(chat)) >= count, timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"chat {chat}: {len(self.documents(chat))} documents within {timeout}s; "
+                f"the bot said {self.transcript(chat)!r}"
+            ) from None
+        return self.documents(chat)
 
     def _find_sent(self, p: dict[str, Any]) -> SentMessage:
         chat = self._known_chat(p)

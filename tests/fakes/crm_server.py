@@ -2,7 +2,9 @@
 
 ``async with running_crm_server(crm, token) as server:`` serves the protocol
 at ``server.url``; ``server.fail_next(n, status)`` makes the next ``n`` calls
-answer ``status``; ``server.calls`` lists (method, path) seen.
+answer ``status``; ``server.calls`` lists (method, path) seen. ``GET
+/customers/{ref}/export`` answers the whole record, or, with
+``server.exports = False``, ``501`` as a CRM that cannot export does.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class CrmServer:
         self.url = ""
         self.calls: list[tuple[str, str]] = []
         self._failures: list[int] = []
+        self.exports = True
 
     def fail_next(self, count: int, status: int = 500) -> None:
         self._failures.extend([status] * count)
@@ -52,6 +55,14 @@ class CrmServer:
 
     async def customer(self, request: web.Request) -> web.Response:
         data = await self.crm.export(request.match_info["ref"])
+        if data is None:
+            raise CustomerNotFound(request.match_info["ref"])
+        return web.json_response(data)
+
+    async def export(self, request: web.Request) -> web.Response:
+        if not self.exports:
+            return web.json_response({"error": "not_implemented"}, status=501)
+        data = await self.crm.access_export(request.match_info["ref"])
         if data is None:
             raise CustomerNotFound(request.match_info["ref"])
         return web.json_response(data)
@@ -90,6 +101,7 @@ async def running_crm_server(crm: BuiltinCrm, token: str = "crm-token") -> Async
     app.router.add_post("/lookup", server.lookup)
     app.router.add_get("/customers/{ref}/contact", server.contact)
     app.router.add_get("/customers/{ref}", server.customer)
+    app.router.add_get("/customers/{ref}/export", server.export)
     app.router.add_post("/customers/{ref}/{what}", server.change)
     app.router.add_post("/purge", server.purge)
     runner = web.AppRunner(app, access_log=None)

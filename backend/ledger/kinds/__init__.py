@@ -16,13 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.crm.connector import CrmConnector, CustomerNotFound
 from backend.errors import Invalid
 from backend.ledger.claims import Claimed
-from backend.ledger.kinds import erasure, marketing_opt_out, update_contact
+from backend.ledger.kinds import access, erasure, marketing_opt_out, update_contact
 from backend.ledger.kinds.base import Kind, Outcome, Shown, Stored
 from backend.services import Services
 from common.vocabulary.request_states import REJECTED
 
 KINDS: Mapping[str, Kind] = {
-    kind.name: kind for kind in (update_contact.KIND, marketing_opt_out.KIND, erasure.KIND)
+    kind.name: kind
+    for kind in (update_contact.KIND, marketing_opt_out.KIND, erasure.KIND, access.KIND)
 }
 
 __all__ = ["KINDS", "Kind", "Outcome", "carry_out", "validate_payload"]

@@ -62,8 +62,12 @@ async def validate(
 
 
 async def carry_out(services: Services, crm: CrmConnector, job: Claimed) -> Outcome:
-    """Write the new phone, email or address to the CRM."""
+    """Write the new phone, email or address to the CRM; the old contact is told, with an undo link."""
+    from backend import contact_undo
+
     key, field = job.reference, job.payload["field"]
+    # Before the change: afterwards the CRM no longer knows the old contact.
+    await contact_undo.prepare(services, crm, job)
     if field == "phone":
         await crm.update_phone(job.customer_ref, job.payload["value"], idempotency_key=key)
     elif field == "email":
@@ -71,6 +75,7 @@ async def carry_out(services: Services, crm: CrmConnector, job: Claimed) -> Outc
     else:
         address = Address(**job.payload["address"])
         await crm.update_address(job.customer_ref, address, idempotency_key=key)
+    await contact_undo.arm(services, job.reference)
     return Outcome(DONE, None, {"field": field})
 
 

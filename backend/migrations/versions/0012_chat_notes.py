@@ -1,14 +1,14 @@
 """Agents' internal notes on a chat: ``chat_notes``, encrypted at rest, never sent to the customer.
 
-Revision ID: 0010_chat_notes
-Revises: 0009_transcript_seq
+Revision ID: 0012_chat_notes
+Revises: 0011_contact_undo
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_chat_notes"
-down_revision = "0009_transcript_seq"
+revision = "0012_chat_notes"
+down_revision = "0011_contact_undo"
 branch_labels = None
 depends_on = None
 
