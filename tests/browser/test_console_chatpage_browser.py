@@ -235,12 +235,15 @@ async def test_a_supervisors_day_shift_reassign_retry_and_cancel(
     failed = await held_erasure(stack, "C-4002", "tg:5201", ["marketing"])
     queued = await held_erasure(stack, "C-4002", "tg:5201", ["transactions"])
     await fail(stack, failed)
+    stack.clock.advance(minutes=2)  # the failed request's chat waits two minutes for alice
     async with stack.services.sessions() as session, session.begin():
         es = await session.scalar(select(Escalation.id).where(Escalation.chat == "tg:5201"))
         assert es is not None
         await escalations.take_over(session, es, agent_id=alice, at=stack.clock.now())
     since = stack.clock.now().strftime("%H:%M")
+    stack.clock.advance(minutes=4)
     await escalate_more(stack)
+    stack.clock.advance(minutes=3)
 
     context = await chromium.new_context(viewport=DESKTOP)
     page = await context.new_page()
@@ -248,6 +251,8 @@ async def test_a_supervisors_day_shift_reassign_retry_and_cancel(
     row = page.locator(f'tr[data-escalation="{es}"]')
     await expect(row).to_contain_text(f"alice since {since}")
     await expect(row).to_contain_text("A request failed")
+    await expect(row.locator('td[data-label="Waited"]')).to_have_text("2 min")
+    await expect(page.locator("#oldest-wait")).to_have_text("3 min")
     await expect(page.locator("#count-taken")).to_have_text("1")
     await expect(page.locator("#count-waiting")).to_have_text("2")
     await expect(page.locator("#by-language")).to_contain_text("Русский: 1")
