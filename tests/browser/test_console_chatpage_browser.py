@@ -38,10 +38,18 @@ BOT_EXAMPLE = (
 )
 
 
+SCROLL_TO_NEWEST = (
+    "() => { const t = document.getElementById('transcript');"
+    " if (t) t.scrollTop = t.scrollHeight; }"
+)
+
+
 async def both_sizes(page: Page, path: Path, name: str) -> None:
     """Screenshots on a desktop and at 375 px, where nothing may scroll sideways."""
     await screenshot(page, path / f"{name}-desktop.png")
     await page.set_viewport_size(PHONE)
+    # As the page opens at this width: the transcript at its newest lines.
+    await page.evaluate(SCROLL_TO_NEWEST)
     await screenshot(page, path / f"{name}-375.png")
     await fits_a_phone(page)
     await page.set_viewport_size(DESKTOP)
@@ -132,6 +140,8 @@ async def test_an_agents_day_heading_taps_masking_wait_notes_and_history(
     example = transcript.locator(".msg.out", has_text="for example")
     await expect(example).to_contain_text("for example +371 20000000.")
     await expect(page.locator("#chat-title")).to_have_text("Chat with an unverified customer")
+    await page.reload()  # every line is in: the page opens at the newest ones
+    await expect(transcript.locator(".msg").last).to_be_in_viewport()
     await both_sizes(page, artifacts, "chat-masking")
 
     # The verified customer's chat names them by reference and masked name.

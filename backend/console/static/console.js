@@ -4,6 +4,9 @@
   "use strict";
   var body = document.body;
   var page = body.dataset.page;
+  // A transcript opens at its newest lines, as a chat does.
+  var opened = document.getElementById("transcript");
+  if (opened) opened.scrollTop = opened.scrollHeight;
   if (page !== "queue" && page !== "chat") return;
 
   function addEntries(entries) {
