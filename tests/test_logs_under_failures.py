@@ -105,7 +105,7 @@ async def test_a_missing_crm_table_in_the_worker_leaves_no_name_or_address_in_th
     assert logged.leaks(PERSONAL) == []
 
 
-async def test_a_write_that_fails_before_encryption_answers_500_and_logs_no_text(
+async def test_a_write_that_fails_before_encryption_answers_503_and_logs_no_text(
     world: World, logged: Logged, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def key_store_down(self: Keyring, plaintext: str, aad: str) -> str:
@@ -119,8 +119,8 @@ async def test_a_write_that_fails_before_encryption_answers_500_and_logs_no_text
     )
     monkeypatch.undo()
     assert (status, body) == (
-        500,
-        {"error": {"code": "internal_error", "message": "internal error"}},
+        503,
+        {"error": {"code": "internal_error", "message": "internal error; try again"}},
     )
     assert "unhandled error in POST /api/v1/chats/tg:77/messages" in logged.written
     assert "RuntimeError: the key store is not available" in caplog.text

@@ -89,10 +89,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         code = exc.reason.lower().replace(" ", "_")
         return json_response({"error": {"code": code, "message": exc.reason}}, status=exc.status)
     except Exception:
-        # The path, never the body: bodies carry personal data.
+        # The path, never the body: bodies carry personal data. Whatever failed
+        # rolled back, so the caller is told to try again (503), never a bare 500.
         log.exception("unhandled error in %s %s", request.method, request.path)
-        body = {"error": {"code": "internal_error", "message": "internal error"}}
-        return json_response(body, status=500)
+        body = {"error": {"code": "internal_error", "message": "internal error; try again"}}
+        return json_response(body, status=503)
 
 
 @web.middleware

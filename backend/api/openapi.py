@@ -84,7 +84,8 @@ HEADER: dict[str, Any] = {
             "ServiceUnavailable": {
                 "description": "`stored_data_unreadable`: a stored value the answer needs "
                 "does not decrypt (altered, moved, or under a key not configured; "
-                "docs/security.md)",
+                "docs/security.md); `internal_error`: an unexpected failure, rolled back, "
+                "to try again",
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
             },
             "Invalid": {

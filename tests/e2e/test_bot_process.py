@@ -140,7 +140,8 @@ async def test_a_killed_bot_process_is_replaced_and_the_customer_carries_on_at_t
         replacement.process.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
         await replacement.wait_logged("dialogs reloaded")
         await api.send_text(CHAT, "/status")
-        await api.wait_for_message(CHAT, stack.t(locale, NO_OPEN_REQUESTS))
+        listed = await api.wait_for_message(CHAT, f"{request.reference}: ")
+        assert stack.t(locale, NO_OPEN_REQUESTS) not in listed.text
     finally:
         status = await replacement.stop(signal.SIGTERM)
     assert status == 0
