@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import socket
 import threading
@@ -22,6 +23,10 @@ from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+# aiosmtpd logs every connection at INFO from its own thread, which can outlive
+# pytest's capture of a test and then writes to a closed stream: keep its warnings only.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 class SmtpCapture:
