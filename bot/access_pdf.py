@@ -20,6 +20,7 @@ from fpdf.enums import WrapMode, XPos, YPos
 
 from bot.access_copy import CopyAnswer, Texts
 from common.errors import DatadeskError
+from common.vocabulary.categories import PRODUCT_OPEN_BASIS
 from common.vocabulary.marketing_channels import MARKETING_CHANNELS
 
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/truetype/wqy"))
@@ -157,8 +158,10 @@ def _kept(entry: dict[str, Any], texts: Texts) -> str:
         return texts.say("copy.kept_until", until=until, basis=basis)
     found = kept.get("while_open")
     product: dict[str, Any] = found if isinstance(found, dict) else {}
+    # A basis that is only "while your product is open" would repeat the condition.
+    plain = kept.get("basis") == PRODUCT_OPEN_BASIS
     return texts.say(
-        "copy.kept_while_open",
+        "copy.kept_while_open_plain" if plain else "copy.kept_while_open",
         product=texts.named("product", product.get("kind"), "other"),
         masked=str(product.get("masked") or ""),
         basis=basis,

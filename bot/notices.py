@@ -17,14 +17,13 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.i18n import Translator
+from common.vocabulary.categories import PRODUCT_OPEN_BASIS
 
 log = logging.getLogger(__name__)
 
 Say = Callable[..., str]
 
 AGENT_TYPES = ("agent_joined", "agent_message", "agent_left")
-# The retention basis that is nothing but "while a product is open" (retention.yaml).
-PRODUCT_OPEN_BASIS = "product_open"
 
 # Named messages the conversation service renders itself; dialogs without one are refused.
 REQUIRED_MESSAGES = (

@@ -17,6 +17,7 @@ from bot.engine.model import Dialogs, Text
 from bot.engine.state import State
 from bot.i18n import Translator
 from common.masking import DOT
+from common.vocabulary.categories import PRODUCT_OPEN_BASIS
 from common.vocabulary.marketing_channels import MARKETING_CHANNELS
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -134,7 +135,6 @@ def marketing_state(page: Page, state: State) -> str:
 
 
 # The retention basis that is nothing but "while a product is open" (retention.yaml).
-PRODUCT_OPEN_BASIS = "product_open"
 # Categories whose deletion affects an open product (contact for its online services,
 # identity for its checks); the "open product" warning is shown only when one is deleted.
 TOUCH_PRODUCTS = frozenset({"contact", "identity", "products", "transactions"})
@@ -243,9 +243,11 @@ def access_summary(page: Page, state: State) -> str:
             continue
         held_by = kept.get("while_open")
         product: dict[str, Any] = held_by if isinstance(held_by, dict) else {}
+        # As in the preview: a basis that is only "while your product is open" is not repeated.
+        plain = kept.get("basis") == PRODUCT_OPEN_BASIS
         lines.append(
             page.say(
-                "access.line_while_open",
+                "access.line_while_open_plain" if plain else "access.line_while_open",
                 category=category,
                 product=page.named("product", product.get("kind"), "other"),
                 masked=str(product.get("masked") or ""),

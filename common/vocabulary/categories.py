@@ -13,3 +13,7 @@ CATEGORIES: tuple[Category, ...] = (
     "products",
     "transactions",
 )
+
+# The retention policy's legal basis for data kept only because a product is still
+# open: a text that says "kept while your product is open" does not name it again.
+PRODUCT_OPEN_BASIS = "product_open"
