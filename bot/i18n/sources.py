@@ -14,8 +14,8 @@ from babel.messages.catalog import Catalog
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir, extract_from_file
 from babel.messages.frontend import parse_mapping_cfg
 
-from bot.i18n.catalogs import display_path
 from common.errors import ConfigError
+from common.i18n.catalogs import display_path
 
 COMMENT_TAGS = ("TRANSLATORS:",)
 MAPPING_FILE = "babel.cfg"

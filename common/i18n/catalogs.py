@@ -7,7 +7,7 @@ are left out, so the customer sees the English source rather than a guess
 (``datadesk locales check`` fails on both). A number picks its plural form by
 the catalog's own ``Plural-Forms`` header, as GNU gettext does, so a catalog
 means the same whatever Babel release is installed; ``datadesk locales check``
-holds that header to CLDR's rules (``bot.i18n.plurals``).
+holds that header to CLDR's rules (``common.i18n.plurals``).
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from babel.messages.pofile import PoFileError, read_po
 from babel.numbers import format_decimal
 from babel.support import Translations
 
-from bot.i18n.negotiation import negotiate
-from bot.i18n.plurals import PluralFormsError, compile_rule
-from bot.i18n.posyntax import first_problem
 from common.errors import ConfigError
+from common.i18n.negotiation import negotiate
+from common.i18n.plurals import PluralFormsError, compile_rule
+from common.i18n.posyntax import first_problem
 from common.vocabulary.locales import DEFAULT_LOCALE, SHIPPED_LOCALES
 
 log = logging.getLogger(__name__)
