@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from babel.messages.frontend import parse_mapping_cfg
 
 from backend import messages
 from backend.console import canned
-from bot.i18n.sources import extract_template
+from bot.i18n.sources import BACKEND_TEXTS, extract_template
 from common.settings import REPO_ROOT
 from common.vocabulary.locales import SHIPPED_LOCALES
 from datadesk.cli import main
@@ -142,3 +143,23 @@ def test_locales_check_sees_a_changed_canned_reply_until_make_locales(
     assert main(["locales", "check"]) == 1
     out = capsys.readouterr().out
     assert "Thanks. One moment" in out
+
+
+def test_the_backend_texts_read_without_babel_cfg_are_the_ones_babel_cfg_maps(
+    tmp_path: Path,
+) -> None:
+    # An installed wheel has no babel.cfg; `locales check` there reads BACKEND_TEXTS.
+    with (REPO_ROOT / "babel.cfg").open(encoding="utf-8") as fileobj:
+        methods, options = parse_mapping_cfg(fileobj, "babel.cfg")  # type: ignore[no-untyped-call]
+    mapped = {pattern: options.get(pattern, {}) for pattern, _ in methods}
+    for name, wanted in BACKEND_TEXTS:
+        assert mapped.get(name) == wanted, name
+    with_cfg = extract_template(REPO_ROOT, REPO_ROOT / "dialogs")
+    without_cfg = extract_template(tmp_path)
+    backend = {
+        (m.context, m.id)
+        for m in with_cfg
+        if any(path.startswith("backend/") and path.endswith(".yaml") for path, _ in m.locations)
+    }
+    assert backend
+    assert backend <= {(m.context, m.id) for m in without_cfg}
