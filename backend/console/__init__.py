@@ -14,7 +14,7 @@
 | agents_page | the supervisors' Agents page over ``agents``                  |
 | password | an agent changes their own password (forced after a reset)        |
 | live     | the websocket: queue changes and a chat's new messages            |
-| canned   | canned responses per locale from ``canned.yaml``                  |
+| canned   | canned responses from ``canned.yaml``, translated by the catalogs |
 | cli      | ``datadesk agents add|list|disable|enable|remove|reset-password|role`` |
 
 ``backend.console.web`` is listed in ``backend.api.app.ROUTE_MODULES``. The

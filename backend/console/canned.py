@@ -22,8 +22,9 @@ from pathlib import Path
 
 import yaml
 
+from backend.messages import catalogs as shipped_catalogs
 from common.errors import ConfigError
-from common.i18n import Catalogs, shipped_dir
+from common.i18n import Catalogs
 from common.vocabulary.locales import SHIPPED_LOCALES
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "canned.yaml"
@@ -57,7 +58,7 @@ def load(path: Path = DEFAULT_PATH, catalogs: Catalogs | None = None) -> list[Ca
     """
     name = str(path)
     if catalogs is None:
-        catalogs = Catalogs.load(shipped_dir("locales"))
+        catalogs = shipped_catalogs()
     try:
         root = yaml.compose(path.read_text(encoding="utf-8"))
     except OSError as exc:
