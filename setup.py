@@ -2,7 +2,7 @@
 
 ``dialogs/`` and ``locales/`` live at the top of the checkout, where product
 teams and translators edit them. A wheel copies them into ``bot/data/``, where
-an installed bot finds them by default (``bot.settings.shipped_dir``); an
+an installed bot finds them by default (``common.i18n.shipped_dir``; the backend reads its texts from there too); an
 editable install keeps reading the checkout's folders.
 """
 

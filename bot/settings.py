@@ -20,11 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from common.i18n import shipped_dir
 from common.logs import LOG_FORMATS
 from common.private_files import read_secret
 from common.settings import (
     PREFIX,
-    REPO_ROOT,
     SERVICE_TOKEN_FILE,
     SettingsError,
     lookup,
@@ -56,17 +56,9 @@ VARIABLES = (
     "BOT_METRICS_PORT",
 )
 
-# Where a wheel carries dialogs/ and locales/ (copied in by setup.py); a checkout has none.
-SHIPPED_DATA = Path(__file__).resolve().parent / "data"
 
 # A shorter key is a password, not a key: refuse it at start.
 MIN_SECRET_LENGTH = 16
-
-
-def shipped_dir(name: str) -> Path:
-    """The default ``dialogs`` or ``locales`` folder: the installed wheel's copy, else the checkout's."""
-    packaged = SHIPPED_DATA / name
-    return packaged if packaged.is_dir() else REPO_ROOT / name
 
 
 def _parse_port(raw: str | None) -> int | None:

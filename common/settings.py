@@ -13,7 +13,7 @@ from pathlib import Path
 
 PREFIX = "DATADESK_"
 # The checkout: home of dialogs/ and locales/ (an installed wheel carries its
-# own copies, found by bot.settings.shipped_dir).
+# own copies, found by common.i18n.shipped_dir).
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Where the backend keeps the service token it generated (no DATADESK_SERVICE_TOKEN
 # set), in its DATA_DIR; a bot sharing that DATA_DIR reads it there.

@@ -186,7 +186,7 @@ def test_format_date_takes_the_babel_width(catalogs: Catalogs) -> None:
 def test_a_placeholder_without_a_value_is_left_as_written_not_a_crash(
     catalogs: Catalogs, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="bot.i18n.catalogs"):
+    with caplog.at_level(logging.WARNING, logger="common.i18n.catalogs"):
         text = catalogs.translator("en").format("Request {reference} of {who}", reference="DD-1")
     assert text == "Request DD-1 of {who}"
     assert "'who'" in caplog.text

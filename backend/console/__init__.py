@@ -18,7 +18,7 @@
 | history  | closed chats: search, read-only transcript                        |
 | shift    | the queue's counts per reason and language, the oldest wait       |
 | live     | the websocket: queue changes and a chat's new messages            |
-| canned   | canned responses per locale from ``canned.yaml``                  |
+| canned   | canned responses from ``canned.yaml``, translated by the catalogs |
 | cli      | ``datadesk agents add|list|disable|enable|remove|reset-password|role`` |
 
 ``backend.console.web`` is listed in ``backend.api.app.ROUTE_MODULES``. The

@@ -6,9 +6,12 @@ Product teams edit ``backend/console/canned.yaml``; a mistake is reported as
     responses:
       - id: greeting            # stable, [a-z0-9_]
         title: Greeting         # what the agent sees on the button (English)
-        text:
-          en: "Hello, I am …"   # every shipped locale, written natively
-          lv: "Labdien, …"
+        text: "Hello, I am …"   # English: the gettext message id
+
+The text is translated in the gettext catalogs with the context
+``canned reply`` (``make locales`` extracts it, ``datadesk locales check``
+checks it; ``locales/README.md``). A locale without a translation gets the
+English text.
 """
 
 from __future__ import annotations
@@ -19,10 +22,14 @@ from pathlib import Path
 
 import yaml
 
+from backend.messages import catalogs as shipped_catalogs
 from common.errors import ConfigError
+from common.i18n import Catalogs
 from common.vocabulary.locales import SHIPPED_LOCALES
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "canned.yaml"
+# The gettext context of every canned reply (babel.cfg gives it to the extractor).
+CONTEXT = "canned reply"
 _ID = re.compile(r"^[a-z0-9_]{1,40}$")
 
 
@@ -44,9 +51,14 @@ def _mapping(node: yaml.Node) -> dict[str, tuple[yaml.Node, yaml.Node]]:
     return {str(k.value): (k, v) for k, v in node.value}
 
 
-def load(path: Path = DEFAULT_PATH) -> list[Canned]:
-    """Read and check a canned-responses file; raise ConfigError naming file and line."""
+def load(path: Path = DEFAULT_PATH, catalogs: Catalogs | None = None) -> list[Canned]:
+    """Read and check a canned-responses file, translated by ``catalogs`` (the shipped ones).
+
+    Raises ConfigError naming file and line.
+    """
     name = str(path)
+    if catalogs is None:
+        catalogs = shipped_catalogs()
     try:
         root = yaml.compose(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -83,24 +95,17 @@ def load(path: Path = DEFAULT_PATH) -> list[Canned]:
         if not isinstance(title_node, yaml.ScalarNode) or not str(title_node.value).strip():
             raise ConfigError(name, _line(title_node), f"'{ident}': title must be text")
         text_node = fields["text"][1]
-        if not isinstance(text_node, yaml.MappingNode):
-            raise ConfigError(name, _line(text_node), f"'{ident}': text must map locales to text")
-        texts = _mapping(text_node)
-        for locale, (key_node, value_node) in texts.items():
-            if locale not in SHIPPED_LOCALES:
-                raise ConfigError(name, _line(key_node), f"'{ident}': unknown locale '{locale}'")
-            if not isinstance(value_node, yaml.ScalarNode) or not str(value_node.value).strip():
-                raise ConfigError(name, _line(value_node), f"'{ident}': empty {locale} text")
-        missing = [locale for locale in SHIPPED_LOCALES if locale not in texts]
-        if missing:
-            raise ConfigError(
-                name, _line(text_node), f"'{ident}': no text for {', '.join(missing)}"
-            )
+        if not isinstance(text_node, yaml.ScalarNode) or not str(text_node.value).strip():
+            raise ConfigError(name, _line(text_node), f"'{ident}': text must be English text")
+        english = str(text_node.value).strip()
         found.append(
             Canned(
                 id=ident,
                 title=str(title_node.value).strip(),
-                text={loc: str(texts[loc][1].value).strip() for loc in SHIPPED_LOCALES},
+                text={
+                    locale: catalogs.translator(locale).gettext(english, CONTEXT)
+                    for locale in SHIPPED_LOCALES
+                },
             )
         )
     return found

@@ -7,7 +7,8 @@ undo nothing. ``POST`` to the same address with the form's ``form`` field
 (a keyed digest of the token, so a page from elsewhere cannot post it) runs
 ``contact_undo.undo``. An unknown, used or expired token gets the same page,
 with the same status, in the language the link names: nothing on it tells
-them apart. Texts come from ``backend/policies/messages.yaml`` (``undo_page_*``).
+them apart. Texts come from ``backend/policies/messages.yaml`` (``undo_page_*``),
+translated in the gettext catalogs (``backend.messages``).
 
 Every answer is HTML, never an error from the JSON API: a customer's browser
 shows it. The page loads nothing from elsewhere and runs no script.
@@ -157,5 +158,9 @@ async def act(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     """Add the undo page's routes (public: no service token, no console login)."""
+    # The backend's texts and catalogs, read now: a broken one stops the start with
+    # its file and line, and the first code SMS does not wait for them.
+    messages.load()
+    messages.catalogs()
     app.router.add_get(PATH, show)
     app.router.add_post(PATH, act)

@@ -14,8 +14,8 @@ Message ids are the English source texts, extracted from ``dialogs/*.yaml`` by
 
 from __future__ import annotations
 
-from bot.i18n.catalogs import Catalogs, Translator
-from bot.i18n.negotiation import negotiate
+from common.i18n.catalogs import Catalogs, Translator
+from common.i18n.negotiation import negotiate
 from common.vocabulary.locales import DEFAULT_LOCALE, SHIPPED_LOCALES
 
 __all__ = ["DEFAULT_LOCALE", "SHIPPED_LOCALES", "Catalogs", "Translator", "negotiate"]

@@ -11,7 +11,7 @@ when clean. A problem is any of:
 - a plural with a number of forms other than the ``Plural-Forms`` header's, or
   a header that disagrees with CLDR's plural categories for the locale (a
   different number of forms, or a formula that puts a number in the wrong
-  category; see ``bot.i18n.plurals``);
+  category; see ``common.i18n.plurals``);
 - a catalog out of date with the sources: a message the sources have that the
   catalog lacks, or an entry the sources no longer have (``make locales`` fixes both);
 - ``locales/messages.pot`` out of date with the sources.
@@ -32,11 +32,11 @@ from babel import Locale, UnknownLocaleError
 from babel.messages.catalog import Catalog, Message
 from babel.messages.pofile import PoFileError, read_po, unescape
 
-from bot.i18n.catalogs import display_path, is_translated, message_key, read_catalog
-from bot.i18n.plurals import PluralFormsError, compile_rule, describe_forms, header_mismatch
 from bot.i18n.sources import extract_template
 from bot.settings import BotSettings
 from common.errors import ConfigError
+from common.i18n.catalogs import display_path, is_translated, message_key, read_catalog
+from common.i18n.plurals import PluralFormsError, compile_rule, describe_forms, header_mismatch
 from common.vocabulary.locales import SHIPPED_LOCALES
 
 DOMAIN = "messages"

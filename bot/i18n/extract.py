@@ -13,6 +13,12 @@ dialog files beside Python. The format it reads (the engine's dialog files)::
     - text: {one: "You have {count} open request.",
              other: "You have {count} open requests.", count: count}   # a plural
 
+Other YAML files use it too (``babel.cfg``): the backend's texts
+(``backend/policies/messages.yaml``) and the canned replies
+(``backend/console/canned.yaml``), whose section gives two options:
+``context`` (the msgctxt of a text without its own ``context:``) and
+``comment_key`` (a sibling key, e.g. ``title``, shown to translators).
+
 A YAML comment directly above a text whose first line starts with one of the
 ``--add-comments`` tags (e.g. ``# TRANSLATORS: …``) is carried too.
 """
@@ -48,12 +54,22 @@ class _Walker:
     """Walks one YAML file's node tree and yields Babel extraction tuples."""
 
     def __init__(
-        self, filename: str, lines: list[str], keywords: Collection[str], tags: Collection[str]
+        self,
+        filename: str,
+        lines: list[str],
+        keywords: Collection[str],
+        tags: Collection[str],
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         self.filename = filename
         self.lines = lines
         self.keywords = set(keywords)
         self.tags = tuple(tags)
+        options = options or {}
+        # babel.cfg options: a context for texts without their own, and a sibling key
+        # whose value is shown to translators (canned replies: ``comment_key = title``).
+        self.default_context = str(options.get("context") or "") or None
+        self.comment_key = str(options.get("comment_key") or "") or None
 
     def walk(self, node: Node) -> Iterator[Extracted]:
         """Yield every translatable string under ``node``, in file order."""
@@ -62,8 +78,11 @@ class _Walker:
                 yield from self.walk(item)
         elif isinstance(node, MappingNode):
             siblings = {k.value: v for k, v in node.value if isinstance(k, ScalarNode)}
-            context = _scalar(siblings.get("context"))
+            context = _scalar(siblings.get("context")) or self.default_context
             comment = _scalar(siblings.get("comment"))
+            if self.comment_key and comment is None:
+                value = _scalar(siblings.get(self.comment_key))
+                comment = f"{self.comment_key}: {value}" if value else None
             for key, value in node.value:
                 if isinstance(key, ScalarNode) and key.value in TEXT_KEYS:
                     yield from self.messages(value, context, comment)
@@ -141,7 +160,7 @@ def extract_dialogs(
         source = fileobj.read().decode(encoding)
     except UnicodeDecodeError as exc:
         raise ConfigError(filename, None, f"not valid {encoding} ({exc.reason})") from exc
-    walker = _Walker(filename, source.splitlines(), keywords, comment_tags)
+    walker = _Walker(filename, source.splitlines(), keywords, comment_tags, options)
     try:
         documents = list(yaml.compose_all(source, Loader=yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:

@@ -14,13 +14,20 @@ from babel.messages.catalog import Catalog
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir, extract_from_file
 from babel.messages.frontend import parse_mapping_cfg
 
-from bot.i18n.catalogs import display_path
 from common.errors import ConfigError
+from common.i18n.catalogs import display_path
+from common.settings import REPO_ROOT
 
 COMMENT_TAGS = ("TRANSLATORS:",)
 MAPPING_FILE = "babel.cfg"
 # The dialog extractor by import path, so no installed entry point is needed.
 EXTRACTOR = "bot.i18n.extract:extract_dialogs"
+# The backend's texts, as babel.cfg maps them (a test holds the two together): read
+# from the installed packages when there is no babel.cfg, as in an installed wheel.
+BACKEND_TEXTS: tuple[tuple[str, dict[str, str]], ...] = (
+    ("backend/policies/messages.yaml", {}),
+    ("backend/console/canned.yaml", {"context": "canned reply", "comment_key": "title"}),
+)
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -59,6 +66,23 @@ def _from_dialogs(catalog: Catalog, root: Path, dialogs_dir: Path) -> None:
             )
 
 
+def _from_backend(catalog: Catalog, packages: Path) -> None:
+    """Add the backend's YAML texts (``BACKEND_TEXTS``) found under ``packages``."""
+    for name, options in BACKEND_TEXTS:
+        path = packages / name
+        if not path.is_file():
+            continue
+        extracted = extract_from_file(
+            EXTRACTOR,
+            str(path),
+            keywords=DEFAULT_KEYWORDS,
+            comment_tags=COMMENT_TAGS,
+            options=options,
+        )
+        for lineno, message, comments, context in extracted:
+            catalog.add(message, None, [(name, lineno)], auto_comments=comments, context=context)
+
+
 def extract_template(root: Path, dialogs_dir: Path | None = None) -> Catalog:
     """Extract every translatable message under ``root`` (per its ``babel.cfg``) and ``dialogs_dir``.
 
@@ -69,6 +93,9 @@ def extract_template(root: Path, dialogs_dir: Path | None = None) -> Catalog:
     mapped = config.is_file()
     if mapped:
         _from_mapping(catalog, root, config)
+    else:
+        # No babel.cfg (an installed wheel): the backend's texts from its installed package.
+        _from_backend(catalog, REPO_ROOT)
     # babel.cfg maps root/dialogs; a DATADESK_DIALOGS_DIR elsewhere is read on its own.
     if dialogs_dir is not None and not (
         mapped and dialogs_dir.resolve() == (root / "dialogs").resolve()

@@ -7,7 +7,7 @@ are left out, so the customer sees the English source rather than a guess
 (``datadesk locales check`` fails on both). A number picks its plural form by
 the catalog's own ``Plural-Forms`` header, as GNU gettext does, so a catalog
 means the same whatever Babel release is installed; ``datadesk locales check``
-holds that header to CLDR's rules (``bot.i18n.plurals``).
+holds that header to CLDR's rules (``common.i18n.plurals``).
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from babel.messages.pofile import PoFileError, read_po
 from babel.numbers import format_decimal
 from babel.support import Translations
 
-from bot.i18n.negotiation import negotiate
-from bot.i18n.plurals import PluralFormsError, compile_rule
-from bot.i18n.posyntax import first_problem
 from common.errors import ConfigError
+from common.i18n.negotiation import negotiate
+from common.i18n.plurals import PluralFormsError, compile_rule
+from common.i18n.posyntax import first_problem
 from common.vocabulary.locales import DEFAULT_LOCALE, SHIPPED_LOCALES
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,37 @@ def message_key(message_id: str, context: str | None) -> str:
     return f"{context}{_CONTEXT_GLUE}{message_id}" if context else message_id
 
 
+def lower_initial(text: str) -> str:
+    """``text`` with its first letter in lower case, unless its first word is an acronym.
+
+    For list items inside a sentence (``Kontaktinformācija`` → ``kontaktinformācija``);
+    an acronym such as ``SMS`` or ``PDF`` stays as written.
+    """
+    first = text.split(maxsplit=1)[0] if text.strip() else ""
+    letters = [c for c in first if c.isalpha()]
+    if len(letters) > 1 and all(c.isupper() for c in letters):
+        return text
+    return text[:1].lower() + text[1:]
+
+
+def _list_spec(spec: str) -> tuple[ListStyle, bool]:
+    """A list placeholder's spec: a list style, ``lower``, or both (``or,lower``).
+
+    ``lower`` writes each item with a lower-case initial, for lists inside a
+    sentence in languages that do so (``Dzēstie dati: {categories:lower}.``).
+    """
+    parts = [part.strip() for part in spec.split(",") if part.strip()]
+    lower = "lower" in parts
+    styles = [part for part in parts if part != "lower"]
+    if len(styles) > 1 or (styles and styles[0] not in LIST_STYLES):
+        raise ValueError(spec)
+    style: ListStyle = "standard"
+    for known in LIST_STYLES:
+        if styles and styles[0] == known:
+            style = known
+    return style, lower
+
+
 class _LocaleFormatter(string.Formatter):
     """``str.format`` for catalog templates: locale-aware values, plain ``{name}`` fields only."""
 
@@ -116,9 +147,9 @@ class _LocaleFormatter(string.Formatter):
                 return str(format_decimal(value, format_spec or None, locale=self.locale))
             if isinstance(value, list | tuple):
                 items = [self.format_field(item, "") for item in value]
-                style = format_spec or "standard"
-                if style not in LIST_STYLES:
-                    raise ValueError(style)
+                style, lower = _list_spec(format_spec)
+                if lower:
+                    items = [lower_initial(item) for item in items]
                 return str(format_list(items, style, locale=self.locale))
             return str(super().format_field(value, format_spec))
         except Exception:
