@@ -70,4 +70,4 @@ async def test_a_bot_killed_around_filing_the_transcript_loses_no_line_and_files
         entries = await transcripts.transcript(session, CHAT)
     assert [(e.seq, e.direction) for e in entries] == [(1, "in"), (2, "out"), (3, "in"), (4, "out")]
     assert entries[0].text == "/start"
-    assert entries[2].text == "[marketing_opt_out]"
+    assert entries[2].text == "[Stop marketing messages]"
