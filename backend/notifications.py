@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backend.crypto import load_readable
 from backend.models.ledger import Notification
 from common.clock import Clock
+from common.loop_events import LoopEvents
 
 log = logging.getLogger(__name__)
 
@@ -38,19 +38,8 @@ TYPES = frozenset(
     {"request_outcome", "request_escalated", "agent_joined", "agent_message", "agent_left"}
 )
 
-# One event per event loop (tests run many loops): set whenever this process
-# enqueues, so long polls in this process wake at once.
-_events: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _wakeup() -> asyncio.Event:
-    loop = asyncio.get_running_loop()
-    event = _events.get(loop)
-    if event is None:
-        event = _events[loop] = asyncio.Event()
-    return event
+# Wakes this process's own waiter at once (common/loop_events.py).
+_wakeup = LoopEvents().get
 
 
 async def enqueue(

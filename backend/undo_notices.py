@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import weakref
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -29,6 +28,7 @@ from sqlalchemy import select, update
 from backend import messages
 from backend.models.undo import ContactUndo
 from backend.services import Services
+from common.loop_events import LoopEvents
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +39,8 @@ NOTICE_BATCH = 20
 MAX_BATCHES = 50
 NOTICE_POLL_SECONDS = 5.0
 
-# One event per event loop: ``wake`` wakes the notice sender of this process at once.
-_events: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _wakeup() -> asyncio.Event:
-    loop = asyncio.get_running_loop()
-    event = _events.get(loop)
-    if event is None:
-        event = _events[loop] = asyncio.Event()
-    return event
+# Wakes this process's own waiter at once (common/loop_events.py).
+_wakeup = LoopEvents().get
 
 
 def wake() -> None:
