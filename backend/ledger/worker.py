@@ -34,6 +34,7 @@ from sqlalchemy import select
 
 from backend import undo_notices
 from backend.crm.connector import CrmConnector
+from backend.ledger import one_commit
 from backend.ledger.claims import Claimed, claim
 from backend.ledger.kinds import carry_out
 from backend.ledger.outcomes import GroupCommit, Settled
@@ -68,10 +69,18 @@ async def _carry_out(
     commit: GroupCommit,
     after_effect: AfterEffect | None,
 ) -> None:
-    """Carry ``job`` out and record what became of it."""
+    """Carry ``job`` out and record what became of it (in one commit where ``one_commit`` joins)."""
     started = time.perf_counter()
+    joined = False
     try:
-        outcome = await carry_out(services, crm, job)
+        if one_commit.joins(crm, job):
+            joined = True
+            run = await one_commit.carry_out(services, crm, job, commit.owner, after_effect)
+            if run.outcome is None:
+                return
+            outcome, recorded = run.outcome, run.recorded
+        else:
+            outcome, recorded = await carry_out(services, crm, job), False
     except Exception as exc:
         # Whatever went wrong (CRM down, a bug) is retried; the type only, as
         # exception texts can carry personal data.
@@ -81,7 +90,9 @@ async def _carry_out(
         return
     WORKER_ATTEMPTS.labels(kind=job.kind, result=outcome.state.value).inc()
     WORKER_SECONDS.labels(kind=job.kind).observe(time.perf_counter() - started)
-    if after_effect is not None:
+    if recorded:
+        return
+    if after_effect is not None and not joined:
         after_effect(job)
     await commit.settle(Settled(job, outcome=outcome))
 
