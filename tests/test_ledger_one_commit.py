@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from conftest import LiveBackend
 from fakes.ledger import add_customers, customer, session_token, submit
 from sqlalchemy import delete, func, select
 
 from backend import audit
 from backend.crm.builtin import BuiltinCrm
+from backend.crm.connector import Address
 from backend.crm.http import HttpCrm
+from backend.errors import ConnectorError
 from backend.ledger import one_commit
 from backend.ledger.claims import Claimed
-from backend.ledger.worker import run_one
+from backend.ledger.worker import run_one, run_workers
 from backend.models.crm import AppliedChange, Customer, Phone
 from backend.models.ledger import Notification, Request
 from backend.models.undo import ContactUndo
@@ -109,3 +113,41 @@ async def test_only_the_built_in_crm_s_contact_and_marketing_changes_commit_with
     assert not one_commit.joins(crm, Claimed(**{**vars(job), "kind": "access"}))
     # The bank's CRM over HTTP cannot take part in the transaction: its change, then the outcome.
     assert not one_commit.joins(HttpCrm("http://127.0.0.1:9/crm", None), job)
+
+
+class FailsForOne(BuiltinCrm):
+    """The built-in CRM, refusing every change of one customer."""
+
+    def __init__(self, *args: object, refusing: str) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self.refusing = refusing
+
+    async def update_address(self, ref: str, address: Address, *, idempotency_key: str) -> None:
+        if ref == self.refusing:
+            raise ConnectorError("CRM refused")
+        await super().update_address(ref, address, idempotency_key=idempotency_key)
+
+
+async def test_a_request_that_fails_in_a_batch_is_retried_alone_and_the_others_are_done(
+    backend: LiveBackend, clock: FakeClock
+) -> None:
+    refs = ["C-1", "C-2", "C-3"]
+    await add_customers(
+        backend.services, *(customer(r, phone=f"+3712300{i:04d}") for i, r in enumerate(refs))
+    )
+    for ref in refs:
+        token = await session_token(backend.services, ref)
+        await submit(backend, token, "update_contact", {"field": "address", "address": ADDRESS})
+    crm = FailsForOne(backend.services.sessions, clock, refusing="C-2")
+
+    done = await run_workers(
+        backend.services, crm, concurrency=1, stop=asyncio.Event(), once=True, purge=False
+    )
+    assert done == 3
+    async with backend.services.sessions() as session:
+        rows = await session.execute(select(Request.customer_ref, Request.state))
+        states = {ref: state for ref, state in rows.tuples()}
+        applied = set(await session.scalars(select(AppliedChange.customer_ref)))
+        undone = set(await session.scalars(select(ContactUndo.customer_ref)))
+    assert states == {"C-1": "done", "C-2": "queued", "C-3": "done"}
+    assert applied == undone == {"C-1", "C-3"}
