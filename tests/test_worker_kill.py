@@ -267,3 +267,37 @@ async def test_a_worker_killed_while_sealing_leaves_every_entry_to_be_sealed_onc
     assert seqs == list(range(1, len(seqs) + 1))
     assert (verdict.count, verdict.unsealed) == (len(seqs), 0)
     assert row.state == "done"
+
+
+async def test_a_worker_killed_in_a_batch_leaves_none_of_it_and_the_next_makes_each_change_once(
+    backend: LiveBackend, clock: FakeClock
+) -> None:
+    refs = ["C-1", "C-2", "C-3"]
+    await add_customers(
+        backend.services, *(customer(r, phone=f"+3712400{i:04d}") for i, r in enumerate(refs))
+    )
+    address = {"line1": "Elizabetes iela 2", "city": "Rīga", "postcode": "LV-1010", "country": "LV"}
+    for ref in refs:
+        token = await session_token(backend.services, ref)
+        await submit(backend, token, "update_contact", {"field": "address", "address": address})
+    # One slot takes all three in one transaction; it dies after the first one's CRM change.
+    died = await asyncio.to_thread(_worker, backend, clock.now().isoformat(), die_at="effect")
+    assert died.returncode == DIED, died.stderr
+    async with backend.services.sessions() as session:
+        states = (await session.execute(select(Request.state))).scalars().all()
+        assert sorted(states) == ["running"] * 3
+        assert await session.scalar(select(func.count()).select_from(AppliedChange)) == 0
+        assert await session.scalar(select(func.count()).select_from(Notification)) == 0
+    later = (clock.now() + timedelta(seconds=LEASE_SECONDS + 1)).isoformat()
+    second = await asyncio.to_thread(_worker, backend, later)
+    assert second.returncode == 0, second.stderr
+    async with backend.services.sessions() as session:
+        states = (await session.execute(select(Request.state))).scalars().all()
+        applied = await session.scalar(select(func.count()).select_from(AppliedChange))
+        told = await session.scalar(select(func.count()).select_from(Notification))
+        done = await session.scalar(
+            select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "request_done")
+        )
+        assert (await audit.verify(session, backend.services.settings)).intact
+    assert sorted(states) == ["done"] * 3
+    assert (applied, told, done) == (3, 3, 3)
