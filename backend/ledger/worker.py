@@ -4,6 +4,9 @@ A worker process runs one ``Worker`` with ``concurrency`` slots: at most that
 many requests are being carried out at once. The slots share a buffer that is
 refilled by one batch claim (``claims.py``) of up to ``BATCH_PER_SLOT`` per
 slot, and share the transactions that record outcomes (``outcomes.GroupCommit``).
+On the built-in CRM a slot takes up to ``BATCH_PER_SLOT`` contact changes and
+opt-outs of a claim at once and commits their changes with their outcomes in
+one transaction (``one_commit.py``).
 When nothing is due the worker sleeps until a request is queued
 (``wakeup.py``: in-process at once, on PostgreSQL ``LISTEN/NOTIFY`` from any
 process) or ``wakeup.POLL_SECONDS`` pass.
