@@ -144,9 +144,19 @@ class BuiltinCrm:
     async def contact_and_address(self, ref: str) -> tuple[ContactOnFile, Address | None]:
         """Primary phone and email, and the postal address on file; raises ``CustomerNotFound``."""
         async with self._session() as session:
-            customer = await self._require(session, ref)
+            # The customer and the address in one round trip: the worker's hot path.
+            found = (
+                await session.execute(
+                    select(Customer, PostalAddress)
+                    .outerjoin(PostalAddress, PostalAddress.customer_id == Customer.id)
+                    .where(Customer.ref == ref)
+                )
+            ).first()
+            if found is None:
+                raise CustomerNotFound(f"no customer with ref {ref!r}")
+            customer: Customer = found[0]
+            row: PostalAddress | None = found[1]  # an outer join: None without an address
             on_file = await _contact_on_file(session, customer)
-            row = await session.get(PostalAddress, customer.id)
         if row is None:
             return on_file, None
         address = Address(
