@@ -43,7 +43,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from backend import audit, undo_notices
-from backend.crm.connector import Address, CrmConnector, CustomerNotFound
+from backend.crm.connector import Address, CrmConnector
 from backend.ledger.claims import Claimed
 from backend.ledger.transitions import transition
 from backend.models.ledger import Request
@@ -70,13 +70,6 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _primary(pairs: tuple[tuple[str, bool], ...]) -> str | None:
-    for value, primary in pairs:
-        if primary:
-            return value
-    return pairs[0][0] if pairs else None
-
-
 def _masked_new(field: str, payload: dict[str, Any]) -> str:
     if field == "phone":
         return mask_phone(str(payload["value"]))
@@ -91,11 +84,11 @@ async def _before(
 ) -> tuple[str | None, str | None, str | None]:
     """The contact about to change (an address as JSON), and the phone and email on file."""
     if field == "address":
-        record = await crm.get(ref)
-        if record is None:
-            raise CustomerNotFound(f"no customer with ref {ref!r}")
-        address = None if record.address is None else json.dumps(vars(record.address))
-        return address, _primary(record.phones), _primary(record.emails)
+        # Not ``crm.get``: the built-in CRM reads a whole record in eleven queries
+        # (py-spy: 7% of a worker's time under ``make bench``), these need three.
+        on_file, found = await crm.contact_and_address(ref)
+        address = None if found is None else json.dumps(vars(found))
+        return address, on_file.phone, on_file.email
     on_file = await crm.contact_on_file(ref)
     return (on_file.phone if field == "phone" else on_file.email), on_file.phone, on_file.email
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from common.db import pool_limits
 from common.logs import LOG_FORMATS
 from common.private_files import ensure_private_dir, read_or_create_secret
 from common.settings import (
@@ -173,6 +174,8 @@ class Settings:
             raise SettingsError(f"{PREFIX}SMS_GATEWAY=http needs {PREFIX}SMS_GATEWAY_URL")
         if settings.crm == "http" and not settings.crm_url:
             raise SettingsError(f"{PREFIX}CRM=http needs {PREFIX}CRM_URL")
+        # Read again by every engine (``common.db.make_engine``); a bad one stops the start here.
+        pool_limits(env)
         settings.check_smtp_login()
         return settings
 

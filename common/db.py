@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.types import TypeDecorator
 
 from common.private_files import DIR_MODE, ensure_private_file, tighten_private_file
+from common.settings import SettingsError, lookup, parse_int
 
 log = logging.getLogger("datadesk.migrations")
 
@@ -73,12 +76,42 @@ def _prepare_sqlite_file(url: str) -> None:
         tighten_private_file(path.with_name(path.name + suffix))
 
 
+# A server's connections are shared by every process's pools (PostgreSQL allows
+# 100 by default): a process keeps up to POOL_SIZE open and opens up to
+# MAX_OVERFLOW more for a burst.
+POOL_SIZE = 10
+MAX_OVERFLOW = 20
+
+
+def pool_limits(env: Mapping[str, str] | None = None) -> dict[str, int]:
+    """``DB_POOL_SIZE`` and ``DB_MAX_OVERFLOW`` that are set, as ``pool_size``/``max_overflow``.
+
+    Raises ``SettingsError`` for a value that is not a whole number (``DB_POOL_SIZE`` at
+    least 1, ``DB_MAX_OVERFLOW`` at least 0).
+    """
+    env = os.environ if env is None else env
+    limits: dict[str, int] = {}
+    size, overflow = lookup(env, "DB_POOL_SIZE"), lookup(env, "DB_MAX_OVERFLOW")
+    if size is not None:
+        limits["pool_size"] = parse_int("DB_POOL_SIZE", size)
+        if limits["pool_size"] < 1:
+            raise SettingsError(f"DATADESK_DB_POOL_SIZE: expected at least 1, got {size!r}")
+    if overflow is not None:
+        limits["max_overflow"] = parse_int("DB_MAX_OVERFLOW", overflow)
+        if limits["max_overflow"] < 0:
+            raise SettingsError(f"DATADESK_DB_MAX_OVERFLOW: expected 0 or more, got {overflow!r}")
+    return limits
+
+
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """Create an async engine with the settings this project relies on for ``url``.
 
     Every engine hides SQL parameters from its errors and echo: they hold
     personal data in clear (before ``Encrypted`` columns encrypt it), and an
-    error's text ends up in logs.
+    error's text ends up in logs. A PostgreSQL engine's pool holds ``pool_size``
+    connections and up to ``max_overflow`` more (given, else ``POOL_SIZE`` and
+    ``MAX_OVERFLOW``); ``DATADESK_DB_POOL_SIZE`` and ``DATADESK_DB_MAX_OVERFLOW``,
+    when set, override both (``SettingsError`` for a bad value).
     """
     kwargs["hide_parameters"] = True
     if is_sqlite(url):
@@ -86,8 +119,10 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("pool_size", POOL_SIZE)
+    kwargs.setdefault("max_overflow", MAX_OVERFLOW)
+    # The operator's limit wins over a caller's default: it is what the server can take.
+    kwargs.update(pool_limits())
     engine = create_async_engine(url, **kwargs)
     if not kwargs.get("pool_pre_ping"):
         event.listen(engine.sync_engine.pool, "checkout", _drop_closed_asyncpg)

@@ -57,8 +57,18 @@ def _worker(
 
 
 async def _kill_then_recover(
-    backend: LiveBackend, clock: FakeClock, reference: str, die_at: str = "effect"
+    backend: LiveBackend,
+    clock: FakeClock,
+    reference: str,
+    die_at: str = "effect",
+    *,
+    applied: int = 1,
 ) -> None:
+    """Kill a worker at ``die_at``, with ``applied`` CRM changes committed by then; run another.
+
+    A change on the built-in CRM commits with its outcome (``backend/ledger/one_commit.py``):
+    a worker killed before that commit leaves none (``applied=0``).
+    """
     died = await asyncio.to_thread(_worker, backend, clock.now().isoformat(), die_at=die_at)
     assert died.returncode == DIED, died.stderr
     async with backend.services.sessions() as session:
@@ -66,8 +76,7 @@ async def _kill_then_recover(
             await session.execute(select(Request).where(Request.reference == reference))
         ).scalar_one()
         assert row.state == "running"
-        applied = await session.scalar(select(func.count()).select_from(AppliedChange))
-        assert applied == 1
+        assert await session.scalar(select(func.count()).select_from(AppliedChange)) == applied
         # Nothing of the outcome is half-written: no notice, no audit entry.
         assert await session.scalar(select(func.count()).select_from(Notification)) == 0
         finished = await session.scalar(
@@ -103,7 +112,7 @@ async def _once_each(backend: LiveBackend, reference: str) -> tuple[str, int]:
     return row.state, row.attempts
 
 
-async def test_an_address_change_survives_its_worker_dying_after_the_crm_write(
+async def test_an_address_change_whose_worker_dies_after_the_crm_write_is_made_once_by_the_next(
     backend: LiveBackend, clock: FakeClock
 ) -> None:
     await add_customers(backend.services, customer("C-1"))
@@ -112,7 +121,7 @@ async def test_an_address_change_survives_its_worker_dying_after_the_crm_write(
     _, body = await submit(
         backend, token, "update_contact", {"field": "address", "address": address}
     )
-    await _kill_then_recover(backend, clock, body["reference"])
+    await _kill_then_recover(backend, clock, body["reference"], applied=0)
     state, _ = await _once_each(backend, body["reference"])
     assert state == "done"
     record = await BuiltinCrm(backend.services.sessions, clock).get("C-1")
@@ -175,7 +184,7 @@ async def test_a_worker_killed_while_recording_an_outcome_leaves_none_of_it_and_
     _, body = await submit(
         backend, token, "update_contact", {"field": "address", "address": address}
     )
-    await _kill_then_recover(backend, clock, body["reference"], die_at="outcome")
+    await _kill_then_recover(backend, clock, body["reference"], die_at="outcome", applied=0)
     state, _ = await _once_each(backend, body["reference"])
     assert state == "done"
 
@@ -258,3 +267,37 @@ async def test_a_worker_killed_while_sealing_leaves_every_entry_to_be_sealed_onc
     assert seqs == list(range(1, len(seqs) + 1))
     assert (verdict.count, verdict.unsealed) == (len(seqs), 0)
     assert row.state == "done"
+
+
+async def test_a_worker_killed_in_a_batch_leaves_none_of_it_and_the_next_makes_each_change_once(
+    backend: LiveBackend, clock: FakeClock
+) -> None:
+    refs = ["C-1", "C-2", "C-3"]
+    await add_customers(
+        backend.services, *(customer(r, phone=f"+3712400{i:04d}") for i, r in enumerate(refs))
+    )
+    address = {"line1": "Elizabetes iela 2", "city": "Rīga", "postcode": "LV-1010", "country": "LV"}
+    for ref in refs:
+        token = await session_token(backend.services, ref)
+        await submit(backend, token, "update_contact", {"field": "address", "address": address})
+    # One slot takes all three in one transaction; it dies after the first one's CRM change.
+    died = await asyncio.to_thread(_worker, backend, clock.now().isoformat(), die_at="effect")
+    assert died.returncode == DIED, died.stderr
+    async with backend.services.sessions() as session:
+        states = (await session.execute(select(Request.state))).scalars().all()
+        assert sorted(states) == ["running"] * 3
+        assert await session.scalar(select(func.count()).select_from(AppliedChange)) == 0
+        assert await session.scalar(select(func.count()).select_from(Notification)) == 0
+    later = (clock.now() + timedelta(seconds=LEASE_SECONDS + 1)).isoformat()
+    second = await asyncio.to_thread(_worker, backend, later)
+    assert second.returncode == 0, second.stderr
+    async with backend.services.sessions() as session:
+        states = (await session.execute(select(Request.state))).scalars().all()
+        applied = await session.scalar(select(func.count()).select_from(AppliedChange))
+        told = await session.scalar(select(func.count()).select_from(Notification))
+        done = await session.scalar(
+            select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "request_done")
+        )
+        assert (await audit.verify(session, backend.services.settings)).intact
+    assert sorted(states) == ["done"] * 3
+    assert (applied, told, done) == (3, 3, 3)

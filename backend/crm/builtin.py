@@ -13,7 +13,9 @@ CRM transaction opens (SQLite has one writer) and must itself be idempotent.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date
 from typing import Any
 
@@ -86,6 +88,26 @@ async def mark_erased(
         )
 
 
+# Set by ``joined``: the sessions of a transaction the CRM's reads and changes take part in.
+_joined: ContextVar[async_sessionmaker[AsyncSession] | None] = ContextVar(
+    "builtin_crm_joined", default=None
+)
+
+
+@contextmanager
+def joined(sessions: async_sessionmaker[AsyncSession]) -> Iterator[None]:
+    """Within this block (this task), every ``BuiltinCrm`` works through ``sessions``.
+
+    ``backend.ledger.one_commit`` binds ``sessions`` to its transaction, so a
+    request's change commits with its outcome.
+    """
+    token = _joined.set(sessions)
+    try:
+        yield
+    finally:
+        _joined.reset(token)
+
+
 class BuiltinCrm:
     """``CrmConnector`` over the ``crm_*`` tables; see the module docstring."""
 
@@ -103,7 +125,7 @@ class BuiltinCrm:
         """The customer ref whose phone on file is ``e164``, or None."""
         # Every configured key's digest: during a rotation a row may be on either.
         indexes = crypto.current().blind_indexes("phone", e164)
-        async with self._sessions() as session:
+        async with self._session() as session:
             row = await session.execute(
                 select(Customer.ref)
                 .join(Phone, Phone.customer_id == Customer.id)
@@ -115,25 +137,36 @@ class BuiltinCrm:
 
     async def contact_on_file(self, ref: str) -> ContactOnFile:
         """Primary phone and email on file; raises ``CustomerNotFound``."""
-        async with self._sessions() as session:
+        async with self._session() as session:
             customer = await self._require(session, ref)
-            phones = await session.execute(
-                select(Phone.number)
-                .where(Phone.customer_id == customer.id)
-                .order_by(Phone.is_primary.desc(), Phone.id)
-                .limit(1)
-            )
-            emails = await session.execute(
-                select(Email.address)
-                .where(Email.customer_id == customer.id)
-                .order_by(Email.is_primary.desc(), Email.id)
-                .limit(1)
-            )
-            return ContactOnFile(
-                phone=phones.scalar_one_or_none(),
-                email=emails.scalar_one_or_none(),
-                language=customer.language,
-            )
+            return await _contact_on_file(session, customer)
+
+    async def contact_and_address(self, ref: str) -> tuple[ContactOnFile, Address | None]:
+        """Primary phone and email, and the postal address on file; raises ``CustomerNotFound``."""
+        async with self._session() as session:
+            # The customer and the address in one round trip: the worker's hot path.
+            found = (
+                await session.execute(
+                    select(Customer, PostalAddress)
+                    .outerjoin(PostalAddress, PostalAddress.customer_id == Customer.id)
+                    .where(Customer.ref == ref)
+                )
+            ).first()
+            if found is None:
+                raise CustomerNotFound(f"no customer with ref {ref!r}")
+            customer: Customer = found[0]
+            row: PostalAddress | None = found[1]  # an outer join: None without an address
+            on_file = await _contact_on_file(session, customer)
+        if row is None:
+            return on_file, None
+        address = Address(
+            line1=row.line1,
+            line2=row.line2,
+            city=row.city,
+            postcode=row.postcode,
+            country=row.country,
+        )
+        return on_file, address
 
     async def get(self, ref: str) -> CustomerRecord | None:
         """The customer's current record, or None."""
@@ -234,7 +267,7 @@ class BuiltinCrm:
     ) -> None:
         """Erase ``erase``, record ``holds`` (restricted) and the erased categories."""
         if "chat_history" in erase and self.on_erase_chat_history is not None:
-            async with self._sessions() as session:
+            async with self._session() as session:
                 done = await session.get(AppliedChange, idempotency_key)
             if done is None:
                 await self.on_erase_chat_history(ref)
@@ -268,7 +301,7 @@ class BuiltinCrm:
         Holds kept while a product is open have no date: the retention policy
         replaces them with a dated hold once the product closes.
         """
-        async with self._sessions() as session:
+        async with self._session() as session:
             rows = await session.execute(
                 select(Customer.ref, HoldRow.category)
                 .join(Customer, Customer.id == HoldRow.customer_id)
@@ -279,7 +312,7 @@ class BuiltinCrm:
         for ref, category in expired:
             if category == "chat_history" and self.on_erase_chat_history is not None:
                 await self.on_erase_chat_history(ref)
-        async with self._sessions() as session, session.begin():
+        async with self._session() as session, session.begin():
             for ref, category in expired:
                 customer = await customer_by_ref(session, ref)
                 if customer is not None:
@@ -291,7 +324,7 @@ class BuiltinCrm:
 
     async def export(self, ref: str) -> dict[str, object] | None:
         """The customer in the CRM JSON shape, plus ``holds`` and ``erased_categories``."""
-        async with self._sessions() as session:
+        async with self._session() as session:
             customer = await customer_by_ref(session, ref)
             if customer is None:
                 return None
@@ -299,11 +332,15 @@ class BuiltinCrm:
 
     async def access_export(self, ref: str) -> dict[str, Any] | None:
         """The whole record: the built-in CRM keeps nothing beyond the export shape."""
-        async with self._sessions() as session:
+        async with self._session() as session:
             customer = await customer_by_ref(session, ref)
             if customer is None:
                 return None
             return await export_customer(session, customer)
+
+    def _session(self) -> AsyncSession:
+        """A new session: of the transaction ``joined`` names, else of this CRM's own."""
+        return (_joined.get() or self._sessions)()
 
     async def _require(self, session: AsyncSession, ref: str) -> Customer:
         customer = await customer_by_ref(session, ref)
@@ -314,7 +351,7 @@ class BuiltinCrm:
     async def _apply(self, ref: str, operation: str, key: str, change: Change) -> None:
         """Run ``change`` once per idempotency key, in one transaction with the key."""
         try:
-            async with self._sessions() as session, session.begin():
+            async with self._session() as session, session.begin():
                 if await session.get(AppliedChange, key) is not None:
                     return
                 customer = await self._require(session, ref)
@@ -329,9 +366,30 @@ class BuiltinCrm:
                 )
         except IntegrityError:
             # Another worker applied the same key first; ours rolled back whole.
-            async with self._sessions() as session:
+            async with self._session() as session:
                 if await session.get(AppliedChange, key) is None:
                     raise
+
+
+async def _contact_on_file(session: AsyncSession, customer: Customer) -> ContactOnFile:
+    """The customer's primary (else first) phone and email, and language."""
+    phones = await session.execute(
+        select(Phone.number)
+        .where(Phone.customer_id == customer.id)
+        .order_by(Phone.is_primary.desc(), Phone.id)
+        .limit(1)
+    )
+    emails = await session.execute(
+        select(Email.address)
+        .where(Email.customer_id == customer.id)
+        .order_by(Email.is_primary.desc(), Email.id)
+        .limit(1)
+    )
+    return ContactOnFile(
+        phone=phones.scalar_one_or_none(),
+        email=emails.scalar_one_or_none(),
+        language=customer.language,
+    )
 
 
 async def export_customer(session: AsyncSession, customer: Customer) -> dict[str, Any]:

@@ -95,6 +95,13 @@ class CrmConnector(Protocol):
         """The customer's current record, or None when there is no such customer."""
         ...
 
+    async def contact_and_address(self, ref: str) -> tuple[ContactOnFile, Address | None]:
+        """What ``contact_on_file`` answers and the postal address (None: none), in one look-up.
+
+        Raises ``CustomerNotFound``.
+        """
+        ...
+
     async def update_phone(self, ref: str, e164: str, *, idempotency_key: str) -> None:
         """Make ``e164`` the primary phone."""
         ...

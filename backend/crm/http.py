@@ -39,6 +39,14 @@ def _says_customer_not_found(text: str) -> bool:
     return isinstance(body, dict) and body.get("error") == "customer_not_found"
 
 
+def _first_primary(pairs: tuple[tuple[str, bool], ...]) -> str | None:
+    """The primary value of (value, primary) pairs, else the first one, else None."""
+    for value, primary in pairs:
+        if primary:
+            return value
+    return pairs[0][0] if pairs else None
+
+
 class HttpCrm:
     """``CrmConnector`` speaking to ``base_url``; one client session per call."""
 
@@ -113,6 +121,18 @@ class HttpCrm:
         if not isinstance(data, dict):
             raise ConnectorError("CRM sent a customer copy that is not a JSON object")
         return data
+
+    async def contact_and_address(self, ref: str) -> tuple[ContactOnFile, Address | None]:
+        """The phone and email ``contact_on_file`` would pick, and the address, from one export."""
+        record = await self.get(ref)
+        if record is None:
+            raise CustomerNotFound(f"no customer with ref {ref!r}")
+        on_file = ContactOnFile(
+            phone=_first_primary(record.phones),
+            email=_first_primary(record.emails),
+            language=record.language,
+        )
+        return on_file, record.address
 
     async def get(self, ref: str) -> CustomerRecord | None:
         """The customer's current record, or None."""

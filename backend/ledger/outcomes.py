@@ -102,6 +102,11 @@ class GroupCommit:
         self._waiting: list[tuple[Settled, asyncio.Future[bool]]] = []
         self._writing = False
 
+    @property
+    def owner(self) -> str:
+        """The lease owner whose requests this records."""
+        return self._owner
+
     async def settle(self, item: Settled) -> bool:
         """Record ``item`` (with whatever else is waiting); True when this worker still held it.
 

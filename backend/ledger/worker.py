@@ -4,6 +4,9 @@ A worker process runs one ``Worker`` with ``concurrency`` slots: at most that
 many requests are being carried out at once. The slots share a buffer that is
 refilled by one batch claim (``claims.py``) of up to ``BATCH_PER_SLOT`` per
 slot, and share the transactions that record outcomes (``outcomes.GroupCommit``).
+On the built-in CRM a slot takes up to ``BATCH_PER_SLOT`` contact changes and
+opt-outs of a claim at once and commits their changes with their outcomes in
+one transaction (``one_commit.py``).
 When nothing is due the worker sleeps until a request is queued
 (``wakeup.py``: in-process at once, on PostgreSQL ``LISTEN/NOTIFY`` from any
 process) or ``wakeup.POLL_SECONDS`` pass.
@@ -34,6 +37,7 @@ from sqlalchemy import select
 
 from backend import undo_notices
 from backend.crm.connector import CrmConnector
+from backend.ledger import one_commit
 from backend.ledger.claims import Claimed, claim
 from backend.ledger.kinds import carry_out
 from backend.ledger.outcomes import GroupCommit, Settled
@@ -68,22 +72,56 @@ async def _carry_out(
     commit: GroupCommit,
     after_effect: AfterEffect | None,
 ) -> None:
-    """Carry ``job`` out and record what became of it."""
+    """Carry ``job`` out and record what became of it: the change, then the outcome."""
     started = time.perf_counter()
     try:
         outcome = await carry_out(services, crm, job)
     except Exception as exc:
-        # Whatever went wrong (CRM down, a bug) is retried; the type only, as
-        # exception texts can carry personal data.
-        log.warning("request %s attempt %d failed: %s", job.id, job.attempts, type(exc).__name__)
-        WORKER_ATTEMPTS.labels(kind=job.kind, result="error").inc()
-        await commit.settle(Settled(job, error=type(exc).__name__))
+        await _failed(job, exc, commit)
         return
     WORKER_ATTEMPTS.labels(kind=job.kind, result=outcome.state.value).inc()
     WORKER_SECONDS.labels(kind=job.kind).observe(time.perf_counter() - started)
     if after_effect is not None:
         after_effect(job)
     await commit.settle(Settled(job, outcome=outcome))
+
+
+async def _failed(job: Claimed, exc: Exception, commit: GroupCommit) -> None:
+    """Record a failed attempt: it is retried after a back-off, or fails after the last."""
+    # Whatever went wrong (CRM down, a bug) is retried; the type only, as
+    # exception texts can carry personal data.
+    log.warning("request %s attempt %d failed: %s", job.id, job.attempts, type(exc).__name__)
+    WORKER_ATTEMPTS.labels(kind=job.kind, result="error").inc()
+    await commit.settle(Settled(job, error=type(exc).__name__))
+
+
+async def _carry_out_group(
+    services: Services,
+    crm: CrmConnector,
+    jobs: Sequence[Claimed],
+    commit: GroupCommit,
+    after_effect: AfterEffect | None,
+) -> None:
+    """Carry ``jobs`` out: together in one commit where ``one_commit`` joins them, else one by one."""
+    if not one_commit.joins(crm, jobs[0]):
+        for job in jobs:
+            await _carry_out(services, crm, job, commit, after_effect)
+        return
+    started = time.perf_counter()
+    try:
+        results = await one_commit.carry_out(services, crm, jobs, commit.owner, after_effect)
+    except Exception as exc:
+        # The batch's transaction failed (a database error): none of it is kept.
+        for job in jobs:
+            await _failed(job, exc, commit)
+        return
+    seconds = (time.perf_counter() - started) / len(jobs)
+    for result in results:
+        if result.error is not None:
+            await _failed(result.job, result.error, commit)
+        elif result.outcome is not None:
+            WORKER_ATTEMPTS.labels(kind=result.job.kind, result=result.outcome.state.value).inc()
+            WORKER_SECONDS.labels(kind=result.job.kind).observe(seconds)
 
 
 async def run_one(
@@ -93,7 +131,7 @@ async def run_one(
     jobs = await claim(services, owner, 1)
     if not jobs:
         return False
-    await _carry_out(services, crm, jobs[0], GroupCommit(services, owner), after_effect)
+    await _carry_out_group(services, crm, jobs, GroupCommit(services, owner), after_effect)
     return True
 
 
@@ -160,15 +198,20 @@ class Worker:
         counts = [0] * self.concurrency
 
         async def slot(index: int) -> None:
-            while (job := await self._next(waiter, stop, stopping, once)) is not None:
+            while (jobs := await self._next(waiter, stop, stopping, once)) is not None:
                 self._busy += 1
                 try:
-                    await _carry_out(self.services, self.crm, job, commit, self.after_effect)
-                    counts[index] += 1
+                    await _carry_out_group(self.services, self.crm, jobs, commit, self.after_effect)
+                    counts[index] += len(jobs)
                 except Exception as exc:
-                    # A database hiccup must not end the slot; the lease protects the request.
+                    # A database hiccup must not end the slot; the lease protects the requests.
                     # The type only: database errors can quote the values they were given.
-                    log.error("worker %s: request %s: %s", self.owner, job.id, type(exc).__name__)
+                    log.error(
+                        "worker %s: requests %s: %s",
+                        self.owner,
+                        ",".join(str(job.id) for job in jobs),
+                        type(exc).__name__,
+                    )
                 finally:
                     self._busy -= 1
                     self._completions += 1
@@ -191,8 +234,12 @@ class Worker:
 
     async def _next(
         self, waiter: Waiter, stop: asyncio.Event, stopping: asyncio.Future[Any], once: bool
-    ) -> Claimed | None:
-        """The next claimed request for a slot; None when the worker is to stop."""
+    ) -> list[Claimed] | None:
+        """The next claimed requests for a slot; None when the worker is to stop.
+
+        One request, or up to ``BATCH_PER_SLOT`` that ``one_commit`` carries out
+        together (the slots share the buffer: each takes its part of a claim).
+        """
         async with self._refill:
             while not self._buffer:
                 if stop.is_set() or self._drained:
@@ -220,7 +267,16 @@ class Worker:
                     await woken
             if stop.is_set():
                 return None
-            return self._buffer.popleft()
+            first = self._buffer.popleft()
+            jobs = [first]
+            if one_commit.joins(self.crm, first):
+                while (
+                    self._buffer
+                    and len(jobs) < BATCH_PER_SLOT
+                    and one_commit.joins(self.crm, self._buffer[0])
+                ):
+                    jobs.append(self._buffer.popleft())
+            return jobs
 
 
 async def run_workers(
