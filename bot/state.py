@@ -159,6 +159,7 @@ def _json(value: Any) -> str:
 
 
 _CONVERSATION: Table = ConversationRow.__table__  # type: ignore[assignment]
+_SHOWN: Table = ShownNotificationRow.__table__  # type: ignore[assignment]
 _LOAD = select(
     _CONVERSATION.c.state,
     _CONVERSATION.c.context,
@@ -409,29 +410,31 @@ class StateStore:
     async def mark_shown(
         self, chat: str, notification_id: int, now: datetime | None = None
     ) -> bool:
-        """Record a notification as shown; False if it already was."""
-        async with self.sessions() as session:
-            try:
-                await session.execute(
-                    insert(ShownNotificationRow).values(
+        """Record a notification as shown; False if it already was (one autocommit statement)."""
+        try:
+            async with self._auto.connect() as connection:
+                await connection.execute(
+                    insert(_SHOWN).values(
                         chat=chat,
                         notification_id=notification_id,
                         shown_at=now or datetime.now(UTC),
                     )
                 )
-                await session.commit()
-            except IntegrityError:
-                return False
+        except IntegrityError:
+            return False
         return True
 
     async def was_shown(self, chat: str, notification_id: int) -> bool:
-        """Whether a notification was already shown in the chat."""
-        async with self.sessions() as session:
-            found = await session.scalar(
-                select(ShownNotificationRow.notification_id)
-                .where(ShownNotificationRow.chat == chat)
-                .where(ShownNotificationRow.notification_id == notification_id)
-            )
+        """Whether a notification was already shown in the chat (one autocommit statement)."""
+        shown = _SHOWN.c
+        async with self._auto.connect() as connection:
+            found = (
+                await connection.execute(
+                    select(shown.notification_id)
+                    .where(shown.chat == chat)
+                    .where(shown.notification_id == notification_id)
+                )
+            ).first()
         return found is not None
 
     async def prune(self, *, idle_before: datetime, shown_before: datetime) -> tuple[int, int]:

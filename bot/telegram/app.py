@@ -502,6 +502,8 @@ class TelegramChannel:
         if self.registry is not None:
             await self.registry.close()
             self.registry = None
+        if self.inbox is not None:
+            await self.inbox.close()
         if self._engine is not None:
             await self._engine.dispose()
         log.info("Telegram channel stopped")
