@@ -38,7 +38,7 @@ from telegram.constants import ParseMode, UpdateType
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import Application, ContextTypes, Defaults, TypeHandler
 
-from bot.channel import ChannelEvent, Delete, Document, Outgoing, Press, Reply
+from bot.channel import ChannelEvent, Contact, Delete, Document, Outgoing, Press, Reply
 from bot.metrics import UPDATE_ERRORS, UPDATE_SECONDS, UPDATES, update_kind
 from bot.state_key import StateKey
 from bot.telegram.events import read_update
@@ -221,7 +221,11 @@ class TelegramChannel:
             # next step now): answered in a new message, the shown one kept.
             await self.deliver(incoming.chat_id, outgoing)
             return
-        edited = await self.deliver(incoming.chat_id, outgoing, edit=pressed)
+        # A shared contact comes from the one-time keyboard, which Telegram has hidden.
+        hidden = isinstance(event, Contact)
+        edited = await self.deliver(
+            incoming.chat_id, outgoing, edit=pressed, keyboard_hidden=hidden
+        )
         if pressed and not edited and self.options.remove_pressed_keyboard:
             # A pressed keyboard is spent: taking it away stops a second "confirm".
             await self._remove_keyboard(incoming.chat_id, pressed)
@@ -259,7 +263,12 @@ class TelegramChannel:
     # ---- replies out ------------------------------------------------------
 
     async def deliver(
-        self, chat_id: int, outgoing: list[Outgoing], *, edit: int | None = None
+        self,
+        chat_id: int,
+        outgoing: list[Outgoing],
+        *,
+        edit: int | None = None,
+        keyboard_hidden: bool = False,
     ) -> bool:
         """Carry out ``outgoing`` in ``chat_id`` in order; a failed send raises.
 
@@ -267,7 +276,8 @@ class TelegramChannel:
         message replaces that message's text and keyboard in place: one call
         where a new message and taking the old keyboard away would be two, and
         the spent buttons are gone with it. Only an inline keyboard (or none)
-        can be edited in; True when the edit happened.
+        can be edited in; True when the edit happened. ``keyboard_hidden``:
+        the customer just used the one-time share-contact keyboard (``render``).
         """
         bot = self.application.bot
         edited = False
@@ -289,7 +299,7 @@ class TelegramChannel:
                 await self._send_document(chat_id, item)
                 continue
             if isinstance(item, Reply):
-                for part in render(item):
+                for part in render(item, keyboard_hidden=keyboard_hidden):
                     if edit is not None and not edited and _editable(part):
                         edited = await self._edit(chat_id, edit, part)
                         if edited:
