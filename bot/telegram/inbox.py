@@ -30,10 +30,11 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, String, Table, Text, delete, func, select, update
+from sqlalchemy import BigInteger, String, Table, Text, and_, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.dml import Update
 
 from bot.state import BotBase
 from bot.state_key import StateKey
@@ -152,18 +153,59 @@ class Inbox:
             result = await connection.execute(statement)
         return bool(result.rowcount)
 
-    async def release(self, chat: str) -> bool:
+    async def take_pending(self, chat: str) -> list[tuple[int, dict[str, Any] | None]] | None:
+        """``take`` then ``pending``: None while another process holds the lease.
+
+        On PostgreSQL one statement (the lease's upsert in a CTE, the pending
+        updates read beside it), so a drain costs one round trip fewer.
+        """
+        if self._insert is not postgresql.insert:
+            return await self.pending(chat) if await self.take(chat) else None
+        now, inbox, leases = self.clock.now(), _INBOX.c, _LEASES.c
+        lease = (
+            postgresql.insert(_LEASES)
+            .values(chat=chat, holder=self.holder, until=now + LEASE)
+            .on_conflict_do_update(
+                index_elements=["chat"],
+                set_={"holder": self.holder, "until": now + LEASE},
+                where=(leases.until < now) | (leases.holder == self.holder),
+            )
+            .returning(leases.chat)
+            .cte("lease")
+        )
+        statement = (
+            select(lease.c.chat, inbox.update_id, inbox.body)
+            .select_from(
+                lease.outerjoin(
+                    _INBOX, and_(inbox.chat == lease.c.chat, inbox.applied_at.is_(None))
+                )
+            )
+            .order_by(inbox.update_id)
+            .limit(PENDING_BATCH)
+        )
+        async with self._auto.connect() as connection:
+            rows = (await connection.execute(statement)).all()
+        if not rows:
+            return None
+        return self._opened(chat, [(r.update_id, r.body) for r in rows if r.update_id is not None])
+
+    async def release(self, chat: str, applied: int | None = None) -> bool:
         """Let ``chat``'s lease go; whether updates of the chat are pending (stored meanwhile).
 
-        The lease is gone (committed) before the inbox is looked at: an update
-        stored after the look finds the lease free and its storer drains it; one
-        stored before is seen here.
+        ``applied``: an update to mark applied first (on PostgreSQL in the same
+        statement as letting the lease go). The lease is gone (committed) before
+        the inbox is looked at: an update stored after the look finds the lease
+        free and its storer drains it; one stored before is seen here.
         """
         inbox, leases = _INBOX.c, _LEASES.c
+        let_go = delete(_LEASES).where(leases.chat == chat, leases.holder == self.holder)
+        if applied is not None:
+            if self._insert is postgresql.insert:
+                let_go = let_go.add_cte(self._applied(applied).cte("applied"))
+            else:
+                await self.applied(applied)
         async with self._auto.connect() as connection:
-            await connection.execute(
-                delete(_LEASES).where(leases.chat == chat, leases.holder == self.holder)
-            )
+            await connection.execute(let_go)
             waiting = (
                 await connection.execute(
                     select(inbox.update_id)
@@ -185,24 +227,32 @@ class Inbox:
                     .limit(PENDING_BATCH)
                 )
             ).all()
+        return self._opened(chat, [(row.update_id, row.body) for row in rows])
+
+    def _opened(
+        self, chat: str, rows: list[tuple[int, str]]
+    ) -> list[tuple[int, dict[str, Any] | None]]:
         out: list[tuple[int, dict[str, Any] | None]] = []
-        for row in rows:
+        for update_id, body in rows:
             try:
-                out.append((row.update_id, self._open(row.update_id, chat, row.body)))
+                out.append((update_id, self._open(update_id, chat, body)))
             except Exception:
                 # Sealed under another key (BOT_SECRET_KEY changed) or damaged: skipped, not retried forever.
-                log.error("inbox update %s in chat %s unreadable; skipped", row.update_id, chat)
-                out.append((row.update_id, None))
+                log.error("inbox update %s in chat %s unreadable; skipped", update_id, chat)
+                out.append((update_id, None))
         return out
 
     async def applied(self, update_id: int) -> None:
         """Mark one update applied; its body is dropped at once."""
         async with self._auto.connect() as connection:
-            await connection.execute(
-                update(_INBOX)
-                .where(_INBOX.c.update_id == update_id)
-                .values(applied_at=self.clock.now(), body="")
-            )
+            await connection.execute(self._applied(update_id))
+
+    def _applied(self, update_id: int) -> Update:
+        return (
+            update(_INBOX)
+            .where(_INBOX.c.update_id == update_id)
+            .values(applied_at=self.clock.now(), body="")
+        )
 
     async def waiting_chats(self) -> list[str]:
         """Chats with an update pending for a while: their drain may have died with a process."""
@@ -287,18 +337,22 @@ class InboxDrains:
         inbox, key = self.inbox, str(chat)
         try:
             async with self.turns.serialized(chat):
-                while await inbox.take(key):
+                while (pending := await inbox.take_pending(key)) is not None:
                     renewed = time.monotonic()
+                    last: int | None = None  # applied, marked so as the lease goes
                     try:
-                        for update_id, data in await inbox.pending(key):
+                        for update_id, data in pending:
+                            if last is not None:
+                                await inbox.applied(last)
+                                last = None
                             if data is not None:
                                 await self.apply(data)
-                            await inbox.applied(update_id)
+                            last = update_id
                             if time.monotonic() - renewed > LEASE.total_seconds() / 3:
                                 await inbox.take(key)
                                 renewed = time.monotonic()
                     finally:
-                        more = await inbox.release(key)
+                        more = await inbox.release(key, applied=last)
                     if not more:
                         return
         except asyncio.CancelledError:
