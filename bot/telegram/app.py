@@ -41,7 +41,7 @@ from telegram.ext import Application, ContextTypes, Defaults, TypeHandler
 from bot.channel import ChannelEvent, Contact, Delete, Document, Outgoing, Press, Reply
 from bot.metrics import UPDATE_ERRORS, UPDATE_SECONDS, UPDATES, update_kind
 from bot.state_key import StateKey
-from bot.telegram.events import read_update
+from bot.telegram.events import Incoming, read_update
 from bot.telegram.inbox import SWEEP_AFTER, Inbox, InboxDrains
 from bot.telegram.limiter import TurnTakingRateLimiter
 from bot.telegram.notifications import NotificationSource, Renderer, deliver_notifications
@@ -207,9 +207,18 @@ class TelegramChannel:
 
     async def _handle_update(self, update: Update) -> None:
         incoming = read_update(update)
+        answering: asyncio.Task[None] | None = None
         if update.callback_query is not None:
-            # Always answered, stale or not, so the customer's button stops spinning.
-            await self._answer_callback(update.callback_query.id)
+            # Always answered, stale or not, so the customer's button stops spinning;
+            # while the press is handled, not before: its round trip adds no wait.
+            answering = asyncio.create_task(self._answer_callback(update.callback_query.id))
+        try:
+            await self._handle_event(update, incoming)
+        finally:
+            if answering is not None:
+                await answering
+
+    async def _handle_event(self, update: Update, incoming: Incoming | None) -> None:
         if incoming is None:
             return
         outgoing = await self.conversations.handle(incoming.chat, incoming.event)
