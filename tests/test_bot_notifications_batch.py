@@ -69,3 +69,51 @@ async def test_a_chat_s_notices_are_shown_in_order_and_stop_at_one_that_failed()
     # The failed one and the one after it in its chat wait for redelivery, in order.
     assert done == [1, 3]
     assert [text for chat, text in renderer.shown if chat == "tg:7"] == ["first"]
+
+
+class Source:
+    """The backend's outbox: 20 outcome notices waiting; remembers each poll's limit."""
+
+    def __init__(self) -> None:
+        self.pending = [
+            {**_notice(n, 100 + n, f"outcome {n}"), "reference": f"DD-{n}", "outcome": "done"}
+            for n in range(1, 21)
+        ]
+        self.limits: list[int] = []
+        self.acked: list[int] = []
+
+    async def poll_notifications(
+        self, *, prefix: str, wait: float = 30, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        self.limits.append(limit)
+        if not self.pending:
+            await asyncio.sleep(wait)
+        return self.pending[:limit]
+
+    async def ack_notifications(self, ids: list[int]) -> None:
+        self.acked += ids
+        self.pending = [n for n in self.pending if n["id"] not in ids]
+
+
+async def test_with_a_flood_limit_a_bot_takes_about_a_second_of_its_share_per_poll() -> None:
+    # The other bot processes of the token can take the rest meanwhile.
+    from e2e.scripted import ScriptedConversations
+    from fakes.botapi import TOKEN, BotApiStandIn
+
+    from bot.telegram.app import ChannelOptions, TelegramChannel
+
+    source = Source()
+    async with BotApiStandIn() as api:
+        options = ChannelOptions(poll_timeout=1, notifications_wait=1, rate_limit=8)
+        channel = TelegramChannel(
+            token=TOKEN,
+            api_url=api.url,
+            conversations=ScriptedConversations(),
+            notifications=source,
+            options=options,
+        )
+        async with channel, asyncio.timeout(10):
+            while len(source.acked) < 20:  # noqa: ASYNC110 - the channel acks as it shows
+                await asyncio.sleep(0.05)
+    assert source.limits[:3] == [8, 8, 8]
+    assert sorted(source.acked) == list(range(1, 21))

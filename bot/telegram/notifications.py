@@ -29,13 +29,14 @@ log = logging.getLogger(__name__)
 
 PREFIX = "tg:"
 MAX_BACKOFF = 60.0
+BATCH = 100  # notifications taken at once without a flood limit
 
 
 class NotificationSource(Protocol):
     """The outbox side of ``bot.backend_client.BackendClient``."""
 
     async def poll_notifications(
-        self, *, prefix: str, wait: float = 30
+        self, *, prefix: str, wait: float = 30, limit: int = 100
     ) -> list[dict[str, Any]]: ...
 
     async def ack_notifications(self, ids: list[int]) -> None: ...
@@ -121,12 +122,14 @@ async def deliver_notifications(
     *,
     wait: float = 30.0,
     prefix: str = PREFIX,
+    batch_size: Callable[[], int] = lambda: BATCH,
 ) -> None:
-    """Poll, show, acknowledge, until cancelled."""
+    """Poll, show, acknowledge, until cancelled; up to ``batch_size()`` at a time."""
     delay = 1.0
     while True:
         try:
-            batch = await source.poll_notifications(prefix=prefix, wait=wait)
+            limit = max(1, batch_size())
+            batch = await source.poll_notifications(prefix=prefix, wait=wait, limit=limit)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
