@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 PREFIX = "tg:"
 MAX_BACKOFF = 60.0
 BATCH = 100  # notifications taken at once without a flood limit
+# Chats shown at once: each holds database connections while it is shown, and
+# every bot, backend and worker process of a deployment shares the server's.
+CHATS_AT_ONCE = 16
 
 
 class NotificationSource(Protocol):
@@ -94,19 +97,22 @@ async def deliver_batch(
 
     One at a time, a batch of 100 outcomes took 100 × (its database writes and
     a send) before the last customer heard (5 s at 100 customers in
-    ``bench/bot.py``). A chat stops at its first failure: the rest wait for
-    redelivery, so they are not shown before the one that failed.
+    ``bench/bot.py``); up to ``CHATS_AT_ONCE`` chats now go at once. A chat
+    stops at its first failure: the rest wait for redelivery, so they are not
+    shown before the one that failed.
     """
     chats: dict[object, list[dict[str, Any]]] = {}
     for notification in batch:
         chats.setdefault(notification.get("chat"), []).append(notification)
+    at_once = asyncio.Semaphore(CHATS_AT_ONCE)
 
     async def chat_in_order(notifications: list[dict[str, Any]]) -> list[Any]:
         done = []
-        for notification in notifications:
-            if not await deliver_one(notification, renderer, deliver, turns):
-                break
-            done.append(notification["id"])
+        async with at_once:
+            for notification in notifications:
+                if not await deliver_one(notification, renderer, deliver, turns):
+                    break
+                done.append(notification["id"])
         return done
 
     shown = await asyncio.gather(*(chat_in_order(n) for n in chats.values()))
