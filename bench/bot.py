@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientSession, web
+from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO / "tests") not in sys.path:
@@ -318,7 +319,6 @@ async def databases(workdir: Path, pg_base: str | None) -> AsyncIterator[tuple[s
             f"sqlite+aiosqlite:///{workdir / 'bot.sqlite3'}",
         )
         return
-    from sqlalchemy.engine import make_url
 
     from common.db import admin_execute
 
@@ -392,6 +392,21 @@ def machine_ticks() -> tuple[int, int]:
         return 0, 0
     idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
     return sum(values) - idle, sum(values)
+
+
+def server_pids(databases: list[str]) -> list[int]:
+    """PostgreSQL's server processes serving these databases (their titles name them)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if any(f" {name} " in title for name in databases):
+            found.append(int(entry.name))
+    return found
 
 
 def cpu_seconds(pid: int) -> float:
@@ -469,6 +484,8 @@ async def run_datadesk(
             pids = {n: p.pid for n, p in zip(processes.names, processes.running, strict=True)}
             pids["harness"] = os.getpid()
             cpu_before = {n: cpu_seconds(pid) for n, pid in pids.items()}
+            names = [make_url(u).database or "" for u in (backend_db, bot_db)] if pg_base else []
+            server_before = {pid: cpu_seconds(pid) for pid in server_pids(names)}
             machine_before = machine_ticks()
             began = time.perf_counter()
             walking = [
@@ -481,6 +498,10 @@ async def run_datadesk(
                 kind = n.rstrip("0123456789")
                 used = cpu_seconds(pid) - cpu_before[n]
                 figures.cpu[kind] = figures.cpu.get(kind, 0.0) + used
+            if names:
+                figures.cpu["postgres"] = sum(
+                    cpu_seconds(pid) - server_before.get(pid, 0.0) for pid in server_pids(names)
+                )
             busy, total = (a - b for a, b in zip(machine_ticks(), machine_before, strict=True))
             figures.machine_busy = busy / total if total else float("nan")
             for customer in walking:
@@ -568,16 +589,18 @@ def report(results: list[Figures]) -> str:
     lines += [
         "",
         "CPU seconds used during each row (bot, backend, worker processes; harness = the "
-        "stand-in and the customers), and how busy the machine's cores were, anyone's work",
-        f"{'bot':<20}{'bot':>7}{'backend':>8}{'worker':>7}{'harness':>8}{'bot/upd ms':>11}"
-        f"{'machine busy':>13}",
+        "stand-in and the customers; postgres = its server processes of the row's "
+        "databases), and how busy the machine's cores were, anyone's work",
+        f"{'bot':<20}{'bot':>7}{'backend':>8}{'worker':>7}{'harness':>8}{'postgres':>9}"
+        f"{'bot/upd ms':>11}{'machine busy':>13}",
     ]
     for f in results[1:]:
         per_update = f.cpu.get("bot", 0.0) / f.updates * 1000 if f.updates else float("nan")
+        postgres = f"{f.cpu['postgres']:.1f}" if "postgres" in f.cpu else "-"
         lines.append(
             f"{f.name:<20}{f.cpu.get('bot', 0.0):>7.1f}{f.cpu.get('backend', 0.0):>8.1f}"
             f"{f.cpu.get('worker', 0.0):>7.1f}{f.cpu.get('harness', 0.0):>8.1f}"
-            f"{per_update:>11.1f}{f.machine_busy:>12.0%}"
+            f"{postgres:>9}{per_update:>11.1f}{f.machine_busy:>12.0%}"
         )
     lines.append("")
     echo = results[0]
