@@ -514,6 +514,15 @@ async def run_datadesk(
             figures.peak = peak_per_second(api)
             if ended := processes.ended_early():
                 print(f"{name}: processes ended during the run: {', '.join(ended)}", flush=True)
+            if figures.failures:
+                # What the processes said went wrong (their own, personal-data-free logs).
+                said = {
+                    line.split(" ", 2)[-1][:200]
+                    for line in processes.logs().splitlines()
+                    if " ERROR " in line or "Error:" in line
+                }
+                for line in sorted(said)[:12]:
+                    print(f"{name}: {line}", flush=True)
             figures.peak5 = peak_per_second(api, 5.0)
         finally:
             await processes.stop()
