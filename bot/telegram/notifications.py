@@ -32,7 +32,7 @@ MAX_BACKOFF = 60.0
 BATCH = 100  # notifications taken at once without a flood limit
 # Chats shown at once: each holds database connections while it is shown, and
 # every bot, backend and worker process of a deployment shares the server's.
-CHATS_AT_ONCE = 16
+CHATS_AT_ONCE = 8
 
 
 class NotificationSource(Protocol):
