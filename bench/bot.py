@@ -13,6 +13,8 @@ the bots as a load balancer would. Rows, one run:
   as processes on SQLite files; each customer walks /start →
   marketing opt-out (share contact, SMS code, channel, confirm) → reference,
   7 updates, then waits for the outcome notice.
+- **datadesk 10 cust.**: the same with 10 customers, for confirm → outcome
+  latency when nothing queues behind 100 customers' steps.
 - **datadesk 2×2 (PostgreSQL)**, when ``DATADESK_BENCH_POSTGRES_URL`` or
   ``DATADESK_TEST_POSTGRES_URL`` names a server: 2 backends, 2 workers and
   2 bots on fresh PostgreSQL databases, the customers spread over both bots.
@@ -24,6 +26,11 @@ edit, delete) per completed journey; the most limited calls in any one
 second. Flood limits are off (``TELEGRAM_RATE_LIMIT=0``) except in the row
 "2 bots 30/s": two bot processes on SQLite with the limit as shipped, which
 they share (journeys/s there is the budget spent: 30/s ÷ calls per journey).
+
+A second table gives the CPU seconds each kind of process used during each
+row (from ``/proc``), the bot's per update, and how busy the machine's cores
+were meanwhile, anyone's work included: on a machine with few cores, more bot
+processes only help while cores are idle.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientSession, web
+from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO / "tests") not in sys.path:
@@ -55,6 +63,7 @@ from fakes.botapi import LIMITED_METHODS, TOKEN, BotApiStandIn, SentMessage  # n
 from fakes.processes import Processes  # noqa: E402
 
 CUSTOMERS = int(os.environ.get("DATADESK_BENCH_CUSTOMERS") or 100)  # fewer for a quick look
+FEW = 10  # customers in the row that measures confirm → outcome unhurried
 CONNECTIONS = 40  # webhook deliveries at once, as setWebhook's max_connections
 ECHO_SECONDS = 5.0
 RUN_SECONDS = 60.0  # the datadesk rows stop here even if customers are mid-journey
@@ -78,6 +87,9 @@ class Figures:
     peak: float = 0.0  # the most limited calls a second the stand-in got in any one second
     peak5: float = 0.0  # the same over any five seconds
     failures: int = 0
+    customers: int = CUSTOMERS
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per kind of process
+    machine_busy: float = float("nan")  # share of all the machine's cores busy, anyone's
 
     @property
     def per_second(self) -> float:
@@ -307,7 +319,6 @@ async def databases(workdir: Path, pg_base: str | None) -> AsyncIterator[tuple[s
             f"sqlite+aiosqlite:///{workdir / 'bot.sqlite3'}",
         )
         return
-    from sqlalchemy.engine import make_url
 
     from common.db import admin_execute
 
@@ -373,11 +384,51 @@ def peak_per_second(api: BotApiStandIn, window: float = 1.0) -> float:
     return most / window
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine since boot, every core and process."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def server_pids(databases: list[str]) -> list[int]:
+    """PostgreSQL's server processes serving these databases (their titles name them)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if any(f" {name} " in title for name in databases):
+            found.append(int(entry.name))
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a running process has used so far; 0 when unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def run_datadesk(
-    workdir: Path, name: str, *, pairs: int, pg_base: str | None = None, rate_limit: int = 0
+    workdir: Path,
+    name: str,
+    *,
+    pairs: int,
+    pg_base: str | None = None,
+    rate_limit: int = 0,
+    customers: int = CUSTOMERS,
 ) -> Figures:
-    """``pairs`` backends, workers and bots; 100 customers walking their journeys at once."""
-    figures = Figures(name)
+    """``pairs`` backends, workers and bots; ``customers`` walking their journeys at once."""
+    figures = Figures(name, customers=customers)
     processes = Processes(workdir)
     base_env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -405,10 +456,10 @@ async def run_datadesk(
             "DATADESK_SMS_GATEWAY_URL": sms.url,
             "DATADESK_TELEGRAM_API_URL": api.url,
         }
-        customers = workdir / "customers.json"
-        customers.write_text(json.dumps(_customers(CUSTOMERS)))
+        listing = workdir / "customers.json"
+        listing.write_text(json.dumps(_customers(customers)))
         await processes.run("db upgrade", ["-m", "datadesk", "db", "upgrade"], env)
-        await processes.run("crm import", ["-m", "datadesk", "crm", "import", str(customers)], env)
+        await processes.run("crm import", ["-m", "datadesk", "crm", "import", str(listing)], env)
         backends = [free_port() for _ in range(pairs)]
         hooks = [free_port() for _ in range(pairs)]
         api.balance([f"http://127.0.0.1:{p}/hook" for p in hooks], concurrency=CONNECTIONS)
@@ -430,13 +481,29 @@ async def run_datadesk(
                 await processes.start(f"bot{i}", ["-m", "datadesk", "bot"], bot_env)
             await webhooks_set(api, pairs)
             replies = Replies(api)
+            pids = {n: p.pid for n, p in zip(processes.names, processes.running, strict=True)}
+            pids["harness"] = os.getpid()
+            cpu_before = {n: cpu_seconds(pid) for n, pid in pids.items()}
+            names = [make_url(u).database or "" for u in (backend_db, bot_db)] if pg_base else []
+            server_before = {pid: cpu_seconds(pid) for pid in server_pids(names)}
+            machine_before = machine_ticks()
             began = time.perf_counter()
             walking = [
                 asyncio.create_task(walk(5_000 + i, f"+3712{i:07d}", api, sms, replies, figures))
-                for i in range(1, CUSTOMERS + 1)
+                for i in range(1, customers + 1)
             ]
             await asyncio.wait(walking, timeout=RUN_SECONDS)
             figures.seconds = time.perf_counter() - began
+            for n, pid in pids.items():
+                kind = n.rstrip("0123456789")
+                used = cpu_seconds(pid) - cpu_before[n]
+                figures.cpu[kind] = figures.cpu.get(kind, 0.0) + used
+            if names:
+                figures.cpu["postgres"] = sum(
+                    cpu_seconds(pid) - server_before.get(pid, 0.0) for pid in server_pids(names)
+                )
+            busy, total = (a - b for a, b in zip(machine_ticks(), machine_before, strict=True))
+            figures.machine_busy = busy / total if total else float("nan")
             for customer in walking:
                 customer.cancel()
             results = await asyncio.gather(*walking, return_exceptions=True)
@@ -447,6 +514,15 @@ async def run_datadesk(
             figures.peak = peak_per_second(api)
             if ended := processes.ended_early():
                 print(f"{name}: processes ended during the run: {', '.join(ended)}", flush=True)
+            if figures.failures:
+                # What the processes said went wrong (their own, personal-data-free logs).
+                said = {
+                    line.split(" ", 2)[-1][:200]
+                    for line in processes.logs().splitlines()
+                    if " ERROR " in line or "Error:" in line
+                }
+                for line in sorted(said)[:12]:
+                    print(f"{name}: {line}", flush=True)
             figures.peak5 = peak_per_second(api, 5.0)
         finally:
             await processes.stop()
@@ -471,6 +547,13 @@ async def measure() -> list[Figures]:
         rows = [await run_echo(workdir)]
         (workdir / "one").mkdir()
         rows.append(await run_datadesk(workdir / "one", "datadesk", pairs=1))
+        # Confirm → outcome when the system is not queueing 100 customers' steps.
+        (workdir / "few").mkdir()
+        rows.append(
+            await run_datadesk(
+                workdir / "few", f"datadesk {FEW} cust.", pairs=1, customers=min(FEW, CUSTOMERS)
+            )
+        )
         # As shipped: the token's 30 calls/s shared by two bot processes.
         (workdir / "limited").mkdir()
         rows.append(
@@ -512,8 +595,31 @@ def report(results: list[Figures]) -> str:
             f"{f.percentile(0.5):>8.0f}{f.percentile(0.99):>8.0f}{f.journeys:>9}"
             f"{f.journeys_per_second:>6.1f}{outcome:>12}{calls:>8}{f.peak:>7.0f}{f.peak5:>6.1f}{f.failures:>7}"
         )
+    lines += [
+        "",
+        "CPU seconds used during each row (bot, backend, worker processes; harness = the "
+        "stand-in and the customers; postgres = its server processes of the row's "
+        "databases), and how busy the machine's cores were, anyone's work",
+        f"{'bot':<20}{'bot':>7}{'backend':>8}{'worker':>7}{'harness':>8}{'postgres':>9}"
+        f"{'bot/upd ms':>11}{'machine busy':>13}",
+    ]
+    for f in results[1:]:
+        per_update = f.cpu.get("bot", 0.0) / f.updates * 1000 if f.updates else float("nan")
+        postgres = f"{f.cpu['postgres']:.1f}" if "postgres" in f.cpu else "-"
+        lines.append(
+            f"{f.name:<20}{f.cpu.get('bot', 0.0):>7.1f}{f.cpu.get('backend', 0.0):>8.1f}"
+            f"{f.cpu.get('worker', 0.0):>7.1f}{f.cpu.get('harness', 0.0):>8.1f}"
+            f"{postgres:>9}{per_update:>11.1f}{f.machine_busy:>12.0%}"
+        )
+    lines.append("")
     echo = results[0]
     for other in results[1:]:
+        if other.customers != CUSTOMERS:
+            lines.append(
+                f"{other.name}: confirm → outcome p50 {other.outcome_p50:.0f} ms "
+                f"(target < 500 ms); {other.journeys}/{other.customers} journeys"
+            )
+            continue
         if "30/s" in other.name:
             lines.append(
                 f"{other.name}: {other.journeys_per_second:.1f} journeys/s (target ≥ 3); limited "

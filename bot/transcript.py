@@ -149,8 +149,7 @@ class Filer:
         for line in batch:
             last[line.chat] = max(last.get(line.chat, 0), line.seq)
         try:
-            for chat, seq in last.items():
-                await self.store.filed(chat, seq)
+            await self.store.filed_many(last)
         except Exception:
             # Filed but not noted: filed again later, which the backend ignores.
             log.warning("transcript: filed lines not noted", exc_info=True)

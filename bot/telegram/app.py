@@ -38,13 +38,18 @@ from telegram.constants import ParseMode, UpdateType
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import Application, ContextTypes, Defaults, TypeHandler
 
-from bot.channel import ChannelEvent, Delete, Document, Outgoing, Press, Reply
+from bot.channel import ChannelEvent, Contact, Delete, Document, Outgoing, Press, Reply
 from bot.metrics import UPDATE_ERRORS, UPDATE_SECONDS, UPDATES, update_kind
 from bot.state_key import StateKey
-from bot.telegram.events import read_update
+from bot.telegram.events import Incoming, read_update
 from bot.telegram.inbox import SWEEP_AFTER, Inbox, InboxDrains
 from bot.telegram.limiter import TurnTakingRateLimiter
-from bot.telegram.notifications import NotificationSource, Renderer, deliver_notifications
+from bot.telegram.notifications import (
+    BATCH,
+    NotificationSource,
+    Renderer,
+    deliver_notifications,
+)
 from bot.telegram.processor import PerChatUpdateProcessor, chat_key
 from bot.telegram.registry import HEARTBEAT, ProcessRegistry, process_name
 from bot.telegram.render import Send, compose, render
@@ -207,9 +212,18 @@ class TelegramChannel:
 
     async def _handle_update(self, update: Update) -> None:
         incoming = read_update(update)
+        answering: asyncio.Task[None] | None = None
         if update.callback_query is not None:
-            # Always answered, stale or not, so the customer's button stops spinning.
-            await self._answer_callback(update.callback_query.id)
+            # Always answered, stale or not, so the customer's button stops spinning;
+            # while the press is handled, not before: its round trip adds no wait.
+            answering = asyncio.create_task(self._answer_callback(update.callback_query.id))
+        try:
+            await self._handle_event(update, incoming)
+        finally:
+            if answering is not None:
+                await answering
+
+    async def _handle_event(self, update: Update, incoming: Incoming | None) -> None:
         if incoming is None:
             return
         outgoing = await self.conversations.handle(incoming.chat, incoming.event)
@@ -221,7 +235,11 @@ class TelegramChannel:
             # next step now): answered in a new message, the shown one kept.
             await self.deliver(incoming.chat_id, outgoing)
             return
-        edited = await self.deliver(incoming.chat_id, outgoing, edit=pressed)
+        # A shared contact comes from the one-time keyboard, which Telegram has hidden.
+        hidden = isinstance(event, Contact)
+        edited = await self.deliver(
+            incoming.chat_id, outgoing, edit=pressed, keyboard_hidden=hidden
+        )
         if pressed and not edited and self.options.remove_pressed_keyboard:
             # A pressed keyboard is spent: taking it away stops a second "confirm".
             await self._remove_keyboard(incoming.chat_id, pressed)
@@ -259,7 +277,12 @@ class TelegramChannel:
     # ---- replies out ------------------------------------------------------
 
     async def deliver(
-        self, chat_id: int, outgoing: list[Outgoing], *, edit: int | None = None
+        self,
+        chat_id: int,
+        outgoing: list[Outgoing],
+        *,
+        edit: int | None = None,
+        keyboard_hidden: bool = False,
     ) -> bool:
         """Carry out ``outgoing`` in ``chat_id`` in order; a failed send raises.
 
@@ -267,7 +290,8 @@ class TelegramChannel:
         message replaces that message's text and keyboard in place: one call
         where a new message and taking the old keyboard away would be two, and
         the spent buttons are gone with it. Only an inline keyboard (or none)
-        can be edited in; True when the edit happened.
+        can be edited in; True when the edit happened. ``keyboard_hidden``:
+        the customer just used the one-time share-contact keyboard (``render``).
         """
         bot = self.application.bot
         edited = False
@@ -289,7 +313,7 @@ class TelegramChannel:
                 await self._send_document(chat_id, item)
                 continue
             if isinstance(item, Reply):
-                for part in render(item):
+                for part in render(item, keyboard_hidden=keyboard_hidden):
                     if edit is not None and not edited and _editable(part):
                         edited = await self._edit(chat_id, edit, part)
                         if edited:
@@ -439,10 +463,24 @@ class TelegramChannel:
                     self.deliver,
                     self.processor,
                     wait=self.options.notifications_wait,
+                    batch_size=self._notices_at_once,
                 ),
                 name="telegram-notifications",
             )
         log.info("Telegram channel started in %s mode", self.options.mode)
+
+    def _notices_at_once(self) -> int:
+        """Notifications to take per poll: about a second of this process's share of the limit.
+
+        A process takes the notifications it polls out of the others' reach
+        until it shows them: with the limit on, one bot taking a backlog of
+        100 showed them at its own share of the token's rate while the other
+        process's share went unused (bench/bot.py, "2 bots 30/s": the last 5 s
+        at 14 calls/s). Without a limit, 100.
+        """
+        if self.limiter is None:
+            return BATCH
+        return max(1, round(self.limiter.rate))
 
     async def _start_webhook(self) -> None:
         opts = self.options
@@ -502,6 +540,8 @@ class TelegramChannel:
         if self.registry is not None:
             await self.registry.close()
             self.registry = None
+        if self.inbox is not None:
+            await self.inbox.close()
         if self._engine is not None:
             await self._engine.dispose()
         log.info("Telegram channel stopped")

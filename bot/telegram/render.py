@@ -143,7 +143,7 @@ def compose(outgoing: list[Outgoing]) -> list[Outgoing]:
     return out
 
 
-def render(reply: Reply) -> list[Send]:
+def render(reply: Reply, *, keyboard_hidden: bool = False) -> list[Send]:
     """The messages that show ``reply``, in order.
 
     A message carries one keyboard. Inline options go on the last part of the
@@ -151,6 +151,11 @@ def render(reply: Reply) -> list[Send]:
     options, else on a short follow-up message whose text is the button's own
     label. Removing the reply keyboard rides on the first part (split off
     the first paragraph when that part also carries options).
+
+    ``keyboard_hidden``: the customer has just used the share-contact button,
+    and Telegram hides a one-time keyboard once used. Removing it then rides
+    on the first part only when that part has no options; it is not worth a
+    message of its own (a tenth limited call in the opt-out journey).
     """
     parts = [escape(p) for p in split_text(reply.text)]
     markups: list[Markup | None] = [None] * len(parts)
@@ -165,7 +170,7 @@ def render(reply: Reply) -> list[Send]:
     if reply.remove_keyboard and not reply.contact_button:
         if markups[0] is None:
             markups[0] = ReplyKeyboardRemove()
-        elif "\n" in reply.text.strip():
+        elif "\n" in reply.text.strip() and not keyboard_hidden:
             # One keyboard per message: the first paragraph carries the removal,
             # the rest the options.
             head, _, tail = reply.text.strip().partition("\n")

@@ -119,7 +119,9 @@ class Outbox:
         self.pending.append(notification)
         self._changed.set()
 
-    async def poll_notifications(self, *, prefix: str, wait: float = 30) -> list[dict[str, Any]]:
+    async def poll_notifications(
+        self, *, prefix: str, wait: float = 30, limit: int = 100
+    ) -> list[dict[str, Any]]:
         self.polls += 1
         if self.failures:
             self.failures -= 1
@@ -131,7 +133,7 @@ class Outbox:
                     await self._changed.wait()
             except TimeoutError:
                 return []
-        return [n for n in self.pending if n["chat"].startswith(prefix)]
+        return [n for n in self.pending if n["chat"].startswith(prefix)][:limit]
 
     async def ack_notifications(self, ids: list[int]) -> None:
         self.acked.extend(ids)
