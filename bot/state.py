@@ -52,7 +52,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bot.state_key import SealError, StateKey
-from common.db import NAMING, UTCDateTime, make_engine, make_sessionmaker
+from common.db import NAMING, Autocommit, UTCDateTime, make_engine, make_sessionmaker
 
 # The bot database's Alembic migrations; ``datadesk db upgrade`` runs them.
 BOT_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -206,18 +206,8 @@ class StateStore:
     def __init__(self, engine: AsyncEngine, key: StateKey, *, remember: int = 0) -> None:
         self.engine = engine
         self.sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(engine)
-        # Each hot-path statement is its own transaction. On SQLite they get a pool of
-        # their own with nothing to reset on return (every reset is a round trip to
-        # aiosqlite's thread); PostgreSQL's connections are shared, not doubled.
-        self._own_auto = engine.dialect.name == "sqlite"
-        if self._own_auto:
-            self._auto = make_engine(
-                engine.url.render_as_string(hide_password=False),
-                isolation_level="AUTOCOMMIT",
-                pool_reset_on_return=None,
-            )
-        else:
-            self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Each hot-path statement is its own transaction.
+        self._auto = Autocommit(engine)
         self.key = key
         # The records this process saved last, newest last: with one bot process per
         # token (polling) nobody else writes them, so a load need not read them back.
@@ -237,8 +227,7 @@ class StateStore:
 
     async def close(self) -> None:
         """Release the database connections."""
-        if self._own_auto:
-            await self._auto.dispose()
+        await self._auto.close()
         await self.engine.dispose()
 
     def _seal(self, chat: str, column: str, plain: str) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import DateTime, event, exc
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -161,6 +162,35 @@ async def begin_write(session: AsyncSession) -> None:
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """The one way sessions are made: objects stay usable after commit."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+class Autocommit:
+    """Single-statement transactions beside ``engine``, for a hot path.
+
+    On SQLite they get a pool of their own with nothing to reset on return (every
+    reset is a round trip to aiosqlite's thread); PostgreSQL's connections are
+    shared with ``engine``, not doubled.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._own = engine.dialect.name == "sqlite"
+        if self._own:
+            self.engine = make_engine(
+                engine.url.render_as_string(hide_password=False),
+                isolation_level="AUTOCOMMIT",
+                pool_reset_on_return=None,
+            )
+        else:
+            self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    def connect(self) -> AsyncConnection:
+        """A connection whose every statement commits by itself (``async with``)."""
+        return self.engine.connect()
+
+    async def close(self) -> None:
+        """Release the pool of its own (SQLite); a shared one is ``engine``'s to dispose."""
+        if self._own:
+            await self.engine.dispose()
 
 
 def alembic_config(url: str, script_location: Path) -> Any:

@@ -39,7 +39,7 @@ from sqlalchemy.sql.dml import Update
 from bot.state import BotBase
 from bot.state_key import StateKey
 from common.clock import Clock, SystemClock
-from common.db import UTCDateTime, make_engine
+from common.db import Autocommit, UTCDateTime
 
 log = logging.getLogger(__name__)
 
@@ -94,22 +94,11 @@ class Inbox:
         self.holder = holder
         self.clock = clock or SystemClock()
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-        # As in ``bot.state.StateStore``: on SQLite a pool of its own with nothing to
-        # reset on return (each reset is a round trip to aiosqlite's thread).
-        self._own = engine.dialect.name == "sqlite"
-        if self._own:
-            self._auto = make_engine(
-                engine.url.render_as_string(hide_password=False),
-                isolation_level="AUTOCOMMIT",
-                pool_reset_on_return=None,
-            )
-        else:
-            self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._auto = Autocommit(engine)
 
     async def close(self) -> None:
         """Release the connections of its own (SQLite)."""
-        if self._own:
-            await self._auto.dispose()
+        await self._auto.close()
 
     def _seal(self, update_id: int, chat: str, body: dict[str, Any]) -> str:
         return self.key.seal(json.dumps(body), bound_to=f"inbox\x00{chat}\x00{update_id}")
