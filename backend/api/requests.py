@@ -8,6 +8,8 @@ chat too); chats are opaque strings.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from backend import ledger
@@ -41,6 +43,30 @@ def idempotency_key(request: web.Request) -> str:
     if not is_text(key) or not key.isprintable():
         raise Invalid({"idempotency_key": INVALID_TEXT})
     return key
+
+
+def filing_chat(
+    request: web.Request, body: dict[str, Any], more: dict[str, str] | None = None
+) -> tuple[str, str]:
+    """The body's ``chat`` and ``locale``, checked (``Invalid`` with ``more``'s fields too).
+
+    ``customer_ref`` checked the header's chat; a request filed for another chat
+    is refused alike (``session_expired``).
+    """
+    fields: dict[str, str] = {}
+    chat, locale = valid_chat(body.get("chat")), body.get("locale")
+    if chat is None:
+        fields["chat"] = INVALID_CHAT
+    if not isinstance(locale, str) or locale not in SHIPPED_LOCALES:
+        fields["locale"] = "invalid_locale"
+    fields.update(more or {})
+    if fields:
+        raise Invalid(fields)
+    assert isinstance(chat, str)
+    assert isinstance(locale, str)
+    if chat != header_text(request, CHAT_HEADER):
+        raise Unauthorized("the session was issued in another chat", code="session_expired")
+    return chat, locale
 
 
 async def erasure_preview(request: web.Request) -> web.Response:
@@ -83,21 +109,8 @@ async def submit_request(request: web.Request) -> web.Response:
         raise BadRequest("unknown request kind", code="unknown_kind")
     if kind == ACCESS:
         raise BadRequest("ask for a copy with POST /api/v1/access", code="unknown_kind")
-    fields: dict[str, str] = {}
-    chat, locale = valid_chat(body.get("chat")), body.get("locale")
-    if chat is None:
-        fields["chat"] = INVALID_CHAT
-    if locale not in SHIPPED_LOCALES:
-        fields["locale"] = "invalid_locale"
-    if not isinstance(body.get("payload"), dict):
-        fields["payload"] = "invalid"
-    if fields:
-        raise Invalid(fields)
-    assert isinstance(chat, str)
-    assert isinstance(locale, str)
-    # customer_ref checked the header's chat; a request filed for another chat is refused alike.
-    if chat != header_text(request, CHAT_HEADER):
-        raise Unauthorized("the session was issued in another chat", code="session_expired")
+    payload_ok = isinstance(body.get("payload"), dict)
+    chat, locale = filing_chat(request, body, None if payload_ok else {"payload": "invalid"})
     submitted = await ledger.submit(
         services(request),
         customer_ref=ref,
