@@ -42,7 +42,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeGuard
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from backend import undo_notices
@@ -51,12 +50,11 @@ from backend.crm.builtin import BuiltinCrm
 from backend.crm.connector import CrmConnector
 from backend.ledger import kinds
 from backend.ledger.claims import Claimed
+from backend.ledger.outcomes import still_held
 from backend.ledger.transitions import Move, transition_all
-from backend.models.ledger import Request
 from backend.services import Services
 from common.db import begin_write
 from common.vocabulary.request_kinds import MARKETING_OPT_OUT, UPDATE_CONTACT
-from common.vocabulary.request_states import RUNNING
 
 log = logging.getLogger(__name__)
 
@@ -98,15 +96,7 @@ async def carry_out(
     results: list[Joined] = []
     async with services.sessions() as session:
         await begin_write(session)
-        held = {
-            row.id: row
-            for row in await session.scalars(
-                select(Request)
-                .where(Request.id.in_(ids), Request.lease_owner == owner, Request.state == RUNNING)
-                .order_by(Request.id)
-                .with_for_update()
-            )
-        }
+        held = await still_held(session, ids, owner)
         connection = await session.connection()
         # Sessions that join this transaction (in a savepoint, the savepoint):
         # their commits write into it, a rollback rolls it back.

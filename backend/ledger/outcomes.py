@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.ledger.claims import Claimed
 from backend.ledger.kinds import Outcome
@@ -55,24 +56,23 @@ class Settled:
     error: str | None = None
 
 
+async def still_held(session: AsyncSession, ids: Sequence[int], owner: str) -> dict[int, Request]:
+    """The requests of ``ids`` that ``owner`` still runs, locked for this transaction, by id."""
+    rows = await session.scalars(
+        select(Request)
+        .where(Request.id.in_(ids), Request.lease_owner == owner, Request.state == RUNNING)
+        .order_by(Request.id)
+        .with_for_update()
+    )
+    return {row.id: row for row in rows}
+
+
 async def record(services: Services, owner: str, batch: Sequence[Settled]) -> set[int]:
     """Write ``batch`` in one transaction; return the ids of requests this worker still held."""
     now = services.clock.now()
     async with services.sessions() as session:
         await begin_write(session)
-        held = {
-            row.id: row
-            for row in await session.scalars(
-                select(Request)
-                .where(
-                    Request.id.in_([s.job.id for s in batch]),
-                    Request.lease_owner == owner,
-                    Request.state == RUNNING,
-                )
-                .order_by(Request.id)
-                .with_for_update()
-            )
-        }
+        held = await still_held(session, [s.job.id for s in batch], owner)
         moves = []
         for item in batch:
             row = held.get(item.job.id)
