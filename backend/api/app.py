@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import hdrs, web
 
+from backend import messages
 from backend.api.http import MAX_BODY_BYTES, SERVICES, header_text, json_response
 from backend.crypto import CryptoError, constant_time_equal
 from backend.errors import ApiError, BadRequest, PayloadTooLarge, ServiceUnavailable, Unauthorized
@@ -131,6 +132,11 @@ def create_app(services: Services) -> web.Application:
         ],
     )
     app[SERVICES] = services
+    # The backend's own texts (code SMS and emails, undo notices and page) and their
+    # catalogs, read now: a broken one stops the start with its file and line, and
+    # the first code SMS does not wait for them.
+    messages.load()
+    messages.catalogs()
     for name in ROUTE_MODULES:
         importlib.import_module(name).setup(app)
     return app

@@ -158,9 +158,5 @@ async def act(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     """Add the undo page's routes (public: no service token, no console login)."""
-    # The backend's texts and catalogs, read now: a broken one stops the start with
-    # its file and line, and the first code SMS does not wait for them.
-    messages.load()
-    messages.catalogs()
     app.router.add_get(PATH, show)
     app.router.add_post(PATH, act)
