@@ -33,6 +33,19 @@ from common.settings import (
     parse_port,
 )
 
+
+def use_timedelta_periods() -> None:
+    """Have python-telegram-bot give periods as ``timedelta`` (``RetryAfter.retry_after``).
+
+    Periods as numbers are deprecated since PTB 22.2 and warned about when
+    built; ``PTB_TIMEDELTA`` is PTB's only opt-in to the coming form, read
+    each time such a value is built, so the channel sets it before its first
+    call. It is PTB's own variable, not a setting: an operator has nothing to
+    choose here, and the channel reads periods as ``timedelta``.
+    """
+    os.environ["PTB_TIMEDELTA"] = "true"
+
+
 # Every variable the bot reads (without the prefix); nothing else is looked up.
 VARIABLES = (
     "DATA_DIR",

@@ -40,6 +40,7 @@ from telegram.ext import Application, ContextTypes, Defaults, TypeHandler
 
 from bot.channel import ChannelEvent, Contact, Delete, Document, Outgoing, Press, Reply
 from bot.metrics import UPDATE_ERRORS, UPDATE_SECONDS, UPDATES, update_kind
+from bot.settings import use_timedelta_periods
 from bot.state_key import StateKey
 from bot.telegram.events import Incoming, read_update
 from bot.telegram.inbox import SWEEP_AFTER, Inbox, InboxDrains
@@ -142,6 +143,7 @@ class TelegramChannel:
         options: ChannelOptions | None = None,
     ) -> None:
         keep_customer_data_out_of_logs()
+        use_timedelta_periods()
         self.options = options or ChannelOptions()
         self.conversations = conversations
         self.notifications = notifications

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import datetime as dt
 import enum
 import logging
 import time
@@ -49,6 +50,11 @@ LIMITED_METHODS = frozenset(
         "forwardMessage",
     }
 )
+
+
+def _seconds(period: int | dt.timedelta) -> float:
+    """A Bot API period in seconds: a ``timedelta`` (``bot.settings.use_timedelta_periods``)."""
+    return period.total_seconds() if isinstance(period, dt.timedelta) else float(period)
 
 
 class Priority(enum.IntEnum):
@@ -189,7 +195,7 @@ class TurnTakingRateLimiter(BaseRateLimiter[None]):
             except RetryAfter as exc:
                 if attempt == self.max_retries:
                     raise
-                pause = exc._retry_after.total_seconds() if hasattr(exc, "_retry_after") else 1.0
+                pause = _seconds(exc.retry_after)
                 # Telegram counts the whole token: every call of this process waits it out.
                 self._paused_until = max(self._paused_until, self._clock() + pause)
                 self._wakeup.set()

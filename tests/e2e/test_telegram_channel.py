@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -186,8 +187,11 @@ async def test_a_flood_limit_answer_is_waited_out_and_the_message_still_arrives(
     api: BotApiStandIn, channel: TelegramChannel
 ) -> None:
     api.fail_next("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
+    started = time.monotonic()
     await api.send_text(CHAT, "hi")
     await api.wait_for_message(CHAT, "you said hi")
+    # Telegram asked for a second: the reply comes no sooner, and only the second try lands.
+    assert time.monotonic() - started >= 1.0
     assert [m for m, _ in api.calls].count("sendMessage") == 2
 
 
