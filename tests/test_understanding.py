@@ -144,6 +144,22 @@ def test_chinese_without_spaces_is_understood(typed: str, journey: str, matcher:
     assert matcher.guess(typed).journey == journey
 
 
+def test_a_pronoun_that_one_journeys_examples_happen_to_use_does_not_decide() -> None:
+    # Erasure's examples all say "manus datus" (as "dzēst" takes it), access's "manu" or
+    # "savus": "manus" is still "my", and "atsūtiet" is what the customer asks for.
+    matcher = Matcher(
+        {
+            "erasure": {
+                "lv": ["dzēst manus datus", "iznīciniet manus datus", "izņemiet manus datus"]
+            },
+            "access": {
+                "lv": ["atsūtiet manu datu kopiju", "atsūtiet man kopiju", "parādiet savus datus"]
+            },
+        }
+    )
+    assert matcher.guess("atsūtiet manus datus").journey == "access"
+
+
 def test_an_ambiguous_word_offers_at_most_three_journeys_best_first(matcher: Matcher) -> None:
     guess = matcher.guess("email")
     assert guess.offers == ("update_contact", "marketing_opt_out")

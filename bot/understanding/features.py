@@ -9,9 +9,10 @@ forgives on the other:
   lose their case and verb endings (Snowball has no Latvian), and every word
   also gives its character trigrams, which share most of a word across its forms;
 - Chinese written without spaces: each Han character and each pair of neighbours;
-- filler: words such as "I", "have", "my", "хочу", "lūdzu", "我", "的" (the
-  stopwords-iso lists) weigh less, so "I have a question" does not look like
-  "I have a new mobile number".
+- filler: words such as "I", "have", "my", "manus", "хочу", "lūdzu", "我", "的" (the
+  stopwords-iso lists, with the pronouns they lack) and pairs of Chinese filler
+  characters ("我的", "给我") weigh less, so "I have a question" does not look like
+  "I have a new mobile number"; ``meaningful`` is a text's features without them.
 """
 
 from __future__ import annotations
@@ -52,9 +53,26 @@ def strip_marks(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+# Personal and possessive pronouns the stopwords-iso lists lack: its Latvian list has
+# none ("manus datus" would weigh, and tell journeys apart, as much as "dzēst"), its
+# Russian one some forms of "мой" and "свой" only. English "my", "me" and Chinese 我, 的
+# are filler there already.
+_PRONOUNS = {
+    "lv": """es mani man manis mēs mūs mums mūsu tu tevi tev tevis jūs jums jūsu
+        mans mana manu manus manas mani manā manam manai maniem manām manējais
+        savs sava savu savus savas savi savā savam savai saviem savām
+        tavs tava tavu tavus tavas tavi tavā
+        viņš viņa viņu viņam viņai viņi viņas viņiem viņām""",
+    "ru": """мой моя моё мою моего моему моей моём мои моих моим моими
+        свой своя своё свою своего своему своей своём свои своих своим своими""",
+}
+
+
 def _filler() -> tuple[frozenset[str], frozenset[str]]:
     """Filler words of the shipped languages (diacritics removed), and Chinese filler."""
-    words = stopwordsiso.stopwords(["en", "lv", "ru"])
+    words = set(stopwordsiso.stopwords(["en", "lv", "ru"]))
+    for pronouns in _PRONOUNS.values():
+        words.update(pronouns.split())
     return frozenset(strip_marks(w.casefold()) for w in words), frozenset(
         stopwordsiso.stopwords("zh")
     )
@@ -101,6 +119,11 @@ def han_grams(text: str) -> list[str]:
     return grams
 
 
+def _han_filler(gram: str) -> bool:
+    """A filler character, or a pair of them: 我的 and 把我 are "my" and "me", as 的 and 我 are."""
+    return gram in HAN_FILLER or all(c in HAN_FILLER for c in gram)
+
+
 def features(text: str, extra_words: tuple[str, ...] = ()) -> dict[str, float]:
     """Weighted features of a text; ``extra_words`` (typo corrections) count like typed words."""
     found: dict[str, float] = defaultdict(float)
@@ -111,5 +134,22 @@ def features(text: str, extra_words: tuple[str, ...] = ()) -> dict[str, float]:
         for gram in word_grams(word):
             found["g:" + gram] += GRAM_WEIGHT * weight
     for gram in han_grams(text):
-        found["h:" + gram] += HAN_WEIGHT * (FILLER_WEIGHT if gram in HAN_FILLER else 1.0)
+        found["h:" + gram] += HAN_WEIGHT * (FILLER_WEIGHT if _han_filler(gram) else 1.0)
     return found
+
+
+def meaningful(text: str) -> frozenset[str]:
+    """The features of a text's words that carry meaning: its filler words' left out.
+
+    Only these may mark a journey (``bot.understanding.matcher``): which pronoun
+    or particle a journey's examples happen to use ("manus datus", "не") says
+    nothing about what the customer wants.
+    """
+    found: set[str] = set()
+    for word in words(text):
+        if strip_marks(word) in FILLER:
+            continue
+        found.update("s:" + stem for stem in word_stems(word))
+        found.update("g:" + gram for gram in word_grams(word))
+    found.update("h:" + gram for gram in han_grams(text) if not _han_filler(gram))
+    return frozenset(found)

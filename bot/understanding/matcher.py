@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from bot.understanding.features import features, strip_marks, words
+from bot.understanding.features import features, meaningful, strip_marks, words
 
 # Below this a message names nothing we know; tuned on the evaluation set (bench/understanding.py).
 THRESHOLD = 0.19
@@ -88,14 +88,15 @@ def _journey_spread(
     return spread
 
 
-def _marks(
-    groups: Sequence[tuple[str, str]], vectors: Sequence[Mapping[str, float]]
-) -> dict[str, str]:
+def _marks(groups: Sequence[tuple[str, str]], vectors: Sequence[Collection[str]]) -> dict[str, str]:
     """Features that mark a journey: no other journey's phrasings have them, and many of its
     phrasings in one locale do (at least ``MARK_SHARE``).
 
     "delete", "dzēs", "删" mark erasure; "copy", "kopij", "副本" mark access;
     "my data" marks nothing (both use it), nor does a word one phrasing happens to use.
+    ``vectors`` are the phrasings' meaningful features (``features.meaningful``): a
+    filler word marks nothing, though one journey's examples say "manus datus"
+    (accusative, as "delete" takes it) and another's "manu datu kopiju".
     """
     size: dict[tuple[str, str], int] = defaultdict(int)
     uses: dict[str, dict[tuple[str, str], int]] = defaultdict(lambda: defaultdict(int))
@@ -141,6 +142,7 @@ class Matcher:
         """``phrasings`` maps journey → locale → example texts."""
         self.journeys: list[str] = []
         vectors = []
+        meanings = []
         groups: list[tuple[str, str]] = []
         for journey, by_locale in phrasings.items():
             for locale, examples in by_locale.items():
@@ -148,13 +150,14 @@ class Matcher:
                     self.journeys.append(journey)
                     groups.append((journey, locale))
                     vectors.append(features(example))
+                    meanings.append(meaningful(example))
         count = len(vectors)
         document_frequency: dict[str, int] = defaultdict(int)
         for vector in vectors:
             for feature in vector:
                 document_frequency[feature] += 1
         spread = _journey_spread(self.journeys, vectors)
-        self._marks = _marks(groups, vectors)
+        self._marks = _marks(groups, meanings)
         self._idf = {
             f: (math.log((count + 1) / (df + 1)) + 1) * spread[f]
             for f, df in document_frequency.items()
