@@ -22,6 +22,7 @@ from datetime import datetime
 from aiohttp import web
 
 from backend.audit import Sealer
+from backend.audit.key_check import check_keys
 from backend.metrics import monitoring
 from backend.retention import load_policy
 from backend.services import Services, open_services
@@ -74,7 +75,9 @@ async def with_services(
     """Open the services, run ``body`` until it returns or a signal sets its stop event, close them.
 
     A wrong retention policy or other ConfigError is printed as ``datadesk: file:line: …``
-    and answers exit status 1.
+    and answers exit status 1. Audit keys that are not the ones the database's
+    chain and the latest checkpoint were made with raise ``KeyMismatch``
+    (``backend.audit.key_check``) before anything is sealed with them.
     """
     stop = asyncio.Event()
     _stop_on_signals(stop)
@@ -84,8 +87,12 @@ async def with_services(
     try:
         # A file an operator or compliance edits is wrong: say where, not a traceback.
         load_policy().get(settings.jurisdiction)
-        # Every backend process takes its turn at sealing the audit log (docs/audit.md).
-        sealing = asyncio.create_task(Sealer(services).run(sealer_stop), name="audit-sealer")
+        # Every backend process takes its turn at sealing the audit log (docs/audit.md),
+        # and only with the keys the chain and checkpoints were made with.
+        sealer = Sealer(services)
+        async with services.sessions() as session:
+            await check_keys(session, settings, sealer.keys)
+        sealing = asyncio.create_task(sealer.run(sealer_stop), name="audit-sealer")
         return await body(services, stop)
     except ConfigError as exc:
         print(f"datadesk: {exc}", file=sys.stderr)

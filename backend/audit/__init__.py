@@ -7,6 +7,7 @@ One module per part (docs/audit.md draws the whole):
 - ``sealer``: one sealer at a time gives committed entries their place in the
   chain (``seq``) and an HMAC linking each to the one before.
 - ``keys``: the HMAC key and the checkpoint signing key, kept out of the database.
+- ``key_check``: at start, refuses keys the chain or the latest checkpoint was not made with.
 - ``chain``: the MAC of one entry.
 - ``checkpoints``: Ed25519-signed (seq, head hash, time) lines appended to files
   outside the database.

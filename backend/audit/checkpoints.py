@@ -44,7 +44,8 @@ class Checkpoint:
     where: str = ""
 
 
-def _message(seq: int, head: str, at: str, key_id: str) -> bytes:
+def message(seq: int, head: str, at: str, key_id: str) -> bytes:
+    """The bytes a checkpoint's signature covers."""
     return json.dumps([FORMAT, seq, head, at, key_id], separators=(",", ":")).encode()
 
 
@@ -52,7 +53,7 @@ def write(folder: Path, keys: AuditKeys, seq: int, head: str, at: datetime) -> C
     """Append a signed checkpoint of (``seq``, ``head``) at ``at`` to today's file in ``folder``."""
     ensure_private_dir(folder)
     when = stamp(at)
-    signature = keys.signing.sign(_message(seq, head, when, keys.key_id)).hex()
+    signature = keys.signing.sign(message(seq, head, when, keys.key_id)).hex()
     line = json.dumps(
         {"seq": seq, "hash": head, "at": when, "key": keys.key_id, "sig": signature},
         separators=(",", ":"),
@@ -76,7 +77,7 @@ def _parse(raw: str, where: str, keys: AuditKeys) -> Checkpoint:
     except (ValueError, KeyError, TypeError):
         raise BadCheckpoint(f"{where}: not a checkpoint line") from None
     try:
-        keys.verifying.verify(signature, _message(seq, head, at, str(key_id)))
+        keys.verifying.verify(signature, message(seq, head, at, str(key_id)))
     except InvalidSignature:
         raise BadCheckpoint(f"{where}: signature does not verify (forged or edited)") from None
     if key_id != keys.key_id:

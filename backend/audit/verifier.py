@@ -86,7 +86,8 @@ async def _sealed(session: AsyncSession, batch: int) -> AsyncIterator[AuditEntry
         session.expunge_all()
 
 
-def _mac_holds(keys: AuditKeys, entry: AuditEntry) -> bool:
+def mac_holds(keys: AuditKeys, entry: AuditEntry) -> bool:
+    """Whether a sealed entry's MAC is the one its fields and predecessor give under the key."""
     return entry.hash == entry_mac(
         keys.mac_key,
         seq=int(entry.seq or 0),
@@ -108,7 +109,7 @@ def _judge(
     if seq != expected:
         gone = f"entry {expected}" if seq == expected + 1 else f"entries {expected}-{seq - 1}"
         return f"{gone} removed (the sequence jumps from {expected - 1} to {seq})"
-    if _mac_holds(keys, cur):
+    if mac_holds(keys, cur):
         if cur.prev_hash != prev:
             return f"entry {seq}: does not link to entry {seq - 1} (chain rewritten with the key)"
         return None
@@ -116,7 +117,7 @@ def _judge(
         return f"entry {seq}: inserted (entry {seq + 1} links to entry {seq - 1})"
     if cur.prev_hash != prev:
         return f"entry {seq}: an entry before it was removed (it links to one that is not there)"
-    if nxt is not None and nxt.prev_hash == cur.hash and not _mac_holds(keys, nxt):
+    if nxt is not None and nxt.prev_hash == cur.hash and not mac_holds(keys, nxt):
         return f"entries from {seq} on: rewritten with recomputed hashes (their MACs do not match)"
     return f"entry {seq}: edited (its MAC does not match its contents)"
 
