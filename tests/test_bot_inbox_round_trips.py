@@ -43,7 +43,7 @@ async def test_one_process_takes_a_chat_s_updates_in_order_the_other_waits(
         assert await a.put(update_id, CHAT, _update(update_id, text))
     taken = await a.take_pending(CHAT)
     assert taken is not None
-    assert [(u, d["message"]["text"]) for u, d in taken if d] == [(11, "first"), (12, "second")]
+    assert [(u, d["message"]["text"]) for u, d, _ in taken if d] == [(11, "first"), (12, "second")]
     # While A holds the lease, B gets nothing, even an update B stored itself.
     assert await b.put(13, CHAT, _update(13, "third"))
     assert await b.take_pending(CHAT) is None
@@ -52,7 +52,7 @@ async def test_one_process_takes_a_chat_s_updates_in_order_the_other_waits(
     assert await a.release(CHAT, applied=12) is True
     again = await b.take_pending(CHAT)
     assert again is not None
-    assert [u for u, _ in again] == [13]
+    assert [p.update_id for p in again] == [13]
     assert await b.release(CHAT, applied=13) is False
 
 
@@ -74,6 +74,6 @@ async def test_a_redelivered_update_is_stored_once_and_an_applied_one_not_taken_
     assert not await b.put(21, CHAT, _update(21, "hello"))
     taken = await b.take_pending(CHAT)
     assert taken is not None
-    assert [u for u, _ in taken] == [21]
+    assert [p.update_id for p in taken] == [21]
     assert await b.release(CHAT, applied=21) is False
     assert await a.take_pending(CHAT) == []
