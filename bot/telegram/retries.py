@@ -7,17 +7,19 @@ transcript lines in one write) and then showing its answer
 
 - a failure before it (the bot database refusing: too many connections, a
   restart, SQLite locked past its busy timeout; an unreadable table) leaves
-  nothing committed, so the update is tried again as a whole. Backend calls
-  the dialogs made on the way are made again: the ones with effects that
-  matter carry an Idempotency-Key (``bot.backend_client``), so filing a
-  request twice answers the same request; a one-time code may be sent again.
+  the chat's state as it was, so the update is tried again as a whole, from
+  that state. The backend calls its dialogs made on the way are not made
+  again: this process answers them from what the earlier attempt got
+  (``bot.stepping``, replay), so a code checked (and spent) before the save
+  failed counts as checked once, and a request is filed once (filings carry
+  an Idempotency-Key too, for a retry in another process, which has no replay).
 - a failure after it (Telegram would not take the answer, after the send's
   own retries) is not retried: the state has moved on, and the update's id
   is saved with it, so a second try would be skipped as handled
   (``bot.records.Records.claim``) anyway. It is logged and counted.
-- a save that committed but whose answer was lost on the way (the
-  connection dropped after COMMIT) is retried, found handled and skipped:
-  the update is applied exactly once, though its answer is not shown.
+- a save that committed but whose acknowledgement was lost (the connection
+  dropped after COMMIT) is retried, found handled and skipped: the update
+  is applied exactly once, though its answer is not shown.
 
 Each failed attempt waits ``BACKOFF[n]`` before the next, with the chat's
 later updates waiting behind it; after ``ATTEMPTS`` the update is given up:

@@ -74,7 +74,7 @@ async def test_a_press_while_the_bot_database_refuses_is_answered_once_it_is_bac
     assert given_up() == gave_up
 
 
-@pytest.mark.parametrize("telegram_mode", ["webhook"])
+@MODES
 @pytest.mark.parametrize("channel_overrides", [FAST])
 async def test_a_code_typed_while_the_bot_database_refuses_verifies_once_it_is_back(
     stack: Stack, channel_overrides: dict[str, Any]
