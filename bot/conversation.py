@@ -17,6 +17,12 @@ the agent's transcript. An update the channel delivers again (same or older
 ``update_id``) is skipped; an edited message is only screened, never shown
 to the dialogs.
 
+An update whose handling raised before its state was saved is tried again by
+the channel (``bot.telegram.retries``): the actions its earlier attempt ran
+are kept per update until the save (``bot.stepping``, replay), so the retry
+answers them from memory instead of asking the backend twice. An update
+given up gets ``apology`` ("send it again") in the chat's language.
+
 The engine is reached through ``bot.engine_adapter.EngineAdapter`` so this
 plumbing can be tested with a small stand-in; ``DialogEngine`` binds the real one.
 """
