@@ -17,6 +17,12 @@ the agent's transcript. An update the channel delivers again (same or older
 ``update_id``) is skipped; an edited message is only screened, never shown
 to the dialogs.
 
+An update whose handling raised before its state was saved is tried again by
+the channel (``bot.telegram.retries``): the actions its earlier attempt ran
+are kept per update until the save (``bot.stepping``, replay), so the retry
+answers them from memory instead of asking the backend twice. An update
+given up gets ``apology`` ("send it again") in the chat's language.
+
 The engine is reached through ``bot.engine_adapter.EngineAdapter`` so this
 plumbing can be tested with a small stand-in; ``DialogEngine`` binds the real one.
 """
@@ -26,19 +32,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import OrderedDict
 from typing import Any
 
 from bot.backend_client import BackendClient
 from bot.channel import ChannelEvent, Delete, Edited, Event, Outgoing, Press, Reply, Send, Text
 from bot.engine_adapter import DialogEngine, EngineAdapter
-from bot.i18n import Catalogs
+from bot.i18n import Catalogs, negotiate
 from bot.notifying import Notifier
 from bot.records import Records
 from bot.screening import screen
 from bot.settings import BotSettings
 from bot.state import ChatRecord, StaleState, StateStore
 from bot.state_key import load_state_key
-from bot.stepping import Stepper
+from bot.stepping import Recorded, Stepper
 from bot.transcript import Filer, bot_lines
 from common.clock import Clock, SystemClock
 
@@ -51,6 +58,8 @@ COMMANDS = ("start", "cancel", "back", "help", "language", "status", "agent", "l
 SAVE_ATTEMPTS = 8
 # Chats whose last record a polling bot keeps in memory (it is their only writer).
 REMEMBERED_CHATS = 10_000
+# Updates whose actions are kept for a retry (``bot.stepping``: replay) while unsaved.
+REMEMBERED_REPLAYS = 1_000
 
 
 class Conversations:
@@ -79,6 +88,8 @@ class Conversations:
         self.filer = Filer(store, backend)
         self.records = Records(store, engine, self.clock, self.filer)
         self.notifier = Notifier(self.records, self.say)
+        # (chat, update id) → the actions an attempt ran whose state is not saved yet.
+        self._replays: OrderedDict[tuple[str, int], list[Recorded]] = OrderedDict()
 
     @classmethod
     async def open(
@@ -143,6 +154,7 @@ class Conversations:
                 # A remembered record found stale costs no attempt: the next load reads it.
                 attempt += 0 if record.remembered else 1
                 if not self.records.claim(record, event):
+                    self._forget_replay(chat, event.update_id)
                     if attempt <= 1:
                         log.info(
                             "chat %s: update %s handled already, skipped", chat, event.update_id
@@ -154,11 +166,29 @@ class Conversations:
                         return await self._edited(record, event)
                     return await self._answer(record, event, deletes)
                 except StaleState:
+                    # Stepped from a state that is not the chat's any more: its actions run anew.
+                    self._forget_replay(chat, event.update_id)
                     log.info("chat %s: saved elsewhere meanwhile, stepping again", chat)
                     await asyncio.sleep(random.uniform(0, 0.02 * attempt))  # noqa: S311 (jitter)
             log.error("chat %s: could not save after %d attempts", chat, SAVE_ATTEMPTS)
             locale = self.engine.locale(self.records.state(record, event))
             return [*deletes, Reply(self.say(locale, "engine.error"))]
+
+    async def apology(self, chat: str, event: ChannelEvent) -> list[Outgoing]:
+        """Ask the customer to send an update given up again, in the chat's language.
+
+        The chat's record gives the language; when it cannot be read (the
+        database that failed the update may fail this too) the platform's
+        language for the customer does.
+        """
+        try:
+            state = self.records.state(await self.records.load(chat), event)
+        except Exception as exc:
+            log.info(
+                "chat %s: language for the apology from the platform (%s)", chat, type(exc).__name__
+            )
+            state = self.engine.new_state(negotiate(getattr(event, "language_code", None)))
+        return [Reply(self.say(self.engine.locale(state), "engine.retry_later"))]
 
     async def _answer(
         self, record: ChatRecord, event: Event, deletes: list[Outgoing]
@@ -178,7 +208,8 @@ class Conversations:
             await self.records.save(record, state, [screened.line, *bot_lines(screened.notices)])
             return [*screened.deletes, *screened.notices]
         memory = dict(record.context)
-        stepper = Stepper(self.engine, self.dialogs, self.catalogs, self.backend, self.say)
+        replay = self._replay(chat, event.update_id)
+        stepper = Stepper(self.engine, self.dialogs, self.catalogs, self.backend, self.say, replay)
         stepped = await stepper.run(chat, state, event, memory, locale)
         record.context = memory
         out = list(screened.deletes)
@@ -189,7 +220,23 @@ class Conversations:
             notices = [Reply(self.say(self.engine.locale(stepped.state), "hygiene.code"))]
         answer = [*notices, *stepped.outgoing()]
         await self.records.save(record, stepped.state, [screened.line, *bot_lines(answer)])
+        self._forget_replay(chat, event.update_id)
         return out + answer
+
+    def _forget_replay(self, chat: str, update_id: int | None) -> None:
+        if update_id is not None:
+            self._replays.pop((chat, update_id), None)
+
+    def _replay(self, chat: str, update_id: int | None) -> list[Recorded]:
+        """The actions an earlier attempt at this update ran (``bot.stepping``); [] the first time."""
+        if update_id is None:
+            # Without an id, one event cannot be told from the next.
+            return []
+        replay = self._replays.setdefault((chat, update_id), [])
+        self._replays.move_to_end((chat, update_id))
+        while len(self._replays) > REMEMBERED_REPLAYS:
+            self._replays.popitem(last=False)
+        return replay
 
     async def _edited(self, record: ChatRecord, event: Edited) -> list[Outgoing]:
         """Screen an edited message: delete it if it now holds what a new one may not.

@@ -33,7 +33,13 @@ UPDATE_SECONDS = Histogram(
 )
 UPDATE_ERRORS = Counter(
     "datadesk_bot_update_errors",
-    "Updates whose handling ended in an error (logged with the update id).",
+    "Attempts at handling an update that ended in an error, and answers not shown "
+    "(logged with the update id and the error's type).",
+    registry=REGISTRY,
+)
+UPDATES_GIVEN_UP = Counter(
+    "datadesk_bot_updates_given_up",
+    "Updates given up after their last attempt failed; the customer was asked to send them again.",
     registry=REGISTRY,
 )
 

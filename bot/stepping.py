@@ -6,10 +6,18 @@ outcome until no action remains. Backend calls happen only here, and only
 for the actions a step names: a menu or a button that calls no action costs
 no round trip. A dialog or engine bug restarts the conversation rather than
 strand the customer.
+
+``replay`` keeps what each action came to (outcome, memory after, copy) for
+one update. An update tried again because its state was not saved
+(``bot.telegram.retries``) steps from the same state, so the dialogs ask for
+the same actions: each is answered from ``replay`` rather than the backend,
+so a code checked (and spent) before the save failed counts as checked,
+once. An action that differs from the one recorded ends the replay there.
 """
 
 from __future__ import annotations
 
+import copy as copying
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -64,15 +72,57 @@ class Stepped:
         return [*sent[: self.documents_after], *self.documents, *sent[self.documents_after :]]
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """One action an update's step ran: the call, what it came to, the memory after it."""
+
+    name: str
+    args: dict[str, Any]
+    outcome: str
+    data: dict[str, Any]
+    memory: dict[str, Any]
+    copy: dict[str, Any] | None
+
+
 @dataclass
 class Stepper:
-    """Runs events through ``engine`` on the dialogs and catalogs in use, with ``backend``."""
+    """Runs events through ``engine`` on the dialogs and catalogs in use, with ``backend``.
+
+    ``replay``: the actions an earlier attempt at the same update ran (it is
+    appended to as actions run).
+    """
 
     engine: EngineAdapter
     dialogs: Any
     catalogs: Catalogs
     backend: BackendClient
     say: Callable[..., str]
+    replay: list[Recorded] = field(default_factory=list)
+    _done: int = field(default=0, init=False)
+
+    async def _act(self, ctx: ActionContext, name: str, args: dict[str, Any]) -> tuple[str, Any]:
+        """``run_action``, or what it came to when an earlier attempt ran the same call."""
+        at, self._done = self._done, self._done + 1
+        if at < len(self.replay):
+            done = self.replay[at]
+            if (done.name, done.args) == (name, args):
+                ctx.memory.clear()
+                ctx.memory.update(copying.deepcopy(done.memory))
+                ctx.copy = done.copy
+                return done.outcome, copying.deepcopy(done.data)
+            del self.replay[at:]
+        outcome, data = await run_action(self.backend, ctx, name, args)
+        self.replay.append(
+            Recorded(
+                name,
+                copying.deepcopy(args),
+                outcome,
+                copying.deepcopy(data),
+                copying.deepcopy(ctx.memory),
+                ctx.copy,
+            )
+        )
+        return outcome, data
 
     async def run(
         self, chat: str, state: Any, event: Any, memory: dict[str, Any], locale: str
@@ -93,7 +143,7 @@ class Stepper:
                     break
                 call = queue.popleft()
                 ctx = ActionContext(chat, engine.locale(state), memory, shared)
-                outcome, data = await run_action(self.backend, ctx, call.name, dict(call.args))
+                outcome, data = await self._act(ctx, call.name, dict(call.args))
                 log.debug("chat %s: action %s → %s", chat, call.name, outcome)
                 copy = ctx.copy or copy
                 if call.name == "escalate":
@@ -147,5 +197,5 @@ class Stepper:
             return
         done.add(reason)
         ctx = ActionContext(chat, self.engine.locale(state), memory)
-        outcome, _ = await run_action(self.backend, ctx, "escalate", {"reason": reason})
+        outcome, _ = await self._act(ctx, "escalate", {"reason": reason})
         log.info("chat %s: escalated (%s): %s", chat, reason, outcome)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy import text as sql
 
 from bot.state_key import StateKey
 from bot.telegram.inbox import Inbox
@@ -43,7 +44,7 @@ async def test_one_process_takes_a_chat_s_updates_in_order_the_other_waits(
         assert await a.put(update_id, CHAT, _update(update_id, text))
     taken = await a.take_pending(CHAT)
     assert taken is not None
-    assert [(u, d["message"]["text"]) for u, d in taken if d] == [(11, "first"), (12, "second")]
+    assert [(u, d["message"]["text"]) for u, d, _ in taken if d] == [(11, "first"), (12, "second")]
     # While A holds the lease, B gets nothing, even an update B stored itself.
     assert await b.put(13, CHAT, _update(13, "third"))
     assert await b.take_pending(CHAT) is None
@@ -52,7 +53,7 @@ async def test_one_process_takes_a_chat_s_updates_in_order_the_other_waits(
     assert await a.release(CHAT, applied=12) is True
     again = await b.take_pending(CHAT)
     assert again is not None
-    assert [u for u, _ in again] == [13]
+    assert [p.update_id for p in again] == [13]
     assert await b.release(CHAT, applied=13) is False
 
 
@@ -74,6 +75,38 @@ async def test_a_redelivered_update_is_stored_once_and_an_applied_one_not_taken_
     assert not await b.put(21, CHAT, _update(21, "hello"))
     taken = await b.take_pending(CHAT)
     assert taken is not None
-    assert [u for u, _ in taken] == [21]
+    assert [p.update_id for p in taken] == [21]
     assert await b.release(CHAT, applied=21) is False
     assert await a.take_pending(CHAT) == []
+
+
+async def test_a_failed_update_stays_pending_with_its_attempts_and_one_given_up_keeps_no_body(
+    inboxes: tuple[Inbox, Inbox], bot_db_url: str
+) -> None:
+    a, b = inboxes
+    assert await a.put(31, CHAT, _update(31, "my new phone"))
+    assert await a.put(32, CHAT, _update(32, "next"))
+    await a.failed(31, 1)
+    await a.release(CHAT)
+    # Another process (the first died) sees the count so far, and the order kept.
+    taken = await b.take_pending(CHAT)
+    assert taken is not None
+    assert [(p.update_id, p.attempts) for p in taken] == [(31, 1), (32, 0)]
+    await b.given_up(31, 4)
+    assert await b.release(CHAT, applied=32) is False
+    assert await a.take_pending(CHAT) == []
+    engine = make_engine(bot_db_url)
+    try:
+        async with engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    sql(
+                        "SELECT body, attempts, given_up_at FROM telegram_inbox WHERE update_id = 31"
+                    )
+                )
+            ).one()
+    finally:
+        await engine.dispose()
+    assert row.body == ""
+    assert row.attempts == 4
+    assert row.given_up_at is not None

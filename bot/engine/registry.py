@@ -174,6 +174,7 @@ ENGINE_MESSAGES = (
     "option.agent",
     "agent.waiting_acknowledged",
     "engine.error",
+    "engine.retry_later",
     "command.help",
     "command.cancelled",
     "command.nothing_to_go_back_to",

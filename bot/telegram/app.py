@@ -38,10 +38,11 @@ from telegram.constants import ParseMode, UpdateType
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import Application, ContextTypes, Defaults, TypeHandler
 
-from bot.channel import ChannelEvent, Contact, Delete, Document, Outgoing, Press, Reply
-from bot.metrics import UPDATE_ERRORS, UPDATE_SECONDS, UPDATES, update_kind
+from bot.channel import ChannelEvent, Contact, Delete, Document, Edited, Outgoing, Press, Reply
+from bot.metrics import UPDATE_ERRORS, UPDATE_SECONDS, UPDATES, UPDATES_GIVEN_UP, update_kind
 from bot.settings import use_timedelta_periods
 from bot.state_key import StateKey
+from bot.telegram import retries
 from bot.telegram.events import Incoming, read_update
 from bot.telegram.inbox import SWEEP_AFTER, Inbox, InboxDrains
 from bot.telegram.limiter import TurnTakingRateLimiter
@@ -102,6 +103,8 @@ class ConversationService(Renderer, Protocol):
 
     async def handle(self, chat: str, event: ChannelEvent) -> list[Outgoing]: ...
 
+    async def apology(self, chat: str, event: ChannelEvent) -> list[Outgoing]: ...
+
     def commands(self, locale: str) -> list[tuple[str, str]]: ...
 
 
@@ -125,6 +128,8 @@ class ChannelOptions:
     state_key: StateKey | None = field(default=None, repr=False)
     inbox_sweep: float = SWEEP_AFTER.total_seconds()  # seconds between sweeps
     max_retries: int = 3  # RetryAfter retries per call
+    # Pauses before trying an update whose handling failed again (``bot.telegram.retries``).
+    update_backoff: tuple[float, ...] = retries.BACKOFF
     poll_timeout: float = 10.0  # getUpdates long-poll
     notifications_wait: float = 30.0  # backend outbox long-poll
     remove_pressed_keyboard: bool = True
@@ -188,7 +193,12 @@ class TelegramChannel:
         ):
             self.inbox = Inbox(self._engine, self.options.state_key, self.process)
             self.drains = InboxDrains(
-                self.inbox, self._apply, self.processor, sweep_every=self.options.inbox_sweep
+                self.inbox,
+                self._apply,
+                self.processor,
+                give_up=self._give_up_data,
+                backoff=self.options.update_backoff,
+                sweep_every=self.options.inbox_sweep,
             )
         if self.options.mode == "webhook":
             builder = builder.updater(None)
@@ -203,14 +213,52 @@ class TelegramChannel:
     # ---- updates in -------------------------------------------------------
 
     async def _on_update(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
-        """Read one update, let the conversation service answer, show the answer (timed)."""
+        """One update from PTB's queue, tried again in its chat's turn while it fails.
+
+        Polling, and webhook updates that do not go through the inbox: the
+        pauses are taken here, holding the chat's turn, so the chat's later
+        updates wait behind it (``bot.telegram.retries``).
+        """
+        backoff = self.options.update_backoff
+        for attempt in range(1, retries.attempts(backoff) + 1):
+            try:
+                await self._attempt(update)
+                return
+            except Exception as exc:
+                wait = retries.after_failure(update.update_id, attempt, exc, backoff)
+            if wait is None:
+                break
+            await asyncio.sleep(wait)
+        await self._give_up(update)
+
+    async def _attempt(self, update: Update) -> None:
+        """Read one update, let the conversation service answer, show the answer (timed).
+
+        Raises when the update should be tried again: its handling failed
+        before the chat's state was saved.
+        """
         kind = update_kind(update)
         started = time.perf_counter()
+        await self._handle_update(update)
+        UPDATES.labels(kind=kind).inc()
+        UPDATE_SECONDS.labels(kind=kind).observe(time.perf_counter() - started)
+
+    async def _give_up(self, update: Update) -> None:
+        """After the last attempt: ask the customer to send it again; never raises."""
+        UPDATES_GIVEN_UP.inc()
+        incoming = read_update(update)
+        if incoming is None or isinstance(incoming.event, Edited):
+            # An edit expects no answer; nothing was asked of the bot.
+            return
         try:
-            await self._handle_update(update)
-        finally:
-            UPDATES.labels(kind=kind).inc()
-            UPDATE_SECONDS.labels(kind=kind).observe(time.perf_counter() - started)
+            outgoing = await self.conversations.apology(incoming.chat, incoming.event)
+            await self.deliver(incoming.chat_id, outgoing)
+        except Exception as exc:
+            log.error("update %s: apology not shown (%s)", update.update_id, type(exc).__name__)
+
+    async def _give_up_data(self, data: dict[str, Any]) -> None:
+        """``_give_up`` for an update from the inbox."""
+        await self._give_up(Update.de_json(data, self.application.bot))
 
     async def _handle_update(self, update: Update) -> None:
         incoming = read_update(update)
@@ -229,6 +277,21 @@ class TelegramChannel:
         if incoming is None:
             return
         outgoing = await self.conversations.handle(incoming.chat, incoming.event)
+        try:
+            await self._show(update, incoming, outgoing)
+        except Exception as exc:
+            # The chat's state is saved with this update's id: a second try would
+            # be skipped as handled, so it is not tried again (``retries``).
+            UPDATE_ERRORS.inc()
+            log.error(
+                "update %s in chat %s: answer not shown (%s)",
+                update.update_id,
+                incoming.chat_id,
+                type(exc).__name__,
+            )
+
+    async def _show(self, update: Update, incoming: Incoming, outgoing: list[Outgoing]) -> None:
+        """Show the conversation's answer: in the pressed message where it can, else anew."""
         event = incoming.event
         pressed = event.message_id if isinstance(event, Press) else None
         data = update.callback_query.data if update.callback_query is not None else None
@@ -517,8 +580,12 @@ class TelegramChannel:
         await self.drains.store(update.update_id, chat, data)
 
     async def _apply(self, data: dict[str, Any]) -> None:
-        """One update from the inbox through the handlers (failures go to ``_on_error``)."""
-        await self.application.process_update(Update.de_json(data, self.application.bot))
+        """One attempt at an update from the inbox; raises when it should be tried again.
+
+        Straight to the handler rather than through ``Application.process_update``,
+        which hands a failure to the error handler and returns as if it succeeded.
+        """
+        await self._attempt(Update.de_json(data, self.application.bot))
 
     async def stop(self) -> None:
         """Stop taking updates, finish the ones running, release connections."""

@@ -12,10 +12,18 @@ process it picks, two of them at the same moment perhaps. Each process:
 3. looks again as it lets go (same transaction): an update stored while it
    held the lease was left to it by the process that stored it.
 
+An update whose applying raised is not marked applied: its ``attempts`` go
+up, and the drain, still holding the lease, tries it again after a back-off
+while the chat's later updates wait behind it; after the last attempt it is
+given up (``bot.telegram.retries``: where the retry boundary is, and why that
+keeps applying exactly-once): the customer is asked to send it again, and the
+row is marked applied and ``given_up_at``, without its body.
+
 A process that dies holding a lease holds it no longer than ``LEASE``; its
-chats' pending updates are then taken by the sweep every process runs. An
-applied row keeps no body, and is deleted after ``KEEP_APPLIED`` (Telegram
-redelivers for 24 hours): a redelivery of an applied update is dropped here.
+chats' pending updates are then taken by the sweep every process runs, their
+attempts counted so far kept. An applied row keeps no body, and is deleted
+after ``KEEP_APPLIED`` (Telegram redelivers for 24 hours): a redelivery of an
+applied update is dropped here.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import BigInteger, String, Table, Text, and_, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -38,6 +46,7 @@ from sqlalchemy.sql.dml import Update
 
 from bot.state import BotBase
 from bot.state_key import StateKey
+from bot.telegram import retries
 from common.clock import Clock, SystemClock
 from common.db import Autocommit, UTCDateTime
 
@@ -60,6 +69,17 @@ class InboxRow(BotBase):
     body: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Attempts at applying it that raised; one given up is applied (no body) with given_up_at.
+    attempts: Mapped[int] = mapped_column(server_default="0")
+    given_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Pending(NamedTuple):
+    """One update waiting in a chat: its id, the update (None if unreadable), failed attempts."""
+
+    update_id: int
+    data: dict[str, Any] | None
+    attempts: int = 0
 
 
 class ChatLeaseRow(BotBase):
@@ -142,7 +162,7 @@ class Inbox:
             result = await connection.execute(statement)
         return bool(result.rowcount)
 
-    async def take_pending(self, chat: str) -> list[tuple[int, dict[str, Any] | None]] | None:
+    async def take_pending(self, chat: str) -> list[Pending] | None:
         """``take`` then ``pending``: None while another process holds the lease.
 
         On PostgreSQL one statement (the lease's upsert in a CTE, the pending
@@ -163,7 +183,7 @@ class Inbox:
             .cte("lease")
         )
         statement = (
-            select(lease.c.chat, inbox.update_id, inbox.body)
+            select(lease.c.chat, inbox.update_id, inbox.body, inbox.attempts)
             .select_from(
                 lease.outerjoin(
                     _INBOX, and_(inbox.chat == lease.c.chat, inbox.applied_at.is_(None))
@@ -176,7 +196,9 @@ class Inbox:
             rows = (await connection.execute(statement)).all()
         if not rows:
             return None
-        return self._opened(chat, [(r.update_id, r.body) for r in rows if r.update_id is not None])
+        return self._opened(
+            chat, [(r.update_id, r.body, r.attempts) for r in rows if r.update_id is not None]
+        )
 
     async def release(self, chat: str, applied: int | None = None) -> bool:
         """Let ``chat``'s lease go; whether updates of the chat are pending (stored meanwhile).
@@ -204,37 +226,52 @@ class Inbox:
             ).first()
         return waiting is not None
 
-    async def pending(self, chat: str) -> list[tuple[int, dict[str, Any] | None]]:
+    async def pending(self, chat: str) -> list[Pending]:
         """The chat's updates not yet applied, oldest first: (update_id, update or None if unreadable)."""
         inbox = _INBOX.c
         async with self._auto.connect() as connection:
             rows = (
                 await connection.execute(
-                    select(inbox.update_id, inbox.body)
+                    select(inbox.update_id, inbox.body, inbox.attempts)
                     .where(inbox.chat == chat, inbox.applied_at.is_(None))
                     .order_by(inbox.update_id)
                     .limit(PENDING_BATCH)
                 )
             ).all()
-        return self._opened(chat, [(row.update_id, row.body) for row in rows])
+        return self._opened(chat, [(row.update_id, row.body, row.attempts) for row in rows])
 
-    def _opened(
-        self, chat: str, rows: list[tuple[int, str]]
-    ) -> list[tuple[int, dict[str, Any] | None]]:
-        out: list[tuple[int, dict[str, Any] | None]] = []
-        for update_id, body in rows:
+    def _opened(self, chat: str, rows: list[tuple[int, str, int]]) -> list[Pending]:
+        out: list[Pending] = []
+        for update_id, body, attempts in rows:
             try:
-                out.append((update_id, self._open(update_id, chat, body)))
+                out.append(Pending(update_id, self._open(update_id, chat, body), attempts))
             except Exception:
                 # Sealed under another key (BOT_SECRET_KEY changed) or damaged: skipped, not retried forever.
                 log.error("inbox update %s in chat %s unreadable; skipped", update_id, chat)
-                out.append((update_id, None))
+                out.append(Pending(update_id, None, attempts))
         return out
 
     async def applied(self, update_id: int) -> None:
         """Mark one update applied; its body is dropped at once."""
         async with self._auto.connect() as connection:
             await connection.execute(self._applied(update_id))
+
+    async def failed(self, update_id: int, attempts: int) -> None:
+        """Note that applying an update raised, ``attempts`` times so far; it stays pending."""
+        async with self._auto.connect() as connection:
+            await connection.execute(
+                update(_INBOX).where(_INBOX.c.update_id == update_id).values(attempts=attempts)
+            )
+
+    async def given_up(self, update_id: int, attempts: int) -> None:
+        """Mark an update given up after ``attempts``: out of the pending ones, its body dropped."""
+        now = self.clock.now()
+        async with self._auto.connect() as connection:
+            await connection.execute(
+                update(_INBOX)
+                .where(_INBOX.c.update_id == update_id)
+                .values(applied_at=now, given_up_at=now, attempts=attempts, body="")
+            )
 
     def _applied(self, update_id: int) -> Update:
         return (
@@ -273,7 +310,9 @@ class InboxDrains:
     ``store`` keeps a webhook update and starts draining its chat; a sweep
     every ``sweep_every`` seconds drains chats whose updates wait with nobody
     applying them (their process died). ``apply`` runs one update through the
-    Telegram handlers.
+    Telegram handlers and raises when it should be tried again
+    (``bot.telegram.retries``); ``give_up`` answers one tried ``len(backoff) + 1``
+    times, and must not raise.
     """
 
     def __init__(
@@ -282,14 +321,21 @@ class InboxDrains:
         apply: Callable[[dict[str, Any]], Awaitable[None]],
         turns: ChatTurns,
         *,
+        give_up: Callable[[dict[str, Any]], Awaitable[None]],
+        backoff: tuple[float, ...] = retries.BACKOFF,
         sweep_every: float = SWEEP_AFTER.total_seconds(),
     ) -> None:
         self.inbox = inbox
         self.apply = apply
+        self.give_up = give_up
+        self.backoff = backoff
         self.turns = turns
         self.sweep_every = sweep_every
         self._drains: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        # Chats whose drain waits to try a failed update again (it keeps their lease).
+        self._backing_off: set[int] = set()
+        self._stopping = asyncio.Event()
 
     async def store(self, update_id: int, chat: int, data: dict[str, Any]) -> None:
         """Keep one update (raises if the database would not), then apply its chat's pending ones."""
@@ -298,10 +344,12 @@ class InboxDrains:
 
     def start(self) -> None:
         """Start sweeping."""
+        self._stopping.clear()
         self._sweeper = asyncio.create_task(self._sweep(), name="telegram-inbox-sweep")
 
     async def stop(self) -> None:
-        """Stop sweeping; let the drains running finish."""
+        """Stop sweeping; let the drains running finish (one backing off lets its chat go)."""
+        self._stopping.set()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -311,6 +359,9 @@ class InboxDrains:
             await asyncio.gather(*self._drains, return_exceptions=True)
 
     def _drain_soon(self, chat: int) -> None:
+        if chat in self._backing_off:
+            # Its drain applies this update too once it is back, in order.
+            return
         task = asyncio.create_task(self._drain(chat), name=f"telegram-inbox-{chat}")
         self._drains.add(task)
         task.add_done_callback(self._drains.discard)
@@ -321,34 +372,87 @@ class InboxDrains:
         In this process the chat's turn keeps drains of one chat apart; across
         processes the lease does. Letting the lease go also looks for updates
         stored meanwhile: whoever stored one while the lease was held left it
-        to the holder.
+        to the holder. While a failed update waits to be tried again the lease
+        stays held, so the chat's later updates wait behind it everywhere, but
+        the chat's turn and its worker slot are let go.
         """
-        inbox, key = self.inbox, str(chat)
+        key = str(chat)
         try:
-            async with self.turns.serialized(chat):
-                while (pending := await inbox.take_pending(key)) is not None:
-                    renewed = time.monotonic()
-                    last: int | None = None  # applied, marked so as the lease goes
-                    try:
-                        for update_id, data in pending:
-                            if last is not None:
-                                await inbox.applied(last)
-                                last = None
-                            if data is not None:
-                                await self.apply(data)
-                            last = update_id
-                            if time.monotonic() - renewed > LEASE.total_seconds() / 3:
-                                await inbox.take(key)
-                                renewed = time.monotonic()
-                    finally:
-                        more = await inbox.release(key, applied=last)
-                    if not more:
-                        return
+            while True:
+                async with self.turns.serialized(chat):
+                    wait = await self._apply_pending(key)
+                if wait is None:
+                    return
+                self._backing_off.add(chat)
+                try:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), wait)
+                finally:
+                    self._backing_off.discard(chat)
+                if self._stopping.is_set():
+                    # The update stays pending: a process running on (or this one
+                    # started again) tries it once the lease is free.
+                    await self.inbox.release(key)
+                    return
         except asyncio.CancelledError:
             raise
         except Exception:
             # The bot database is away: the sweep tries again.
             log.exception("chat %s: inbox not drained", chat)
+
+    async def _apply_pending(self, key: str) -> float | None:
+        """Apply the chat's pending updates; seconds to wait before trying a failed one again.
+
+        None when the chat has nothing pending any more (the lease let go) or
+        another process holds it; a number when an update failed and the lease
+        is kept (renewed) for the back-off.
+        """
+        inbox = self.inbox
+        while (pending := await inbox.take_pending(key)) is not None:
+            renewed = time.monotonic()
+            last: int | None = None  # applied, marked so as the lease goes
+            wait: float | None = None
+            more = False
+            try:
+                for item in pending:
+                    if last is not None:
+                        await inbox.applied(last)
+                        last = None
+                    error = None if item.data is None else await self._attempt(item.data)
+                    if error is None:
+                        last = item.update_id
+                    elif (wait := await self._failed(key, item, error)) is not None:
+                        return wait
+                    if time.monotonic() - renewed > LEASE.total_seconds() / 3:
+                        await inbox.take(key)
+                        renewed = time.monotonic()
+            finally:
+                if wait is None:
+                    more = await inbox.release(key, applied=last)
+            if not more:
+                return None
+        return None
+
+    async def _attempt(self, data: dict[str, Any]) -> Exception | None:
+        """Apply one update; what it raised, if anything."""
+        try:
+            await self.apply(data)
+        except Exception as exc:
+            return exc
+        return None
+
+    async def _failed(self, key: str, item: Pending, error: Exception) -> float | None:
+        """Count a failed attempt; the back-off before the next, or None once given up."""
+        assert item.data is not None
+        attempt = item.attempts + 1
+        wait = retries.after_failure(item.update_id, attempt, error, self.backoff)
+        if wait is not None:
+            await self.inbox.failed(item.update_id, attempt)
+            await self.inbox.take(key)  # the lease outlasts the back-off
+            return wait
+        await self.give_up(item.data)
+        await self.inbox.given_up(item.update_id, attempt)
+        return None
 
     async def _sweep(self) -> None:
         while True:

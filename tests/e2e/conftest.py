@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +119,8 @@ class Stack:
     channel: TelegramChannel | None = None
     conversations: Conversations | None = None
     backend_client: BackendClient | None = None
+    # ChannelOptions fields a test changes (``update_backoff``, say).
+    channel_overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def backend_url(self) -> str:
@@ -143,9 +145,12 @@ class Stack:
 
     def _channel_options(self) -> ChannelOptions:
         if self.mode == "polling":
-            return ChannelOptions(rate_limit=False, poll_timeout=1, notifications_wait=1)
+            return ChannelOptions(
+                rate_limit=False, poll_timeout=1, notifications_wait=1, **self.channel_overrides
+            )
         port = free_port()
         return ChannelOptions(
+            **self.channel_overrides,
             rate_limit=False,
             notifications_wait=1,
             # As ``datadesk bot`` runs webhooks: updates through the bot database's inbox.
@@ -209,6 +214,12 @@ def settings_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
+def channel_overrides() -> dict[str, Any]:
+    """``ChannelOptions`` a test changes; override by parametrizing this name."""
+    return {}
+
+
+@pytest.fixture
 def bot_in_process() -> bool:
     """Whether ``stack`` runs the bot in the test's process; parametrize False to run it yourself."""
     return True
@@ -229,6 +240,7 @@ async def stack(
     settings_overrides: dict[str, Any],
     bot_in_process: bool,
     telegram_mode: str,
+    channel_overrides: dict[str, Any],
 ) -> AsyncIterator[Stack]:
     """The running system for one test; stopped afterwards in reverse order."""
     from fakes.sms_sink import running_sms_sink
@@ -284,7 +296,16 @@ async def stack(
         stack_exit.push_async_callback(stop_worker)
         catalogs = Catalogs.load(bot_settings.locales_dir)
         running = Stack(
-            api, sms, mail, services, settings, bot_settings, clock, catalogs, telegram_mode
+            api,
+            sms,
+            mail,
+            services,
+            settings,
+            bot_settings,
+            clock,
+            catalogs,
+            telegram_mode,
+            channel_overrides=channel_overrides,
         )
         stack_exit.push_async_callback(running.stop_bot)
         if bot_in_process:

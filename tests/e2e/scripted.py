@@ -42,6 +42,9 @@ class ScriptedConversations:
         self.overlapped = False
         self.notified: list[int] = []
 
+    async def apology(self, chat: str, event: Event) -> list[Outgoing]:
+        return [Reply(f"sorry, {chat}: send it again")]
+
     def commands(self, locale: str) -> list[tuple[str, str]]:
         return [("help", f"help ({locale})"), ("cancel", f"cancel ({locale})")]
 

@@ -195,17 +195,23 @@ async def test_a_flood_limit_answer_is_waited_out_and_the_message_still_arrives(
     assert [m for m, _ in api.calls].count("sendMessage") == 2
 
 
-async def test_a_failure_in_the_dialogs_is_logged_by_id_and_the_chat_goes_on(
-    api: BotApiStandIn, channel: TelegramChannel, caplog: pytest.LogCaptureFixture
+async def test_a_failure_in_the_dialogs_is_tried_again_then_apologised_for_and_the_chat_goes_on(
+    api: BotApiStandIn, dialogs: ScriptedConversations, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="bot.telegram.app"):
-        await api.send_text(CHAT, "boom")
-        await api.send_text(CHAT, "after")
-        await api.wait_for_message(CHAT, "you said after")
-    failure = next(r for r in caplog.records if "failed" in r.getMessage())
-    assert failure.exc_info is not None
-    assert "4242" in failure.getMessage()
-    assert "boom" not in failure.getMessage()
+    with caplog.at_level(logging.WARNING, logger="bot.telegram"):
+        async with channel_for(api, dialogs, update_backoff=(0.05, 0.1)):
+            await api.send_text(CHAT, "boom")
+            boom = api.last_update_id
+            await api.send_text(CHAT, "after")
+            await api.wait_for_message(CHAT, "you said after")
+    # Three attempts, then the apology, and only then the chat's next update.
+    said = [event.text for _, event in dialogs.events if isinstance(event, Text)]
+    assert said == ["boom", "boom", "boom", "after"]
+    assert api.transcript(CHAT) == ["sorry, tg:4242: send it again", "you said after"]
+    logged = [r.getMessage() for r in caplog.records]
+    assert f"update {boom} given up after 3 attempts (RuntimeError)" in logged, logged
+    assert not any("boom" in line or "the dialogs failed" in line for line in logged), logged
+    assert all(r.exc_info is None for r in caplog.records if "update" in r.getMessage())
 
 
 async def test_outcomes_are_shown_in_the_chat_then_acknowledged_even_after_the_backend_was_down(
