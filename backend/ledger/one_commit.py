@@ -20,9 +20,10 @@ For a batch of claimed requests of the kinds in ``JOINED_KINDS`` on a
    selects, every change written grouped by kind (``crm.builtin_bulk``), the
    undo records in one insert (``contact_undo.prepare_armed``), then
    ``after_effect`` for each request. Some twenty statements a batch, whatever
-   its size: one at a time, the ORM took some fifteen statements and ~4 ms of
-   Python a request (pyinstrument under ``make bench``: the ORM's units of
-   work and one savepoint a request were most of a worker's time);
+   its size (17 on SQLite, ``tests/test_ledger_one_commit.py``): one at a
+   time it took some fifteen statements a request, and py-spy on a worker
+   draining the bench's address changes put most of its time in the ORM's
+   units of work (an object per row) and a savepoint per request;
 3. if the bulk savepoint raises (a CRM key a racing worker applied first, a
    bad payload, ``after_effect``), rolls it back and runs each kind's
    ``carry_out`` in a savepoint of its own instead, with ``services.sessions``
