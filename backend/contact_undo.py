@@ -7,6 +7,8 @@ The life of one change (an ``update_contact`` request; ``docs/security.md``, "Un
    link token (256 bits; only its SHA-256 digest is stored in the clear). A
    retried run finds the row and keeps it: the old contact is read only once.
 2. ``arm`` (once the CRM has the new contact): the notice is due now.
+   A worker's batch on the built-in CRM does both at once for all its changes
+   (``prepare_armed``), in the transaction that makes them.
 3. ``backend.undo_notices`` (every worker) sends it, retrying until the
    gateway or mail server takes it; once sent, the sealed notice (and with it
    the token) is dropped.
@@ -35,15 +37,19 @@ import hashlib
 import json
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend import audit, undo_notices
+from backend.crm.builtin_bulk import OnFile
 from backend.crm.connector import Address, CrmConnector
+from backend.crypto import for_row, new_row_uid
 from backend.ledger.claims import Claimed
 from backend.ledger.transitions import transition
 from backend.models.ledger import Request
@@ -55,6 +61,7 @@ from common.vocabulary.request_states import DONE, REVERTED
 log = logging.getLogger(__name__)
 
 UNDO_WINDOW = timedelta(hours=72)
+_UNDOS: Table = ContactUndo.__table__  # type: ignore[assignment]
 # An unguessable link: 32 random bytes (256 bits), URL-safe base64.
 TOKEN_BYTES = 32
 ACTOR = "customer:undo-link"
@@ -147,6 +154,78 @@ async def prepare(services: Services, crm: CrmConnector, job: Claimed) -> None:
     except IntegrityError:
         # A second worker on the same request (a lease take-over) stored it first.
         log.info("request %s: undo already prepared", job.reference)
+
+
+async def prepare_armed(
+    services: Services,
+    session: AsyncSession,
+    changes: Sequence[tuple[Claimed, OnFile]],
+) -> None:
+    """``prepare`` and ``arm`` for a batch of changes made in ``session``'s transaction.
+
+    Each item is a job and its customer's contact before the change
+    (``builtin_bulk.on_file``). A job whose row exists already (a retried run)
+    keeps it and has its notice armed; the others get theirs, due now, in one
+    insert. The caller commits, then wakes the notices (``undo_notices.wake``).
+    """
+    if not changes:
+        return
+    now = services.clock.now()
+    references = [job.reference for job, _ in changes]
+    existing = set(
+        await session.scalars(
+            select(ContactUndo.reference).where(ContactUndo.reference.in_(references))
+        )
+    )
+    rows = []
+    for job, before in changes:
+        if job.reference in existing:
+            continue
+        field = str(job.payload["field"])
+        if field == "address":
+            previous = None if before.address is None else json.dumps(vars(before.address))
+        else:
+            previous = before.phone if field == "phone" else before.email
+        target = _notice_to(services, field, before.phone, before.email)
+        if target is None:
+            log.info("request %s: no contact on file to notify of the change", job.reference)
+            continue
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        channel, to = target
+        notice = json.dumps({"channel": channel, "to": to, "token": token}, ensure_ascii=False)
+        rows.append(
+            {
+                "id": new_row_uid(),
+                "reference": job.reference,
+                "token_digest": token_digest(token),
+                "customer_ref": job.customer_ref,
+                "chat": job.chat,
+                "locale": job.locale,
+                "field": field,
+                "previous": None
+                if previous is None
+                else for_row(previous, "contact_undos", "previous", [job.reference]),
+                "masked_new": _masked_new(field, job.payload),
+                "notice": for_row(notice, "contact_undos", "notice", [job.reference]),
+                "notice_due_at": now,
+                "notice_attempts": 0,
+                "created_at": now,
+                "expires_at": now + UNDO_WINDOW,
+            }
+        )
+    if rows:
+        await session.execute(insert(_UNDOS), rows)
+    if existing:
+        await session.execute(
+            update(ContactUndo)
+            .where(
+                ContactUndo.reference.in_(existing),
+                ContactUndo.notice.is_not(None),
+                ContactUndo.notice_due_at.is_(None),
+                ContactUndo.notice_sent_at.is_(None),
+            )
+            .values(notice_due_at=now)
+        )
 
 
 async def arm(services: Services, reference: str) -> None:

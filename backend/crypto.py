@@ -27,7 +27,8 @@ rotate`` moves values off them. Stored forms:
   a rotation rewrites it as ``v2``.
 
 ``Encrypted`` is the column type. It writes only values the session's flush
-has tagged with their row (``_seal_rows``), and reads each value together with
+has tagged with their row (``_seal_rows``; a Core bulk write tags its own with
+``for_row``), and reads each value together with
 its row's identity (``column_expression``), so the binding holds for ORM loads
 and column selects alike. Errors::
 
@@ -249,6 +250,27 @@ class _ForRow(str):
     aad: str
 
 
+def for_row(value: str, table: str, column: str, row: Sequence[object]) -> str:
+    """``value`` tagged for an ``Encrypted`` column of ``table`` written by a Core statement.
+
+    What ``_seal_rows`` does for a flush, for a bulk insert or update that
+    writes many rows in one statement: ``row`` is the column's row identity
+    (its ``Encrypted(row=...)`` parts, in order).
+    """
+    tagged = _ForRow(value)
+    tagged.aad = row_aad(table, column, row)
+    return tagged
+
+
+def open_for_row(stored: str, table: str, column: str, row: Sequence[object]) -> str:
+    """The plaintext of an ``Encrypted`` value read raw (``type_coerce(column, Text)``).
+
+    ``for_row``'s counterpart, for a reader that decides itself what to do with
+    a value that does not open (a ``CryptoError``), row by row.
+    """
+    return current().decrypt(stored, row_aad(table, column, row))
+
+
 class Encrypted(TypeDecorator[str]):
     """A text column stored encrypted with the installed keyring, bound to its row.
 
@@ -270,7 +292,7 @@ class Encrypted(TypeDecorator[str]):
         if not isinstance(value, _ForRow):
             raise CryptoError(
                 "an Encrypted column was written outside an ORM flush, so without its row; "
-                "write it through the session (backend.crypto._seal_rows)"
+                "write it through the session (backend.crypto._seal_rows) or tag it (for_row)"
             )
         return current().encrypt(str(value), value.aad)
 

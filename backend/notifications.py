@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import Table, and_, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.crypto import load_readable
+from backend.crypto import for_row, load_readable, new_row_uid
 from backend.models.ledger import Notification
 from common.clock import Clock
 from common.loop_events import LoopEvents
@@ -37,6 +37,8 @@ POLL_SECONDS = 0.2
 TYPES = frozenset(
     {"request_outcome", "request_escalated", "agent_joined", "agent_message", "agent_left"}
 )
+
+_NOTIFICATIONS: Table = Notification.__table__  # type: ignore[assignment]
 
 # Wakes this process's own waiter at once (common/loop_events.py).
 _wakeup = LoopEvents().get
@@ -103,6 +105,38 @@ def add(
     session.add(row)
     _wakeup().set()
     return row
+
+
+async def add_all(session: AsyncSession, items: Sequence[Outgoing]) -> None:
+    """Add many notifications inside the caller's transaction, in one statement.
+
+    ``add`` for a worker's batch, without an ORM object per row: each item's
+    ``id`` is ignored (the database numbers them), its ``created_at`` kept.
+    """
+    if not items:
+        return
+    rows = []
+    for item in items:
+        if item.type not in TYPES:
+            raise ValueError(f"unknown notification type {item.type!r}")
+        uid = new_row_uid()
+        details = json.dumps(item.details, ensure_ascii=False)
+        rows.append(
+            {
+                "chat": item.chat,
+                "locale": item.locale,
+                "type": item.type,
+                "reference": item.reference,
+                "outcome": item.outcome,
+                "reason": item.reason,
+                "row_uid": uid,
+                "details": for_row(details, "notifications", "details", [uid]),
+                "created_at": item.created_at,
+                "leased_until": None,
+            }
+        )
+    await session.execute(insert(_NOTIFICATIONS), rows)
+    _wakeup().set()
 
 
 @dataclass(frozen=True)

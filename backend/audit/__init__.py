@@ -19,8 +19,18 @@ is a request reference or a customer ref, ``data`` small scalar facts.
 
 from __future__ import annotations
 
-from backend.audit.append import Scalar, canonical_data, record
+from backend.audit.append import Entry, Scalar, canonical_data, record, record_all
 from backend.audit.sealer import Sealer, seal_pending
 from backend.audit.verifier import Verdict, verify
 
-__all__ = ["Scalar", "Sealer", "Verdict", "canonical_data", "record", "seal_pending", "verify"]
+__all__ = [
+    "Entry",
+    "Scalar",
+    "Sealer",
+    "Verdict",
+    "canonical_data",
+    "record",
+    "record_all",
+    "seal_pending",
+    "verify",
+]

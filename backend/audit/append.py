@@ -9,14 +9,18 @@ concurrent transactions never wait for one another to audit. The sealer
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.models.audit import AuditEntry
 
 Scalar = str | int | bool | None
+
+_ENTRIES: Table = AuditEntry.__table__  # type: ignore[assignment]
 
 
 def canonical_data(data: Mapping[str, Scalar] | None) -> str:
@@ -47,4 +51,36 @@ async def record(
             outcome=outcome,
             data=canonical_data(data),
         )
+    )
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry of ``record_all``: ``record``'s arguments but the time."""
+
+    action: str
+    actor: str
+    subject: str | None = None
+    outcome: str | None = None
+    data: Mapping[str, Scalar] | None = None
+
+
+async def record_all(session: AsyncSession, entries: Sequence[Entry], *, at: datetime) -> None:
+    """Add ``entries``, all at ``at``, to the caller's transaction in one insert; no ORM objects."""
+    if not entries:
+        return
+    when = at.astimezone(UTC)
+    await session.execute(
+        insert(_ENTRIES),
+        [
+            {
+                "at": when,
+                "actor": entry.actor,
+                "action": entry.action,
+                "subject": entry.subject,
+                "outcome": entry.outcome,
+                "data": canonical_data(entry.data),
+            }
+            for entry in entries
+        ],
     )

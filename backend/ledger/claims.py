@@ -10,8 +10,10 @@ the first.
 On PostgreSQL the pick is ``SELECT … FOR UPDATE SKIP LOCKED LIMIT n``, so
 workers never wait on each other nor take the same row; on SQLite the
 transaction starts with ``BEGIN IMMEDIATE``, taking the single write lock
-before reading. The picked rows move to ``running`` with this worker's lease
-(``transitions.transition``, one audit entry each) in the same transaction:
+before reading. The picked rows are read as ``transitions.Held`` snapshots
+(Core, no ORM object: a claim of 256 is a handful of statements) and move to
+``running`` with this worker's lease (``transitions.transition_all``, one
+audit entry each) in the same transaction:
 a request and its place in the queue are one write. A taken-over request
 whose attempts are used up fails instead (its workers keep dying on it).
 """
@@ -24,12 +26,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import Text, exists, or_, select, type_coerce
 from sqlalchemy.orm import aliased
 
-from backend.crypto import load_readable
+from backend.crypto import CryptoError, open_for_row
 from backend.ledger import states
-from backend.ledger.transitions import Lease, Move, transition_all
+from backend.ledger.transitions import HELD_COLUMNS, Held, Lease, Move, transition_all
 from backend.models.ledger import Request
 from backend.services import Services
 from common.db import begin_write
@@ -78,16 +80,26 @@ async def claim(services: Services, owner: str, limit: int = 1) -> list[Claimed]
     async with services.sessions() as session:
         await begin_write(session)
         pick = (
-            select(Request)
+            select(*HELD_COLUMNS, type_coerce(Request.payload, Text))
             .where(_due(now))
             .order_by(Request.next_run_at, Request.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        # A payload altered in the database must not stop the queue: its request fails.
-        rows, unreadable = await load_readable(session, pick, Request.payload)
-        for request_id, exc in unreadable.items():
-            log.error("request id %d: %s; it fails instead of blocking the queue", request_id, exc)
+        rows: list[Held] = []
+        payloads: dict[int, dict[str, Any]] = {}
+        unreadable: set[int] = set()
+        for *columns, stored in await session.execute(pick):
+            row = Held(*columns)
+            rows.append(row)
+            # A payload altered in the database must not stop the queue: its request fails.
+            try:
+                payloads[row.id] = json.loads(
+                    open_for_row(stored, "requests", "payload", [row.reference])
+                )
+            except CryptoError as exc:
+                log.error("request id %d: %s; it fails instead of blocking the queue", row.id, exc)
+                unreadable.add(row.id)
         moves = [
             Move(row, FAILED, reason="attempts_exhausted")
             if row.state == RUNNING and row.attempts >= row.max_attempts
@@ -96,33 +108,33 @@ async def claim(services: Services, owner: str, limit: int = 1) -> list[Claimed]
             else Move(row, RUNNING, lease=lease, data={"lease_expired": row.state == RUNNING})
             for row in rows
         ]
-        await transition_all(session, moves, actor=f"worker:{owner}", at=now)
+        after = await transition_all(session, moves, actor=f"worker:{owner}", at=now)
         if unreadable:
             # Taken, then failed at once: it reaches an agent, the others run.
             await transition_all(
                 session,
                 [
-                    Move(m.row, FAILED, reason=states.UNREADABLE)
-                    for m in moves
-                    if m.row.id in unreadable and m.to == RUNNING
+                    Move(now_held, FAILED, reason=states.UNREADABLE)
+                    for move, now_held in zip(moves, after, strict=True)
+                    if now_held.id in unreadable and move.to == RUNNING
                 ],
                 actor=f"worker:{owner}",
                 at=now,
             )
         taken = [
             Claimed(
-                id=move.row.id,
-                reference=move.row.reference,
-                customer_ref=move.row.customer_ref,
-                chat=move.row.chat,
-                locale=move.row.locale,
-                kind=move.row.kind,
-                payload=json.loads(move.row.payload),
-                attempts=move.row.attempts,
-                max_attempts=move.row.max_attempts,
+                id=row.id,
+                reference=row.reference,
+                customer_ref=row.customer_ref,
+                chat=row.chat,
+                locale=row.locale,
+                kind=row.kind,
+                payload=payloads[row.id],
+                attempts=row.attempts,
+                max_attempts=row.max_attempts,
             )
-            for move in moves
-            if move.to == RUNNING and move.row.id not in unreadable
+            for move, row in zip(moves, after, strict=True)
+            if move.to == RUNNING and row.id not in unreadable
         ]
         await session.commit()
     if rows and not taken:

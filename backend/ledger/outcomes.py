@@ -1,8 +1,8 @@
 """Recording what became of claimed requests: outcomes and retries, many in one transaction.
 
 ``record`` writes a batch of ``Settled`` items in one short write transaction:
-for each request still held by this worker (``running``, its lease ours),
-``transitions.transition`` moves it to its outcome, with the audit entry, the
+for each request still held by this worker (``running``, its lease ours;
+``transitions.held``), ``transitions.transition_all`` moves it to its outcome, with the audit entry, the
 customer's notification and, for a failure, the escalation, so a request's
 completion and what it tells are one commit. A failed attempt goes back to
 the queue after an exponential back-off with jitter, or fails for good after
@@ -23,16 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from backend.ledger.claims import Claimed
 from backend.ledger.kinds import Outcome
-from backend.ledger.transitions import Move, transition_all
-from backend.models.ledger import Request
+from backend.ledger.transitions import Move, held, transition_all
 from backend.services import Services
 from common.db import begin_write
-from common.vocabulary.request_states import FAILED, QUEUED, RUNNING
+from common.vocabulary.request_states import FAILED, QUEUED
 
 log = logging.getLogger(__name__)
 
@@ -56,26 +52,15 @@ class Settled:
     error: str | None = None
 
 
-async def still_held(session: AsyncSession, ids: Sequence[int], owner: str) -> dict[int, Request]:
-    """The requests of ``ids`` that ``owner`` still runs, locked for this transaction, by id."""
-    rows = await session.scalars(
-        select(Request)
-        .where(Request.id.in_(ids), Request.lease_owner == owner, Request.state == RUNNING)
-        .order_by(Request.id)
-        .with_for_update()
-    )
-    return {row.id: row for row in rows}
-
-
 async def record(services: Services, owner: str, batch: Sequence[Settled]) -> set[int]:
     """Write ``batch`` in one transaction; return the ids of requests this worker still held."""
     now = services.clock.now()
     async with services.sessions() as session:
         await begin_write(session)
-        held = await still_held(session, [s.job.id for s in batch], owner)
+        rows = await held(session, [s.job.id for s in batch], owner)
         moves = []
         for item in batch:
-            row = held.get(item.job.id)
+            row = rows.get(item.job.id)
             if row is None:
                 log.warning("request %s: lease lost before recording the outcome", item.job.id)
             elif item.outcome is not None:
@@ -90,7 +75,7 @@ async def record(services: Services, owner: str, batch: Sequence[Settled]) -> se
                 )
         await transition_all(session, moves, actor=f"worker:{owner}", at=now)
         await session.commit()
-    return set(held)
+    return set(rows)
 
 
 class GroupCommit:

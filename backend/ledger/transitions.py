@@ -10,6 +10,14 @@ to run now, and the audit entry. Nothing else assigns ``Request.state``
 (``tests/test_ledger_transitions.py`` holds every module to that), so a
 request's history is the audit log's.
 
+A move's row is either a loaded ``Request`` (the ORM writes it at the next
+flush) or a ``Held`` snapshot read with Core (``held``): a batch of snapshots
+is written as a few statements whatever its size (the rows' updates as one
+executemany per shape of change, the notifications and the audit entries as
+one insert each), which is what the workers' hot path uses: under
+``make bench`` py-spy put the ORM's unit of work for one object per row at
+about a third of a worker's busy time. One batch is all one kind or the other.
+
 The audit entries are written last, after every row of the batch: the rows'
 updates and notifications then go to the database together (one flush), and
 an audit log that orders its writers holds them for the shortest time.
@@ -21,17 +29,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend import audit, notifications
+from backend.crypto import for_row
 from backend.errors import IllegalTransition
 from backend.ledger import states, wakeup
 from backend.models.ledger import SCRUBBED, Request
 from common.vocabulary.request_states import QUEUED, RUNNING, SUBMITTED, RequestState
+
+_REQUESTS: Table = Request.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -43,10 +55,51 @@ class Lease:
 
 
 @dataclass(frozen=True)
+class Held:
+    """What a move needs of a request, read without the ORM (``held``)."""
+
+    id: int
+    reference: str
+    customer_ref: str
+    chat: str
+    locale: str
+    kind: str
+    state: RequestState
+    attempts: int
+    max_attempts: int
+
+
+HELD_COLUMNS = (
+    Request.id,
+    Request.reference,
+    Request.customer_ref,
+    Request.chat,
+    Request.locale,
+    Request.kind,
+    Request.state,
+    Request.attempts,
+    Request.max_attempts,
+)
+
+
+async def held(session: AsyncSession, ids: Sequence[int], owner: str) -> dict[int, Held]:
+    """The requests of ``ids`` that ``owner`` still runs, locked for this transaction, by id."""
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(*HELD_COLUMNS)
+        .where(Request.id.in_(ids), Request.lease_owner == owner, Request.state == RUNNING)
+        .order_by(Request.id)
+        .with_for_update()
+    )
+    return {row.id: Held(*row) for row in rows}
+
+
+@dataclass(frozen=True)
 class Move:
     """One request's move to ``to``; see ``transition`` for what the other fields mean."""
 
-    row: Request
+    row: Request | Held
     to: RequestState
     reason: str | None = None
     details: Mapping[str, Any] | None = None
@@ -87,11 +140,21 @@ async def transition(
 
 async def transition_all(
     session: AsyncSession, moves: Sequence[Move], *, actor: str, at: datetime
-) -> None:
-    """Make every move of ``moves`` as ``actor`` at ``at`` (see ``transition``); no commit."""
+) -> list[Request | Held]:
+    """Make every move of ``moves`` as ``actor`` at ``at`` (see ``transition``); no commit.
+
+    Answers the rows as they are now, in the order of ``moves``: a ``Request``
+    is the same object, changed; a ``Held`` a new snapshot.
+    """
     actions = [_check(move) for move in moves]
-    for move in moves:
-        await _apply(session, move, at)
+    if not moves:
+        return []
+    if all(isinstance(move.row, Held) for move in moves):
+        after: list[Request | Held] = list(await _apply_held(session, moves, at))
+    else:
+        after = []
+        for move in moves:
+            after.append(await _apply(session, move, at))
     for move in moves:
         if move.to in states.ESCALATED:
             from backend.escalations import open_escalation
@@ -105,21 +168,31 @@ async def transition_all(
                 customer_ref=move.row.customer_ref,
                 at=at,
             )
-    for move, action in zip(moves, actions, strict=True):
-        row = move.row
+    entries = []
+    for move, action, row in zip(moves, actions, after, strict=True):
         facts: dict[str, audit.Scalar] = {"kind": row.kind, "attempt": row.attempts or 0}
         if move.reason is not None:
             facts["reason"] = move.reason
         facts.update(move.data or {})
-        await audit.record(
-            session,
-            action=action,
-            actor=actor,
-            subject=row.reference,
-            outcome=move.to,
-            data=facts,
-            at=at,
+        entries.append(
+            audit.Entry(
+                action=action, actor=actor, subject=row.reference, outcome=move.to, data=facts
+            )
         )
+    if isinstance(after[0], Held):
+        await audit.record_all(session, entries, at=at)
+    else:
+        for entry in entries:
+            await audit.record(
+                session,
+                action=entry.action,
+                actor=entry.actor,
+                subject=entry.subject,
+                outcome=entry.outcome,
+                data=entry.data,
+                at=at,
+            )
+    return after
 
 
 def _check(move: Move) -> str:
@@ -134,9 +207,11 @@ def _check(move: Move) -> str:
     return action
 
 
-async def _apply(session: AsyncSession, move: Move, at: datetime) -> None:
+async def _apply(session: AsyncSession, move: Move, at: datetime) -> Request:
     """The row's new state and bookkeeping, and the customer's notification."""
     row, to = move.row, move.to
+    if not isinstance(row, Request):
+        raise TypeError("a batch of moves is all Request rows or all Held snapshots")
     row.state = to
     row.updated_at = at
     if move.lease is not None and to == RUNNING:
@@ -168,3 +243,66 @@ async def _apply(session: AsyncSession, move: Move, at: datetime) -> None:
             reason=move.reason,
             details=move.details or {},
         )
+    return row
+
+
+async def _apply_held(session: AsyncSession, moves: Sequence[Move], at: datetime) -> list[Held]:
+    """``_apply`` for a batch of ``Held`` snapshots, in a few Core statements; the new snapshots."""
+    # One executemany per set of columns changed (a scrubbed payload or not, …).
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    told: list[notifications.Outgoing] = []
+    after: list[Held] = []
+    due_now = False
+    for move in moves:
+        row, to = move.row, move.to
+        if not isinstance(row, Held):
+            raise TypeError("a batch of moves is all Request rows or all Held snapshots")
+        values: dict[str, Any] = {"state": to, "updated_at": at}
+        attempts = row.attempts
+        if move.lease is not None and to == RUNNING:
+            attempts += 1
+            values.update(
+                lease_owner=move.lease.owner, lease_expires_at=move.lease.until, attempts=attempts
+            )
+        else:
+            values.update(lease_owner=None, lease_expires_at=None)
+        if to == QUEUED:
+            values["next_run_at"] = move.run_at or at
+            due_now = due_now or values["next_run_at"] <= at
+        if to in states.FINAL:
+            values.update(
+                next_run_at=None,
+                reason=move.reason,
+                result=json.dumps(dict(move.details or {}), ensure_ascii=False),
+            )
+        if states.scrubs(to, move.reason):
+            values["payload"] = for_row(SCRUBBED, "requests", "payload", [row.reference])
+        shapes.setdefault(tuple(values), []).append(
+            {"b_id": row.id, **{f"v_{k}": v for k, v in values.items()}}
+        )
+        if to in states.TOLD and not move.quiet:
+            told.append(
+                notifications.Outgoing(
+                    id=0,
+                    chat=row.chat,
+                    locale=row.locale,
+                    type="request_outcome",
+                    reference=row.reference,
+                    outcome=to,
+                    reason=move.reason,
+                    details=dict(move.details or {}),
+                    created_at=at,
+                )
+            )
+        after.append(replace(row, state=to, attempts=attempts))
+    for columns, params in shapes.items():
+        await session.execute(
+            update(_REQUESTS)
+            .where(_REQUESTS.c.id == bindparam("b_id"))
+            .values({c: bindparam(f"v_{c}", type_=_REQUESTS.c[c].type) for c in columns}),
+            params,
+        )
+    if due_now:
+        await wakeup.announce(session)
+    await notifications.add_all(session, told)
+    return after

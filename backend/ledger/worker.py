@@ -3,10 +3,12 @@
 A worker process runs one ``Worker`` with ``concurrency`` slots: at most that
 many requests are being carried out at once. The slots share a buffer that is
 refilled by one batch claim (``claims.py``) of up to ``BATCH_PER_SLOT`` per
-slot, and share the transactions that record outcomes (``outcomes.GroupCommit``).
-On the built-in CRM a slot takes up to ``BATCH_PER_SLOT`` contact changes and
+slot, doubling while claims come back full up to ``JOINED_PER_SLOT`` per slot
+on the built-in CRM, and share the transactions that record outcomes
+(``outcomes.GroupCommit``).
+On the built-in CRM a slot takes up to ``JOINED_PER_SLOT`` contact changes and
 opt-outs of a claim at once and commits their changes with their outcomes in
-one transaction (``one_commit.py``).
+one transaction of a few statements whatever their number (``one_commit.py``).
 When nothing is due the worker sleeps until a request is queued
 (``wakeup.py``: in-process at once, on PostgreSQL ``LISTEN/NOTIFY`` from any
 process) or ``wakeup.POLL_SECONDS`` pass.
@@ -36,6 +38,7 @@ from typing import Any
 from sqlalchemy import select
 
 from backend import undo_notices
+from backend.crm.builtin import BuiltinCrm
 from backend.crm.connector import CrmConnector
 from backend.ledger import one_commit
 from backend.ledger.claims import Claimed, claim
@@ -53,9 +56,13 @@ from common.vocabulary.request_states import QUEUED, RUNNING
 log = logging.getLogger(__name__)
 
 # Requests claimed ahead per slot: one claim transaction serves several requests,
-# while a stopping worker has few to hand back.
+# while a stopping worker has few to hand back and none waits in the buffer long
+# enough for its lease to run out behind slow CRM calls.
 BATCH_PER_SLOT = 4
-MAX_BATCH = 64
+# On the built-in CRM a joined batch (one_commit) costs about as many statements
+# for 64 requests as for one, and takes milliseconds: claims are that much larger.
+JOINED_PER_SLOT = 64
+MAX_BATCH = 256
 
 AfterEffect = Callable[[Claimed], None]
 
@@ -177,7 +184,13 @@ class Worker:
         self.crm = crm
         self.owner = owner
         self.concurrency = max(1, concurrency)
-        self.batch = min(MAX_BATCH, self.concurrency * BATCH_PER_SLOT)
+        # A claim starts at BATCH_PER_SLOT a slot and doubles while claims come back
+        # full (work is plentiful), up to ``max_batch``; one that comes back short
+        # starts it over, so workers starting together share the queue.
+        per_slot = JOINED_PER_SLOT if isinstance(crm, BuiltinCrm) else BATCH_PER_SLOT
+        self.max_batch = min(MAX_BATCH, self.concurrency * per_slot)
+        self.first_batch = min(self.max_batch, self.concurrency * BATCH_PER_SLOT)
+        self.batch = self.first_batch
         self.after_effect = after_effect
         self.poll_seconds = poll_seconds
         self._buffer: deque[Claimed] = deque()
@@ -237,7 +250,7 @@ class Worker:
     ) -> list[Claimed] | None:
         """The next claimed requests for a slot; None when the worker is to stop.
 
-        One request, or up to ``BATCH_PER_SLOT`` that ``one_commit`` carries out
+        One request, or up to ``JOINED_PER_SLOT`` that ``one_commit`` carries out
         together (the slots share the buffer: each takes its part of a claim).
         """
         async with self._refill:
@@ -247,7 +260,10 @@ class Worker:
                 waiter.clear()
                 completions = self._completions
                 try:
-                    self._buffer.extend(await claim(self.services, self.owner, self.batch))
+                    taken = await claim(self.services, self.owner, self.batch)
+                    self._buffer.extend(taken)
+                    full = len(taken) == self.batch
+                    self.batch = min(self.max_batch, 2 * self.batch) if full else self.first_batch
                 except Exception as exc:
                     log.error("worker %s: claim failed: %s", self.owner, type(exc).__name__)
                 if self._buffer:
@@ -272,7 +288,7 @@ class Worker:
             if one_commit.joins(self.crm, first):
                 while (
                     self._buffer
-                    and len(jobs) < BATCH_PER_SLOT
+                    and len(jobs) < JOINED_PER_SLOT
                     and one_commit.joins(self.crm, self._buffer[0])
                 ):
                     jobs.append(self._buffer.popleft())
