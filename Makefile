@@ -50,7 +50,8 @@ browser:
 # poppler-utils (pdftoppm, pdftotext) for the tests that look at the PDF.
 FONT_FILES := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 fonts:
-	@{ for f in $(FONT_FILES); do test -f $$f || exit 1; done; command -v pdftoppm >/dev/null 2>&1; } || { \
+	@{ missing=; for f in $(FONT_FILES); do test -f $$f || missing=1; done; \
+	   test -z "$$missing" && command -v pdftoppm >/dev/null 2>&1; } || { \
 	  echo "installing Debian's fonts and poppler-utils for the PDF copy"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
