@@ -5,7 +5,9 @@ its own key, and reaches the backend over HTTP with the service token. It never
 reads the backend's secrets (``SECRET_KEY``, ``SMTP_*``, ``SMS_*``, ``CRM_*``):
 ``BotSettings.from_env`` looks up only the variables named in ``VARIABLES``,
 and the class has no field that could hold one of them. ``BotSettings.from_env``
-is the only place in ``bot/`` that reads ``DATADESK_*`` variables.
+is the only place in ``bot/`` that reads ``DATADESK_*`` variables, and
+``use_timedelta_periods`` the only one that writes the environment (PTB's own
+``PTB_TIMEDELTA``, not a setting).
 
 Variable names and defaults are the shared contract of ``docs/operators.md``;
 where the bot and the backend read the same variable (``DATA_DIR``,
