@@ -120,6 +120,11 @@ class Line:
     def to_json(self) -> list[Any]:
         return [self.seq, self.direction, self.text, self.at.isoformat()]
 
+    @functools.cached_property
+    def encoded(self) -> str:
+        """``to_json`` as JSON text, made once: every save writes all the unfiled lines again."""
+        return json.dumps(self.to_json(), ensure_ascii=False)
+
     @classmethod
     def from_json(cls, chat: str, raw: list[Any]) -> Line:
         seq, direction, said, at = raw
@@ -171,7 +176,7 @@ _LOAD = select(
     _CONVERSATION.c.transcript_filed,
     _CONVERSATION.c.transcript_lines,
 )
-
+_LOAD_ONE = _LOAD.where(_CONVERSATION.c.chat == bindparam("key_chat"))
 
 _FILED = (
     update(_CONVERSATION)
@@ -195,12 +200,14 @@ def _update_for(columns: frozenset[str]) -> Update:
 class StateStore:
     """Loads and saves ``ChatRecord``s in the bot database (SQLite or PostgreSQL).
 
-    The hot path (``load``, ``save``, the transcript outbox) runs single
-    statements in autocommit: no BEGIN, COMMIT or reset round trips around
-    them. Profiling ``bench/engine.py`` (cProfile) showed the time went to
-    round trips to aiosqlite's thread, not to SQL: the ORM session's
-    load-then-save took 13 of them per update; a save here takes 3, and a
-    polling bot's load none.
+    The hot path (``load``, ``save``, the transcript outbox, shown marks) runs
+    single statements through ``common.db.Autocommit.execute``: no BEGIN,
+    COMMIT or reset round trips around them. Profiling ``bench/engine.py``
+    showed the time went to round trips to aiosqlite's thread, not to SQL:
+    the ORM session's load-then-save took 13 of them per update, single
+    statements on aiosqlite 3; on SQLite a save now goes to the database
+    thread with those of every chat saving at that moment, one hop and one
+    commit for all of them, and a polling bot's load costs none.
     """
 
     def __init__(self, engine: AsyncEngine, key: StateKey, *, remember: int = 0) -> None:
@@ -263,10 +270,10 @@ class StateStore:
                 lines=list(recent.lines),
                 remembered=True,
             )
-        async with self._auto.connect() as connection:
-            row = (await connection.execute(_LOAD.where(_CONVERSATION.c.chat == chat))).first()
-        if row is None:
+        found = (await self._auto.execute(_LOAD_ONE, {"key_chat": chat})).rows
+        if not found:
             return ChatRecord(chat=chat)
+        row = found[0]
         record = ChatRecord(
             chat=chat,
             agent_active=bool(row.agent_active),
@@ -329,20 +336,19 @@ class StateStore:
         if record.version == 0 or context_json != record.stored[1]:
             values["context"] = self._seal(chat, "context", context_json)
         if added or unfiled != record.lines:
-            plain = _json([line.to_json() for line in unfiled])
+            plain = "[" + ",".join(line.encoded for line in unfiled) + "]"
             values["transcript_lines"] = self._seal(chat, "transcript", plain) if unfiled else None
         try:
-            async with self._auto.connect() as connection:
-                if record.version == 0:
-                    await connection.execute(insert(_CONVERSATION).values(chat=chat, **values))
-                else:
-                    params = {f"v_{name}": value for name, value in values.items()}
-                    result = await connection.execute(
-                        _update_for(frozenset(values)),
-                        {**params, "key_chat": chat, "key_version": record.version},
-                    )
-                    if result.rowcount != 1:
-                        raise StaleState(chat)
+            if record.version == 0:
+                await self._auto.execute(insert(_CONVERSATION).values(chat=chat, **values))
+            else:
+                params = {f"v_{name}": value for name, value in values.items()}
+                result = await self._auto.execute(
+                    _update_for(frozenset(values)),
+                    {**params, "key_chat": chat, "key_version": record.version},
+                )
+                if result.rowcount != 1:
+                    raise StaleState(chat)
         except IntegrityError as exc:
             self._recent.pop(chat, None)
             raise StaleState(chat) from exc
@@ -374,8 +380,7 @@ class StateStore:
             .where(_CONVERSATION.c.transcript_seq > _CONVERSATION.c.transcript_filed)
             .limit(chats)
         )
-        async with self._auto.connect() as connection:
-            rows = (await connection.execute(query)).all()
+        rows = (await self._auto.execute(query)).rows
         found: list[Line] = []
         for row in rows:
             lines = self._lines(row.chat, row.transcript_lines, row.transcript_filed)
@@ -402,10 +407,9 @@ class StateStore:
         """
         if not marks:
             return
-        async with self._auto.connect() as connection:
-            await connection.execute(
-                _FILED, [{"key_chat": chat, "seq": seq} for chat, seq in marks.items()]
-            )
+        await self._auto.execute(
+            _FILED, [{"key_chat": chat, "seq": seq} for chat, seq in marks.items()]
+        )
         for chat, seq in marks.items():
             recent = self._recent.get(chat)
             if recent is not None and recent.transcript_filed < seq:
@@ -416,14 +420,13 @@ class StateStore:
     ) -> bool:
         """Record a notification as shown; False if it already was (one autocommit statement)."""
         try:
-            async with self._auto.connect() as connection:
-                await connection.execute(
-                    insert(_SHOWN).values(
-                        chat=chat,
-                        notification_id=notification_id,
-                        shown_at=now or datetime.now(UTC),
-                    )
+            await self._auto.execute(
+                insert(_SHOWN).values(
+                    chat=chat,
+                    notification_id=notification_id,
+                    shown_at=now or datetime.now(UTC),
                 )
+            )
         except IntegrityError:
             return False
         return True
@@ -431,15 +434,12 @@ class StateStore:
     async def was_shown(self, chat: str, notification_id: int) -> bool:
         """Whether a notification was already shown in the chat (one autocommit statement)."""
         shown = _SHOWN.c
-        async with self._auto.connect() as connection:
-            found = (
-                await connection.execute(
-                    select(shown.notification_id)
-                    .where(shown.chat == chat)
-                    .where(shown.notification_id == notification_id)
-                )
-            ).first()
-        return found is not None
+        found = await self._auto.execute(
+            select(shown.notification_id)
+            .where(shown.chat == chat)
+            .where(shown.notification_id == notification_id)
+        )
+        return bool(found.rows)
 
     async def prune(self, *, idle_before: datetime, shown_before: datetime) -> tuple[int, int]:
         """Delete conversations idle since ``idle_before`` and older shown-notification marks.
