@@ -23,7 +23,6 @@ does: a bot killed before the write files nothing, after it files the line
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     Index,
@@ -123,7 +123,7 @@ class Line:
     @functools.cached_property
     def encoded(self) -> str:
         """``to_json`` as JSON text, made once: every save writes all the unfiled lines again."""
-        return json.dumps(self.to_json(), ensure_ascii=False)
+        return orjson.dumps(self.to_json()).decode()
 
     @classmethod
     def from_json(cls, chat: str, raw: list[Any]) -> Line:
@@ -160,7 +160,8 @@ class ChatRecord:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    # Sorted, so that an unchanged state gives the same text and is not sealed again.
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
 
 
 _CONVERSATION: Table = ConversationRow.__table__  # type: ignore[assignment]
@@ -248,7 +249,7 @@ class StateStore:
         if not sealed:
             return []
         try:
-            raw = json.loads(self._open(chat, "transcript", sealed))
+            raw = orjson.loads(self._open(chat, "transcript", sealed))
             lines = [Line.from_json(chat, item) for item in raw]
         except (SealError, ValueError, TypeError) as exc:
             log.warning(
@@ -265,8 +266,8 @@ class StateStore:
             state_json, context_json = recent.stored
             return replace(
                 recent,
-                state=json.loads(state_json) if state_json else None,
-                context=json.loads(context_json) if context_json else {},
+                state=orjson.loads(state_json) if state_json else None,
+                context=orjson.loads(context_json) if context_json else {},
                 lines=list(recent.lines),
                 remembered=True,
             )
@@ -287,7 +288,7 @@ class StateStore:
         try:
             state_json = self._open(chat, "state", row.state)
             context_json = self._open(chat, "context", row.context)
-            state, context = json.loads(state_json), json.loads(context_json)
+            state, context = orjson.loads(state_json), orjson.loads(context_json)
         except (SealError, ValueError) as exc:
             # Sealed under another key (the shared key of earlier versions, a
             # changed bot key) or damaged: the customer starts again (keeping
