@@ -1,8 +1,9 @@
 """Database engines, sessions and migrations, the same for the backend's database and the bot's.
 
 Both databases are reached through SQLAlchemy's asyncio API: SQLite (aiosqlite)
-for the embedded default, PostgreSQL (asyncpg) at scale. ``upgrade`` runs the
-Alembic migrations of one database; nothing creates tables any other way. Each
+for the embedded default, PostgreSQL (asyncpg) at scale; ``Autocommit.execute``,
+for hot single statements, runs SQLite's batched in a thread of its own. ``upgrade``
+runs the Alembic migrations of one database; nothing creates tables any other way. Each
 side owns its declarative base and its migrations folder
 (``backend.models.base``, ``bot.state``); this module knows neither.
 """
@@ -10,6 +11,7 @@ side owns its declarative base and its migrations folder
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Mapping
@@ -256,18 +258,22 @@ class _SqliteBatches:
                     result = connection.execute(statement, params)
                     rows = list(result.all()) if result.returns_rows else []
                     outcomes.append(Outcome(rows, result.rowcount))
-                except exc.DBAPIError as error:
+                except exc.StatementError as error:
                     if writes and not raw.in_transaction:
                         raise  # SQLite ended the transaction: the batch's writes are gone
                     outcomes.append(error)
             if writes:
                 raw.execute("COMMIT")
-        except BaseException:
-            if raw.in_transaction:
-                raw.execute("ROLLBACK")
-            raise
-        finally:
             connection.rollback()  # SQLAlchemy's own (empty) autobegun transaction
+        except BaseException:
+            # The batch fails as a whole; the next one starts on a fresh connection.
+            self._connection = None
+            with contextlib.suppress(Exception):
+                if raw.in_transaction:
+                    raw.execute("ROLLBACK")
+            with contextlib.suppress(Exception):
+                connection.close()
+            raise
         return outcomes
 
     def _close_connection(self) -> None:
