@@ -23,7 +23,6 @@ does: a bot killed before the write files nothing, after it files the line
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     Index,
@@ -120,6 +120,11 @@ class Line:
     def to_json(self) -> list[Any]:
         return [self.seq, self.direction, self.text, self.at.isoformat()]
 
+    @functools.cached_property
+    def encoded(self) -> str:
+        """``to_json`` as JSON text, made once: every save writes all the unfiled lines again."""
+        return orjson.dumps(self.to_json()).decode()
+
     @classmethod
     def from_json(cls, chat: str, raw: list[Any]) -> Line:
         seq, direction, said, at = raw
@@ -155,7 +160,8 @@ class ChatRecord:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    # Sorted, so that an unchanged state gives the same text and is not sealed again.
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
 
 
 _CONVERSATION: Table = ConversationRow.__table__  # type: ignore[assignment]
@@ -171,7 +177,7 @@ _LOAD = select(
     _CONVERSATION.c.transcript_filed,
     _CONVERSATION.c.transcript_lines,
 )
-
+_LOAD_ONE = _LOAD.where(_CONVERSATION.c.chat == bindparam("key_chat"))
 
 _FILED = (
     update(_CONVERSATION)
@@ -195,12 +201,14 @@ def _update_for(columns: frozenset[str]) -> Update:
 class StateStore:
     """Loads and saves ``ChatRecord``s in the bot database (SQLite or PostgreSQL).
 
-    The hot path (``load``, ``save``, the transcript outbox) runs single
-    statements in autocommit: no BEGIN, COMMIT or reset round trips around
-    them. Profiling ``bench/engine.py`` (cProfile) showed the time went to
-    round trips to aiosqlite's thread, not to SQL: the ORM session's
-    load-then-save took 13 of them per update; a save here takes 3, and a
-    polling bot's load none.
+    The hot path (``load``, ``save``, the transcript outbox, shown marks) runs
+    single statements through ``common.db.Autocommit.execute``: no BEGIN,
+    COMMIT or reset round trips around them. Profiling ``bench/engine.py``
+    showed the time went to round trips to aiosqlite's thread, not to SQL:
+    the ORM session's load-then-save took 13 of them per update, single
+    statements on aiosqlite 3; on SQLite a save now goes to the database
+    thread with those of every chat saving at that moment, one hop and one
+    commit for all of them, and a polling bot's load costs none.
     """
 
     def __init__(self, engine: AsyncEngine, key: StateKey, *, remember: int = 0) -> None:
@@ -241,7 +249,7 @@ class StateStore:
         if not sealed:
             return []
         try:
-            raw = json.loads(self._open(chat, "transcript", sealed))
+            raw = orjson.loads(self._open(chat, "transcript", sealed))
             lines = [Line.from_json(chat, item) for item in raw]
         except (SealError, ValueError, TypeError) as exc:
             log.warning(
@@ -258,15 +266,15 @@ class StateStore:
             state_json, context_json = recent.stored
             return replace(
                 recent,
-                state=json.loads(state_json) if state_json else None,
-                context=json.loads(context_json) if context_json else {},
+                state=orjson.loads(state_json) if state_json else None,
+                context=orjson.loads(context_json) if context_json else {},
                 lines=list(recent.lines),
                 remembered=True,
             )
-        async with self._auto.connect() as connection:
-            row = (await connection.execute(_LOAD.where(_CONVERSATION.c.chat == chat))).first()
-        if row is None:
+        found = (await self._auto.execute(_LOAD_ONE, {"key_chat": chat})).rows
+        if not found:
             return ChatRecord(chat=chat)
+        row = found[0]
         record = ChatRecord(
             chat=chat,
             agent_active=bool(row.agent_active),
@@ -280,7 +288,7 @@ class StateStore:
         try:
             state_json = self._open(chat, "state", row.state)
             context_json = self._open(chat, "context", row.context)
-            state, context = json.loads(state_json), json.loads(context_json)
+            state, context = orjson.loads(state_json), orjson.loads(context_json)
         except (SealError, ValueError) as exc:
             # Sealed under another key (the shared key of earlier versions, a
             # changed bot key) or damaged: the customer starts again (keeping
@@ -329,20 +337,19 @@ class StateStore:
         if record.version == 0 or context_json != record.stored[1]:
             values["context"] = self._seal(chat, "context", context_json)
         if added or unfiled != record.lines:
-            plain = _json([line.to_json() for line in unfiled])
+            plain = "[" + ",".join(line.encoded for line in unfiled) + "]"
             values["transcript_lines"] = self._seal(chat, "transcript", plain) if unfiled else None
         try:
-            async with self._auto.connect() as connection:
-                if record.version == 0:
-                    await connection.execute(insert(_CONVERSATION).values(chat=chat, **values))
-                else:
-                    params = {f"v_{name}": value for name, value in values.items()}
-                    result = await connection.execute(
-                        _update_for(frozenset(values)),
-                        {**params, "key_chat": chat, "key_version": record.version},
-                    )
-                    if result.rowcount != 1:
-                        raise StaleState(chat)
+            if record.version == 0:
+                await self._auto.execute(insert(_CONVERSATION).values(chat=chat, **values))
+            else:
+                params = {f"v_{name}": value for name, value in values.items()}
+                result = await self._auto.execute(
+                    _update_for(frozenset(values)),
+                    {**params, "key_chat": chat, "key_version": record.version},
+                )
+                if result.rowcount != 1:
+                    raise StaleState(chat)
         except IntegrityError as exc:
             self._recent.pop(chat, None)
             raise StaleState(chat) from exc
@@ -374,8 +381,7 @@ class StateStore:
             .where(_CONVERSATION.c.transcript_seq > _CONVERSATION.c.transcript_filed)
             .limit(chats)
         )
-        async with self._auto.connect() as connection:
-            rows = (await connection.execute(query)).all()
+        rows = (await self._auto.execute(query)).rows
         found: list[Line] = []
         for row in rows:
             lines = self._lines(row.chat, row.transcript_lines, row.transcript_filed)
@@ -402,10 +408,9 @@ class StateStore:
         """
         if not marks:
             return
-        async with self._auto.connect() as connection:
-            await connection.execute(
-                _FILED, [{"key_chat": chat, "seq": seq} for chat, seq in marks.items()]
-            )
+        await self._auto.execute(
+            _FILED, [{"key_chat": chat, "seq": seq} for chat, seq in marks.items()]
+        )
         for chat, seq in marks.items():
             recent = self._recent.get(chat)
             if recent is not None and recent.transcript_filed < seq:
@@ -416,14 +421,13 @@ class StateStore:
     ) -> bool:
         """Record a notification as shown; False if it already was (one autocommit statement)."""
         try:
-            async with self._auto.connect() as connection:
-                await connection.execute(
-                    insert(_SHOWN).values(
-                        chat=chat,
-                        notification_id=notification_id,
-                        shown_at=now or datetime.now(UTC),
-                    )
+            await self._auto.execute(
+                insert(_SHOWN).values(
+                    chat=chat,
+                    notification_id=notification_id,
+                    shown_at=now or datetime.now(UTC),
                 )
+            )
         except IntegrityError:
             return False
         return True
@@ -431,15 +435,12 @@ class StateStore:
     async def was_shown(self, chat: str, notification_id: int) -> bool:
         """Whether a notification was already shown in the chat (one autocommit statement)."""
         shown = _SHOWN.c
-        async with self._auto.connect() as connection:
-            found = (
-                await connection.execute(
-                    select(shown.notification_id)
-                    .where(shown.chat == chat)
-                    .where(shown.notification_id == notification_id)
-                )
-            ).first()
-        return found is not None
+        found = await self._auto.execute(
+            select(shown.notification_id)
+            .where(shown.chat == chat)
+            .where(shown.notification_id == notification_id)
+        )
+        return bool(found.rows)
 
     async def prune(self, *, idle_before: datetime, shown_before: datetime) -> tuple[int, int]:
         """Delete conversations idle since ``idle_before`` and older shown-notification marks.

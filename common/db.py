@@ -1,8 +1,9 @@
 """Database engines, sessions and migrations, the same for the backend's database and the bot's.
 
 Both databases are reached through SQLAlchemy's asyncio API: SQLite (aiosqlite)
-for the embedded default, PostgreSQL (asyncpg) at scale. ``upgrade`` runs the
-Alembic migrations of one database; nothing creates tables any other way. Each
+for the embedded default, PostgreSQL (asyncpg) at scale; ``Autocommit.execute``,
+for hot single statements, runs SQLite's batched in a thread of its own. ``upgrade``
+runs the Alembic migrations of one database; nothing creates tables any other way. Each
 side owns its declarative base and its migrations folder
 (``backend.models.base``, ``bot.state``); this module knows neither.
 """
@@ -10,15 +11,18 @@ side owns its declarative base and its migrations folder
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, event, exc
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy import DateTime, Delete, Executable, Insert, Update, create_engine, event, exc
+from sqlalchemy.engine import Connection, Dialect, Row, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -26,6 +30,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 from common.private_files import DIR_MODE, ensure_private_file, tighten_private_file
@@ -164,16 +169,140 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What one statement did: the rows it returned (none for a write), the rows it changed."""
+
+    rows: list[Row[Any]]
+    rowcount: int
+
+
+def _writes(statement: Executable) -> bool:
+    return isinstance(statement, (Insert, Update, Delete))
+
+
+class _SqliteBatches:
+    """Statements of many tasks run together in one thread of their own, one hop per batch.
+
+    aiosqlite sends every DBAPI call (cursor, execute, fetch, close) to its
+    thread and back, and each hop waits for the GIL while the event loop
+    computes; a py-spy profile of ``bench/engine.py`` put most of a persisted
+    event's time there. Here a statement is queued; whatever was queued while
+    the previous batch ran goes to the thread in one call, which runs it in
+    order in one transaction (``BEGIN IMMEDIATE`` when any writes: a group
+    commit) on a connection it keeps, and answers each statement's caller.
+    A statement's own error (a duplicate key) is its caller's alone; one that
+    ends the transaction (the disk is full) is every caller's in the batch.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._engine = create_engine(
+            make_url(url).set(drivername="sqlite"),
+            hide_parameters=True,
+            isolation_level="AUTOCOMMIT",
+            poolclass=NullPool,
+        )
+        event.listen(self._engine, "connect", _sqlite_pragmas)
+        self._connection: Connection | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="datadesk-sqlite")
+        self._queued: list[tuple[Executable, Any, asyncio.Future[Outcome]]] = []
+        self._draining: asyncio.Task[None] | None = None
+
+    async def execute(self, statement: Executable, params: Any) -> Outcome:
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Outcome] = loop.create_future()
+        self._queued.append((statement, params, answer))
+        if self._draining is None:
+            self._draining = loop.create_task(self._drain())
+        return await answer
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        batch: list[tuple[Executable, Any, asyncio.Future[Outcome]]] = []
+        try:
+            while self._queued:
+                batch, self._queued = self._queued, []
+                work = [(statement, params) for statement, params, _ in batch]
+                try:
+                    outcomes = await loop.run_in_executor(self._thread, self._run, work)
+                except Exception as error:
+                    outcomes = [error] * len(batch)
+                for (_, _, answer), outcome in zip(batch, outcomes, strict=True):
+                    if answer.done():  # its caller was cancelled
+                        continue
+                    if isinstance(outcome, Exception):
+                        answer.set_exception(outcome)
+                    else:
+                        answer.set_result(outcome)
+                batch = []
+        finally:
+            self._draining = None
+            # Cancelled (the loop is closing): nobody is left to answer these.
+            for _, _, answer in batch + self._queued:
+                answer.cancel()
+            self._queued = []
+
+    def _run(self, work: list[tuple[Executable, Any]]) -> list[Outcome | Exception]:
+        """In the thread: the batch in one transaction if it writes; each statement's outcome."""
+        if self._connection is None:
+            self._connection = self._engine.connect()
+        connection = self._connection
+        raw: Any = connection.connection.driver_connection
+        writes = any(_writes(statement) for statement, _ in work)
+        outcomes: list[Outcome | Exception] = []
+        try:
+            if writes:
+                raw.execute("BEGIN IMMEDIATE")
+            for statement, params in work:
+                try:
+                    result = connection.execute(statement, params)
+                    rows = list(result.all()) if result.returns_rows else []
+                    outcomes.append(Outcome(rows, result.rowcount))
+                except exc.StatementError as error:
+                    if writes and not raw.in_transaction:
+                        raise  # SQLite ended the transaction: the batch's writes are gone
+                    outcomes.append(error)
+            if writes:
+                raw.execute("COMMIT")
+            connection.rollback()  # SQLAlchemy's own (empty) autobegun transaction
+        except BaseException:
+            # The batch fails as a whole; the next one starts on a fresh connection.
+            self._connection = None
+            with contextlib.suppress(Exception):
+                if raw.in_transaction:
+                    raw.execute("ROLLBACK")
+            with contextlib.suppress(Exception):
+                connection.close()
+            raise
+        return outcomes
+
+    def _close_connection(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        self._engine.dispose()
+
+    async def close(self) -> None:
+        if self._draining is not None:
+            await asyncio.shield(self._draining)
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._close_connection)
+        self._thread.shutdown(wait=False)
+
+
 class Autocommit:
     """Single-statement transactions beside ``engine``, for a hot path.
 
-    On SQLite they get a pool of their own with nothing to reset on return (every
-    reset is a round trip to aiosqlite's thread); PostgreSQL's connections are
-    shared with ``engine``, not doubled.
+    ``execute`` runs one statement as its own transaction and returns its
+    ``Outcome``. On SQLite, statements of tasks running at once are batched to
+    one thread and committed together (see ``_SqliteBatches``); ``connect``'s
+    connections have a pool of their own with nothing to reset on return
+    (every reset is a round trip to aiosqlite's thread). PostgreSQL's
+    connections are shared with ``engine``, not doubled.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._own = engine.dialect.name == "sqlite"
+        self._batches: _SqliteBatches | None = None
         if self._own:
             self.engine = make_engine(
                 engine.url.render_as_string(hide_password=False),
@@ -187,8 +316,24 @@ class Autocommit:
         """A connection whose every statement commits by itself (``async with``)."""
         return self.engine.connect()
 
+    async def execute(self, statement: Executable, params: Any = None) -> Outcome:
+        """Run ``statement`` (with ``params``: a dict, or a list for executemany) and commit it."""
+        if self._own:
+            if self._batches is None:
+                self._batches = _SqliteBatches(
+                    self.engine.url.render_as_string(hide_password=False)
+                )
+            return await self._batches.execute(statement, params)
+        async with self.engine.connect() as connection:
+            result = await connection.execute(statement, params)
+            rows = list(result.all()) if result.returns_rows else []
+            return Outcome(rows, result.rowcount)
+
     async def close(self) -> None:
-        """Release the pool of its own (SQLite); a shared one is ``engine``'s to dispose."""
+        """Release the pool and thread of its own (SQLite); a shared pool is ``engine``'s to dispose."""
+        if self._batches is not None:
+            await self._batches.close()
+            self._batches = None
         if self._own:
             await self.engine.dispose()
 
