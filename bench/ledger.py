@@ -47,7 +47,7 @@ from pathlib import Path
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
-from backend import audit, ledger
+from backend import audit, ledger, messages
 from backend.crm import importer
 from backend.ledger.worker import run_workers
 from backend.models.audit import AuditEntry
@@ -256,6 +256,9 @@ async def _engine(name: str, url: str, workdir: Path) -> list[Row]:
         service_token="bench",  # noqa: S106
     )
     services = await open_services(settings, clock=SystemClock())
+    # As a worker process does at start (backend/runner.py): the notices' texts, read.
+    messages.load()
+    messages.catalogs()
     # Each address change sends a "Was this you?" notice: printed nowhere, still sent.
     services.sms = ConsoleSmsGateway(io.StringIO())
     # As in a backend process: this process takes its turn at sealing, beside the workers.
