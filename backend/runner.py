@@ -21,6 +21,7 @@ from datetime import datetime
 
 from aiohttp import web
 
+from backend import messages
 from backend.audit import Sealer
 from backend.audit.key_check import check_keys
 from backend.metrics import monitoring
@@ -138,6 +139,11 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
         clock = FakeClock(datetime.fromisoformat(args.now))
 
     async def body(services: Services, stop: asyncio.Event) -> int:
+        # The texts and catalogs of the "Was this you?" notices, read now: a broken one
+        # stops the start with its file and line, and the first notice does not wait for
+        # them (under the bench, reading them was most of the first drain's notices).
+        messages.load()
+        messages.catalogs()
         async with serve(settings.http_host, settings.worker_metrics_port, monitoring(services)):
             return await work_queue(services, stop, concurrency, once)
 

@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from babel.dates import format_date
@@ -34,9 +35,10 @@ log = logging.getLogger(__name__)
 
 # A claimed notice belongs to its sender this long; a sender that dies leaves it due again.
 NOTICE_LEASE = timedelta(minutes=5)
-NOTICE_BATCH = 20
+# Notices claimed, read and written back together: four round trips a batch.
+NOTICE_BATCH = 100
 # Batches in one pass at most: what is left waits for the next pass.
-MAX_BATCHES = 50
+MAX_BATCHES = 10
 NOTICE_POLL_SECONDS = 5.0
 
 # Wakes this process's own waiter at once (common/loop_events.py).
@@ -53,8 +55,13 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
 
 
+@lru_cache(maxsize=256)
 def localized_date(day: date, locale: str) -> str:
-    """``day`` as the customer's locale writes it in a sentence (``22 November 2026``)."""
+    """``day`` as the customer's locale writes it in a sentence (``22 November 2026``).
+
+    Kept per day and locale: a batch of notices shares a few, and babel's
+    formatting was an eighth of the notices' time under ``make bench``.
+    """
     return format_date(day, format="long", locale=locale)
 
 
@@ -183,10 +190,24 @@ async def _send_batch(services: Services) -> tuple[int, int]:
         sent += 1
     if tried:
         # Under the lease: a sender that dies before this leaves them due again when
-        # it runs out, so a notice goes out at least once.
+        # it runs out, so a notice goes out at least once. A statement for the notices
+        # dropped (sent, or given up) and one for those kept, whatever their number.
+        changes: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+        for row in tried:
+            change = {
+                "id": row.id,
+                "notice_due_at": row.notice_due_at,
+                "notice_sent_at": row.notice_sent_at,
+                "notice_attempts": row.notice_attempts,
+            }
+            dropped = row.notice is None
+            if dropped:
+                change["notice"] = None
+            changes[dropped].append(change)
         async with services.sessions() as session, session.begin():
-            for row in tried:
-                session.add(row)
+            for rows in changes.values():
+                if rows:
+                    await session.execute(update(ContactUndo), rows)
     return len(due), sent
 
 

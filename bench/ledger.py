@@ -14,7 +14,10 @@ per request so per-customer ordering never holds a claim back):
   its real effect: the CRM change, the outcome notification, the audit entries.
 - completed (procs): ``PROCESS_BATCH`` more, drained by 1 or 4 separate
   ``python -m backend.worker`` processes, timed from the first claim to the
-  last outcome in the audit log (process start-up is not counted).
+  last outcome in the audit log. Process start-up is not counted: the
+  processes start while the bench holds every claim, and it lets go once all
+  of them are up (each serves its metrics), so they start claiming together;
+  a claim that waited for the hold counts from the moment it was let go.
 - max seal lag: the longest any audit entry of the case waited between its
   commit and its sealing (``LagWatch``), with this process and the worker
   processes each running a sealer, as deployed.
@@ -27,21 +30,24 @@ The last lines are the ratios issue 10 sets targets for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
-from backend import audit, ledger
+from backend import audit, ledger, messages
 from backend.crm import importer
 from backend.ledger.worker import run_workers
 from backend.models.audit import AuditEntry
@@ -51,7 +57,7 @@ from backend.settings import Settings
 from backend.sms import ConsoleSmsGateway
 from bench import _pgqueuer
 from common.clock import SystemClock
-from common.db import admin_execute, upgrade
+from common.db import admin_execute, begin_write, is_sqlite, upgrade
 
 REPO = Path(__file__).resolve().parent.parent
 REQUESTS = 500
@@ -60,6 +66,7 @@ SUBMITTERS = 8
 PROCESS_BATCH = 200
 DRAIN_TIMEOUT = 60.0
 WATCH_SECONDS = 0.05
+START_SECONDS = 0.5
 # One customer per request: every case's requests are due at once.
 CUSTOMERS = 2 * (REQUESTS + PROCESS_BATCH)
 ADDRESS = {"line1": "Elizabetes iela 2", "city": "Rīga", "postcode": "LV-1010", "country": "LV"}
@@ -137,8 +144,48 @@ async def _slots(services: Services, workers: int) -> float:
     return done / (time.perf_counter() - started)
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def _listening(port: int, proc: asyncio.subprocess.Process) -> None:
+    """Wait until ``proc`` serves its metrics on ``port``: it is about to claim."""
+    while True:
+        if proc.returncode is not None:
+            raise RuntimeError(f"a worker process exited with status {proc.returncode}")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+
+
+@contextlib.asynccontextmanager
+async def _claims_held(services: Services) -> AsyncIterator[None]:
+    """Hold every claim (the write lock on SQLite, a lock on ``requests`` on PostgreSQL)."""
+    async with services.sessions() as session:
+        if is_sqlite(services.settings.database_url):
+            await begin_write(session)
+        else:
+            await session.execute(text("LOCK TABLE requests IN EXCLUSIVE MODE"))
+        try:
+            yield
+        finally:
+            await session.commit()
+
+
 async def _processes(services: Services, refs: list[str], workers: int) -> float:
-    """Completed per second by ``workers`` separate ``python -m backend.worker`` processes."""
+    """Completed per second by ``workers`` separate ``python -m backend.worker`` processes.
+
+    The processes start while the bench holds every claim; it lets go once each
+    serves its metrics (its next step is its first claim) and a moment more, so
+    one process's start-up does not compete with another's work.
+    """
     await _submit(services, refs, PROCESS_BATCH, DRAIN_TIMEOUT)
     since = services.clock.now()
     settings = services.settings
@@ -149,15 +196,31 @@ async def _processes(services: Services, refs: list[str], workers: int) -> float
         "DATADESK_SECRET_KEY": settings.secret_key or "",
         "DATADESK_SERVICE_TOKEN": settings.service_token,
         "DATADESK_LOG_LEVEL": "WARNING",
+        "DATADESK_HTTP_HOST": "127.0.0.1",
     }
     command = [sys.executable, "-m", "backend.worker", "--once"]
-    procs = [
-        # stdout: the console SMS gateway prints each change's "Was this you?" notice.
-        await asyncio.create_subprocess_exec(
-            *command, env=env, cwd=REPO, stdout=asyncio.subprocess.DEVNULL
+    ports = [_free_port() for _ in range(workers)]
+    # Sealed now: nothing waits to be sealed behind the hold.
+    await audit.seal_pending(services)
+    async with _claims_held(services):
+        procs = [
+            # stdout: the console SMS gateway prints each change's "Was this you?" notice.
+            await asyncio.create_subprocess_exec(
+                *command,
+                env={**env, "DATADESK_WORKER_METRICS_PORT": str(port)},
+                cwd=REPO,
+                stdout=asyncio.subprocess.DEVNULL,
+            )
+            for port in ports
+        ]
+        await asyncio.wait_for(
+            asyncio.gather(*(_listening(port, p) for port, p in zip(ports, procs, strict=True))),
+            timeout=DRAIN_TIMEOUT,
         )
-        for _ in range(workers)
-    ]
+        # From serving metrics to asking for the lock: the waiter's set-up, no more.
+        await asyncio.sleep(START_SECONDS)
+    # A claim's audit entry is dated when it asked, before it waited for the hold.
+    released = services.clock.now()
     await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), timeout=DRAIN_TIMEOUT)
     async with services.sessions() as session:
         first = await session.scalar(
@@ -175,7 +238,10 @@ async def _processes(services: Services, refs: list[str], workers: int) -> float
             .select_from(AuditEntry)
             .where(AuditEntry.action == "request_done", AuditEntry.at >= since)
         )
-    if first is None or last is None or last <= first:
+    if first is None or last is None:
+        return 0.0
+    first = max(first, released)
+    if last <= first:
         return 0.0
     return float(done or 0) / (last - first).total_seconds()
 
@@ -190,6 +256,9 @@ async def _engine(name: str, url: str, workdir: Path) -> list[Row]:
         service_token="bench",  # noqa: S106
     )
     services = await open_services(settings, clock=SystemClock())
+    # As a worker process does at start (backend/runner.py): the notices' texts, read.
+    messages.load()
+    messages.catalogs()
     # Each address change sends a "Was this you?" notice: printed nowhere, still sent.
     services.sms = ConsoleSmsGateway(io.StringIO())
     # As in a backend process: this process takes its turn at sealing, beside the workers.
