@@ -22,7 +22,7 @@ batch back.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -134,6 +134,35 @@ def _sealed(value: str | None, table: str, column: str, row: object) -> str | No
     return None if value is None else crypto.for_row(value, table, column, [row])
 
 
+async def _add_primary(
+    session: AsyncSession,
+    table: Table,
+    column: str,
+    index: str,
+    changes: Sequence[Change],
+    key: Callable[[str], str],
+) -> None:
+    """Make each change's phone or email its customer's primary one: sealed, blind-indexed."""
+    keyring = crypto.current()
+    values = {c.customer_id: str(c.value) for c in changes}
+    await _replace_primary(
+        session, table, {cid: keyring.blind_indexes(index, key(v)) for cid, v in values.items()}
+    )
+    rows = []
+    for cid, value in values.items():
+        uid = crypto.new_row_uid()
+        rows.append(
+            {
+                "customer_id": cid,
+                "row_uid": uid,
+                column: _sealed(value, table.name, column, uid),
+                f"{column}_index": keyring.blind_index(index, key(value)),
+                "is_primary": True,
+            }
+        )
+    await session.execute(insert(table), rows)
+
+
 async def apply(session: AsyncSession, changes: Sequence[Change], now: datetime) -> None:
     """Make every change of ``changes`` and record its key; see the module docstring."""
     if not changes:
@@ -143,47 +172,10 @@ async def apply(session: AsyncSession, changes: Sequence[Change], now: datetime)
     by: dict[str, list[Change]] = {}
     for change in changes:
         by.setdefault(change.operation, []).append(change)
-    keyring = crypto.current()
     if phones := by.get("update_phone"):
-        numbers = {c.customer_id: str(c.value) for c in phones}
-        await _replace_primary(
-            session,
-            _PHONES,
-            {cid: keyring.blind_indexes("phone", n) for cid, n in numbers.items()},
-        )
-        rows = []
-        for cid, number in numbers.items():
-            uid = crypto.new_row_uid()
-            rows.append(
-                {
-                    "customer_id": cid,
-                    "row_uid": uid,
-                    "number": _sealed(number, "crm_phones", "number", uid),
-                    "number_index": keyring.blind_index("phone", number),
-                    "is_primary": True,
-                }
-            )
-        await session.execute(insert(_PHONES), rows)
+        await _add_primary(session, _PHONES, "number", "phone", phones, str)
     if emails := by.get("update_email"):
-        addresses = {c.customer_id: str(c.value) for c in emails}
-        await _replace_primary(
-            session,
-            _EMAILS,
-            {cid: keyring.blind_indexes("email", email_key(a)) for cid, a in addresses.items()},
-        )
-        rows = []
-        for cid, address in addresses.items():
-            uid = crypto.new_row_uid()
-            rows.append(
-                {
-                    "customer_id": cid,
-                    "row_uid": uid,
-                    "address": _sealed(address, "crm_emails", "address", uid),
-                    "address_index": keyring.blind_index("email", email_key(address)),
-                    "is_primary": True,
-                }
-            )
-        await session.execute(insert(_EMAILS), rows)
+        await _add_primary(session, _EMAILS, "address", "email", emails, email_key)
     if moves := by.get("update_address"):
         ids = [c.customer_id for c in moves]
         await session.execute(delete(PostalAddress).where(PostalAddress.customer_id.in_(ids)))
