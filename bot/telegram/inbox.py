@@ -38,7 +38,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import BigInteger, String, Table, Text, and_, delete, func, select, update
+from sqlalchemy import BigInteger, String, Table, Text, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
@@ -165,40 +165,15 @@ class Inbox:
     async def take_pending(self, chat: str) -> list[Pending] | None:
         """``take`` then ``pending``: None while another process holds the lease.
 
-        On PostgreSQL one statement (the lease's upsert in a CTE, the pending
-        updates read beside it), so a drain costs one round trip fewer.
+        Two statements, not one: the pending updates must be read after the
+        lease is ours. On PostgreSQL a single statement (the lease's upsert in
+        a CTE, the pending updates read beside it) reads with the snapshot its
+        start took; when its upsert waited for the holder's release (which
+        marks the last update applied and deletes the lease in one commit), it
+        got the lease and still saw that update pending, and applied it a
+        second time (``tests/e2e/test_telegram_scale_out.py`` caught it).
         """
-        if self._insert is not postgresql.insert:
-            return await self.pending(chat) if await self.take(chat) else None
-        now, inbox, leases = self.clock.now(), _INBOX.c, _LEASES.c
-        lease = (
-            postgresql.insert(_LEASES)
-            .values(chat=chat, holder=self.holder, until=now + LEASE)
-            .on_conflict_do_update(
-                index_elements=["chat"],
-                set_={"holder": self.holder, "until": now + LEASE},
-                where=(leases.until < now) | (leases.holder == self.holder),
-            )
-            .returning(leases.chat)
-            .cte("lease")
-        )
-        statement = (
-            select(lease.c.chat, inbox.update_id, inbox.body, inbox.attempts)
-            .select_from(
-                lease.outerjoin(
-                    _INBOX, and_(inbox.chat == lease.c.chat, inbox.applied_at.is_(None))
-                )
-            )
-            .order_by(inbox.update_id)
-            .limit(PENDING_BATCH)
-        )
-        async with self._auto.connect() as connection:
-            rows = (await connection.execute(statement)).all()
-        if not rows:
-            return None
-        return self._opened(
-            chat, [(r.update_id, r.body, r.attempts) for r in rows if r.update_id is not None]
-        )
+        return await self.pending(chat) if await self.take(chat) else None
 
     async def release(self, chat: str, applied: int | None = None) -> bool:
         """Let ``chat``'s lease go; whether updates of the chat are pending (stored meanwhile).
