@@ -14,14 +14,19 @@ import asyncio
 import contextlib
 import logging
 import os
+import sqlite3
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
+from aiosqlite import context as aiosqlite_context
 from sqlalchemy import DateTime, Delete, Executable, Insert, Update, create_engine, event, exc
+from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
 from sqlalchemy.engine import Connection, Dialect, Row, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -109,6 +114,55 @@ def pool_limits(env: Mapping[str, str] | None = None) -> dict[str, int]:
     return limits
 
 
+class _ClosingCursor(aiosqlite.Cursor):
+    """An aiosqlite cursor whose sqlite3 cursor is closed in its own thread when a call fails.
+
+    SQLAlchemy's aiosqlite adapter leaves the cursor of a failed statement
+    open, held by the error's traceback until the garbage collector frees it,
+    on the event loop's thread. Freeing an open cursor resets its statement,
+    and that waits for the connection's mutex: if the connection is by then
+    waiting in SQLite's busy handler for another process's write lock, the
+    event loop stops for up to the busy timeout, and with it every transaction
+    of the process, the one holding the lock the others wait for included.
+    py-spy on a ``datadesk backend`` that answered nothing for 30 s (two
+    backends on one SQLite file, ``make bench``) showed the loop in
+    ``gc_collect_main → cursor_clear → sqlite3_reset → pthread_mutex_lock``.
+    """
+
+    async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+        except BaseException:
+            # Queued behind the failed call (even one cancelled while it runs),
+            # in the connection's thread; nobody waits for it.
+            self._conn._tx.put_nowait((None, self._cursor.close))
+            raise
+
+
+class _Connection(aiosqlite.Connection):
+    @aiosqlite_context.contextmanager
+    async def cursor(self) -> aiosqlite.Cursor:
+        return _ClosingCursor(self, await self._execute(self._conn.cursor))  # type: ignore[no-untyped-call]
+
+
+def _aiosqlite_connect(database: str, *, iter_chunk_size: int = 64, **kwargs: Any) -> Any:
+    """``aiosqlite.connect``, making a ``_Connection``; its thread does not keep the process up."""
+    connection = _Connection(partial(sqlite3.connect, database, **kwargs), iter_chunk_size)
+    connection._thread.daemon = True
+    return connection
+
+
+class _AiosqliteDbapi(AsyncAdapt_aiosqlite_dbapi):
+    """SQLAlchemy's aiosqlite DBAPI, connecting with ``_aiosqlite_connect``."""
+
+    def connect(self, *arg: Any, **kw: Any) -> Any:
+        kw.setdefault("async_creator_fn", _aiosqlite_connect)
+        return super().connect(*arg, **kw)
+
+
+_AIOSQLITE = _AiosqliteDbapi(aiosqlite, sqlite3)
+
+
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """Create an async engine with the settings this project relies on for ``url``.
 
@@ -122,6 +176,8 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     kwargs["hide_parameters"] = True
     if is_sqlite(url):
         _prepare_sqlite_file(url)
+        if make_url(url).get_driver_name() == "aiosqlite":
+            kwargs.setdefault("module", _AIOSQLITE)
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

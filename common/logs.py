@@ -100,6 +100,11 @@ def _headline(exc: BaseException) -> str:
             message = "(message could not be rendered)"
         return f"{name}: {message}" if message else name
     line = f"{name}: {WITHHELD}"
+    # A database's own error code names the cause and holds no data:
+    # sqlite3's (SQLITE_BUSY_SNAPSHOT, ...), asyncpg's SQLSTATE.
+    code = getattr(exc, "sqlite_errorname", None) or getattr(exc, "sqlstate", None)
+    if isinstance(code, str) and code.replace("_", "").isalnum():
+        line += f" [code: {code}]"
     if isinstance(exc, StatementError) and exc.statement:
         # The statement has placeholders, never values (engines hide parameters).
         line += f"\n[SQL: {exc.statement}]"

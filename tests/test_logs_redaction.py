@@ -122,6 +122,22 @@ def test_a_statement_error_shows_its_sql_not_its_values() -> None:
     assert "[SQL: SELECT * FROM nowhere WHERE name = ?]" in out
 
 
+def test_a_database_error_shows_the_database_s_own_code_not_its_message(tmp_path: Path) -> None:
+    # A database's message may quote what it was given; its error code names the cause alone.
+    engine = create_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}", hide_parameters=True)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE people (name TEXT, CHECK (name NOT LIKE '%Olga%'))"))
+    with engine.connect() as conn:
+        try:
+            conn.execute(text("INSERT INTO people VALUES (:name)"), {"name": ADDRESS})
+        except StatementError:
+            out = written()
+    engine.dispose()
+    assert "Olga" not in out
+    assert "sqlite3.IntegrityError: (message withheld: it may hold personal data) " in out
+    assert "[code: SQLITE_CONSTRAINT_CHECK]" in out
+
+
 def test_exception_groups_are_rendered_member_by_member() -> None:
     try:
         raise ExceptionGroup("two failures", [ValueError(ADDRESS), ConnectorError("CRM timed out")])

@@ -119,7 +119,8 @@ async def test_two_bots_two_backends_two_workers_apply_one_chat_s_updates_once_i
             assert len(api.messages(CHAT)) == said, api.transcript(CHAT)[said:]
         finally:
             await processes.stop()
-        logs = processes.logs()
+            logs = processes.logs()
+            print(logs)  # pytest shows it when the test fails
 
     # Both bots took updates of the chat.
     assert {url for _, url in api.delivered_to} == set(hooks), logs
