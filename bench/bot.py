@@ -17,7 +17,9 @@ the bots as a load balancer would. Rows, one run:
   latency when nothing queues behind 100 customers' steps.
 - **datadesk 2×2 (PostgreSQL)**, when ``DATADESK_BENCH_POSTGRES_URL`` or
   ``DATADESK_TEST_POSTGRES_URL`` names a server: 2 backends, 2 workers and
-  2 bots on fresh PostgreSQL databases, the customers spread over both bots.
+  2 bots on fresh PostgreSQL databases, the customers spread over both bots;
+  every engine's pool sized so that the processes stay within the server's
+  connections (`PG_POOL_SIZE`, `PG_MAX_OVERFLOW`), as `docs/operators.md` asks.
 
 Measured: updates handled per second; latency from an action to the bot's
 first message (sent or edited) after it, p50 and p99; journeys that reached
@@ -71,6 +73,10 @@ STEP_TIMEOUT = 40.0
 START_TIMEOUT = 60.0
 SECRET = "bench-webhook-secret"  # noqa: S105 - a throw-away bench webhook
 SMS_TOKEN = "bench-sms-token"  # noqa: S105 - a throw-away bench gateway
+# PostgreSQL rows: each engine's pool (DB_POOL_SIZE, DB_MAX_OVERFLOW). A pair
+# (backend, worker, bot: 5 engines) may then hold 40 of the server's 100.
+PG_POOL_SIZE = 4
+PG_MAX_OVERFLOW = 4
 
 
 @dataclass
@@ -444,6 +450,11 @@ async def run_datadesk(
         "DATADESK_WEBHOOK_SECRET": SECRET,
         "DATADESK_LOG_LEVEL": "WARNING",
     }
+    if pg_base:
+        # As docs/operators.md asks: every process's pools together within the
+        # server's max_connections (100 here), 3 pairs' worth at most.
+        base_env["DATADESK_DB_POOL_SIZE"] = str(PG_POOL_SIZE)
+        base_env["DATADESK_DB_MAX_OVERFLOW"] = str(PG_MAX_OVERFLOW)
     async with (
         databases(workdir, pg_base) as (backend_db, bot_db),
         SmsPhones().running() as sms,
