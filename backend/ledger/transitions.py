@@ -207,41 +207,67 @@ def _check(move: Move) -> str:
     return action
 
 
-async def _apply(session: AsyncSession, move: Move, at: datetime) -> Request:
-    """The row's new state and bookkeeping, and the customer's notification."""
+def _changes(move: Move, at: datetime) -> tuple[dict[str, Any], notifications.Outgoing | None]:
+    """What a move writes: the row's new column values (``payload`` in clear) and its notification."""
     row, to = move.row, move.to
-    if not isinstance(row, Request):
-        raise TypeError("a batch of moves is all Request rows or all Held snapshots")
-    row.state = to
-    row.updated_at = at
+    values: dict[str, Any] = {"state": to, "updated_at": at}
     if move.lease is not None and to == RUNNING:
-        row.lease_owner, row.lease_expires_at = move.lease.owner, move.lease.until
-        row.attempts = (row.attempts or 0) + 1
+        values.update(
+            lease_owner=move.lease.owner,
+            lease_expires_at=move.lease.until,
+            attempts=(row.attempts or 0) + 1,
+        )
     else:
-        row.lease_owner = row.lease_expires_at = None
+        values.update(lease_owner=None, lease_expires_at=None)
     if to == QUEUED:
-        row.next_run_at = move.run_at or at
-        if row.next_run_at <= at:
-            await wakeup.announce(session)
+        values["next_run_at"] = move.run_at or at
     if to in states.FINAL:
-        row.next_run_at = None
-        row.reason = move.reason
-        row.result = json.dumps(dict(move.details or {}), ensure_ascii=False)
+        values.update(
+            next_run_at=None,
+            reason=move.reason,
+            result=json.dumps(dict(move.details or {}), ensure_ascii=False),
+        )
     if states.scrubs(to, move.reason):
         # Data minimisation: the new phone, email or address was needed to
         # carry the request out, not to remember it afterwards.
-        row.payload = SCRUBBED
+        values["payload"] = SCRUBBED
+    told = None
     if to in states.TOLD and not move.quiet:
-        notifications.add(
-            session,
+        told = notifications.Outgoing(
+            id=0,
             chat=row.chat,
             locale=row.locale,
             type="request_outcome",
-            at=at,
             reference=row.reference,
             outcome=to,
             reason=move.reason,
-            details=move.details or {},
+            details=dict(move.details or {}),
+            created_at=at,
+        )
+    return values, told
+
+
+async def _apply(session: AsyncSession, move: Move, at: datetime) -> Request:
+    """The row's new state and bookkeeping (the ORM writes them), and the customer's notification."""
+    row = move.row
+    if not isinstance(row, Request):
+        raise TypeError("a batch of moves is all Request rows or all Held snapshots")
+    values, told = _changes(move, at)
+    for column, value in values.items():
+        setattr(row, column, value)  # the payload's column type seals it
+    if move.to == QUEUED and values["next_run_at"] <= at:
+        await wakeup.announce(session)
+    if told is not None:
+        notifications.add(
+            session,
+            chat=told.chat,
+            locale=told.locale,
+            type=told.type,
+            at=at,
+            reference=told.reference,
+            outcome=told.outcome,
+            reason=told.reason,
+            details=told.details,
         )
     return row
 
@@ -254,47 +280,21 @@ async def _apply_held(session: AsyncSession, moves: Sequence[Move], at: datetime
     after: list[Held] = []
     due_now = False
     for move in moves:
-        row, to = move.row, move.to
+        row = move.row
         if not isinstance(row, Held):
             raise TypeError("a batch of moves is all Request rows or all Held snapshots")
-        values: dict[str, Any] = {"state": to, "updated_at": at}
-        attempts = row.attempts
-        if move.lease is not None and to == RUNNING:
-            attempts += 1
-            values.update(
-                lease_owner=move.lease.owner, lease_expires_at=move.lease.until, attempts=attempts
-            )
-        else:
-            values.update(lease_owner=None, lease_expires_at=None)
-        if to == QUEUED:
-            values["next_run_at"] = move.run_at or at
+        values, notification = _changes(move, at)
+        if move.to == QUEUED:
             due_now = due_now or values["next_run_at"] <= at
-        if to in states.FINAL:
-            values.update(
-                next_run_at=None,
-                reason=move.reason,
-                result=json.dumps(dict(move.details or {}), ensure_ascii=False),
-            )
-        if states.scrubs(to, move.reason):
-            values["payload"] = for_row(SCRUBBED, "requests", "payload", [row.reference])
+        if "payload" in values:
+            # Core bypasses the column type: sealed here as the ORM would.
+            values["payload"] = for_row(values["payload"], "requests", "payload", [row.reference])
         shapes.setdefault(tuple(values), []).append(
             {"b_id": row.id, **{f"v_{k}": v for k, v in values.items()}}
         )
-        if to in states.TOLD and not move.quiet:
-            told.append(
-                notifications.Outgoing(
-                    id=0,
-                    chat=row.chat,
-                    locale=row.locale,
-                    type="request_outcome",
-                    reference=row.reference,
-                    outcome=to,
-                    reason=move.reason,
-                    details=dict(move.details or {}),
-                    created_at=at,
-                )
-            )
-        after.append(replace(row, state=to, attempts=attempts))
+        if notification is not None:
+            told.append(notification)
+        after.append(replace(row, state=move.to, attempts=values.get("attempts", row.attempts)))
     for columns, params in shapes.items():
         await session.execute(
             update(_REQUESTS)
