@@ -55,6 +55,7 @@ from bot.telegram.notifications import (
 from bot.telegram.processor import PerChatUpdateProcessor, chat_key
 from bot.telegram.registry import HEARTBEAT, ProcessRegistry, process_name
 from bot.telegram.render import Send, compose, render
+from bot.telegram.transport import AiohttpRequest
 from bot.telegram.webhook import WebhookServer
 from common.db import is_sqlite, make_engine
 
@@ -166,7 +167,8 @@ class TelegramChannel:
                     link_preview_options=LinkPreviewOptions(is_disabled=True),
                 )
             )
-            .connection_pool_size(max(8, self.options.workers))
+            .request(AiohttpRequest(max(8, self.options.workers)))
+            .get_updates_request(AiohttpRequest(1))
         )
         self.limiter: TurnTakingRateLimiter | None = None
         if self.options.rate_limit > 0:
