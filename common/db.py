@@ -25,7 +25,17 @@ from typing import Any
 
 import aiosqlite
 from aiosqlite import context as aiosqlite_context
-from sqlalchemy import DateTime, Delete, Executable, Insert, Update, create_engine, event, exc
+from sqlalchemy import (
+    DateTime,
+    Delete,
+    Executable,
+    Insert,
+    TextClause,
+    Update,
+    create_engine,
+    event,
+    exc,
+)
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
 from sqlalchemy.engine import Connection, Dialect, Row, make_url
 from sqlalchemy.ext.asyncio import (
@@ -234,6 +244,8 @@ class Outcome:
 
 
 def _writes(statement: Executable) -> bool:
+    if isinstance(statement, TextClause):  # SQL as text: an upsert the dialects cannot cache
+        return statement.text.lstrip()[:6].upper() in {"INSERT", "UPDATE", "DELETE"}
     return isinstance(statement, (Insert, Update, Delete))
 
 
