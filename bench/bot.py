@@ -79,8 +79,9 @@ SMS_TOKEN = "bench-sms-token"  # noqa: S105 - a throw-away bench gateway
 # overflow: under steady load a connection beyond the pool is opened for one
 # checkout and closed after it (SQLAlchemy's QueuePool), so every statement
 # past the pool forked a server process. py-spy on the bot (4 + 4) put a
-# tenth of its samples in asyncpg's connect and prepare; with 8 + 0 the 1×1
-# row went from 56 to 99 updates/s.
+# tenth of its samples in asyncpg's connect and prepare; in three alternating
+# runs of the 1×1 row, 8 + 0 handled 1.1 to 1.6 times the updates/s of 4 + 4
+# (the machine's speed drifted between runs by more than that).
 PG_POOL_SIZE = 8
 PG_MAX_OVERFLOW = 0
 
