@@ -86,7 +86,9 @@ class Conversations:
         self.clock = clock or SystemClock()
         self._owns_backend = owns_backend
         self.filer = Filer(store, backend)
-        self.records = Records(store, engine, self.clock, self.filer)
+        self.records = Records(
+            store, engine, self.clock, self.filer, exact=settings.telegram_mode == "webhook"
+        )
         self.notifier = Notifier(self.records, self.say)
         # (chat, update id) → the actions an attempt ran whose state is not saved yet.
         self._replays: OrderedDict[tuple[str, int], list[Recorded]] = OrderedDict()

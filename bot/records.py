@@ -35,11 +35,29 @@ REDELIVERY_WINDOW = timedelta(hours=24)
 
 
 class Records:
-    """The chats' records in the bot database, one update at a time per chat in this process."""
+    """The chats' records in the bot database, one update at a time per chat in this process.
+
+    ``exact``: only the last update handled counts as handled already (webhook
+    mode). There the inbox drops a redelivered update by its id, and hands
+    the handler each update once, except the last one handled when its bot
+    died before marking it applied. An older update than the last one handled
+    is one that reached a bot late (Telegram may deliver a chat's updates
+    out of order, two bots may store them in either order): it was never
+    handled, and is answered now rather than dropped. When polling,
+    ``getUpdates`` redelivers every update after the last offset confirmed, so
+    any update up to the last one handled was handled.
+    """
 
     def __init__(
-        self, store: StateStore, engine: EngineAdapter, clock: Clock, filer: Filer
+        self,
+        store: StateStore,
+        engine: EngineAdapter,
+        clock: Clock,
+        filer: Filer,
+        *,
+        exact: bool = False,
     ) -> None:
+        self.exact = exact
         self.store = store
         self.engine = engine
         self.clock = clock
@@ -80,9 +98,11 @@ class Records:
             last is not None
             and saved is not None
             and self.clock.now() - saved < REDELIVERY_WINDOW
-            and update_id <= last
+            and (update_id == last if self.exact else update_id <= last)
         ):
             return False
+        # Webhook: the one handled most recently, a late one included (the
+        # inbox has marked the later ones applied: they never come back).
         record.last_update_id = update_id
         return True
 

@@ -19,6 +19,12 @@ given up (``bot.telegram.retries``: where the retry boundary is, and why that
 keeps applying exactly-once): the customer is asked to send it again, and the
 row is marked applied and ``given_up_at``, without its body.
 
+Order is update_id order among the updates stored when the drain reads
+them. One that reaches the inbox after a later update of its chat was applied
+(Telegram may deliver a chat's updates out of order; two bots may store a
+pair sent at once in either order) is applied late, never dropped: the
+conversation skips only the update it handled last (``bot.records``).
+
 A process that dies holding a lease holds it no longer than ``LEASE``; its
 chats' pending updates are then taken by the sweep every process runs, their
 attempts counted so far kept. An applied row keeps no body, and is deleted

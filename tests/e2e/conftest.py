@@ -131,7 +131,8 @@ class Stack:
 
     async def start_bot(self) -> None:
         """Start the bot pieces as ``datadesk bot`` does (state from the bot database)."""
-        bot = self.bot_settings
+        # As ``datadesk bot`` takes both from TELEGRAM_MODE: the conversations and the channel agree.
+        bot = replace(self.bot_settings, telegram_mode=self.mode)
         self.backend_client = BackendClient(bot.backend_url, bot.service_token)
         self.conversations = await Conversations.open(bot, backend=self.backend_client)
         self.channel = TelegramChannel(

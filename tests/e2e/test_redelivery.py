@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from e2e.conftest import Stack
 from e2e.steps import ASK_PHONE, CODE_SENT, PHONES, VERIFIED, WRONG_CODE, choose, start
 
@@ -46,3 +48,25 @@ async def test_a_wrong_code_delivered_again_after_a_restart_costs_one_try_not_tw
     assert said[0] == verified.text, said
     assert verified.text.startswith(stack.t("en", CODE_DELETED)), said
     assert all("isn't right" not in text for text in said), said
+
+
+@pytest.mark.parametrize("telegram_mode", ["webhook"])
+async def test_an_update_telegram_delivers_late_is_answered_not_skipped(stack: Stack) -> None:
+    """Webhook: an update older than one handled already reached the bot late; it was never handled."""
+    api = stack.api
+    chat = CHAT + 1
+    await start(stack, chat, "en")
+    api.withhold_next()
+    await api.send_text(chat, "/help")
+    late = api.last_update_id
+    await choose(stack, chat, "marketing_opt_out")  # a later update, handled first
+    await api.wait_for_message(chat, stack.t("en", ASK_PHONE))
+    answered = len(api.messages(chat))
+
+    await api.redeliver(late)
+    helped = await api.wait_for_message(chat, "/cancel to stop")
+    # One answer, to the late one (the help, then the question under way again);
+    # the press handled before it was not handled a second time.
+    said = [m.text for m in api.messages(chat)[answered:]]
+    assert said == [helped.text], said
+    assert stack.t("en", ASK_PHONE) in helped.text, said

@@ -5,8 +5,10 @@ The test plays Telegram (the Bot API stand-in, POSTing each update to the next
 bot in turn, as a load balancer would, two at once) and the customer's phone
 (an SMS gateway sink). One customer walks the marketing opt-out with their
 updates spread over both bots, sends two messages at the same moment, and
-Telegram delivers one update again. Every update is applied once, in order,
-whichever bot received it: one request, the answers in the order asked.
+Telegram delivers one update again. Every update is applied once, whichever
+bot received it, and in order once it is stored: one request, the answers in
+the order asked. Of the two sent at the same moment, the one stored first is
+applied first.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import settings_for
@@ -123,15 +126,24 @@ async def test_two_bots_two_backends_two_workers_apply_one_chat_s_updates_once_i
             print(logs)  # pytest shows it when the test fails
 
     # Both bots took updates of the chat.
-    assert {url for _, url in api.delivered_to} == set(hooks), logs
+    ours = {uid for uid, update in api._queued.items() if _chat_of(update) == CHAT}
+    assert {url for uid, url in api.delivered_to if uid in ours} == set(hooks), logs
     # Applied once each, in update_id order, whichever bot received them.
     engine = make_engine(bot_db_url)
     async with make_sessionmaker(engine)() as session:
-        rows = list(await session.scalars(select(InboxRow).order_by(InboxRow.update_id)))
+        rows = list(
+            await session.scalars(
+                select(InboxRow).where(InboxRow.update_id.in_(ours)).order_by(InboxRow.update_id)
+            )
+        )
     await engine.dispose()
+    assert len(rows) == len(ours), logs
     applied = [r.applied_at for r in rows]
     assert all(at is not None for at in applied), logs
-    assert applied == sorted(applied)  # type: ignore[type-var]
+    # After the pair sent at once, each update waited for the last one's answer.
+    after = applied[2:]
+    assert after == sorted(after)  # type: ignore[type-var]
+    assert min(after) >= max(applied[:2])  # type: ignore[type-var]
     # One opt-out asked for, one request made.
     services = await open_services(settings)
     async with services.sessions() as session:
@@ -140,19 +152,31 @@ async def test_two_bots_two_backends_two_workers_apply_one_chat_s_updates_once_i
     assert [(r.kind, r.state) for r in requests] == [("marketing_opt_out", "done")]
 
 
+def _chat_of(update: dict[str, Any]) -> int | None:
+    """The chat an update of the stand-in's is in (a message, or the message a press was on)."""
+    message = update.get("message") or update.get("callback_query", {}).get("message") or {}
+    chat = message.get("chat", {}).get("id")
+    return int(chat) if chat is not None else None
+
+
 def _update_with_text(api: BotApiStandIn, text: str) -> int:
     return next(uid for uid, u in api._queued.items() if u.get("message", {}).get("text") == text)
 
 
 async def _walk(api: BotApiStandIn, sms: SmsSink) -> None:
     """The opt-out, every step waiting for the answer, as a customer does."""
-    # Two messages at the same moment: they go to different bots; answered in order.
+    # Two messages at the same moment go to different bots. Each is answered
+    # once, never dropped; which first is not promised: the one stored first is
+    # applied first, and a bot cannot wait for an update another bot has not
+    # stored yet (Telegram, too, may deliver a chat's updates out of order).
+    # Until this session the later-stored one was skipped as "handled already"
+    # when the other had been applied first (a CI run caught it).
     await api.send_text(CHAT, "/start", language_code="en")
     await api.send_text(CHAT, "/help")
     await api.wait_until(lambda: len(api.messages(CHAT)) >= 2, timeout=20)
-    greeting, helped = api.messages(CHAT)[:2]
-    assert greeting.text.startswith("Hello!"), api.transcript(CHAT)
-    assert "/cancel to stop" in helped.text, api.transcript(CHAT)
+    await asyncio.sleep(0.5)  # a third answer (one handled twice) would come by now
+    assert len(api.messages(CHAT)) == 2, api.transcript(CHAT)
+    assert any(m.text.startswith("Hello!") for m in api.messages(CHAT)), api.transcript(CHAT)
     await api.press_button(CHAT, "marketing_opt_out")
     await api.wait_until(lambda: any(m.contact_button for m in api.messages(CHAT)), timeout=20)
     await api.share_contact(CHAT, PHONE.lstrip("+"))

@@ -210,6 +210,7 @@ class BotApiStandIn:
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(100_001)
         self._last_update_id = 0
+        self._withhold_next = False  # see withhold_next
         self._queued: dict[int, dict[str, Any]] = {}  # every update ever queued, by id
         self._callback_ids = itertools.count(1)
         self._open_callbacks: set[str] = set()
@@ -313,9 +314,20 @@ class BotApiStandIn:
         """The id of the newest update handed to the bot or waiting for it."""
         return self._last_update_id
 
+    def withhold_next(self) -> None:
+        """Keep the customer's next update back until ``redeliver``: Telegram delivering it late.
+
+        Telegram may deliver a chat's updates out of order (its ``update_id``
+        is there to restore the order, the Bot API says).
+        """
+        self._withhold_next = True
+
     async def _queue_update(self, update: dict[str, Any]) -> None:
         update["update_id"] = self._last_update_id = next(self._update_ids)
         self._queued[update["update_id"]] = update
+        if self._withhold_next:
+            self._withhold_next = False
+            return
         if self.allowed_updates and not any(kind in update for kind in self.allowed_updates):
             # Telegram keeps no update of a kind the bot did not ask for.
             return
