@@ -23,6 +23,7 @@ import openapi_contract
 import pytest
 from aiohttp import web
 from database_pool import DatabaseFactory, PostgresServer
+from fakes.loopback import serve
 
 from backend.models.base import BACKEND_MIGRATIONS
 from backend.services import Services, open_services
@@ -215,14 +216,7 @@ async def start_app(app: web.Application) -> tuple[web.AppRunner, str]:
     A backend application is served behind the OpenAPI contract check
     (``tests/openapi_contract.py``; the ``api_contract`` fixture fails the test).
     """
-    runner = web.AppRunner(openapi_contract.check(app), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server = site._server
-    assert server is not None
-    port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-    return runner, f"http://127.0.0.1:{port}"
+    return await serve(openapi_contract.check(app))
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from fakes.loopback import serve
 from telegram import Bot
 from telegram.error import NetworkError, TimedOut
 
@@ -69,12 +70,7 @@ async def api() -> AsyncIterator[BotApi]:
     server = BotApi()
     app = web.Application()
     app.router.add_post("/bot{token}/{method}", server._call)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    server.url = f"http://127.0.0.1:{port}"
+    runner, server.url = await serve(app)
     try:
         yield server
     finally:

@@ -13,8 +13,9 @@ run on.
 Errors map as ``HTTPXRequest``'s do, so python-telegram-bot's own handling
 (and ``bot.telegram.retries``) sees the same exceptions: a timeout is
 ``TimedOut`` (waiting for a free connection says so), anything else on the
-way is ``NetworkError``; neither quotes the call's URL, which holds the token. Parameters go form-encoded, files as multipart, as
-the Bot API takes them.
+way is ``NetworkError``; neither quotes the call's URL, which holds the
+token. Parameters go form-encoded, files as multipart, as the Bot API takes
+them.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from typing import Any
 import openapi_contract
 import pytest
 from aiohttp import web
+from fakes import loopback
 from fakes.botapi import TOKEN, BotApiStandIn
 
 from backend.crm import importer
@@ -86,14 +87,7 @@ CUSTOMERS: dict[str, Any] = {
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
     """Serve ``app`` on a free loopback port (a backend behind the OpenAPI contract check)."""
-    runner = web.AppRunner(openapi_contract.check(app), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server = site._server
-    assert server is not None
-    port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-    return runner, f"http://127.0.0.1:{port}"
+    return await loopback.serve(openapi_contract.check(app))
 
 
 def free_port() -> int:

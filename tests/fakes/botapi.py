@@ -38,6 +38,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from fakes.loopback import serve
+
 BOT_ID = 7_000_000_001
 BOT_USERNAME = "datadesk_test_bot"
 TOKEN = "7000000001:TEST-TOKEN-for-the-stand-in"
@@ -231,14 +233,7 @@ class BotApiStandIn:
     async def __aenter__(self) -> BotApiStandIn:
         app = web.Application(client_max_size=10 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await serve(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

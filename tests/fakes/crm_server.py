@@ -19,6 +19,7 @@ from aiohttp import web
 from backend.crm.builtin import BuiltinCrm
 from backend.crm.connector import CustomerNotFound
 from backend.crm.shape import address_from_json, hold_from_json
+from fakes.loopback import serve
 
 
 class CrmServer:
@@ -104,13 +105,7 @@ async def running_crm_server(crm: BuiltinCrm, token: str = "crm-token") -> Async
     app.router.add_get("/customers/{ref}/export", server.export)
     app.router.add_post("/customers/{ref}/{what}", server.change)
     app.router.add_post("/purge", server.purge)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    assert site._server is not None
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-    server.url = f"http://127.0.0.1:{port}"
+    runner, server.url = await serve(app)
     try:
         yield server
     finally:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from fakes.loopback import serve
+
 
 @dataclass(frozen=True)
 class SmsMessage:
@@ -98,14 +100,8 @@ async def running_sms_sink(token: str = "sms-gateway-token") -> AsyncIterator[Sm
     sink = SmsSink(token)
     app = web.Application()
     app.router.add_post("/send", sink.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server = site._server
-    assert server is not None
-    port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-    sink.url = f"http://127.0.0.1:{port}/send"
+    runner, url = await serve(app)
+    sink.url = f"{url}/send"
     try:
         yield sink
     finally:
