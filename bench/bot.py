@@ -439,8 +439,12 @@ async def run_datadesk(
     pg_base: str | None = None,
     rate_limit: int = 0,
     customers: int = CUSTOMERS,
+    order_wait: float | None = None,
 ) -> Figures:
-    """``pairs`` backends, workers and bots; ``customers`` walking their journeys at once."""
+    """``pairs`` backends, workers and bots; ``customers`` walking their journeys at once.
+
+    ``order_wait``: the bots' ``WEBHOOK_ORDER_WAIT`` (None: as shipped).
+    """
     figures = Figures(name, customers=customers)
     processes = Processes(workdir)
     base_env = {
@@ -457,6 +461,8 @@ async def run_datadesk(
         "DATADESK_WEBHOOK_SECRET": SECRET,
         "DATADESK_LOG_LEVEL": "WARNING",
     }
+    if order_wait is not None:
+        base_env["DATADESK_WEBHOOK_ORDER_WAIT"] = str(order_wait)
     if pg_base:
         # As docs/operators.md asks: every process's pools together within the
         # server's max_connections (100 here), 2 pairs' worth at most.

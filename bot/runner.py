@@ -64,6 +64,7 @@ def channel_options(settings: BotSettings) -> ChannelOptions:
         webhook_host=settings.http_host,
         webhook_port=port,
         rate_limit=settings.telegram_rate_limit,
+        order_wait=settings.webhook_order_wait,
         bot_database_url=settings.bot_database_url,
     )
 

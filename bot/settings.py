@@ -60,6 +60,7 @@ VARIABLES = (
     "WEBHOOK_URL",
     "WEBHOOK_SECRET",
     "WEBHOOK_PORT",
+    "WEBHOOK_ORDER_WAIT",
     "HTTP_HOST",
     "HTTP_PORT",
     "BACKEND_URL",
@@ -86,17 +87,15 @@ def _parse_port(raw: str | None) -> int | None:
     return port
 
 
-def _parse_rate(raw: str) -> float:
-    """Calls a second: a number ≥ 0 (0: no limit); SettingsError otherwise."""
+def _parse_amount(name: str, raw: str, expected: str, *, most: float = float("inf")) -> float:
+    """A finite number from 0 to ``most``; SettingsError saying ``expected`` otherwise."""
     try:
-        rate = float(raw)
+        amount = float(raw)
     except ValueError:
-        rate = -1.0
-    if not rate >= 0 or rate == float("inf"):
-        raise SettingsError(
-            f"{PREFIX}TELEGRAM_RATE_LIMIT: expected calls per second (0 for no limit), got {raw!r}"
-        )
-    return rate
+        amount = -1.0
+    if not 0 <= amount <= most or amount == float("inf"):
+        raise SettingsError(f"{PREFIX}{name}: expected {expected}, got {raw!r}")
+    return amount
 
 
 @dataclass(frozen=True)
@@ -116,6 +115,9 @@ class BotSettings:
     webhook_secret: str | None = field(default=None, repr=False)
     # The webhook listener's port; None: the port in WEBHOOK_URL (a proxy in front may differ).
     webhook_port: int | None = None
+    # With other bot processes live, seconds a stored update waits for one of
+    # its chat that another bot stores beside it (bot.telegram.inbox).
+    webhook_order_wait: float = 0.2
     # The webhook listener's address (HTTP_HOST); the port comes from WEBHOOK_URL.
     http_host: str = "127.0.0.1"
     backend_url: str = "http://127.0.0.1:8080"
@@ -160,10 +162,20 @@ class BotSettings:
             telegram_mode=parse_choice(
                 "TELEGRAM_MODE", get("TELEGRAM_MODE") or "polling", ("polling", "webhook")
             ),
-            telegram_rate_limit=_parse_rate(get("TELEGRAM_RATE_LIMIT") or "30"),
+            telegram_rate_limit=_parse_amount(
+                "TELEGRAM_RATE_LIMIT",
+                get("TELEGRAM_RATE_LIMIT") or "30",
+                "calls per second (0 for no limit)",
+            ),
             webhook_url=get("WEBHOOK_URL"),
             webhook_secret=get("WEBHOOK_SECRET"),
             webhook_port=_parse_port(get("WEBHOOK_PORT")),
+            webhook_order_wait=_parse_amount(
+                "WEBHOOK_ORDER_WAIT",
+                get("WEBHOOK_ORDER_WAIT") or "0.2",
+                "seconds from 0 to 5 (0 for no wait)",
+                most=5,
+            ),
             http_host=http_host,
             backend_url=(get("BACKEND_URL") or f"http://{http_host}:{http_port}").rstrip("/"),
             service_token=get("SERVICE_TOKEN") or "",

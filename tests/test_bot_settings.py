@@ -206,6 +206,22 @@ def test_a_telegram_rate_limit_that_is_not_calls_per_second_stops_the_start_nami
         BotSettings.from_env({"DATADESK_TELEGRAM_RATE_LIMIT": raw})
 
 
+def test_the_webhook_order_wait_is_a_fifth_of_a_second_unless_set_and_zero_turns_it_off() -> None:
+    assert BotSettings.from_env({}).webhook_order_wait == 0.2
+    assert BotSettings.from_env({"DATADESK_WEBHOOK_ORDER_WAIT": "0"}).webhook_order_wait == 0
+    assert BotSettings.from_env({"DATADESK_WEBHOOK_ORDER_WAIT": "0.5"}).webhook_order_wait == 0.5
+
+
+@pytest.mark.parametrize("raw", ["soon", "-0.1", "nan", "6", "inf"])
+def test_a_webhook_order_wait_that_is_not_a_few_seconds_stops_the_start_naming_it(
+    raw: str,
+) -> None:
+    with pytest.raises(
+        SettingsError, match="DATADESK_WEBHOOK_ORDER_WAIT: expected seconds from 0 to 5"
+    ):
+        BotSettings.from_env({"DATADESK_WEBHOOK_ORDER_WAIT": raw})
+
+
 @pytest.mark.parametrize("raw", ["eighty", "0", "70000"])
 def test_a_webhook_port_that_is_not_a_port_stops_the_start_naming_it(raw: str) -> None:
     with pytest.raises(SettingsError, match="DATADESK_WEBHOOK_PORT"):

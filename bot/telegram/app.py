@@ -44,7 +44,7 @@ from bot.settings import use_timedelta_periods
 from bot.state_key import StateKey
 from bot.telegram import retries
 from bot.telegram.events import Incoming, read_update
-from bot.telegram.inbox import SWEEP_AFTER, Inbox, InboxDrains
+from bot.telegram.inbox import ORDER_WAIT, SWEEP_AFTER, Inbox, InboxDrains
 from bot.telegram.limiter import TurnTakingRateLimiter
 from bot.telegram.notifications import (
     BATCH,
@@ -53,7 +53,7 @@ from bot.telegram.notifications import (
     deliver_notifications,
 )
 from bot.telegram.processor import PerChatUpdateProcessor, chat_key
-from bot.telegram.registry import HEARTBEAT, ProcessRegistry, process_name
+from bot.telegram.registry import HEARTBEAT, ProcessRegistry, process_name, share
 from bot.telegram.render import Send, compose, render
 from bot.telegram.transport import AiohttpRequest
 from bot.telegram.webhook import WebhookServer
@@ -128,6 +128,9 @@ class ChannelOptions:
     # database's inbox, so any number of bot processes can take them.
     state_key: StateKey | None = field(default=None, repr=False)
     inbox_sweep: float = SWEEP_AFTER.total_seconds()  # seconds between sweeps
+    # With other bot processes live: seconds a chat's stored update waits for
+    # one stored beside it by another bot, so the two apply in update_id order.
+    order_wait: float = ORDER_WAIT
     max_retries: int = 3  # RetryAfter retries per call
     # Pauses before trying an update whose handling failed again (``bot.telegram.retries``).
     update_backoff: tuple[float, ...] = retries.BACKOFF
@@ -203,6 +206,7 @@ class TelegramChannel:
                 give_up=self._give_up_data,
                 backoff=self.options.update_backoff,
                 sweep_every=self.options.inbox_sweep,
+                order_wait=self.options.order_wait,
             )
         if self.options.mode == "webhook":
             builder = builder.updater(None)
@@ -506,12 +510,11 @@ class TelegramChannel:
 
     async def start(self) -> None:
         """Check the token, set the menus, start taking updates and notifications."""
-        if self.limiter is not None and self._engine is not None:
-            # This process's share of the token's limit, while it runs.
+        if self._engine is not None and (self.limiter is not None or self.drains is not None):
+            # This process's share of the token's limit, and whether other bots
+            # may store a chat's updates beside it, while it runs.
             self.registry = ProcessRegistry(self._engine, self._token, self.process)
-            await self.registry.start(
-                self.limiter, self.options.rate_limit, every=self.options.registry_heartbeat
-            )
+            await self.registry.start(self._live, every=self.options.registry_heartbeat)
         await self._initialize()
         await self.set_commands()
         await self.application.start()
@@ -537,6 +540,13 @@ class TelegramChannel:
                 name="telegram-notifications",
             )
         log.info("Telegram channel started in %s mode", self.options.mode)
+
+    def _live(self, processes: int) -> None:
+        """The token's live bot processes, as the registry counts them at each heartbeat."""
+        if self.limiter is not None:
+            self.limiter.set_rate(share(self.options.rate_limit, processes))
+        if self.drains is not None:
+            self.drains.peers(processes - 1)
 
     def _notices_at_once(self) -> int:
         """Notifications to take per poll: about a second of this process's share of the limit.

@@ -20,10 +20,16 @@ keeps applying exactly-once): the customer is asked to send it again, and the
 row is marked applied and ``given_up_at``, without its body.
 
 Order is update_id order among the updates stored when the drain reads
-them. One that reaches the inbox after a later update of its chat was applied
-(Telegram may deliver a chat's updates out of order; two bots may store a
-pair sent at once in either order) is applied late, never dropped: the
-conversation skips only the update it handled last (``bot.records``).
+them. Two updates of a chat sent at the same moment may reach two bots, and
+the one with the later id may be stored first: while other bot processes of
+the token are live (``bot.telegram.registry``), a drain started by a stored
+update waits ``order_wait`` first (0.2 s as shipped, ``WEBHOOK_ORDER_WAIT``),
+so an update another bot stores within that window is applied in its place
+in the order. A lone bot does not wait: its updates are stored in the order
+Telegram's requests reach it. One that reaches the inbox later still, after
+a later update of its chat was applied (Telegram, too, may deliver a chat's
+updates out of order), is applied late, never dropped: the conversation
+skips only the update it handled last (``bot.records``).
 
 A process that dies holding a lease holds it no longer than ``LEASE``; its
 chats' pending updates are then taken by the sweep every process runs, their
@@ -73,6 +79,8 @@ KEEP_APPLIED = timedelta(hours=25)
 # A pending update this old with nobody on its chat is taken by the sweep.
 SWEEP_AFTER = timedelta(seconds=2)
 PENDING_BATCH = 50  # a chat's pending updates read at once
+# Seconds a stored update waits, with other bots live, for one stored beside it.
+ORDER_WAIT = 0.2
 
 
 class InboxRow(BotBase):
@@ -284,7 +292,8 @@ class ChatTurns(Protocol):
 class InboxDrains:
     """Applies each chat's inbox updates in this process, under the chat's lease.
 
-    ``store`` keeps a webhook update and starts draining its chat; a sweep
+    ``store`` keeps a webhook update and starts draining its chat, after
+    ``order_wait`` seconds while other bots are live (``peers``); a sweep
     every ``sweep_every`` seconds drains chats whose updates wait with nobody
     applying them (their process died). ``apply`` runs one update through the
     Telegram handlers and raises when it should be tried again
@@ -301,6 +310,7 @@ class InboxDrains:
         give_up: Callable[[dict[str, Any]], Awaitable[None]],
         backoff: tuple[float, ...] = retries.BACKOFF,
         sweep_every: float = SWEEP_AFTER.total_seconds(),
+        order_wait: float = ORDER_WAIT,
     ) -> None:
         self.inbox = inbox
         self.apply = apply
@@ -313,11 +323,22 @@ class InboxDrains:
         # Chats whose drain waits to try a failed update again (it keeps their lease).
         self._backing_off: set[int] = set()
         self._stopping = asyncio.Event()
+        self.order_wait = order_wait
+        self._others = 0  # other bot processes of the token live, by the registry
+
+    def peers(self, others: int) -> None:
+        """How many other bot processes of the token are live now."""
+        self._others = max(0, others)
+
+    @property
+    def others(self) -> int:
+        """Other bot processes of the token live, when the registry last counted."""
+        return self._others
 
     async def store(self, update_id: int, chat: int, data: dict[str, Any]) -> None:
         """Keep one update (raises if the database would not), then apply its chat's pending ones."""
         if await self.inbox.put(update_id, str(chat), data):
-            self._drain_soon(chat)
+            self._drain_soon(chat, wait=self.order_wait if self._others else 0.0)
 
     def start(self) -> None:
         """Start sweeping."""
@@ -335,16 +356,16 @@ class InboxDrains:
         if self._drains:
             await asyncio.gather(*self._drains, return_exceptions=True)
 
-    def _drain_soon(self, chat: int) -> None:
+    def _drain_soon(self, chat: int, *, wait: float = 0.0) -> None:
         if chat in self._backing_off:
             # Its drain applies this update too once it is back, in order.
             return
-        task = asyncio.create_task(self._drain(chat), name=f"telegram-inbox-{chat}")
+        task = asyncio.create_task(self._drain(chat, wait), name=f"telegram-inbox-{chat}")
         self._drains.add(task)
         task.add_done_callback(self._drains.discard)
 
-    async def _drain(self, chat: int) -> None:
-        """Apply ``chat``'s pending updates in order while holding its lease.
+    async def _drain(self, chat: int, wait: float = 0.0) -> None:
+        """After ``wait`` seconds, apply ``chat``'s pending updates in order holding its lease.
 
         In this process the chat's turn keeps drains of one chat apart; across
         processes the lease does. Letting the lease go also looks for updates
@@ -355,15 +376,18 @@ class InboxDrains:
         """
         key = str(chat)
         try:
+            if wait > 0:
+                # For an update of the chat that another bot stores meanwhile.
+                await asyncio.sleep(wait)
             while True:
                 async with self.turns.serialized(chat):
-                    wait = await self._apply_pending(key)
-                if wait is None:
+                    back_off = await self._apply_pending(key)
+                if back_off is None:
                     return
                 self._backing_off.add(chat)
                 try:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stopping.wait(), wait)
+                        await asyncio.wait_for(self._stopping.wait(), back_off)
                 finally:
                     self._backing_off.discard(chat)
                 if self._stopping.is_set():

@@ -6,8 +6,10 @@ that died. Each process takes ``share(limit, live processes)`` as its own rate
 (``bot.telegram.limiter``), so together they stay within the token's limit in
 every second: when one dies the others take its share after ``LIVE_FOR``; a
 process that starts beside others waits one heartbeat before its first call,
-so they have handed its share over by then. The token itself is not stored:
-rows name a digest of it.
+so they have handed its share over by then. In webhook mode the inbox learns
+the count too: with others live, a chat's update waits a moment for one
+stored beside it by another bot (``bot.telegram.inbox``). The token itself is
+not stored: rows name a digest of it.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from sqlalchemy import String, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -45,12 +47,6 @@ class BotProcessRow(BotBase):
     process: Mapped[str] = mapped_column(String(64), primary_key=True)
     token_digest: Mapped[str] = mapped_column(String(64), index=True)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class Limiter(Protocol):
-    """``bot.telegram.limiter.TurnTakingRateLimiter`` as the registry sets it."""
-
-    def set_rate(self, rate: float) -> None: ...
 
 
 def share(limit: float, live: int) -> float:
@@ -88,31 +84,29 @@ class ProcessRegistry:
         self.clock = clock or SystemClock()
         self._heartbeat: asyncio.Task[None] | None = None
 
-    async def start(self, limiter: Limiter, limit: float, *, every: float = HEARTBEAT) -> None:
-        """Register, give ``limiter`` this process's share, renew both every ``every`` seconds.
+    async def start(self, live: Callable[[int], None], *, every: float = HEARTBEAT) -> None:
+        """Register, tell ``live`` how many processes are, renew and tell again every ``every`` s.
 
         Beside other live processes, returns only after one heartbeat: they
-        learn of this one at their next, and until then their shares and this
-        one's would add up to more than the limit.
+        learn of this one at their next, and until then their shares of the
+        limit and this one's would add up to more than the limit.
         """
-        live = await self.beat()
-        limiter.set_rate(share(limit, live))
-        self._heartbeat = asyncio.create_task(
-            self._beat(limiter, limit, every), name="telegram-registry"
-        )
-        if live > 1:
+        count = await self.beat()
+        live(count)
+        self._heartbeat = asyncio.create_task(self._beat(live, every), name="telegram-registry")
+        if count > 1:
             await asyncio.sleep(every)
 
-    async def _beat(self, limiter: Limiter, limit: float, every: float) -> None:
+    async def _beat(self, live: Callable[[int], None], every: float) -> None:
         while True:
             await asyncio.sleep(every)
             try:
-                live = await self.beat()
+                count = await self.beat()
             except Exception as exc:
-                # The bot database is away: keep the last share until it is back.
+                # The bot database is away: keep the last count until it is back.
                 log.warning("bot registry heartbeat failed (%s)", type(exc).__name__)
                 continue
-            limiter.set_rate(share(limit, live))
+            live(count)
 
     async def beat(self) -> int:
         """Renew this process's heartbeat; the number of live processes of the token (≥ 1)."""

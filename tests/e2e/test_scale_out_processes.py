@@ -6,9 +6,8 @@ bot in turn, as a load balancer would, two at once) and the customer's phone
 (an SMS gateway sink). One customer walks the marketing opt-out with their
 updates spread over both bots, sends two messages at the same moment, and
 Telegram delivers one update again. Every update is applied once, whichever
-bot received it, and in order once it is stored: one request, the answers in
-the order asked. Of the two sent at the same moment, the one stored first is
-applied first.
+bot received it, and in ``update_id`` order, the two sent at the same moment
+included: one request, the answers in the order asked.
 """
 
 from __future__ import annotations
@@ -84,6 +83,8 @@ async def test_two_bots_two_backends_two_workers_apply_one_chat_s_updates_once_i
             "DATADESK_TELEGRAM_TOKEN": TOKEN,
             "DATADESK_TELEGRAM_MODE": "webhook",
             "DATADESK_WEBHOOK_SECRET": "scale-out-webhook-secret",
+            # Stores of a pair sent at once land this far apart at most, under CI's load.
+            "DATADESK_WEBHOOK_ORDER_WAIT": "1",
             "DATADESK_LOG_LEVEL": "INFO",
         }
     )
@@ -140,10 +141,7 @@ async def test_two_bots_two_backends_two_workers_apply_one_chat_s_updates_once_i
     assert len(rows) == len(ours), logs
     applied = [r.applied_at for r in rows]
     assert all(at is not None for at in applied), logs
-    # After the pair sent at once, each update waited for the last one's answer.
-    after = applied[2:]
-    assert after == sorted(after)  # type: ignore[type-var]
-    assert min(after) >= max(applied[:2])  # type: ignore[type-var]
+    assert applied == sorted(applied), logs  # type: ignore[type-var]
     # One opt-out asked for, one request made.
     services = await open_services(settings)
     async with services.sessions() as session:
@@ -165,18 +163,15 @@ def _update_with_text(api: BotApiStandIn, text: str) -> int:
 
 async def _walk(api: BotApiStandIn, sms: SmsSink) -> None:
     """The opt-out, every step waiting for the answer, as a customer does."""
-    # Two messages at the same moment go to different bots. Each is answered
-    # once, never dropped; which first is not promised: the one stored first is
-    # applied first, and a bot cannot wait for an update another bot has not
-    # stored yet (Telegram, too, may deliver a chat's updates out of order).
-    # Until this session the later-stored one was skipped as "handled already"
-    # when the other had been applied first (a CI run caught it).
+    # Two messages at the same moment go to different bots: whichever stores
+    # its update first waits WEBHOOK_ORDER_WAIT for the other's, so /start is
+    # answered first. Each is answered once.
     await api.send_text(CHAT, "/start", language_code="en")
     await api.send_text(CHAT, "/help")
     await api.wait_until(lambda: len(api.messages(CHAT)) >= 2, timeout=20)
     await asyncio.sleep(0.5)  # a third answer (one handled twice) would come by now
     assert len(api.messages(CHAT)) == 2, api.transcript(CHAT)
-    assert any(m.text.startswith("Hello!") for m in api.messages(CHAT)), api.transcript(CHAT)
+    assert api.messages(CHAT)[0].text.startswith("Hello!"), api.transcript(CHAT)
     await api.press_button(CHAT, "marketing_opt_out")
     await api.wait_until(lambda: any(m.contact_button for m in api.messages(CHAT)), timeout=20)
     await api.share_contact(CHAT, PHONE.lstrip("+"))

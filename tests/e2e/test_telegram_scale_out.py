@@ -38,7 +38,7 @@ async def api() -> AsyncIterator[BotApiStandIn]:
 
 
 def bot_process(
-    api: BotApiStandIn, dialogs: ScriptedConversations, bot_db_url: str
+    api: BotApiStandIn, dialogs: ScriptedConversations, bot_db_url: str, *, order_wait: float = 0.2
 ) -> TelegramChannel:
     port = free_port()
     options = ChannelOptions(
@@ -51,6 +51,8 @@ def bot_process(
         bot_database_url=bot_db_url,
         state_key=KEY,
         inbox_sweep=0.2,
+        registry_heartbeat=0.2,
+        order_wait=order_wait,
     )
     return TelegramChannel(token=TOKEN, api_url=api.url, conversations=dialogs, options=options)
 
@@ -114,6 +116,41 @@ async def test_one_chat_s_updates_spread_over_two_bots_are_applied_once_and_in_o
     assert texts(dialogs) == [f"wait {n}" for n in range(1, 13)]
     assert api.transcript(CHAT) == [f"done wait {n}" for n in range(1, 13)]
     assert not dialogs.overlapped
+
+
+async def test_an_update_another_bot_stores_a_moment_after_a_later_one_is_applied_first(
+    api: BotApiStandIn, bot_db_url: str
+) -> None:
+    # Sent at once, stored 0.3 s apart: the later one reached its bot first.
+    dialogs = ScriptedConversations()
+    first, second = text_update("first"), text_update("second")
+    async with contextlib.AsyncExitStack() as running:
+        one = await running.enter_async_context(bot_process(api, dialogs, bot_db_url, order_wait=1))
+        two = await running.enter_async_context(bot_process(api, dialogs, bot_db_url, order_wait=1))
+        await asyncio.wait_for(_until(lambda: _sees_each_other(one, two)), 10)
+        http = await running.enter_async_context(aiohttp.ClientSession())
+        assert await post(http, two, second) == 200
+        await asyncio.sleep(0.3)
+        assert await post(http, one, first) == 200
+        await api.wait_until(lambda: len(api.messages(CHAT)) == 2, timeout=10)
+    assert texts(dialogs) == ["first", "second"]
+    assert api.transcript(CHAT) == ["you said first", "you said second"]
+
+
+async def test_a_lone_bot_does_not_wait_for_updates_other_bots_might_store(
+    api: BotApiStandIn, bot_db_url: str
+) -> None:
+    dialogs = ScriptedConversations()
+    async with contextlib.AsyncExitStack() as running:
+        bot = await running.enter_async_context(bot_process(api, dialogs, bot_db_url, order_wait=5))
+        http = await running.enter_async_context(aiohttp.ClientSession())
+        assert await post(http, bot, text_update("alone")) == 200
+        # Were it waiting for another bot, the answer would come after 5 s.
+        await api.wait_for_message(CHAT, "you said alone", timeout=2.5)
+
+
+def _sees_each_other(*bots: TelegramChannel) -> bool:
+    return all(bot.drains is not None and bot.drains.others == 1 for bot in bots)
 
 
 async def test_an_update_left_by_a_bot_that_died_is_applied_by_another(
