@@ -57,8 +57,25 @@ def test_no_is_understood_in_every_shipped_language(typed: str) -> None:
     assert yes_no(typed, "en") == Valid("no")
 
 
-def test_anything_else_is_neither_yes_nor_no() -> None:
-    assert yes_no("perhaps", "en") == Invalid("invalid.yes_no")
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("yes please", "yes"),
+        ("Yes, please!", "yes"),
+        ("jā, lūdzu", "yes"),
+        ("да, пожалуйста", "yes"),
+        ("no thank you", "no"),
+        ("нет, спасибо", "no"),
+        ("nē, paldies", "no"),
+    ],
+)
+def test_a_courtesy_around_yes_or_no_does_not_hide_the_answer(typed: str, expected: str) -> None:
+    assert yes_no(typed, "en") == Valid(expected)
+
+
+@pytest.mark.parametrize("typed", ["perhaps", "please", "thank you", "yes no"])
+def test_anything_else_is_neither_yes_nor_no(typed: str) -> None:
+    assert yes_no(typed, "en") == Invalid("invalid.yes_no")
 
 
 def test_a_latvian_address_without_a_country_is_read_as_latvian() -> None:

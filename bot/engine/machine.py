@@ -20,7 +20,7 @@ from bot.engine.phrasings import main_menu
 from bot.engine.registry import SESSION_EXPIRED, VERIFIED_OUTCOME, VERIFYING_ACTION
 from bot.engine.render import render_text
 from bot.engine.state import Frame, State
-from bot.engine.validators import VALIDATORS, Valid
+from bot.engine.validators import VALIDATORS, Valid, yes_no
 from bot.engine.validators import phone as phone_validator
 from bot.engine.walk import START_FLOW, Walker
 from bot.engine.walk import Broken as _Broken
@@ -111,7 +111,7 @@ class _Run(Walker):
         elif isinstance(event, Press):
             self.press(step, event.option_id, offered)
         elif isinstance(event, Text):
-            self.text(step, event.text)
+            self.text(step, event.text, offered)
         elif isinstance(event, Contact):
             self.contact(step, event)
         elif isinstance(event, Unsupported):
@@ -265,19 +265,27 @@ class _Run(Walker):
         else:
             self.prompt(step, self.message("input.stale_button"))
 
-    def text(self, step: Step, text: str) -> None:
-        """Typed text: an option's label, or an answer for the step's validator."""
+    def text(self, step: Step, text: str, offered: list[str]) -> None:
+        """Typed text: an answer to an offer, an option's label, or an answer for the validator."""
         if step.sensitive:
             self.result.delete_input = True
         reason = unusable(text)
         if reason is not None:
             self.refuse(step, reason)
             return
+        if offered and self.took_offer(step, text, offered):
+            return
         option = self.match_option(step, text)
         if option is not None:
             self.choose(step, option)
             return
         checked = VALIDATORS[step.validator](text, self.s.locale) if step.validator else None
+        if (
+            not isinstance(checked, Valid)
+            and self.s.offered_agent
+            and self.answered_agent_offer(step, text)
+        ):
+            return
         if not isinstance(checked, Valid) and _listens(step) and self.dialogs.phrasings:
             self.free_text(step, text, None if checked is None else checked.reason)
             return
@@ -294,6 +302,57 @@ class _Run(Walker):
         if step.contact_button is not None:
             self.s.vars["shared_contact"] = False
         self.accept(step, checked.value)
+
+    def took_offer(self, step: Step, text: str, offered: list[str]) -> bool:
+        """A typed answer to "did you mean": an offered journey's label, or yes or no to one.
+
+        The offer was the last thing said, so it is answered before the step's
+        own question (a yes there only leaves a confirmation unanswered, which
+        the customer can come back to; it never confirms one by mistake).
+        """
+        menu = main_menu(self.dialogs)
+        if menu is None:
+            return False
+        typed = " ".join(text.split()).casefold()
+        chosen = None
+        for journey in offered:
+            option = menu.option(journey)
+            if option is None:
+                continue
+            label = render_text(option.label, self.translator, self.s.vars)
+            if typed in (" ".join(label.split()).casefold(), journey.casefold()):
+                chosen = journey
+                break
+        if chosen is None and len(offered) == 1:
+            answer = yes_no(text, self.s.locale)
+            if not isinstance(answer, Valid):
+                return False
+            if answer.value == "no":
+                # Not that journey: the question under way again.
+                self.prompt(step)
+                return True
+            chosen = offered[0]
+        if chosen is None:
+            return False
+        self.press(step, chosen, offered)
+        return True
+
+    def answered_agent_offer(self, step: Step, text: str) -> bool:
+        """A typed yes or no to "would you like to talk to a person?", where the step took neither.
+
+        Yes queues the chat as the offered button does; no declines it and
+        asks the question again with a fresh count of tries.
+        """
+        answer = yes_no(text, self.s.locale)
+        if not isinstance(answer, Valid):
+            return False
+        if answer.value == "yes":
+            self.command("agent", step)
+            return True
+        self.s.offered_agent = False
+        self.s.tries = 0
+        self.prompt(step)
+        return True
 
     def free_text(self, step: Step, text: str, reason: str | None) -> None:
         """Typed words at a question of buttons: offer the journeys they name, or say I'm lost.

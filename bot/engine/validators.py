@@ -101,9 +101,19 @@ _NO = {
 }  # fmt: skip
 
 
+_COURTESY = {
+    "please", "pls", "thanks", "thank", "you",
+    "lūdzu", "ludzu", "paldies",
+    "пожалуйста", "спасибо",
+    "请", "請", "谢谢", "謝謝",
+}  # fmt: skip
+
+
 def yes_no(text: str, locale: str) -> Result:
     """``yes`` or ``no`` from a typed answer in any shipped language (jā, да, 是, …)."""
     word = re.sub(r"[\s!.。！?？,，]+", " ", text).strip().casefold()
+    # "yes please", "jā, lūdzu", "нет, спасибо": the courtesy is not the answer.
+    word = " ".join(w for w in word.split() if w not in _COURTESY) or word
     if word in _YES:
         return Valid("yes")
     if word in _NO:
