@@ -11,13 +11,22 @@ per request so per-customer ordering never holds a claim back):
   reference, audit entry) by ``SUBMITTERS`` concurrent submitters.
 - completed (slots): those requests carried out by one worker of 1 or 4
   slots (``run_workers``, as ``datadesk worker --concurrency N``), each with
-  its real effect: the CRM change, the outcome notification, the audit entries.
+  its real effect: the CRM change, the outcome notification, the audit
+  entries and the "Was this you?" notice to the old contact, which the
+  worker sends beside its requests as deployed. Timed from the first claim
+  to the moment every request has its outcome and every notice is out.
 - completed (procs): ``PROCESS_BATCH`` more, drained by 1 or 4 separate
-  ``python -m backend.worker`` processes, timed from the first claim to the
-  last outcome in the audit log. Process start-up is not counted: the
+  ``python -m backend.worker`` processes, timed the same way and stopped
+  (SIGTERM) once done. Process start-up is not counted: the
   processes start while the bench holds every claim, and it lets go once all
   of them are up (each serves its metrics), so they start claiming together;
   a claim that waited for the hold counts from the moment it was let go.
+
+Until 2026-12-02 a case ended with a run of ``--once``: its notices were sent
+after its last request (some after the clock stopped), and a case's figure
+moved with its size (700 requests at 417/s, 3,000 at 693/s, one 4-slot
+worker on PostgreSQL), half a second of each case being the notices' tail.
+Timed to the last notice, the two sizes measured 590 and 545/s.
 - max seal lag: the longest any audit entry of the case waited between its
   commit and its sealing (``LagWatch``), with this process and the worker
   processes each running a sealer, as deployed.
@@ -39,7 +48,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -52,12 +61,15 @@ from backend.crm import importer
 from backend.ledger.worker import run_workers
 from backend.models.audit import AuditEntry
 from backend.models.base import BACKEND_MIGRATIONS
+from backend.models.ledger import Request
+from backend.models.undo import ContactUndo
 from backend.services import Services, open_services
 from backend.settings import Settings
 from backend.sms import ConsoleSmsGateway
 from bench import _pgqueuer
 from common.clock import SystemClock
 from common.db import admin_execute, begin_write, is_sqlite, upgrade
+from common.vocabulary.request_states import QUEUED
 
 REPO = Path(__file__).resolve().parent.parent
 # Enough that a case's drain takes a second or more: with 500 requests and 200
@@ -136,15 +148,94 @@ async def _submit(services: Services, refs: list[str], limit: int, seconds: floa
     return count / (time.perf_counter() - started)
 
 
-async def _slots(services: Services, workers: int) -> float:
-    """Completed per second by one worker of ``workers`` slots draining the queue."""
-    started = time.perf_counter()
+async def _slots(services: Services, workers: int, expected: int) -> float:
+    """Completed per second by one worker of ``workers`` slots draining ``expected`` requests.
+
+    The worker runs as ``datadesk worker`` does, its "Was this you?" notices
+    sent beside its requests, until every request has its outcome and every
+    notice is out; timed from its first claim to that moment (seen within
+    ``WATCH_SECONDS``).
+    """
+    since = services.clock.now()
     stop = asyncio.Event()
-    timer = asyncio.get_running_loop().call_later(DRAIN_TIMEOUT, stop.set)
     crm = ledger.connector(services)
-    done = await run_workers(services, crm, concurrency=workers, stop=stop, once=True, purge=False)
-    timer.cancel()
-    return done / (time.perf_counter() - started)
+    running = asyncio.create_task(
+        run_workers(services, crm, concurrency=workers, stop=stop, purge=False)
+    )
+    try:
+        end = await _drained(services, since, expected, running.done)
+    finally:
+        stop.set()
+        await running
+    return await _rate(services, since, since, end)
+
+
+async def _drained(
+    services: Services, since: datetime, expected: int, ended: Callable[[], bool]
+) -> datetime:
+    """The moment ``expected`` requests have their outcome since ``since`` and every notice is out.
+
+    Seen within ``WATCH_SECONDS``; or when the workers ``ended`` or
+    ``DRAIN_TIMEOUT`` ran out, whichever comes first.
+    """
+    deadline = time.perf_counter() + DRAIN_TIMEOUT
+    while not ended() and time.perf_counter() < deadline:
+        if await _finished(services, since) >= expected and not await _notices_due(services):
+            break
+        await asyncio.sleep(WATCH_SECONDS)
+    return services.clock.now()
+
+
+async def _notices_due(services: Services) -> int:
+    """ "Was this you?" notices not sent yet."""
+    async with services.sessions() as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(ContactUndo)
+            .where(ContactUndo.notice_due_at.is_not(None))
+        )
+    return int(count or 0)
+
+
+async def _first_claim(services: Services, since: datetime) -> datetime | None:
+    async with services.sessions() as session:
+        first: datetime | None = await session.scalar(
+            select(func.min(AuditEntry.at)).where(
+                AuditEntry.action == "request_claimed", AuditEntry.at >= since
+            )
+        )
+    return first
+
+
+async def _queued(services: Services) -> int:
+    """Requests waiting for a worker."""
+    async with services.sessions() as session:
+        count = await session.scalar(
+            select(func.count()).select_from(Request).where(Request.state == QUEUED)
+        )
+    return int(count or 0)
+
+
+async def _finished(services: Services, since: datetime) -> int:
+    """Requests given an outcome since ``since``."""
+    async with services.sessions() as session:
+        done = await session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action == "request_done", AuditEntry.at >= since)
+        )
+    return int(done or 0)
+
+
+async def _rate(services: Services, since: datetime, released: datetime, end: datetime) -> float:
+    """Outcomes since ``since`` per second, from the first claim (not before ``released``) to ``end``."""
+    first = await _first_claim(services, since)
+    if first is None:
+        return 0.0
+    first = max(first, released)
+    if end <= first:
+        return 0.0
+    return await _finished(services, since) / (end - first).total_seconds()
 
 
 def _free_port() -> int:
@@ -201,7 +292,7 @@ async def _processes(services: Services, refs: list[str], workers: int) -> float
         "DATADESK_LOG_LEVEL": "WARNING",
         "DATADESK_HTTP_HOST": "127.0.0.1",
     }
-    command = [sys.executable, "-m", "backend.worker", "--once"]
+    command = [sys.executable, "-m", "backend.worker"]
     ports = [_free_port() for _ in range(workers)]
     # Sealed now: nothing waits to be sealed behind the hold.
     await audit.seal_pending(services)
@@ -224,29 +315,16 @@ async def _processes(services: Services, refs: list[str], workers: int) -> float
         await asyncio.sleep(START_SECONDS)
     # A claim's audit entry is dated when it asked, before it waited for the hold.
     released = services.clock.now()
-    await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), timeout=DRAIN_TIMEOUT)
-    async with services.sessions() as session:
-        first = await session.scalar(
-            select(func.min(AuditEntry.at)).where(
-                AuditEntry.action == "request_claimed", AuditEntry.at >= since
-            )
+    try:
+        end = await _drained(
+            services, since, PROCESS_BATCH, lambda: any(p.returncode is not None for p in procs)
         )
-        last = await session.scalar(
-            select(func.max(AuditEntry.at)).where(
-                AuditEntry.action == "request_done", AuditEntry.at >= since
-            )
-        )
-        done = await session.scalar(
-            select(func.count())
-            .select_from(AuditEntry)
-            .where(AuditEntry.action == "request_done", AuditEntry.at >= since)
-        )
-    if first is None or last is None:
-        return 0.0
-    first = max(first, released)
-    if last <= first:
-        return 0.0
-    return float(done or 0) / (last - first).total_seconds()
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.terminate()  # as an operator stops a worker: it finishes what it holds
+        await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), timeout=DRAIN_TIMEOUT)
+    return await _rate(services, since, released, end)
 
 
 async def _engine(name: str, url: str, workdir: Path) -> list[Row]:
@@ -274,7 +352,7 @@ async def _engine(name: str, url: str, workdir: Path) -> list[Row]:
             watch = LagWatch(services)
             watching = asyncio.create_task(watch.run())
             submitted = await _submit(services, refs, REQUESTS, SUBMIT_SECONDS)
-            completed = await _slots(services, workers)
+            completed = await _slots(services, workers, await _queued(services))
             separate = await _processes(services, refs, workers)
             await audit.seal_pending(services)
             watching.cancel()
