@@ -10,6 +10,7 @@
 | keys           | the keys the data is encrypted with, their checks            | 0008_keys          |
 | undo           | "Was this you?" notices and undo tokens of contact changes   | 0011_contact_undo  |
 | console        | agents' internal notes on chats                              | 0012_chat_notes    |
+| ledger         | the claim's index of customers' requests under way           | 0013_requests_turns|
 """
 
 from backend.models import audit, console, crm, keys, ledger, undo, verification

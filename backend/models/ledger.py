@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, Index, String, Text, UniqueConstraint
+from sqlalchemy import Date, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -45,6 +45,15 @@ class Request(Base):
     __table_args__ = (
         UniqueConstraint("customer_ref", "idempotency_key", name="uq_requests_idempotency"),
         Index("ix_requests_queue", "state", "next_run_at"),
+        # A claim skips a request while an earlier one of its customer is
+        # queued or running (``ledger.claims``): one probe of this per row.
+        Index(
+            "ix_requests_turns",
+            "customer_ref",
+            "id",
+            postgresql_where=text("state IN ('queued', 'running')"),
+            sqlite_where=text("state IN ('queued', 'running')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
