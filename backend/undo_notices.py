@@ -29,6 +29,7 @@ from sqlalchemy import select, update
 from backend import messages
 from backend.models.undo import ContactUndo
 from backend.services import Services
+from common.db import write_turn
 from common.loop_events import LoopEvents
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,11 @@ async def _claim(services: Services, row_ids: list[str], now: datetime) -> list[
     """
     if not row_ids:
         return []
-    async with services.sessions() as session, session.begin():
+    async with (
+        write_turn(services.settings.database_url),
+        services.sessions() as session,
+        session.begin(),
+    ):
         taken = await session.scalars(
             update(ContactUndo)
             .where(
@@ -204,7 +209,11 @@ async def _send_batch(services: Services) -> tuple[int, int]:
             if dropped:
                 change["notice"] = None
             changes[dropped].append(change)
-        async with services.sessions() as session, session.begin():
+        async with (
+            write_turn(services.settings.database_url),
+            services.sessions() as session,
+            session.begin(),
+        ):
             for rows in changes.values():
                 if rows:
                     await session.execute(update(ContactUndo), rows)

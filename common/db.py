@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import weakref
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -66,6 +67,28 @@ NAMING = {
 def is_sqlite(url: str) -> bool:
     """Whether a database URL names SQLite."""
     return make_url(url).get_backend_name() == "sqlite"
+
+
+# Per event loop (tests run many), per SQLite database: the process's write turn.
+_WRITE_TURNS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def write_turn(url: str) -> contextlib.AbstractAsyncContextManager[Any]:
+    """This process's turn at SQLite's write lock on ``url``; on PostgreSQL, no wait.
+
+    SQLite lets one writer in at a time; another finds the lock taken and
+    sleeps in SQLite's busy handler, up to 100 ms a try, however soon it is
+    let go. The writers of one process that write often and in bursts (a
+    worker's claims and joined batches, its "Was this you?" notices) take this
+    turn first, so they queue here, in order, and each finds the lock free.
+    Never take it twice: it is not reentrant.
+    """
+    if not is_sqlite(url):
+        return contextlib.nullcontext()
+    turns = _WRITE_TURNS.setdefault(asyncio.get_running_loop(), {})
+    return turns.setdefault(url, asyncio.Lock())
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

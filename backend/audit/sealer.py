@@ -37,7 +37,7 @@ from backend.audit import checkpoints
 from backend.audit.chain import GENESIS, entry_mac
 from backend.audit.keys import AuditKeys, load_keys
 from backend.models.audit import AuditEntry
-from common.db import begin_write
+from common.db import begin_write, write_turn
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -89,7 +89,8 @@ async def seal_once(
     if not await _has_unsealed(services):
         return 0
     now = services.clock.now()
-    async with services.sessions() as session:
+    # On SQLite, in turn with the process's other frequent writers (a worker's batches).
+    async with write_turn(services.settings.database_url), services.sessions() as session:
         await begin_write(session)
         postgres = session.bind.dialect.name == "postgresql"
         if postgres and not await session.scalar(select(func.pg_try_advisory_xact_lock(LOCK_KEY))):
