@@ -21,12 +21,6 @@ per request so per-customer ordering never holds a claim back):
   processes start while the bench holds every claim, and it lets go once all
   of them are up (each serves its metrics), so they start claiming together;
   a claim that waited for the hold counts from the moment it was let go.
-
-Until 2026-12-02 a case ended with a run of ``--once``: its notices were sent
-after its last request (some after the clock stopped), and a case's figure
-moved with its size (700 requests at 417/s, 3,000 at 693/s, one 4-slot
-worker on PostgreSQL), half a second of each case being the notices' tail.
-Timed to the last notice, the two sizes measured 590 and 545/s.
 - max seal lag: the longest any audit entry of the case waited between its
   commit and its sealing (``LagWatch``), with this process and the worker
   processes each running a sealer, as deployed.
@@ -34,6 +28,12 @@ Timed to the last notice, the two sizes measured 590 and 545/s.
 On SQLite (a file, WAL) and, when ``DATADESK_BENCH_POSTGRES_URL`` or
 ``DATADESK_TEST_POSTGRES_URL`` names a server, on a fresh PostgreSQL database.
 The last lines are the ratios issue 10 sets targets for.
+
+Until 2026-12-02 a case ended with a run of ``--once``: its notices were sent
+after its last request (some after the clock stopped), and a case's figure
+moved with its size (700 requests at 417/s, 3,000 at 693/s, one 4-slot
+worker on PostgreSQL), half a second of each case being the notices' tail.
+Timed to the last notice, the two sizes measured 590 and 545/s.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
@@ -186,18 +187,32 @@ async def _drained(
     return services.clock.now()
 
 
-async def _notices_due(services: Services) -> int:
-    """ "Was this you?" notices not sent yet."""
+async def _count(services: Services, model: type[Any], *where: Any) -> int:
+    """Rows of ``model`` that meet ``where``."""
     async with services.sessions() as session:
-        count = await session.scalar(
-            select(func.count())
-            .select_from(ContactUndo)
-            .where(ContactUndo.notice_due_at.is_not(None))
-        )
+        count = await session.scalar(select(func.count()).select_from(model).where(*where))
     return int(count or 0)
 
 
+async def _notices_due(services: Services) -> int:
+    """ "Was this you?" notices not sent yet."""
+    return await _count(services, ContactUndo, ContactUndo.notice_due_at.is_not(None))
+
+
+async def _queued(services: Services) -> int:
+    """Requests waiting for a worker."""
+    return await _count(services, Request, Request.state == QUEUED)
+
+
+async def _finished(services: Services, since: datetime) -> int:
+    """Requests given an outcome since ``since``."""
+    return await _count(
+        services, AuditEntry, AuditEntry.action == "request_done", AuditEntry.at >= since
+    )
+
+
 async def _first_claim(services: Services, since: datetime) -> datetime | None:
+    """When the first request was claimed since ``since``."""
     async with services.sessions() as session:
         first: datetime | None = await session.scalar(
             select(func.min(AuditEntry.at)).where(
@@ -205,26 +220,6 @@ async def _first_claim(services: Services, since: datetime) -> datetime | None:
             )
         )
     return first
-
-
-async def _queued(services: Services) -> int:
-    """Requests waiting for a worker."""
-    async with services.sessions() as session:
-        count = await session.scalar(
-            select(func.count()).select_from(Request).where(Request.state == QUEUED)
-        )
-    return int(count or 0)
-
-
-async def _finished(services: Services, since: datetime) -> int:
-    """Requests given an outcome since ``since``."""
-    async with services.sessions() as session:
-        done = await session.scalar(
-            select(func.count())
-            .select_from(AuditEntry)
-            .where(AuditEntry.action == "request_done", AuditEntry.at >= since)
-        )
-    return int(done or 0)
 
 
 async def _rate(services: Services, since: datetime, released: datetime, end: datetime) -> float:

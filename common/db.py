@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,7 @@ NAMING = {
 }
 
 
+@cache  # asked on hot paths (``write_turn`` before each of a worker's writes); URLs are few
 def is_sqlite(url: str) -> bool:
     """Whether a database URL names SQLite."""
     return make_url(url).get_backend_name() == "sqlite"

@@ -38,6 +38,10 @@ class StateColumn(TypeDecorator[RequestState]):
         return None if value is None else RequestState(value)
 
 
+# Queued or running: what a customer's later request waits behind.
+_UNDER_WAY = text("state IN ('queued', 'running')")
+
+
 class Request(Base):
     """One customer request: its content, its state and its place in the queue."""
 
@@ -51,8 +55,8 @@ class Request(Base):
             "ix_requests_turns",
             "customer_ref",
             "id",
-            postgresql_where=text("state IN ('queued', 'running')"),
-            sqlite_where=text("state IN ('queued', 'running')"),
+            postgresql_where=_UNDER_WAY,
+            sqlite_where=_UNDER_WAY,
         ),
     )
 

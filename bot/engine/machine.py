@@ -313,16 +313,10 @@ class _Run(Walker):
         menu = main_menu(self.dialogs)
         if menu is None:
             return False
-        typed = " ".join(text.split()).casefold()
-        chosen = None
-        for journey in offered:
-            option = menu.option(journey)
-            if option is None:
-                continue
-            label = render_text(option.label, self.translator, self.s.vars)
-            if typed in (" ".join(label.split()).casefold(), journey.casefold()):
-                chosen = journey
-                break
+        named = self.typed_option(
+            [option for journey in offered if (option := menu.option(journey)) is not None], text
+        )
+        chosen = None if named is None else named.id
         if chosen is None and len(offered) == 1:
             answer = yes_no(text, self.s.locale)
             if not isinstance(answer, Valid):
@@ -401,9 +395,13 @@ class _Run(Walker):
         self.accept(step, checked.value)
 
     def match_option(self, step: Step, text: str) -> Option | None:
-        """An option whose label (in the customer's language) or id was typed."""
+        """An option of the step whose label (in the customer's language) or id was typed."""
+        return self.typed_option(self.shown(step), text)
+
+    def typed_option(self, options: list[Option], text: str) -> Option | None:
+        """The one of ``options`` whose label (in the customer's language) or id was typed."""
         typed = " ".join(text.split()).casefold()
-        for option in self.shown(step):
+        for option in options:
             label = render_text(option.label, self.translator, self.s.vars)
             if typed in (" ".join(label.split()).casefold(), option.id.casefold()):
                 return option
