@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 from dataclasses import replace
 from datetime import date
 from typing import Any
@@ -14,12 +15,20 @@ from fakes.ledger import add_customers, customer, preview, session_token, submit
 from sqlalchemy import select, update
 
 from backend.crm.builtin import BuiltinCrm
+from backend.crm.connector import Address
+from backend.errors import Conflict, ConnectorError
+from backend.ledger import interventions
 from backend.ledger.previews import mask_product_id
-from backend.ledger.purge import drop_stale_previews, purge_daily, purge_once
+from backend.ledger.purge import (
+    drop_failed_payloads,
+    drop_stale_previews,
+    purge_daily,
+    purge_once,
+)
 from backend.ledger.worker import run_one
 from backend.models.audit import AuditEntry
 from backend.models.crm import ProductRow
-from backend.models.ledger import ErasurePreview, Notification
+from backend.models.ledger import ErasurePreview, Notification, Request
 from backend.retention import purge_command
 from common.clock import FakeClock
 from common.vocabulary.categories import Category
@@ -236,3 +245,50 @@ async def test_an_unused_preview_is_dropped_a_day_later_and_a_used_one_kept(
         left = (await session.execute(select(ErasurePreview.id))).scalars().all()
     assert left == [used["preview_id"]]
     assert unused["preview_id"] not in left
+
+
+async def test_a_failed_request_keeps_its_details_for_a_retry_then_loses_them(
+    backend: LiveBackend, clock: FakeClock
+) -> None:
+    await add_customers(backend.services, customer("C-1"))
+    token = await session_token(backend.services, "C-1")
+    address = {"line1": "Elizabetes iela 2", "city": "Rīga", "postcode": "LV-1010", "country": "LV"}
+    _, body = await submit(
+        backend, token, "update_contact", {"field": "address", "address": address}
+    )
+    crm = _DownCrm(backend.services.sessions, backend.services.clock)
+    for _ in range(5):
+        await run_one(backend.services, crm, "w1")
+        clock.advance(hours=2)
+    clock.advance(days=29)
+    assert await drop_failed_payloads(backend.services) == 0
+    async with backend.services.sessions() as session:
+        row = (await session.execute(select(Request))).scalar_one()
+    assert (row.state, json.loads(row.payload)["address"]["city"]) == ("failed", "Rīga")
+
+    clock.advance(days=1)
+    assert await drop_failed_payloads(backend.services) == 1
+    assert await drop_failed_payloads(backend.services) == 0
+    async with backend.services.sessions() as session:
+        row = (await session.execute(select(Request))).scalar_one()
+        purged = (
+            await session.scalars(
+                select(AuditEntry.subject).where(AuditEntry.action == "request_details_purged")
+            )
+        ).all()
+    assert (row.state, row.payload) == ("failed", "{}")
+    assert purged == [body["reference"]]
+    # The console's retry now says there is nothing left to carry out.
+    async with backend.services.sessions() as session:
+        with pytest.raises(Conflict) as refused:
+            await interventions.retry(
+                session, body["reference"], actor="agent:s", reason="customer asked", at=clock.now()
+            )
+    assert refused.value.code == "payload_gone"
+
+
+class _DownCrm(BuiltinCrm):
+    """The built-in CRM, never reachable for an address change."""
+
+    async def update_address(self, ref: str, address: Address, *, idempotency_key: str) -> None:
+        raise ConnectorError("CRM timed out")

@@ -55,7 +55,8 @@ async def retry(
     if row.state != FAILED:
         raise Conflict(f"the request is {row.state}, not failed", code="not_failed")
     if row.payload == SCRUBBED:
-        # Failed before failed requests kept their payload: nothing left to carry out.
+        # Its details were dropped (failed before failed requests kept them, or
+        # ``purge.FAILED_KEPT`` ago): nothing is left to carry out.
         raise Conflict("the request's details are no longer kept", code="payload_gone")
     await transition(session, row, QUEUED, actor=actor, at=at, data={"note": said})
     await session.flush()

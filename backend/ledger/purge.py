@@ -2,7 +2,8 @@
 
 ``purge_once`` replans holds kept "while product X is open" once X closed,
 drops erasure previews nobody used and "Was this you?" rows a day after their
-link expired, and erases held data whose hold has ended
+link expired, drops the details of a failed request nobody retried within
+``FAILED_KEPT``, and erases held data whose hold has ended
 (``datadesk purge``); ``purge_daily`` runs it, the purge of spent
 verification rows (``backend.verification.purge_verification``) and of
 transcripts past their period (``backend.chat_history.purge``), in every
@@ -20,19 +21,23 @@ from sqlalchemy import delete, select
 
 from backend import audit, chat_history
 from backend.crm.connector import CrmConnector
-from backend.models.ledger import ErasurePreview, Request
+from backend.models.ledger import SCRUBBED, ErasurePreview, Request
 from backend.retention import load_policy, preview
 from backend.services import Services
 from backend.verification import purge_verification
 from common.vocabulary.categories import Category
 from common.vocabulary.request_kinds import ERASURE
-from common.vocabulary.request_states import DONE, PARTLY_DONE
+from common.vocabulary.request_states import DONE, FAILED, PARTLY_DONE
 
 log = logging.getLogger(__name__)
 
 PURGE_EVERY = timedelta(days=1)
 # An unused preview is kept this long: enough to confirm it, not to keep its contents.
 PREVIEW_KEPT = timedelta(days=1)
+# A failed request keeps its details (the new phone, email or address, encrypted)
+# so a supervisor can retry it from the console; this long after it failed,
+# nobody will, and the details go. Its row, outcome and audit entries stay.
+FAILED_KEPT = timedelta(days=30)
 
 
 async def replan_closed_products(services: Services, crm: CrmConnector) -> int:
@@ -91,6 +96,35 @@ async def drop_stale_previews(services: Services) -> int:
     return int(getattr(gone, "rowcount", 0) or 0)
 
 
+async def drop_failed_payloads(services: Services) -> int:
+    """Scrub the details of requests that failed ``FAILED_KEPT`` ago; return how many.
+
+    The payload is encrypted, so whether one is already scrubbed is read row by
+    row; failed requests are few (each one brought a chat to an agent).
+    """
+    now = services.clock.now()
+    async with services.sessions() as session:
+        rows = (
+            await session.scalars(
+                select(Request)
+                .where(Request.state == FAILED, Request.updated_at < now - FAILED_KEPT)
+                .with_for_update()
+            )
+        ).all()
+        dropped = [row for row in rows if row.payload != SCRUBBED]
+        for row in dropped:
+            row.payload = SCRUBBED
+            await audit.record(
+                session,
+                action="request_details_purged",
+                actor="system:purge",
+                subject=row.reference,
+                at=now,
+            )
+        await session.commit()
+    return len(dropped)
+
+
 async def purge_once(
     services: Services, crm: CrmConnector | None = None
 ) -> list[tuple[str, Category]]:
@@ -99,6 +133,7 @@ async def purge_once(
     await replan_closed_products(services, crm)
     now = services.clock.now()
     await drop_stale_previews(services)
+    await drop_failed_payloads(services)
     from backend.contact_undo import purge_expired
 
     await purge_expired(services)
