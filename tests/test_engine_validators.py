@@ -46,13 +46,18 @@ def test_a_code_that_is_not_six_digits_says_so(typed: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "typed", ["yes", "Yes!", "jā", "Ja", "да", "Да.", "是", "是的", "對", "ok"]
-)
+    "typed",
+    ["yes", "Yes!", "jā", "Ja", "protams", "да", "Да.", "хорошо", "ок", "是", "是的", "對", "好吧",
+     "没问题", "ok"],
+)  # fmt: skip
 def test_yes_is_understood_in_every_shipped_language(typed: str) -> None:
     assert yes_no(typed, "en") == Valid("yes")
 
 
-@pytest.mark.parametrize("typed", ["no", "No.", "nē", "нет", "不", "否", "不要"])
+@pytest.mark.parametrize(
+    "typed",
+    ["no", "No.", "nē", "nevajag", "нет", "не надо", "неа", "不", "否", "不要", "不用了", "算了"],
+)
 def test_no_is_understood_in_every_shipped_language(typed: str) -> None:
     assert yes_no(typed, "en") == Valid("no")
 
@@ -67,13 +72,20 @@ def test_no_is_understood_in_every_shipped_language(typed: str) -> None:
         ("no thank you", "no"),
         ("нет, спасибо", "no"),
         ("nē, paldies", "no"),
+        ("不用了，谢谢", "no"),
+        ("不用了谢谢", "no"),
+        ("好的，谢谢", "yes"),
+        ("請確認", "yes"),
+        ("好的謝謝你", "yes"),
     ],
 )
 def test_a_courtesy_around_yes_or_no_does_not_hide_the_answer(typed: str, expected: str) -> None:
     assert yes_no(typed, "en") == Valid(expected)
 
 
-@pytest.mark.parametrize("typed", ["perhaps", "please", "thank you", "yes no"])
+@pytest.mark.parametrize(
+    "typed", ["perhaps", "please", "thank you", "yes no", "谢谢", "不好", "不确定"]
+)
 def test_anything_else_is_neither_yes_nor_no(typed: str) -> None:
     assert yes_no(typed, "en") == Invalid("invalid.yes_no")
 

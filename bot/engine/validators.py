@@ -89,15 +89,16 @@ def code(text: str, locale: str) -> Result:
 
 _YES = {
     "yes", "y", "yeah", "yep", "sure", "ok", "okay", "confirm",
-    "jā", "ja", "jaa", "labi", "apstiprinu",
-    "да", "ага", "конечно", "подтверждаю",
-    "是", "是的", "好", "好的", "对", "對", "确认", "確認", "可以",
+    "jā", "ja", "jaa", "labi", "apstiprinu", "protams", "der",
+    "да", "ага", "угу", "конечно", "подтверждаю", "хорошо", "давай", "давайте", "ок",
+    "是", "是的", "是啊", "好", "好的", "好啊", "好吧", "行", "对", "對", "确认", "確認",
+    "可以", "没问题", "沒問題", "嗯",
 }  # fmt: skip
 _NO = {
     "no", "n", "nope", "cancel",
-    "nē", "ne", "nee", "atcelt",
-    "нет", "не", "отмена",
-    "不", "不是", "否", "不要", "取消", "不用",
+    "nē", "ne", "nee", "atcelt", "nevajag",
+    "нет", "не", "неа", "не надо", "не нужно", "отмена",
+    "不", "不是", "否", "不要", "不要了", "取消", "不用", "不用了", "不了", "算了", "没有", "沒有",
 }  # fmt: skip
 
 
@@ -107,6 +108,8 @@ _COURTESY = {
     "пожалуйста", "спасибо",
     "请", "請", "谢谢", "謝謝",
 }  # fmt: skip
+# Chinese is written without spaces: "不用了谢谢", "好的，谢谢", "请确认".
+_CJK_COURTESY = re.compile(r"^(?:请|請)|(?:谢谢|謝謝|谢了|謝了)(?:你|您)?$")
 
 
 def yes_no(text: str, locale: str) -> Result:
@@ -114,6 +117,7 @@ def yes_no(text: str, locale: str) -> Result:
     word = re.sub(r"[\s!.。！?？,，]+", " ", text).strip().casefold()
     # "yes please", "jā, lūdzu", "нет, спасибо": the courtesy is not the answer.
     word = " ".join(w for w in word.split() if w not in _COURTESY) or word
+    word = _CJK_COURTESY.sub("", word) or word
     if word in _YES:
         return Valid("yes")
     if word in _NO:
