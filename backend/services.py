@@ -10,10 +10,11 @@ from backend import crypto
 from backend.crm.connector import CrmConnector
 from backend.keys import check_keys
 from backend.mailer import Mailer, SmtpMailer
+from backend.models.base import BACKEND_MIGRATIONS
 from backend.settings import Settings
 from backend.sms import ConsoleSmsGateway, HttpSmsGateway, SmsGateway
 from common.clock import Clock, SystemClock
-from common.db import make_engine, make_sessionmaker
+from common.db import make_engine, make_sessionmaker, require_schema
 from common.private_files import ensure_private_dir
 from common.settings import PREFIX
 
@@ -39,8 +40,9 @@ class Services:
 async def open_services(settings: Settings, *, clock: Clock | None = None) -> Services:
     """Build the services for ``settings``; the database must already be migrated.
 
-    Raises ``crypto.KeyMismatch`` (a ``SettingsError``: ``datadesk`` prints its one
-    line and exits 2) when the configured keys do not fit the database.
+    Raises ``SettingsError`` (``datadesk`` prints its one line and exits 2)
+    when it is not (``common.db.require_schema``), and ``crypto.KeyMismatch``
+    (a ``SettingsError`` too) when the configured keys do not fit the database.
     """
     # DATA_DIR holds the key and, by default, the database: private before either is made.
     ensure_private_dir(settings.data_dir)
@@ -49,6 +51,7 @@ async def open_services(settings: Settings, *, clock: Clock | None = None) -> Se
     engine = make_engine(settings.database_url)
     clock = clock or SystemClock()
     try:
+        await require_schema(engine, BACKEND_MIGRATIONS, "DATABASE_URL")
         # A wrong key would make every customer look unknown: refuse to start instead.
         await check_keys(engine, keyring, clock, _key_source(settings))
     except BaseException:

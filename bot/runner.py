@@ -29,9 +29,10 @@ from bot.dialogs.reloads import latest_or_none, watch_reloads
 from bot.engine import DialogErrors
 from bot.metrics import monitoring
 from bot.settings import BotSettings
+from bot.state import BOT_MIGRATIONS
 from bot.state_key import load_state_key
 from bot.telegram.app import ChannelOptions, TelegramChannel
-from common.db import make_engine
+from common.db import make_engine, require_schema
 from common.errors import ConfigError
 from common.logs import configure
 from common.monitoring import serve
@@ -128,6 +129,7 @@ async def start_bot(settings: BotSettings, *, options: ChannelOptions | None = N
     # Its own engine: the reload request to watch from is read before the dialogs are.
     reloads = make_engine(settings.bot_database_url)
     try:
+        await require_schema(reloads, BOT_MIGRATIONS, "BOT_DATABASE_URL")
         seen = await latest_or_none(reloads)
         conversations = await Conversations.open(settings, backend=backend)
         try:

@@ -36,6 +36,7 @@ from sqlalchemy import (
     create_engine,
     event,
     exc,
+    inspect,
 )
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
 from sqlalchemy.engine import Connection, Dialect, Row, make_url
@@ -50,7 +51,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 from common.private_files import DIR_MODE, ensure_private_file, tighten_private_file
-from common.settings import SettingsError, lookup, parse_int
+from common.settings import PREFIX, SettingsError, lookup, parse_int
 
 log = logging.getLogger("datadesk.migrations")
 
@@ -466,6 +467,43 @@ def upgrade_sync(url: str, script_location: Path) -> list[str]:
 async def upgrade(url: str, script_location: Path) -> list[str]:
     """Run Alembic migrations up to head without blocking the event loop; the revisions applied."""
     return await asyncio.to_thread(upgrade_sync, url, script_location)
+
+
+@cache
+def _revisions(script_location: Path) -> tuple[frozenset[str], frozenset[str]]:
+    """Every revision of a migrations folder, and its heads (read once per process)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite://", script_location))
+    known = frozenset(rev.revision for rev in script.walk_revisions())
+    return known, frozenset(script.get_heads())
+
+
+async def require_schema(engine: AsyncEngine, script_location: Path, setting: str) -> None:
+    """``SettingsError`` naming ``datadesk db upgrade`` when the database is behind its migrations.
+
+    Processes do not migrate by themselves (``datadesk run`` and the terminal
+    chat excepted): one started on an empty or older database would fail at
+    its first query with an SQL error, or worse, at a customer's first
+    message. A database at a revision this code does not know is newer
+    (a deployment mid-upgrade) and is let be. ``setting`` names the URL's
+    variable for the message; the URL itself is not shown (it may hold a
+    password).
+    """
+    known, heads = _revisions(script_location)
+    async with engine.connect() as connection:
+        found: frozenset[str] = frozenset()
+        if await connection.run_sync(lambda sync: inspect(sync).has_table("alembic_version")):
+            versions = await connection.exec_driver_sql("SELECT version_num FROM alembic_version")
+            found = frozenset(versions.scalars().all())
+    if found == heads or not found <= known:
+        return
+    side = script_location.parent.name
+    at = ", ".join(sorted(found)) or "no tables"
+    raise SettingsError(
+        f"{PREFIX}{setting}: the {side} database is not migrated (at {at}, newest"
+        f" {', '.join(sorted(heads))}); run `datadesk db upgrade` first"
+    )
 
 
 class UTCDateTime(TypeDecorator[datetime]):

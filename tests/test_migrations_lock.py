@@ -7,6 +7,7 @@ nothing to do. ``datadesk db revision`` writes the next numbered file.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -15,12 +16,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from alembic import command as alembic
 from conftest import POSTGRES_URL
 from database_pool import PostgresServer
 
+from backend.models.base import BACKEND_MIGRATIONS
 from bot.state import BOT_MIGRATIONS
-from common.db import upgrade_sync
-from common.settings import REPO_ROOT
+from common.db import alembic_config, make_engine, require_schema, upgrade_sync
+from common.settings import REPO_ROOT, SettingsError
 from datadesk import cli, migrate
 
 PROCESSES = 4
@@ -73,6 +76,71 @@ def test_processes_upgrading_a_fresh_database_at_once_migrate_it_once_without_er
             applied = re.findall(rf"{side} database: applied (\S+),", logs)
             assert applied == [first], logs
             assert logs.count(f"{side} database: already at the newest schema") == PROCESSES - 1
+    finally:
+        if names:
+            server = PostgresServer(POSTGRES_URL)
+            for name in names:
+                server.drop(name)
+
+
+def _revisions(folder: Path) -> list[str]:
+    """A migrations folder's revisions, oldest first (their files are numbered)."""
+    return sorted(p.stem for p in (folder / "versions").glob("[0-9]*.py"))
+
+
+async def _required(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        await require_schema(engine, BACKEND_MIGRATIONS, "DATABASE_URL")
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "db_kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres_only)]
+)
+def test_a_process_on_a_database_not_migrated_exits_with_one_line_naming_db_upgrade(
+    db_kind: str, tmp_path: Path
+) -> None:
+    databases, names = _fresh_databases(db_kind, tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATADESK_")}
+    env |= databases | {
+        "DATADESK_DATA_DIR": str(tmp_path / "var"),
+        "DATADESK_TELEGRAM_TOKEN": "123:stand-in",
+        "DATADESK_SERVICE_TOKEN": "token",
+        "DATADESK_HTTP_PORT": "0",
+    }
+
+    def started(*command: str) -> tuple[int, str]:
+        done = subprocess.run(  # noqa: S603 (our own interpreter and command)
+            [sys.executable, "-m", "datadesk.cli", *command],
+            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        return done.returncode, done.stderr
+
+    try:
+        for what, side, folder in (
+            ("backend", "backend", BACKEND_MIGRATIONS),
+            ("bot", "bot", BOT_MIGRATIONS),
+        ):
+            newest = _revisions(folder)[-1]
+            status, stderr = started(what)
+            assert status == 2, stderr
+            assert stderr.splitlines() == [
+                f"datadesk: DATADESK_{'BOT_' if side == 'bot' else ''}DATABASE_URL: the {side}"
+                f" database is not migrated (at no tables, newest {newest});"
+                " run `datadesk db upgrade` first"
+            ]
+        # One migration behind, as after deploying new code without migrating.
+        url = databases.get(
+            "DATADESK_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'var' / 'backend.sqlite3'}"
+        )
+        *_, before, newest = _revisions(BACKEND_MIGRATIONS)
+        alembic.upgrade(alembic_config(url, BACKEND_MIGRATIONS), before)
+        with pytest.raises(SettingsError, match=rf"\(at {before}, newest {newest}\)"):
+            asyncio.run(_required(url))
+        upgrade_sync(url, BACKEND_MIGRATIONS)
+        asyncio.run(_required(url))
     finally:
         if names:
             server = PostgresServer(POSTGRES_URL)
