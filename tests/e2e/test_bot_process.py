@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from fakes.botapi import TOKEN
 
+from bot.state import BOT_MIGRATIONS
+from common.db import upgrade_sync
 from common.settings import REPO_ROOT
 from e2e.conftest import Stack
 from e2e.steps import (
@@ -161,7 +163,9 @@ def test_a_bot_with_broken_dialog_files_refuses_to_start_and_says_where(tmp_path
         "DATADESK_TELEGRAM_API_URL": "http://127.0.0.1:9",
         "DATADESK_DIALOGS_DIR": str(broken),
         "DATADESK_SERVICE_TOKEN": "t",
+        "DATADESK_BOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}",
     }
+    upgrade_sync(env["DATADESK_BOT_DATABASE_URL"], BOT_MIGRATIONS)
     done = subprocess.run(
         [sys.executable, "-m", "datadesk.cli", "bot"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,

@@ -227,6 +227,7 @@ class BotApiStandIn:
         self._targets: list[str] | None = None
         self.delivered_to: list[tuple[int, str]] = []  # (update_id, bot URL) when balanced
         self._push_concurrency = 1
+        self._closing = False
 
     # ---- life cycle -------------------------------------------------------
 
@@ -237,6 +238,11 @@ class BotApiStandIn:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        # A long poll of a bot process already gone would hold the server's
+        # shutdown for the rest of its timeout (10 s a test): end them now.
+        self._closing = True
+        async with self._changed:
+            self._changed.notify_all()
         if self._pusher is not None:
             self._pusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -606,7 +612,7 @@ class BotApiStandIn:
             if not self._updates and timeout > 0:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(timeout):
-                        while not self._updates:
+                        while not self._updates and not self._closing:
                             await self._changed.wait()
             return list(self._updates[:limit])
 
