@@ -50,7 +50,7 @@ class Request(Base):
         UniqueConstraint("customer_ref", "idempotency_key", name="uq_requests_idempotency"),
         Index("ix_requests_queue", "state", "next_run_at"),
         # A claim skips a request while an earlier one of its customer is
-        # queued or running (``ledger.claims``): one probe of this per row.
+        # queued or running (``ledger.claims._in_turn``): one probe per customer.
         Index(
             "ix_requests_turns",
             "customer_ref",
