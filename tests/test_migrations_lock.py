@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,58 +30,56 @@ from datadesk import cli, migrate
 PROCESSES = 4
 
 
-def _fresh_databases(db_kind: str, tmp_path: Path) -> tuple[dict[str, str], list[str]]:
-    """Environment naming a new, empty backend and bot database; PostgreSQL names to drop."""
-    if db_kind == "sqlite":
-        return {}, []
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres_only)])
+def fresh_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """An environment with no DATADESK_ settings but a DATA_DIR and new, empty databases.
+
+    On SQLite the defaults in DATA_DIR (not there yet); on PostgreSQL two new
+    databases on the test server, dropped afterwards.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATADESK_")}
+    env["DATADESK_DATA_DIR"] = str(tmp_path / "var")
+    if request.param == "sqlite":
+        yield env
+        return
     server = PostgresServer(POSTGRES_URL)
     names = [f"dd_migratelock_{os.getpid()}_{which}" for which in ("backend", "bot")]
     for name in names:
         server.drop(name)
         server.admin(f'CREATE DATABASE "{name}"')
-    env = {
-        "DATADESK_DATABASE_URL": server.url_of(names[0]),
-        "DATADESK_BOT_DATABASE_URL": server.url_of(names[1]),
-    }
-    return env, names
-
-
-@pytest.mark.parametrize(
-    "db_kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres_only)]
-)
-def test_processes_upgrading_a_fresh_database_at_once_migrate_it_once_without_error(
-    db_kind: str, tmp_path: Path
-) -> None:
-    databases, names = _fresh_databases(db_kind, tmp_path)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DATADESK_")}
-    env |= databases | {"DATADESK_DATA_DIR": str(tmp_path / "var")}
+    env["DATADESK_DATABASE_URL"] = server.url_of(names[0])
+    env["DATADESK_BOT_DATABASE_URL"] = server.url_of(names[1])
     try:
-        processes = [
-            subprocess.Popen(
-                [sys.executable, "-m", "datadesk.cli", "db", "upgrade"],
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(PROCESSES)
-        ]
-        outputs = [process.communicate(timeout=120) for process in processes]
-        for process, (_, stderr) in zip(processes, outputs, strict=True):
-            assert process.returncode == 0, stderr
-        logs = "".join(stderr for _, stderr in outputs)
-        assert "Traceback" not in logs
-        assert "ERROR" not in logs
-        for side, first in (("backend", "0001_crm"), ("bot", "0001_conversations")):
-            applied = re.findall(rf"{side} database: applied (\S+),", logs)
-            assert applied == [first], logs
-            assert logs.count(f"{side} database: already at the newest schema") == PROCESSES - 1
+        yield env
     finally:
-        if names:
-            server = PostgresServer(POSTGRES_URL)
-            for name in names:
-                server.drop(name)
+        for name in names:
+            server.drop(name)
+
+
+def test_processes_upgrading_a_fresh_database_at_once_migrate_it_once_without_error(
+    fresh_env: dict[str, str],
+) -> None:
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "datadesk.cli", "db", "upgrade"],
+            cwd=REPO_ROOT,
+            env=fresh_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(PROCESSES)
+    ]
+    outputs = [process.communicate(timeout=120) for process in processes]
+    for process, (_, stderr) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, stderr
+    logs = "".join(stderr for _, stderr in outputs)
+    assert "Traceback" not in logs
+    assert "ERROR" not in logs
+    for side, first in (("backend", "0001_crm"), ("bot", "0001_conversations")):
+        applied = re.findall(rf"{side} database: applied (\S+),", logs)
+        assert applied == [first], logs
+        assert logs.count(f"{side} database: already at the newest schema") == PROCESSES - 1
 
 
 def _revisions(folder: Path) -> list[str]:
@@ -96,16 +95,10 @@ async def _required(url: str) -> None:
         await engine.dispose()
 
 
-@pytest.mark.parametrize(
-    "db_kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres_only)]
-)
 def test_a_process_on_a_database_not_migrated_exits_with_one_line_naming_db_upgrade(
-    db_kind: str, tmp_path: Path
+    fresh_env: dict[str, str],
 ) -> None:
-    databases, names = _fresh_databases(db_kind, tmp_path)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DATADESK_")}
-    env |= databases | {
-        "DATADESK_DATA_DIR": str(tmp_path / "var"),
+    env = fresh_env | {
         "DATADESK_TELEGRAM_TOKEN": "123:stand-in",
         "DATADESK_SERVICE_TOKEN": "token",
         "DATADESK_HTTP_PORT": "0",
@@ -118,34 +111,29 @@ def test_a_process_on_a_database_not_migrated_exits_with_one_line_naming_db_upgr
         )  # fmt: skip
         return done.returncode, done.stderr
 
-    try:
-        for what, side, folder in (
-            ("backend", "backend", BACKEND_MIGRATIONS),
-            ("bot", "bot", BOT_MIGRATIONS),
-        ):
-            newest = _revisions(folder)[-1]
-            status, stderr = started(what)
-            assert status == 2, stderr
-            assert stderr.splitlines() == [
-                f"datadesk: DATADESK_{'BOT_' if side == 'bot' else ''}DATABASE_URL: the {side}"
-                f" database is not migrated (at no tables, newest {newest});"
-                " run `datadesk db upgrade` first"
-            ]
-        # One migration behind, as after deploying new code without migrating.
-        url = databases.get(
-            "DATADESK_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'var' / 'backend.sqlite3'}"
-        )
-        *_, before, newest = _revisions(BACKEND_MIGRATIONS)
-        alembic.upgrade(alembic_config(url, BACKEND_MIGRATIONS), before)
-        with pytest.raises(SettingsError, match=rf"\(at {before}, newest {newest}\)"):
-            asyncio.run(_required(url))
-        upgrade_sync(url, BACKEND_MIGRATIONS)
+    for what, side, folder in (
+        ("backend", "backend", BACKEND_MIGRATIONS),
+        ("bot", "bot", BOT_MIGRATIONS),
+    ):
+        newest = _revisions(folder)[-1]
+        status, stderr = started(what)
+        assert status == 2, stderr
+        assert stderr.splitlines() == [
+            f"datadesk: DATADESK_{'BOT_' if side == 'bot' else ''}DATABASE_URL: the {side}"
+            f" database is not migrated (at no tables, newest {newest});"
+            " run `datadesk db upgrade` first"
+        ]
+    # One migration behind, as after deploying new code without migrating.
+    url = env.get(
+        "DATADESK_DATABASE_URL",
+        f"sqlite+aiosqlite:///{Path(env['DATADESK_DATA_DIR']) / 'backend.sqlite3'}",
+    )
+    *_, before, newest = _revisions(BACKEND_MIGRATIONS)
+    alembic.upgrade(alembic_config(url, BACKEND_MIGRATIONS), before)
+    with pytest.raises(SettingsError, match=rf"\(at {before}, newest {newest}\)"):
         asyncio.run(_required(url))
-    finally:
-        if names:
-            server = PostgresServer(POSTGRES_URL)
-            for name in names:
-                server.drop(name)
+    upgrade_sync(url, BACKEND_MIGRATIONS)
+    asyncio.run(_required(url))
 
 
 def test_revision_numbers_the_next_migration_after_the_highest(tmp_path: Path) -> None:
