@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from backend.services import open_services
 from backend.settings import Settings
 from common.errors import ConfigError
 from common.vocabulary.locales import SHIPPED_LOCALES
+from datadesk import cli
 
 GOOD = """\
 responses:
@@ -127,17 +129,17 @@ async def test_agents_add_refuses_a_short_password(
     assert await _agents(settings) == []
 
 
-async def test_agents_add_on_an_unmigrated_database_says_what_to_run(
-    tmp_path: Path,
-    settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+def test_agents_add_on_an_unmigrated_database_says_what_to_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import asyncio
-
-    empty = replace(settings, database_url=f"sqlite+aiosqlite:///{tmp_path / 'empty.sqlite3'}")
-    status = await asyncio.to_thread(
-        _run, monkeypatch, empty, "a long enough secret\n", "sam", "agent"
-    )
-    assert status == 1
-    assert "datadesk db upgrade" in capsys.readouterr().err
+    for name in [k for k in os.environ if k.startswith("DATADESK_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("DATADESK_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("DATADESK_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'empty.sqlite3'}")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("a long enough secret\n"))
+    status = cli.main(["agents", "add", "sam"])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "the backend database is not migrated" in err
+    assert "run `datadesk db upgrade` first" in err
+    assert "Traceback" not in err

@@ -118,10 +118,11 @@ def _run(settings: Settings, change: Change[T]) -> T:
         template = REFUSALS.get(exc.code, exc.code)
         raise _Refused(template.format(name=exc.name), 1) from exc
     except DBAPIError as exc:
-        # Almost always a database that was never migrated; say what to do.
+        # A database not migrated is refused before this (``require_schema``): this
+        # is one that is down, or a role without the rights the migrations grant.
         raise _Refused(
-            f"the database refused ({type(exc.orig).__name__}); "
-            "has `datadesk db upgrade` been run?",
+            f"the database refused ({type(exc.orig).__name__}); is it up, and is "
+            "DATADESK_DATABASE_URL's role the application's (docs/deployment.md)?",
             1,
         ) from exc
 
