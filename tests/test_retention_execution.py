@@ -11,12 +11,11 @@ from typing import Any
 
 import pytest
 from conftest import LiveBackend
-from fakes.ledger import add_customers, customer, preview, session_token, submit
+from fakes.ledger import FlakyCrm, add_customers, customer, preview, session_token, submit
 from sqlalchemy import select, update
 
 from backend.crm.builtin import BuiltinCrm
-from backend.crm.connector import Address
-from backend.errors import Conflict, ConnectorError
+from backend.errors import Conflict
 from backend.ledger import interventions
 from backend.ledger.previews import mask_product_id
 from backend.ledger.purge import (
@@ -256,7 +255,7 @@ async def test_a_failed_request_keeps_its_details_for_a_retry_then_loses_them(
     _, body = await submit(
         backend, token, "update_contact", {"field": "address", "address": address}
     )
-    crm = _DownCrm(backend.services.sessions, backend.services.clock)
+    crm = FlakyCrm(backend.services.sessions, backend.services.clock, failures=100)
     for _ in range(5):
         await run_one(backend.services, crm, "w1")
         clock.advance(hours=2)
@@ -285,10 +284,3 @@ async def test_a_failed_request_keeps_its_details_for_a_retry_then_loses_them(
                 session, body["reference"], actor="agent:s", reason="customer asked", at=clock.now()
             )
     assert refused.value.code == "payload_gone"
-
-
-class _DownCrm(BuiltinCrm):
-    """The built-in CRM, never reachable for an address change."""
-
-    async def update_address(self, ref: str, address: Address, *, idempotency_key: str) -> None:
-        raise ConnectorError("CRM timed out")

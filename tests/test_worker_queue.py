@@ -6,14 +6,11 @@ import asyncio
 from datetime import timedelta
 
 from conftest import LiveBackend
-from fakes.ledger import add_customers, customer, proof_token, session_token, submit
+from fakes.ledger import FlakyCrm, add_customers, customer, proof_token, session_token, submit
 from sqlalchemy import func, select
 from sqlalchemy import text as sa_text
 
 from backend import audit
-from backend.crm.builtin import BuiltinCrm
-from backend.crm.connector import Address
-from backend.errors import ConnectorError
 from backend.ledger.claims import LEASE_SECONDS, claim
 from backend.ledger.outcomes import backoff
 from backend.ledger.worker import run_one, run_workers
@@ -23,21 +20,6 @@ from backend.models.ledger import Notification, Request
 from common.clock import FakeClock
 
 ADDRESS = {"line1": "Elizabetes iela 2", "city": "Rīga", "postcode": "LV-1010", "country": "LV"}
-
-
-class FlakyCrm(BuiltinCrm):
-    """The built-in CRM, unreachable for the first ``failures`` address updates."""
-
-    def __init__(self, *args: object, failures: int) -> None:
-        super().__init__(*args)  # type: ignore[arg-type]
-        self.failures = failures
-        self.calls = 0
-
-    async def update_address(self, ref: str, address: Address, *, idempotency_key: str) -> None:
-        self.calls += 1
-        if self.calls <= self.failures:
-            raise ConnectorError("CRM timed out")
-        await super().update_address(ref, address, idempotency_key=idempotency_key)
 
 
 def crm_of(backend: LiveBackend, failures: int = 0) -> FlakyCrm:

@@ -1,4 +1,4 @@
-"""Helpers for the ledger, worker, retention and notification tests: customers and tokens.
+"""Helpers for the ledger, worker, retention and notification tests: customers, tokens, a CRM.
 
 Customers go into the real built-in CRM through its importer; session and proof
 tokens are written as verification would write them after a correct code, so
@@ -13,6 +13,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from backend.crm import importer
+from backend.crm.builtin import BuiltinCrm
+from backend.crm.connector import Address
+from backend.errors import ConnectorError
 from backend.models.verification import ContactProof, CustomerSession
 from backend.services import Services
 
@@ -141,3 +144,18 @@ async def preview(backend: LiveBackend, token: str, scope: list[str]) -> tuple[i
         headers=session_headers(token),
     ) as response:
         return response.status, await response.json()
+
+
+class FlakyCrm(BuiltinCrm):
+    """The built-in CRM, unreachable for the first ``failures`` address updates."""
+
+    def __init__(self, *args: object, failures: int) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self.failures = failures
+        self.calls = 0
+
+    async def update_address(self, ref: str, address: Address, *, idempotency_key: str) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ConnectorError("CRM timed out")
+        await super().update_address(ref, address, idempotency_key=idempotency_key)
