@@ -110,6 +110,7 @@ async def _pick(session: AsyncSession, now: datetime, limit: int) -> list[Row[An
         want = limit - len(picked)
         if want <= 0:
             break
+        size = want << page_number
         due = [Request.state == QUEUED, Request.next_run_at <= now]
         if after is not None:
             due.append(tuple_(*order) > tuple_(literal(after[0], UTCDateTime()), literal(after[1])))
@@ -118,12 +119,12 @@ async def _pick(session: AsyncSession, now: datetime, limit: int) -> list[Row[An
                 select(*columns)
                 .where(*due)
                 .order_by(*order)
-                .limit(want << page_number)
+                .limit(size)
                 .with_for_update(skip_locked=True)
             )
         ).all()
         picked += (await _in_turn(session, page))[:want]
-        if len(page) < want << page_number:
+        if len(page) < size:
             break
         after = (page[-1].next_run_at, page[-1].id)
     return picked
